@@ -1,0 +1,265 @@
+"""Loading maps: YAML (or a dict) → validated model → `extends` resolved → integrity-checked `ResolvedMap`.
+
+The loader is the only way in. It reads docker-map's layout (container configs at the top level or under
+`containers`), validates with the pydantic schema, and turns every complaint into a `MapProblem` that names
+the file, line, column and key path. Several files load together into a `MapSet`; map names must be unique.
+Nothing here touches the engine: reading the files is left to the caller (`load_map_files` is the one
+convenience that opens files, and it does no other I/O).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import schema
+from .errors import KeyPath, MapError, MapProblem, Severity, did_you_mean
+from .extends import ExtendsError, extend_all
+from .integrity import check_integrity
+from .resolved import ResolvedMap
+from .yamlfile import Positions, read_yaml
+
+_VOCABULARY: set[str] = set()
+for _model in (schema.ContainerConfig, schema.VolumeConfig, schema.NetworkConfig, schema.HealthCheck,
+               schema.NetworkEndpoint, schema.ExecCommand, schema.PortBinding, schema.InitSettings):
+    _VOCABULARY.update(_model.model_fields)
+_CONFIG_KEYS = set(schema.ContainerConfig.model_fields)
+
+
+@dataclass
+class MapSet:
+    """Several maps loaded together (each file its own map), plus the warnings found while loading."""
+
+    maps: dict[str, ResolvedMap] = field(default_factory=dict)
+    warnings: list[MapProblem] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[ResolvedMap]:
+        return iter(self.maps.values())
+
+    def __getitem__(self, name: str) -> ResolvedMap:
+        return self.maps[name]
+
+    def __len__(self) -> int:
+        return len(self.maps)
+
+
+def load_map_files(paths: Iterable[str | os.PathLike[str]], *, check: bool = True) -> MapSet:
+    """Load several map files; every problem of every file is collected before raising `MapError`."""
+    problems: list[MapProblem] = []
+    loaded: list[ResolvedMap] = []
+    for path in paths:
+        file = os.fspath(path)
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(MapProblem(f"cannot read map file: {exc.strerror or exc}", file=file))
+            continue
+        try:
+            loaded.append(load_map_text(text, file, check=check))
+        except MapError as exc:
+            problems.extend(exc.problems)
+    return _combine(loaded, problems)
+
+
+def _combine(loaded: Sequence[ResolvedMap], problems: list[MapProblem]) -> MapSet:
+    result = MapSet()
+    for resolved in loaded:
+        other = result.maps.get(resolved.name)
+        if other is not None:
+            problems.append(resolved.positions.problem(
+                ("name",), f"map name '{resolved.name}' is already used by {other.file}"))
+            continue
+        result.maps[resolved.name] = resolved
+        result.warnings.extend(resolved_warnings(resolved))
+    if any(p.severity is Severity.ERROR for p in problems):
+        raise MapError(problems)
+    return result
+
+
+def combine_maps(maps: Sequence[ResolvedMap]) -> MapSet:
+    """Put already loaded maps together, checking that their names are unique."""
+    return _combine(maps, [])
+
+
+def load_map_text(text: str, file: str = "<map>", *, default_name: str | None = None, check: bool = True) -> ResolvedMap:
+    data, positions = read_yaml(text, file)
+    if default_name is None and file != "<map>":
+        default_name = Path(file).stem
+    base_dir = posixpath.dirname(posixpath.abspath(file)) if file != "<map>" else os.getcwd()
+    return load_map_dict(data, file=file, positions=positions, default_name=default_name, base_dir=base_dir,
+                         check=check)
+
+
+def load_map_dict(
+    data: Any,
+    *,
+    file: str = "<map>",
+    positions: Positions | None = None,
+    default_name: str | None = None,
+    base_dir: str | None = None,
+    check: bool = True,
+) -> ResolvedMap:
+    """Validate and resolve one map given as plain data (what YAML gives, or a docker-map style dict)."""
+    positions = positions or Positions(file)
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise MapError([positions.problem((), "a map file must be a mapping of keys to values")])
+    structured, origin = _structure(data, default_name)
+    problems: list[MapProblem] = []
+    if "name" not in structured:
+        problems.append(positions.problem((), "the map has no 'name' (add `name: <map name>`)"))
+        raise MapError(problems)
+    try:
+        model = schema.ContainerMapModel.model_validate(structured)
+    except ValidationError as exc:
+        problems.extend(_problems_from_validation(exc, structured, origin, positions))
+        raise MapError(problems) from None
+    try:
+        extended = extend_all(model.containers)
+    except ExtendsError as exc:
+        raise MapError([positions.problem((*origin(exc.config), "extends"), str(exc))]) from None
+    resolved = ResolvedMap(
+        model=model,
+        file=file,
+        base_dir=base_dir or os.getcwd(),
+        positions=positions,
+        configs={name: cfg for name, cfg in extended.items() if not cfg.abstract},
+        extended=extended,
+    )
+    if check:
+        found = check_integrity(resolved, origin)
+        if any(p.severity is Severity.ERROR for p in found):
+            raise MapError(found)
+    return resolved
+
+
+def resolved_warnings(resolved: ResolvedMap) -> list[MapProblem]:
+    from .integrity import warnings_for
+
+    return warnings_for(resolved)
+
+
+# --- structure and error translation -------------------------------------------------------------------
+
+
+class _Origin:
+    """Maps a container config name back to where it was written (top level or under `containers`)."""
+
+    def __init__(self, top_level: set[str]) -> None:
+        self.top_level = top_level
+
+    def __call__(self, config: str) -> KeyPath:
+        return (config,) if config in self.top_level else ("containers", config)
+
+
+def _structure(data: Mapping[Any, Any], default_name: str | None) -> tuple[dict[str, Any], _Origin]:
+    """docker-map's layout: known map keys, `containers`, and every other top-level key as a config."""
+    out: dict[str, Any] = {}
+    containers: dict[str, Any] = {}
+    top_level: set[str] = set()
+    for raw_key, value in data.items():
+        key = str(raw_key)
+        if key in schema.MAP_KEYS and key != "containers":
+            out[key] = value
+        elif key == "containers":
+            if isinstance(value, Mapping):
+                for name, cfg in value.items():
+                    containers[str(name)] = {} if cfg is None else cfg
+            else:
+                out["containers"] = value
+        else:
+            containers[key] = {} if value is None else value
+            top_level.add(key)
+    if "containers" not in out:
+        out["containers"] = containers
+    if "name" not in out and default_name:
+        out["name"] = default_name
+    return out, _Origin(top_level)
+
+
+def _walk(data: Any, loc: Sequence[int | str], origin: _Origin) -> tuple[KeyPath, list[int | str]]:
+    """Follow a pydantic error location through the raw data; return the raw key path and the rest."""
+    path: list[str | int] = []
+    node = data
+    parts = list(loc)
+    index = 0
+    if parts[:1] == ["containers"] and len(parts) > 1:
+        path = list(origin(str(parts[1])))
+        node = data.get("containers", {}).get(parts[1]) if isinstance(data.get("containers"), dict) else None
+        index = 2
+    while index < len(parts):
+        part = parts[index]
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, Mapping) and isinstance(part, str) and part.isdigit() and int(part) in node:
+            part = int(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            break
+        path.append(part)
+        index += 1
+    rest = [p for p in parts[index:] if not _is_type_tag(p)]
+    return tuple(path), rest
+
+
+def _is_type_tag(part: int | str) -> bool:
+    return isinstance(part, str) and (
+        "[" in part or part in {"str", "int", "float", "bool", "list", "dict", "none", "function-before",
+                                "function-after", "tagged-union", "union", "nullable", "literal"}
+    )
+
+
+def _problems_from_validation(
+    exc: ValidationError, data: dict[str, Any], origin: _Origin, positions: Positions
+) -> list[MapProblem]:
+    problems: list[MapProblem] = []
+    seen: set[tuple[KeyPath, str]] = set()
+    for error in exc.errors(include_url=False):
+        path, rest = _walk(data, error["loc"], origin)
+        message = _message(error, path, rest)
+        if (path, message) in seen:
+            continue
+        seen.add((path, message))
+        problems.append(positions.problem(path, message))
+    return problems
+
+
+def _message(error: Any, path: KeyPath, rest: list[int | str]) -> str:
+    kind = error["type"]
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest).lstrip(".")
+    prefix = f"{where}: " if where else ""
+    if kind == "extra_forbidden":
+        key = str(path[-1]) if path else str(error["loc"][-1])
+        hint = did_you_mean(key, _VOCABULARY)
+        if len(path) == 2 and path[0] != "containers" and not hint:
+            hint = did_you_mean(key, _CONFIG_KEYS)
+        return f"unknown key '{key}'{hint}"
+    if kind == "missing":
+        return f"{prefix}missing required key"
+    text = str(error["msg"])
+    text = text.removeprefix("Value error, ")
+    if kind in ("model_type", "dict_type") and len(path) == 1 and path[0] not in schema.MAP_KEYS:
+        near = did_you_mean(str(path[0]), schema.MAP_KEYS)
+        text = f"a container config must be a mapping{near}" if near else "a container config must be a mapping"
+    return f"{prefix}{text}"
+
+
+def model_json_schema() -> dict[str, Any]:
+    """JSON Schema of a map file (for editors): map keys plus container configs at the top level."""
+    base: dict[str, Any] = schema.ContainerMapModel.model_json_schema(mode="validation")
+    config_ref = {"$ref": "#/$defs/ContainerConfig"}
+    base["additionalProperties"] = config_ref
+    base["required"] = []
+    base["title"] = "reconciler container map (docker-map 1.x format)"
+    base["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return base
+

@@ -1,0 +1,152 @@
+"""A loaded map with everything docker-map resolves at use time made explicit.
+
+`ResolvedMap` holds the configs with `extends` merged in (abstract ones left out) and answers the questions
+the planner asks: which instances a config has, which image a config runs (`repository` / `default_tag`
+applied as docker-map does), where an alias lives on the host for an instance (`host_root` joined), where
+an alias is mounted, which config provides a used volume, and what a config depends on. It is pure data plus
+pure functions; naming of engine objects lives in `reconciler.plan.naming`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .schema import PRESET_NETWORKS, ContainerConfig, ContainerMapModel, NetworkModeKind, Use
+from .yamlfile import Positions
+
+
+def resolve_image(image: str, repository: str | None, default_tag: str) -> str:
+    """docker-map's image name rules: a `/`-less name gets `repository/`, a leading `/` opts out of it, and a
+    name without a tag gets `default_tag`."""
+    if image.startswith("/"):
+        name = image[1:]
+    elif "/" in image or not repository:
+        name = image
+    else:
+        name = f"{repository}/{image}"
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last or "@" in last:
+        return name
+    return f"{name}:{default_tag}"
+
+
+@dataclass(frozen=True)
+class UsedVolumeSource:
+    """Where a `uses` entry gets its volume from: an attached volume of a config, or a whole container."""
+
+    config: str
+    alias: str | None  # None: `volumes_from` the container config
+    instance: str | None = None
+
+
+@dataclass
+class ResolvedMap:
+    model: ContainerMapModel
+    file: str
+    base_dir: str
+    positions: Positions
+    configs: dict[str, ContainerConfig] = field(default_factory=dict)  # extended, non-abstract
+    extended: dict[str, ContainerConfig] = field(default_factory=dict)  # extended, all
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def __iter__(self) -> Iterator[tuple[str, ContainerConfig]]:
+        return iter(self.configs.items())
+
+    # --- instances and images ------------------------------------------------------------------------
+
+    def instances(self, config: str) -> list[str | None]:
+        """docker-map: a config without `instances` has one unnamed instance."""
+        names = self.configs[config].instances
+        return list(names) if names else [None]
+
+    def image(self, config: str) -> str:
+        image = self.configs[config].image or config
+        return resolve_image(image, self.model.repository, self.model.default_tag)
+
+    # --- volumes -------------------------------------------------------------------------------------
+
+    def host_path(self, alias: str, instance: str | None) -> str | None:
+        entry = self.model.host.get(alias)
+        if entry is None:
+            return None
+        path = entry.for_instance(instance)
+        return None if path is None else self.absolute_host_path(path)
+
+    def absolute_host_path(self, path: str) -> str:
+        """Relative host paths are joined to `host_root`, or to the map file's folder when there is none."""
+        if posixpath.isabs(path):
+            return posixpath.normpath(path)
+        root = self.model.host_root or self.base_dir
+        if not posixpath.isabs(root):
+            root = posixpath.join(self.base_dir, root)
+        return posixpath.normpath(posixpath.join(root, path))
+
+    def volume_path(self, alias: str) -> str | None:
+        volume = self.model.volumes.get(alias)
+        return None if volume is None else volume.default_path
+
+    def attached_aliases(self) -> dict[str, str]:
+        """Attached alias → the config that attaches it (without `use_attached_parent_name`)."""
+        return {a.alias: name for name, cfg in self.configs.items() for a in cfg.attaches}
+
+    def attach_path(self, config: str, alias: str) -> str | None:
+        for attach in self.configs[config].attaches:
+            if attach.alias == alias:
+                return attach.path or self.volume_path(alias)
+        return None
+
+    def use_source(self, use: Use) -> UsedVolumeSource | None:
+        """Which config (and attached alias) a `uses` entry refers to; None if nothing matches."""
+        name = use.name
+        if self.model.use_attached_parent_name:
+            parent, _, alias = name.partition(".")
+            cfg = self.configs.get(parent)
+            if cfg is not None and alias and any(a.alias == alias for a in cfg.attaches):
+                return UsedVolumeSource(parent, alias)
+        else:
+            provider = self.attached_aliases().get(name)
+            if provider is not None:
+                return UsedVolumeSource(provider, name)
+        config, _, instance = name.partition(".")
+        if config in self.configs and (not instance or instance in self.configs[config].instances):
+            return UsedVolumeSource(config, None, instance or None)
+        return None
+
+    def use_path(self, use: Use) -> str | None:
+        """Mount path of a used attached volume: explicit, else the attaching config's, else `volumes`."""
+        if use.path:
+            return use.path
+        source = self.use_source(use)
+        if source is None or source.alias is None:
+            return None
+        return self.attach_path(source.config, source.alias)
+
+    # --- dependencies --------------------------------------------------------------------------------
+
+    def dependencies(self, config: str) -> set[str]:
+        """Configs that must exist before `config` (links, uses, network_mode, endpoint links)."""
+        cfg = self.configs[config]
+        deps: set[str] = set()
+        for link in cfg.links:
+            deps.add(link.container.partition(".")[0])
+        for endpoint in cfg.networks:
+            for link in endpoint.links:
+                deps.add(link.container.partition(".")[0])
+        for use in cfg.uses:
+            source = self.use_source(use)
+            if source is not None:
+                deps.add(source.config)
+        mode = cfg.network_mode
+        if mode is not None and mode.kind is NetworkModeKind.CONTAINER:
+            deps.add(mode.value)
+        return {d for d in deps if d in self.configs}
+
+    def network_names(self) -> list[str]:
+        """Networks the map creates (presets excluded)."""
+        return [n for n in self.model.networks if n not in PRESET_NETWORKS]
+

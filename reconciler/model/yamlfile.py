@@ -1,0 +1,177 @@
+"""YAML reading that remembers where every value came from.
+
+PyYAML's constructors drop positions, so we compose the node graph ourselves and build plain Python values
+while recording, for each key path, the line and column it was written at. Every later complaint about the
+map (schema, integrity) looks its key path up here, which is how an error can say `site.yaml:12:5`.
+
+Supported tags: the YAML 1.1 core types, merge keys (`<<`), and docker-map's `!path` / `!path_lazy`, which
+expand `~` and `$VARS` in a string. Anything else (a Python object tag, a complex key, a recursive alias,
+several documents) is a clear error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .errors import KeyPath, MapError, MapProblem
+
+PATH_TAGS = ("!path", "!path_lazy")
+_MAX_DEPTH = 64
+
+
+@dataclass
+class Positions:
+    """Line/column (1-based) of each key path in one file; lookups fall back to the nearest ancestor."""
+
+    file: str
+    where: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, path: KeyPath) -> tuple[int | None, int | None]:
+        for end in range(len(path), -1, -1):
+            hit = self.where.get(path[:end])
+            if hit is not None:
+                return hit
+        return None, None
+
+    def problem(self, path: KeyPath, message: str, **kwargs: Any) -> MapProblem:
+        line, column = self.locate(path)
+        return MapProblem(message, file=self.file, line=line, column=column, key_path=path, **kwargs)
+
+
+def expand_path(value: str) -> str:
+    """What `!path` means: `~` and `$VARS` expanded, as docker-map does."""
+    return os.path.expanduser(os.path.expandvars(value))
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that knows docker-map's path tags (used only for composing and scalar construction)."""
+
+
+for _tag in PATH_TAGS:
+    _Loader.add_constructor(_tag, lambda loader, node: expand_path(str(loader.construct_scalar(node))))
+
+
+class _Builder:
+    def __init__(self, loader: _Loader, positions: Positions) -> None:
+        self.loader = loader
+        self.positions = positions
+        self.problems: list[MapProblem] = []
+        self._active: set[int] = set()
+
+    def fail(self, node: yaml.Node, path: KeyPath, message: str) -> None:
+        mark = node.start_mark
+        self.problems.append(
+            MapProblem(message, file=self.positions.file, line=mark.line + 1, column=mark.column + 1, key_path=path)
+        )
+
+    def build(self, node: yaml.Node, path: KeyPath) -> Any:
+        if len(path) > _MAX_DEPTH or id(node) in self._active:
+            self.fail(node, path, "value nests too deeply (recursive YAML alias?)")
+            return None
+        self._active.add(id(node))
+        try:
+            return self._build(node, path)
+        finally:
+            self._active.discard(id(node))
+
+    def _build(self, node: yaml.Node, path: KeyPath) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag in PATH_TAGS:
+                return expand_path(str(node.value))
+            if node.tag.startswith("tag:yaml.org,2002:") and node.tag in self.loader.yaml_constructors:
+                try:
+                    return self.loader.construct_object(node, deep=True)
+                except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+                    self.fail(node, path, f"invalid {node.tag.rsplit(':', 1)[-1]} value {node.value!r}: {exc}")
+                    return None
+            self.fail(node, path, f"unsupported YAML tag {node.tag!r}")
+            return None
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != "tag:yaml.org,2002:seq":
+                self.fail(node, path, f"unsupported YAML tag {node.tag!r}")
+                return None
+            items = []
+            for index, child in enumerate(node.value):
+                self.positions.where.setdefault((*path, index), _mark(child))
+                items.append(self.build(child, (*path, index)))
+            return items
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != "tag:yaml.org,2002:map":
+                self.fail(node, path, f"unsupported YAML tag {node.tag!r}")
+                return None
+            try:
+                self.loader.flatten_mapping(node)
+            except yaml.YAMLError as exc:
+                self.fail(node, path, f"invalid merge key: {_reason(exc)}")
+                return None
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self.fail(key_node, path, "a mapping key must be a plain value, not a list or mapping")
+                    continue
+                key = self._build(key_node, path)
+                if key is None and key_node.value not in ("", "~", "null", "Null", "NULL"):
+                    continue  # already reported
+                if key is None:
+                    key = ""
+                if not isinstance(key, (str, int, float, bool)):
+                    key = str(key_node.value)
+                if key in result:
+                    self.fail(key_node, (*path, _key(key)), f"duplicate key {key!r}")
+                    continue
+                self.positions.where.setdefault((*path, _key(key)), _mark(key_node))
+                result[key] = self.build(value_node, (*path, _key(key)))
+            return result
+        self.fail(node, path, "unsupported YAML node")  # pragma: no cover - PyYAML has only three kinds
+        return None
+
+
+def _key(key: object) -> str | int:
+    return key if isinstance(key, (str, int)) and not isinstance(key, bool) else str(key)
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _reason(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None)
+    return str(problem or exc).strip()
+
+
+def read_yaml(text: str, file: str) -> tuple[Any, Positions]:
+    """Parse one YAML document; return plain values and their positions, or raise `MapError`."""
+    positions = Positions(file)
+    loader = _Loader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else None
+            column = mark.column + 1 if mark else None
+            raise MapError(
+                [MapProblem(f"YAML syntax error: {_reason(exc)}", file=file, line=line, column=column)]
+            ) from None
+        except yaml.YAMLError as exc:
+            raise MapError([MapProblem(f"YAML error: {_reason(exc)}", file=file)]) from None
+        if node is None:
+            return None, positions
+        builder = _Builder(loader, positions)
+        positions.where[()] = _mark(node)
+        value = builder.build(node, ())
+        if builder.problems:
+            raise MapError(builder.problems)
+        return value, positions
+    finally:
+        loader.dispose()
+
+
+def positions_for_dict(data: Mapping[Any, Any], file: str) -> Positions:
+    """Positions for a map given as a Python dict (the API): key paths only, no lines."""
+    return Positions(file)

@@ -1,0 +1,68 @@
+"""Names and labels of everything reconciler creates (DESIGN §3) — a contract users and other tools rely on.
+
+- containers: `<map>.<config>` or `<map>.<config>.<instance>`;
+- attached volumes: `<map>.<alias>`, or `<map>.<config>.<alias>` with `use_attached_parent_name`;
+- volume inits (the one-shot container that prepares an attached volume): `<volume name>.init`;
+- networks: `<map>.<name>`, except the presets bridge / host / none, which keep their names;
+- hostnames as docker-map: the container name with `.` and `_` replaced by `-`.
+
+Every object carries labels under `LABEL_PREFIX`; ownership is by label, never by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.model import PRESET_NETWORKS
+
+LABEL_PREFIX = "io.reconciler"
+LABEL_MANAGED = f"{LABEL_PREFIX}.managed"  # "true" on everything we own
+LABEL_MAP = f"{LABEL_PREFIX}.map"
+LABEL_CONFIG = f"{LABEL_PREFIX}.config"
+LABEL_INSTANCE = f"{LABEL_PREFIX}.instance"
+LABEL_KIND = f"{LABEL_PREFIX}.kind"  # container | volume | volume-init | network
+LABEL_ALIAS = f"{LABEL_PREFIX}.alias"  # attached volume alias (volumes and volume inits)
+LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
+LABEL_IMAGE = f"{LABEL_PREFIX}.image"  # the image reference the container was created from
+LABEL_SELF = f"{LABEL_PREFIX}.self"  # on the daemon's own container: never manage it
+
+
+@dataclass(frozen=True, order=True)
+class ContainerKey:
+    """Identity of one container instance in one map."""
+
+    map: str
+    config: str
+    instance: str | None = None
+
+    def __str__(self) -> str:
+        return container_name(self.map, self.config, self.instance)
+
+
+def container_name(map_name: str, config: str, instance: str | None = None) -> str:
+    return f"{map_name}.{config}.{instance}" if instance else f"{map_name}.{config}"
+
+
+def hostname(name: str) -> str:
+    return name.replace(".", "-").replace("_", "-")
+
+
+def attached_volume_name(map_name: str, config: str, alias: str, use_parent_name: bool) -> str:
+    return f"{map_name}.{config}.{alias}" if use_parent_name else f"{map_name}.{alias}"
+
+
+def volume_init_name(volume: str) -> str:
+    return f"{volume}.init"
+
+
+def network_name(map_name: str, network: str) -> str:
+    return network if network in PRESET_NETWORKS else f"{map_name}.{network}"
+
+
+def base_labels(kind: str, map_name: str, config: str | None = None, instance: str | None = None) -> dict[str, str]:
+    labels = {LABEL_MANAGED: "true", LABEL_KIND: kind, LABEL_MAP: map_name}
+    if config is not None:
+        labels[LABEL_CONFIG] = config
+    if instance is not None:
+        labels[LABEL_INSTANCE] = instance
+    return labels
