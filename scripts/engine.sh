@@ -226,13 +226,26 @@ fi
 
 # --- 3: start dockerd -----------------------------------------------------
 
+# Zombies do not count: PID 1 here may reap orphans only after a while.
 pid_alive_as() {  # pid comm
-    [[ -n "$1" && -r /proc/$1/comm ]] && [[ "$(cat "/proc/$1/comm" 2>/dev/null)" == "$2" ]]
+    local state
+    [[ -n "$1" && -r /proc/$1/stat ]] || return 1
+    [[ "$(cat "/proc/$1/comm" 2>/dev/null)" == "$2" ]] || return 1
+    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+    [[ -n "$state" && "$state" != Z && "$state" != X ]]
+}
+
+live_pid_of() {  # comm -> first live pid
+    local p
+    for p in $(pgrep -x "$1" || true); do
+        if pid_alive_as "$p" "$1"; then echo "$p"; return 0; fi
+    done
+    return 1
 }
 
 if (( need_engine )); then
     command -v dockerd >/dev/null 2>&1 || die "dockerd is not installed"
-    running=$(pgrep -x dockerd | head -n1 || true)
+    running=$(live_pid_of dockerd || true)
     if [[ -n "$running" ]]; then
         log "dockerd already running (pid $running); waiting for it"
     else
@@ -243,6 +256,12 @@ if (( need_engine )); then
                 rm -f /var/run/docker.pid
             fi
         fi
+        # dockerd's own (managed) containerd: a pid file naming a dead or
+        # zombie process makes dockerd wait ~10 s for it to go away.
+        cpidfile=/var/run/docker/containerd/containerd.pid
+        if [[ -e $cpidfile ]] && ! pid_alive_as "$(cat "$cpidfile" 2>/dev/null || true)" containerd; then
+            rm -f "$cpidfile"
+        fi
         log "starting dockerd (log: $DOCKERD_LOG)"
         echo "=== $(date -Is) engine.sh starting dockerd" >>"$DOCKERD_LOG"
         # New session, all fds redirected: the daemon must not hold the
@@ -252,7 +271,7 @@ if (( need_engine )); then
     fi
     deadline=$((SECONDS + ENGINE_WAIT_SECONDS))
     until engine_answers; do
-        if ! kill -0 "$running" 2>/dev/null && ! pgrep -x dockerd >/dev/null; then
+        if ! pid_alive_as "$running" dockerd && ! live_pid_of dockerd >/dev/null; then
             echo "engine.sh: ERROR: dockerd exited; last lines of $DOCKERD_LOG:" >&2
             tail -n 30 "$DOCKERD_LOG" | sed 's/^/    /' >&2
             exit 1
@@ -315,7 +334,7 @@ EOF
     fi
     deadline=$((SECONDS + REGISTRY_WAIT_SECONDS))
     until registry_answers; do
-        if ! kill -0 "$regpid" 2>/dev/null; then
+        if ! pid_alive_as "$regpid" docker-registry; then
             echo "engine.sh: ERROR: docker-registry exited (is $REGISTRY_ADDR taken?); last lines of $REGISTRY_LOG:" >&2
             tail -n 20 "$REGISTRY_LOG" | sed 's/^/    /' >&2
             exit 1

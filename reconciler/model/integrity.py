@@ -59,7 +59,8 @@ class _Checker:
                 continue
             if bind.path not in volumes:
                 self.error((*at, "binds", i), f"unknown volume alias '{bind.path}'{did_you_mean(bind.path, volumes)}")
-            elif volumes[bind.path].default_path is None:
+                continue
+            if volumes[bind.path].default_path is None:
                 self.error((*at, "binds", i), f"volume alias '{bind.path}' has no path in 'volumes'")
             if bind.path not in self.m.model.host:
                 self.error((*at, "binds", i),

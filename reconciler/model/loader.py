@@ -221,15 +221,23 @@ def _is_type_tag(part: int | str) -> bool:
 def _problems_from_validation(
     exc: ValidationError, data: dict[str, Any], origin: _Origin, positions: Positions
 ) -> list[MapProblem]:
-    problems: list[MapProblem] = []
-    seen: set[tuple[KeyPath, str]] = set()
+    by_place: dict[tuple[KeyPath, str], list[Any]] = {}
     for error in exc.errors(include_url=False):
         path, rest = _walk(data, error["loc"], origin)
-        message = _message(error, path, rest)
-        if (path, message) in seen:
-            continue
-        seen.add((path, message))
-        problems.append(positions.problem(path, message))
+        by_place.setdefault((path, ".".join(map(str, rest))), []).append((error, rest))
+    problems: list[MapProblem] = []
+    for (path, _), errors in by_place.items():
+        type_errors = [e for e, _ in errors if str(e["type"]).endswith("_type")]
+        if len(type_errors) > 1:
+            # A union (`str | list[str]`): one message naming every accepted type.
+            wanted = [str(e["msg"]).removeprefix("Input should be a valid ") for e in type_errors]
+            rest = errors[0][1]
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest).lstrip(".")
+            text = f"expected a {' or a '.join(dict.fromkeys(wanted))}, got {type(type_errors[0]['input']).__name__}"
+            problems.append(positions.problem(path, f"{where}: {text}" if where else text))
+            errors = [(e, r) for e, r in errors if e not in type_errors]
+        for error, rest in errors:
+            problems.append(positions.problem(path, _message(error, path, rest)))
     return problems
 
 

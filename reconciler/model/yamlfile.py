@@ -39,6 +39,9 @@ class Positions:
         return None, None
 
     def problem(self, path: KeyPath, message: str, **kwargs: Any) -> MapProblem:
+        # A short form (`attaches: log`) has no item `[0]` in the file: name what the user wrote.
+        while self.where and len(path) > 1 and path not in self.where:
+            path = path[:-1]
         line, column = self.locate(path)
         return MapProblem(message, file=self.file, line=line, column=column, key_path=path, **kwargs)
 

@@ -1,0 +1,170 @@
+"""Every bad map gets one clear message naming file, line, column and key path — and never a traceback."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from reconciler.model import MapError, load_map_text
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(MapError) as caught:
+        load_map_text(textwrap.dedent(text), "site.yaml")
+    return [str(p) for p in caught.value.errors]
+
+
+def one_problem(text: str) -> str:
+    found = problems(text)
+    assert len(found) == 1, found
+    return found[0]
+
+
+BASE = """\
+name: site
+volumes:
+  app_config: /etc/app
+  app_log: /var/log/app
+host:
+  app_config: /srv/app
+"""
+
+
+def test_unknown_volume_alias_with_did_you_mean() -> None:
+    msg = one_problem(BASE + "web:\n  binds:\n    - app_cfg: ro\n    - app_config\n")
+    assert msg == ("site.yaml:9:7: web.binds[0]: unknown volume alias 'app_cfg' (did you mean 'app_config'?)")
+
+
+def test_alias_bind_without_host_path() -> None:
+    text = BASE.replace("host:\n  app_config: /srv/app\n", "host: {}\n") + "web:\n  binds: app_config\n"
+    msg = one_problem(text)
+    assert msg.startswith("site.yaml:7:3: web.binds: ")
+    assert "volume alias 'app_config' has no host path in 'host'" in msg
+
+
+def test_alias_without_path_in_volumes() -> None:
+    msg = one_problem(BASE + "web:\n  attaches: app_lgo\n")
+    assert "site.yaml:8:3: web.attaches: unknown volume alias 'app_lgo' (did you mean 'app_log'?)" == msg
+
+
+def test_uses_must_name_an_attached_volume_or_a_config() -> None:
+    msg = one_problem(BASE + "app:\n  attaches: app_log\nweb:\n  uses: app_logs\n")
+    assert msg == ("site.yaml:10:3: web.uses: 'app_logs' is neither an attached volume nor a container config "
+                   "(did you mean 'app_log'?)")
+
+
+def test_uses_of_a_config_that_provides_no_volumes() -> None:
+    msg = one_problem(BASE + "app: {}\nweb:\n  uses: [app]\n")
+    assert "web.uses[0]: config 'app' provides no volumes to use" in msg
+
+
+def test_link_to_unknown_config_and_instance() -> None:
+    found = problems(BASE + "app:\n  instances: [one, two]\nweb:\n  links: [app.three, db, app]\n")
+    assert found == [
+        "site.yaml:10:11: web.links[0]: link to unknown instance 'app.three' (instances: one, two)",
+        "site.yaml:10:22: web.links[1]: link to unknown config 'db'",
+        "site.yaml:10:26: web.links[2]: link to 'app' must name one of its instances: 'app.one', 'app.two'",
+    ]
+
+
+def test_link_positions_point_at_list_items() -> None:
+    msg = one_problem(BASE + "app: {}\nweb:\n  links:\n    - app\n    - ap\n")
+    assert msg == "site.yaml:11:7: web.links[1]: link to unknown config 'ap' (did you mean 'app'?)"
+
+
+def test_unknown_network_and_network_mode() -> None:
+    found = problems(BASE + "networks: {backend: null}\nweb:\n  networks: [bakend]\nside:\n  network_mode: wbe\n")
+    assert found == [
+        "site.yaml:9:14: web.networks[0]: unknown network 'bakend' (did you mean 'backend'?)",
+        "site.yaml:11:3: side.network_mode: network_mode to unknown config 'wbe' (did you mean 'web'?)",
+    ]
+
+
+def test_group_members_and_group_name_clash() -> None:
+    found = problems(BASE + "web: {}\napp: {}\ngroups:\n  web: [app]\n  all: [web, ap]\n")
+    assert found == [
+        "site.yaml:10:3: groups.web: group 'web' has the same name as a container config",
+        "site.yaml:11:14: groups.all[1]: group member 'ap' is not a config (did you mean 'app'?)",
+    ]
+
+
+def test_dependency_cycle_shows_the_cycle() -> None:
+    msg = one_problem(BASE + "a:\n  links: b\nb:\n  links: c\nc:\n  links: a\n")
+    assert "dependency cycle:" in msg
+    cycle = msg.split("dependency cycle: ")[1]
+    assert set(cycle.split(" → ")) == {"a", "b", "c"}
+    assert cycle.split(" → ")[0] == cycle.split(" → ")[-1]
+
+
+def test_duplicate_attached_alias() -> None:
+    msg = one_problem(BASE + "a:\n  attaches: app_log\nb:\n  attaches: app_log\n")
+    assert "attached volume 'app_log' is already attached by 'a'" in msg
+
+
+def test_unknown_container_key_with_did_you_mean() -> None:
+    msg = one_problem(BASE + "web:\n  imagee: nginx\n")
+    assert msg == "site.yaml:8:3: web.imagee: unknown key 'imagee' (did you mean 'image'?)"
+
+
+def test_unknown_key_under_containers_wrapper() -> None:
+    msg = one_problem("name: s\ncontainers:\n  web:\n    linkss: []\n")
+    assert msg == "site.yaml:4:5: containers.web.linkss: unknown key 'linkss' (did you mean 'links'?)"
+
+
+def test_misspelt_map_key_is_explained() -> None:
+    msg = one_problem("name: s\nvolumnes:\n  data: /data\n")
+    assert msg.startswith("site.yaml:3:3: volumnes.data: unknown key 'data'")
+
+
+def test_bad_types_and_values() -> None:
+    assert one_problem("name: s\nweb:\n  image: [nginx]\n") == (
+        "site.yaml:3:3: web.image: Input should be a valid string")
+    assert "is not chmod notation" in one_problem("name: s\nweb:\n  permissions: u=rwZ\n")
+    assert "is not a user" in one_problem("name: s\nweb:\n  user: 'a:b:c'\n")
+    assert "is not a duration" in one_problem("name: s\nweb:\n  healthcheck: {test: [x], interval: soon}\n")
+    assert "is not a port" in one_problem("name: s\nweb:\n  exposes: [http]\n")
+    assert "a bind needs 1 to 3 entries" in one_problem("name: s\nweb:\n  binds: [[a, b, c, d]]\n")
+    assert one_problem("name: s\nweb:\n  healthcheck: {test: true}\n") == (
+        "site.yaml:3:17: web.healthcheck.test: expected a string or a list, got bool")
+
+
+def test_extends_unknown_and_loop() -> None:
+    assert one_problem("name: s\nweb:\n  extends: bsae\nbase: {}\n") == (
+        "site.yaml:3:3: web.extends: extends unknown config 'bsae'")
+    assert "'extends' loops back on itself" in one_problem("name: s\na: {extends: b}\nb: {extends: a}\n")
+
+
+def test_yaml_syntax_error_has_position() -> None:
+    msg = one_problem("name: s\nweb:\n  image: [nginx\n")
+    assert msg.startswith("site.yaml:4:1: <map>: YAML syntax error")
+
+
+def test_duplicate_keys_are_errors() -> None:
+    assert one_problem("name: s\nweb: {}\nweb: {}\n") == "site.yaml:3:1: web: duplicate key 'web'"
+
+
+def test_python_tags_are_refused() -> None:
+    msg = one_problem("name: s\nweb: !!python/object:os.system {}\n")
+    assert "unsupported YAML tag" in msg
+
+
+def test_not_a_mapping() -> None:
+    assert "a map file must be a mapping" in one_problem("- a\n- b\n")
+
+
+def test_missing_name() -> None:
+    with pytest.raises(MapError) as caught:
+        load_map_text("web: {}\n")
+    assert "the map has no 'name'" in str(caught.value)
+
+
+def test_instance_missing_host_path_is_a_warning_not_an_error() -> None:
+    from reconciler.model import combine_maps
+
+    m = load_map_text(
+        "name: s\nvolumes: {d: /d}\nhost:\n  d: {one: /srv/one}\napp:\n  instances: [one, two]\n  binds: d\n",
+        "site.yaml")
+    [warning] = combine_maps([m]).warnings
+    assert str(warning) == ("site.yaml:4:3: host.d: warning: no host path for 'd' for instance 'app.two' "
+                            "(add it or a 'default'); that container cannot be created")
