@@ -103,7 +103,7 @@ dockerd_major() {
 APT_UPDATED=0
 apt_update_once() {
     (( APT_UPDATED )) && return 0
-    quietly apt-get update -q
+    quietly apt-get update -q || return 1
     APT_UPDATED=1
 }
 

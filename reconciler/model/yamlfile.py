@@ -150,7 +150,10 @@ def _reason(exc: yaml.YAMLError) -> str:
 def read_yaml(text: str, file: str) -> tuple[Any, Positions]:
     """Parse one YAML document; return plain values and their positions, or raise `MapError`."""
     positions = Positions(file)
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters before parsing starts
+        raise MapError([MapProblem(f"YAML error: {exc}".replace("\n", " "), file=file)]) from None
     try:
         try:
             node = loader.get_single_node()

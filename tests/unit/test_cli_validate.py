@@ -1,0 +1,80 @@
+"""`reconciler validate` and `reconciler schema` as an operator runs them (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reconciler", *args], capture_output=True, text=True,
+                          timeout=60, check=False, cwd=ROOT)
+
+
+def test_example_map_is_valid_and_shows_its_containers() -> None:
+    result = run("validate", "config/example.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "example.web" in result.stdout
+    assert "example.app" in result.stdout
+    assert result.stdout.strip().endswith("valid")
+
+
+def test_invalid_map_exits_1_with_one_line_per_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: s\nweb:\n  imagee: nginx\n  links: app\n")
+    result = run("validate", str(bad))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"{bad}:3:3: web.imagee: unknown key 'imagee' (did you mean 'image'?)"]
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_json(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: s\nweb:\n  links: ap\napp: {}\n")
+    result = run("validate", "--json", str(bad))
+    assert result.returncode == 1
+    data = json.loads(result.stdout)
+    assert data["valid"] is False
+    [problem] = data["problems"]
+    assert problem == {"file": str(bad), "line": 3, "column": 3, "key": "web.links",
+                       "message": "link to unknown config 'ap' (did you mean 'app'?)", "severity": "error"}
+    good = run("validate", "--json", "config/example.yaml")
+    assert good.returncode == 0
+    assert json.loads(good.stdout)["maps"][0]["map"] == "example"
+
+
+def test_a_folder_of_maps_and_a_missing_file(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("name: a\nweb: {}\n")
+    (tmp_path / "b.yml").write_text("name: b\nweb: {}\n")
+    (tmp_path / "notes.txt").write_text("not a map")
+    result = run("validate", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "map a " in result.stdout
+    assert "map b " in result.stdout
+    missing = run("validate", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 1
+    assert "cannot read map file" in missing.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run("validate").returncode == 2
+    assert run("validate", "--no-such-flag", "x").returncode == 2
+    assert run("no-such-command").returncode == 2
+
+
+def test_schema_is_json_schema_of_the_map_format() -> None:
+    result = run("schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert schema["$schema"].endswith("2020-12/schema")
+    config = schema["$defs"]["ContainerConfig"]
+    assert config["additionalProperties"] is False
+    assert {"image", "binds", "attaches", "uses", "links", "exposes", "healthcheck"} <= set(config["properties"])
+    # top-level unknown keys are container configs, as in docker-map
+    assert schema["additionalProperties"] == {"$ref": "#/$defs/ContainerConfig"}

@@ -1,0 +1,97 @@
+"""Malformed maps of every shape get a clean `MapError` or a valid model — never another exception."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconciler.model import MapError, ResolvedMap, load_map_dict, load_map_text
+from reconciler.model.schema import MAP_KEYS, ContainerConfig
+
+NAMES = ["web", "app", "db", "a", "b", "app.one", "web.x", "one", "two", "data", "log", "/data", "./rel",
+         "ro", "rw", "bridge", "host", "none", "container:x", "/web", "disabled", "u=rwX", "2000", "", " "]
+KEYS = [*MAP_KEYS, *ContainerConfig.model_fields, "path", "host_path", "readonly", "alias", "container",
+        "exposed_port", "host_port", "interface", "network_name", "aliases", "links", "cmd", "policy",
+        "test", "interval", "default", "default_path", "driver", "user", "permissions", "one", "web", "app"]
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True), st.sampled_from(NAMES), st.text(max_size=8),
+)
+keys = st.one_of(st.sampled_from(KEYS), st.sampled_from(NAMES), st.integers(0, 70000))
+
+
+def values(depth: int = 4) -> st.SearchStrategy[Any]:
+    return st.recursive(
+        scalars,
+        lambda children: st.one_of(
+            st.lists(children, max_size=4),
+            st.dictionaries(keys, children, max_size=4),
+        ),
+        max_leaves=12,
+    )
+
+
+configs = st.dictionaries(st.sampled_from(list(ContainerConfig.model_fields)), values(), max_size=6)
+maps = st.fixed_dictionaries(
+    {"name": st.one_of(st.just("m"), scalars)},
+    optional={
+        "volumes": st.one_of(st.dictionaries(st.sampled_from(["data", "log", "a"]), values(), max_size=3), values()),
+        "host": st.one_of(st.dictionaries(st.sampled_from(["data", "log"]), values(), max_size=3), values()),
+        "networks": values(), "groups": values(), "repository": scalars, "default_tag": scalars,
+        "host_root": scalars, "use_attached_parent_name": scalars,
+        "web": st.one_of(configs, values()), "app": st.one_of(configs, values()),
+        "containers": st.one_of(st.dictionaries(st.sampled_from(["db", "a", "b"]), configs, max_size=3), values()),
+    },
+)
+
+
+def _load(data: Any) -> None:
+    try:
+        result = load_map_dict(data, file="fuzz.yaml")
+    except MapError as exc:
+        assert exc.problems, "a MapError must carry at least one problem"
+        for problem in exc.problems:
+            assert str(problem).startswith("fuzz.yaml")
+        return
+    assert isinstance(result, ResolvedMap)
+    for config in result.configs:  # a valid model resolves without surprises
+        result.image(config)
+        result.instances(config)
+        result.dependencies(config)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(maps)
+def test_random_structures_load_or_fail_cleanly(data: dict[str, Any]) -> None:
+    _load(data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(keys, values(), max_size=6))
+def test_random_top_level_mappings(data: dict[Any, Any]) -> None:
+    _load(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(maps, st.integers(min_value=0, max_value=400), st.sampled_from(["", ":", "[", "- ", "{", "\t", "!!x ", "&a ", "*a"]))
+def test_corrupted_yaml_text(data: dict[str, Any], at: int, junk: str) -> None:
+    text = yaml.safe_dump(data, default_flow_style=False)
+    at = min(at, len(text))
+    broken = text[:at] + junk + text[at:]
+    try:
+        load_map_text(broken, "fuzz.yaml")
+    except MapError as exc:
+        assert exc.problems
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_arbitrary_text(text: str) -> None:
+    try:
+        load_map_text(text, "fuzz.yaml")
+    except MapError as exc:
+        assert exc.problems
