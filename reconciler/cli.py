@@ -76,22 +76,28 @@ def _summary(maps: MapSet) -> list[dict[str, Any]]:
         containers = []
         for config, cfg in m:
             for instance in m.instances(config):
-                containers.append({
-                    "name": container_name(m.name, config, instance),
-                    "config": config,
-                    "instance": instance,
-                    "image": m.image(config),
-                    "depends_on": sorted(m.dependencies(config)),
-                    "attaches": [attached_volume_name(m.name, config, a.alias, m.model.use_attached_parent_name)
-                                 for a in cfg.attaches],
-                })
-        out.append({
-            "map": m.name,
-            "file": m.file,
-            "containers": containers,
-            "networks": [network_name(m.name, n) for n in m.network_names()],
-            "groups": dict(m.model.groups),
-        })
+                containers.append(
+                    {
+                        "name": container_name(m.name, config, instance),
+                        "config": config,
+                        "instance": instance,
+                        "image": m.image(config),
+                        "depends_on": sorted(m.dependencies(config)),
+                        "attaches": [
+                            attached_volume_name(m.name, config, a.alias, m.model.use_attached_parent_name)
+                            for a in cfg.attaches
+                        ],
+                    }
+                )
+        out.append(
+            {
+                "map": m.name,
+                "file": m.file,
+                "containers": containers,
+                "networks": [network_name(m.name, n) for n in m.network_names()],
+                "groups": dict(m.model.groups),
+            }
+        )
     return out
 
 
@@ -129,11 +135,17 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
-    log_json: Annotated[bool | None, typer.Option("--log-json/--log-console",
-                                                  help="Log format (default: JSON unless stderr is a terminal).",
-                                                  show_default=False)] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    log_json: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-json/--log-console",
+            help="Log format (default: JSON unless stderr is a terminal).",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")

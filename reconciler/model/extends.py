@@ -54,8 +54,7 @@ def merge(base: ContainerConfig, child: ContainerConfig) -> ContainerConfig:
             values[name] = {**old, **new}
         else:
             values[name] = new if name in child.model_fields_set and new is not None else old
-    merged = ContainerConfig.model_construct(_fields_set=base.model_fields_set | child.model_fields_set, **values)
-    return merged
+    return ContainerConfig.model_construct(_fields_set=base.model_fields_set | child.model_fields_set, **values)
 
 
 def extend_all(configs: Mapping[str, ContainerConfig]) -> dict[str, ContainerConfig]:

@@ -63,16 +63,21 @@ class _Checker:
             if volumes[bind.path].default_path is None:
                 self.error((*at, "binds", i), f"volume alias '{bind.path}' has no path in 'volumes'")
             if bind.path not in self.m.model.host:
-                self.error((*at, "binds", i),
-                           f"volume alias '{bind.path}' has no host path in 'host'{did_you_mean(bind.path, self.m.model.host)}")
+                self.error(
+                    (*at, "binds", i),
+                    f"volume alias '{bind.path}' has no host path in 'host'"
+                    + did_you_mean(bind.path, self.m.model.host),
+                )
         for i, attach in enumerate(cfg.attaches):
             if attach.path is not None:
                 if not attach.path.startswith("/"):
                     self.error((*at, "attaches", i), f"mount path '{attach.path}' must be absolute")
                 continue
             if attach.alias not in volumes:
-                self.error((*at, "attaches", i),
-                           f"unknown volume alias '{attach.alias}'{did_you_mean(attach.alias, volumes)}")
+                self.error(
+                    (*at, "attaches", i),
+                    f"unknown volume alias '{attach.alias}'{did_you_mean(attach.alias, volumes)}",
+                )
             elif volumes[attach.alias].default_path is None:
                 self.error((*at, "attaches", i), f"volume alias '{attach.alias}' has no path in 'volumes'")
         for i, use in enumerate(cfg.uses):
@@ -82,8 +87,7 @@ class _Checker:
         for i, endpoint in enumerate(cfg.networks):
             net = endpoint.network_name
             if net not in PRESET_NETWORKS and net not in self.m.model.networks:
-                self.error((*at, "networks", i),
-                           f"unknown network '{net}'{did_you_mean(net, self.m.model.networks)}")
+                self.error((*at, "networks", i), f"unknown network '{net}'{did_you_mean(net, self.m.model.networks)}")
             for j, link in enumerate(endpoint.links):
                 self.link((*at, "networks", i, "links", j), link)
         mode = cfg.network_mode
@@ -103,17 +107,25 @@ class _Checker:
                 candidates += [f"{c}.{a.alias}" for c, cfg in self.m.configs.items() for a in cfg.attaches]
             else:
                 candidates += list(self.m.attached_aliases())
-            self.error(path, f"'{use.name}' is neither an attached volume nor a container config"
-                             f"{did_you_mean(use.name, candidates)}")
+            self.error(
+                path,
+                f"'{use.name}' is neither an attached volume nor a container config"
+                f"{did_you_mean(use.name, candidates)}",
+            )
             return
         if source.alias is None:
             provider = self.m.configs[source.config]
             if not (provider.shares or provider.binds or provider.attaches or provider.uses):
-                self.error(path, f"config '{source.config}' provides no volumes to use "
-                                 "(it has no shares, binds, attaches or uses)")
+                self.error(
+                    path,
+                    f"config '{source.config}' provides no volumes to use (it has no shares, binds, attaches or uses)",
+                )
             elif use.path:
-                self.error(path, "a mount path can only be given for an attached volume, "
-                                 f"not for the whole container '{source.config}'")
+                self.error(
+                    path,
+                    "a mount path can only be given for an attached volume, "
+                    f"not for the whole container '{source.config}'",
+                )
         elif self.m.use_path(use) is None:
             self.error(path, f"attached volume '{use.name}' has no mount path (give one, or a path in 'volumes')")
 
@@ -131,12 +143,18 @@ class _Checker:
             return
         if instance is None:
             if target.instances:
-                self.error(path, f"{what} to '{config}' must name one of its instances: "
-                                 + ", ".join(f"'{config}.{i}'" for i in target.instances))
+                self.error(
+                    path,
+                    f"{what} to '{config}' must name one of its instances: "
+                    + ", ".join(f"'{config}.{i}'" for i in target.instances),
+                )
         elif instance not in target.instances:
             known = ", ".join(target.instances) or "none"
-            self.error(path, f"{what} to unknown instance '{config}.{instance}' (instances: {known})"
-                             f"{did_you_mean(instance, target.instances)}")
+            self.error(
+                path,
+                f"{what} to unknown instance '{config}.{instance}' (instances: {known})"
+                f"{did_you_mean(instance, target.instances)}",
+            )
 
     # --- map level -----------------------------------------------------------------------------------
 
@@ -148,8 +166,10 @@ class _Checker:
                 config, _, instance = member.partition(".")
                 target = self.m.configs.get(config)
                 if target is None:
-                    self.error(("groups", group, i),
-                               f"group member '{member}' is not a config{did_you_mean(config, self.m.configs)}")
+                    self.error(
+                        ("groups", group, i),
+                        f"group member '{member}' is not a config{did_you_mean(config, self.m.configs)}",
+                    )
                 elif instance and instance not in target.instances:
                     self.error(("groups", group, i), f"group member '{member}': unknown instance '{instance}'")
 
@@ -161,9 +181,11 @@ class _Checker:
             for attach in cfg.attaches:
                 first = owner.setdefault(attach.alias, name)
                 if first != name:
-                    self.error((*self.origin(name), "attaches"),
-                               f"attached volume '{attach.alias}' is already attached by '{first}' "
-                               "(set use_attached_parent_name to give each its own volume)")
+                    self.error(
+                        (*self.origin(name), "attaches"),
+                        f"attached volume '{attach.alias}' is already attached by '{first}' "
+                        "(set use_attached_parent_name to give each its own volume)",
+                    )
 
     def cycles(self) -> None:
         graph = {name: self.m.dependencies(name) for name in self.m.configs}
@@ -184,10 +206,12 @@ def warnings_for(resolved: ResolvedMap) -> list[MapProblem]:
                 continue
             for instance in resolved.instances(name):
                 if resolved.host_path(bind.path, instance) is None:
-                    found.append(resolved.positions.problem(
-                        ("host", bind.path),
-                        f"no host path for '{bind.path}' for instance '{name}.{instance}' "
-                        "(add it or a 'default'); that container cannot be created",
-                        severity=Severity.WARNING,
-                    ))
+                    found.append(
+                        resolved.positions.problem(
+                            ("host", bind.path),
+                            f"no host path for '{bind.path}' for instance '{name}.{instance}' "
+                            "(add it or a 'default'); that container cannot be created",
+                            severity=Severity.WARNING,
+                        )
+                    )
     return found

@@ -21,13 +21,21 @@ from pydantic import ValidationError
 from . import schema
 from .errors import KeyPath, MapError, MapProblem, Severity, did_you_mean
 from .extends import ExtendsError, extend_all
-from .integrity import check_integrity
+from .integrity import check_integrity, warnings_for
 from .resolved import ResolvedMap
 from .yamlfile import Positions, read_yaml
 
 _VOCABULARY: set[str] = set()
-for _model in (schema.ContainerConfig, schema.VolumeConfig, schema.NetworkConfig, schema.HealthCheck,
-               schema.NetworkEndpoint, schema.ExecCommand, schema.PortBinding, schema.InitSettings):
+for _model in (
+    schema.ContainerConfig,
+    schema.VolumeConfig,
+    schema.NetworkConfig,
+    schema.HealthCheck,
+    schema.NetworkEndpoint,
+    schema.ExecCommand,
+    schema.PortBinding,
+    schema.InitSettings,
+):
     _VOCABULARY.update(_model.model_fields)
 _CONFIG_KEYS = set(schema.ContainerConfig.model_fields)
 
@@ -58,7 +66,8 @@ def load_map_files(paths: Iterable[str | os.PathLike[str]], *, check: bool = Tru
         try:
             text = Path(file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            problems.append(MapProblem(f"cannot read map file: {exc.strerror or exc}", file=file))
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            problems.append(MapProblem(f"cannot read map file: {reason}", file=file))
             continue
         try:
             loaded.append(load_map_text(text, file, check=check))
@@ -72,11 +81,12 @@ def _combine(loaded: Sequence[ResolvedMap], problems: list[MapProblem]) -> MapSe
     for resolved in loaded:
         other = result.maps.get(resolved.name)
         if other is not None:
-            problems.append(resolved.positions.problem(
-                ("name",), f"map name '{resolved.name}' is already used by {other.file}"))
+            problems.append(
+                resolved.positions.problem(("name",), f"map name '{resolved.name}' is already used by {other.file}")
+            )
             continue
         result.maps[resolved.name] = resolved
-        result.warnings.extend(resolved_warnings(resolved))
+        result.warnings.extend(warnings_for(resolved))
     if any(p.severity is Severity.ERROR for p in problems):
         raise MapError(problems)
     return result
@@ -87,13 +97,16 @@ def combine_maps(maps: Sequence[ResolvedMap]) -> MapSet:
     return _combine(maps, [])
 
 
-def load_map_text(text: str, file: str = "<map>", *, default_name: str | None = None, check: bool = True) -> ResolvedMap:
+def load_map_text(
+    text: str, file: str = "<map>", *, default_name: str | None = None, check: bool = True
+) -> ResolvedMap:
     data, positions = read_yaml(text, file)
     if default_name is None and file != "<map>":
         default_name = Path(file).stem
     base_dir = posixpath.dirname(posixpath.abspath(file)) if file != "<map>" else os.getcwd()
-    return load_map_dict(data, file=file, positions=positions, default_name=default_name, base_dir=base_dir,
-                         check=check)
+    return load_map_dict(
+        data, file=file, positions=positions, default_name=default_name, base_dir=base_dir, check=check
+    )
 
 
 def load_map_dict(
@@ -138,12 +151,6 @@ def load_map_dict(
         if any(p.severity is Severity.ERROR for p in found):
             raise MapError(found)
     return resolved
-
-
-def resolved_warnings(resolved: ResolvedMap) -> list[MapProblem]:
-    from .integrity import warnings_for
-
-    return warnings_for(resolved)
 
 
 # --- structure and error translation -------------------------------------------------------------------
@@ -213,8 +220,23 @@ def _walk(data: Any, loc: Sequence[int | str], origin: _Origin) -> tuple[KeyPath
 
 def _is_type_tag(part: int | str) -> bool:
     return isinstance(part, str) and (
-        "[" in part or part in {"str", "int", "float", "bool", "list", "dict", "none", "function-before",
-                                "function-after", "tagged-union", "union", "nullable", "literal"}
+        "[" in part
+        or part
+        in {
+            "str",
+            "int",
+            "float",
+            "bool",
+            "list",
+            "dict",
+            "none",
+            "function-before",
+            "function-after",
+            "tagged-union",
+            "union",
+            "nullable",
+            "literal",
+        }
     )
 
 
@@ -235,8 +257,9 @@ def _problems_from_validation(
             where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest).lstrip(".")
             text = f"expected a {' or a '.join(dict.fromkeys(wanted))}, got {type(type_errors[0]['input']).__name__}"
             problems.append(positions.problem(path, f"{where}: {text}" if where else text))
-            errors = [(e, r) for e, r in errors if e not in type_errors]
         for error, rest in errors:
+            if len(type_errors) > 1 and error in type_errors:
+                continue
             problems.append(positions.problem(path, _message(error, path, rest)))
     return problems
 
@@ -270,4 +293,3 @@ def model_json_schema() -> dict[str, Any]:
     base["title"] = "reconciler container map (docker-map 1.x format)"
     base["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return base
-

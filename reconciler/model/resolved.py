@@ -149,4 +149,3 @@ class ResolvedMap:
     def network_names(self) -> list[str]:
         """Networks the map creates (presets excluded)."""
         return [n for n in self.model.networks if n not in PRESET_NETWORKS]
-

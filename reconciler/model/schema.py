@@ -24,8 +24,15 @@ _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _CHMOD_SYMBOLIC = re.compile(r"^[ugoa]*([-+=]([rwxXst]*|[ugo]))+$")
 _CHMOD_OCTAL = re.compile(r"^[0-7]{1,4}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(ns|us|ms|s|m|h)?\s*$")
-_DURATION_UNITS = {None: 1, "ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
-                   "h": 3_600_000_000_000}
+_DURATION_UNITS = {
+    None: 1,
+    "ns": 1,
+    "us": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
 
 
 class _Strict(BaseModel):
@@ -194,7 +201,7 @@ class HealthCheck(_Strict):
     @field_validator("test")
     @classmethod
     def _test(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if not value or value == "NONE" or value == ["NONE"]:
+        if not value or value in ("NONE", ["NONE"]):
             return ["NONE"]
         if isinstance(value, list) and value[0] not in ("CMD", "CMD-SHELL", "NONE"):
             return ["CMD", *value]
@@ -217,7 +224,7 @@ def parse_network_mode(value: object) -> object:
     """docker-map's `get_network_mode`: presets, `disabled`, `container:x`, `/x`, `config[.instance]`."""
     if value is None or isinstance(value, NetworkMode):
         return value
-    if value == "disabled" or value == "":
+    if value in ("disabled", ""):  # a tuple: value may be an unhashable list
         return {"kind": NetworkModeKind.PRESET, "value": "none"}
     if isinstance(value, list):
         if len(value) != 2:
@@ -243,8 +250,8 @@ class ContainerConfig(_Strict):
     """One container configuration of a map (docker-map's `ContainerConfiguration`)."""
 
     abstract: bool = False
-    extends: Annotated[list[str], BeforeValidator(_extends, json_schema_input_type=str | list[str] | None)] = (
-        Field(default_factory=list)
+    extends: Annotated[list[str], BeforeValidator(_extends, json_schema_input_type=str | list[str] | None)] = Field(
+        default_factory=list
     )
     image: str | None = None
     instances: NameList = Field(default_factory=list)
@@ -380,8 +387,20 @@ class InitSettings(_Strict):
 
 
 MAP_KEYS = (
-    "name", "repository", "default_tag", "host_root", "containers", "volumes", "host", "networks", "groups",
-    "clients", "default_domain", "set_hostname", "use_attached_parent_name", "volume_init",
+    "name",
+    "repository",
+    "default_tag",
+    "host_root",
+    "containers",
+    "volumes",
+    "host",
+    "networks",
+    "groups",
+    "clients",
+    "default_domain",
+    "set_hostname",
+    "use_attached_parent_name",
+    "volume_init",
 )
 
 

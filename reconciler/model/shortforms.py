@@ -24,7 +24,7 @@ _SCALARS = (str, int, float)
 
 def is_path(value: object) -> bool:
     """A container path rather than an alias: starts with `/` or `./` (docker-map's rule)."""
-    return isinstance(value, str) and (value.startswith(posixpath.sep) or value.startswith("./"))
+    return isinstance(value, str) and (value.startswith((posixpath.sep, "./")))
 
 
 def read_only(value: object) -> bool:
@@ -89,12 +89,20 @@ def string_list(value: object, what: str) -> list[str]:
 
 def _bind_from_seq(values: list[Any]) -> Item:
     if len(values) == 3:
-        return {"path": _text(values[0], "bind path"), "host_path": _host(values[1]), "readonly": read_only(values[2])}
+        return {
+            "path": _text(values[0], "bind path"),
+            "host_path": _host(values[1]),
+            "readonly": read_only(values[2]),
+        }
     if len(values) == 2:
         first, second = values
         if isinstance(second, list):
             if len(second) == 2:
-                return {"path": _text(first, "bind path"), "host_path": _host(second[0]), "readonly": read_only(second[1])}
+                return {
+                    "path": _text(first, "bind path"),
+                    "host_path": _host(second[0]),
+                    "readonly": read_only(second[1]),
+                }
             if len(second) == 1:
                 if _is_ro_flag(second[0]):
                     return {"path": _text(first, "volume alias"), "readonly": read_only(second[0])}
@@ -172,13 +180,20 @@ def attaches(value: object) -> list[Item]:
 
 def _use_from_seq(values: list[Any]) -> Item:
     if len(values) == 3:
-        return {"name": _text(values[0], "name"), "path": _text(values[1], "mount path"), "readonly": read_only(values[2])}
+        return {
+            "name": _text(values[0], "name"),
+            "path": _text(values[1], "mount path"),
+            "readonly": read_only(values[2]),
+        }
     if len(values) == 2:
         first, second = values
         if isinstance(second, list):
             if len(second) == 2:
-                return {"name": _text(first, "name"), "path": _text(second[0], "mount path"),
-                        "readonly": read_only(second[1])}
+                return {
+                    "name": _text(first, "name"),
+                    "path": _text(second[0], "mount path"),
+                    "readonly": read_only(second[1]),
+                }
             if len(second) == 1:
                 if _is_ro_flag(second[0]):
                     return {"name": _text(first, "name"), "readonly": read_only(second[0])}
@@ -253,16 +268,20 @@ def port_item(value: Any) -> Item:
         if len(value) == 2:
             exposed, host = value
             if isinstance(host, dict):
-                return _keyword_item({"exposed_port": exposed, **host},
-                                     {"exposed_port", "host_port", "interface", "ipv6"})
+                return _keyword_item(
+                    {"exposed_port": exposed, **host}, {"exposed_port", "host_port", "interface", "ipv6"}
+                )
             if host is None or (isinstance(host, (int, str)) and not isinstance(host, bool)):
                 return {"exposed_port": _port(exposed, "exposed port"), "host_port": host}
             if isinstance(host, list) and len(host) in (2, 3):
                 return port_item([exposed, *host])
             raise ValueError("the host side must be a port, [port, interface] or [port, interface, ipv6]")
         if len(value) in (3, 4):
-            item: Item = {"exposed_port": _port(value[0], "exposed port"), "host_port": value[1],
-                          "interface": value[2]}
+            item: Item = {
+                "exposed_port": _port(value[0], "exposed port"),
+                "host_port": value[1],
+                "interface": value[2],
+            }
             if len(value) == 4:
                 item["ipv6"] = bool(value[3])
             return item
@@ -337,8 +356,12 @@ def healthcheck(value: object) -> Item | None:
     raise ValueError(f"a healthcheck must be a command, a list or a mapping, got {_describe(value)}")
 
 
-def _keyword_item(value: dict[Any, Any], allowed: set[str], rename: dict[str, str] | None = None,
-                  drop: set[str] | None = None) -> Item:
+def _keyword_item(
+    value: dict[Any, Any],
+    allowed: set[str],
+    rename: dict[str, str] | None = None,
+    drop: set[str] | None = None,
+) -> Item:
     unknown = sorted(str(k) for k in value if k not in allowed)
     if unknown:
         raise ValueError(f"unknown key(s) {', '.join(map(repr, unknown))}; expected some of {sorted(allowed)}")

@@ -55,8 +55,12 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that knows docker-map's path tags (used only for composing and scalar construction)."""
 
 
+def _construct_path(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    return expand_path(str(node.value))
+
+
 for _tag in PATH_TAGS:
-    _Loader.add_constructor(_tag, lambda loader, node: expand_path(str(loader.construct_scalar(node))))
+    _Loader.add_constructor(_tag, _construct_path)
 
 
 class _Builder:

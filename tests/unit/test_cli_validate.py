@@ -11,8 +11,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reconciler", *args], capture_output=True, text=True,
-                          timeout=60, check=False, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
 
 
 def test_example_map_is_valid_and_shows_its_containers() -> None:
@@ -42,8 +48,14 @@ def test_validate_json(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["valid"] is False
     [problem] = data["problems"]
-    assert problem == {"file": str(bad), "line": 3, "column": 3, "key": "web.links",
-                       "message": "link to unknown config 'ap' (did you mean 'app'?)", "severity": "error"}
+    assert problem == {
+        "file": str(bad),
+        "line": 3,
+        "column": 3,
+        "key": "web.links",
+        "message": "link to unknown config 'ap' (did you mean 'app'?)",
+        "severity": "error",
+    }
     good = run("validate", "--json", "config/example.yaml")
     assert good.returncode == 0
     assert json.loads(good.stdout)["maps"][0]["map"] == "example"

@@ -45,13 +45,15 @@ def test_alias_bind_without_host_path() -> None:
 
 def test_alias_without_path_in_volumes() -> None:
     msg = one_problem(BASE + "web:\n  attaches: app_lgo\n")
-    assert "site.yaml:8:3: web.attaches: unknown volume alias 'app_lgo' (did you mean 'app_log'?)" == msg
+    assert msg == "site.yaml:8:3: web.attaches: unknown volume alias 'app_lgo' (did you mean 'app_log'?)"
 
 
 def test_uses_must_name_an_attached_volume_or_a_config() -> None:
     msg = one_problem(BASE + "app:\n  attaches: app_log\nweb:\n  uses: app_logs\n")
-    assert msg == ("site.yaml:10:3: web.uses: 'app_logs' is neither an attached volume nor a container config "
-                   "(did you mean 'app_log'?)")
+    assert msg == (
+        "site.yaml:10:3: web.uses: 'app_logs' is neither an attached volume nor a container config "
+        "(did you mean 'app_log'?)"
+    )
 
 
 def test_uses_of_a_config_that_provides_no_volumes() -> None:
@@ -119,19 +121,22 @@ def test_misspelt_map_key_is_explained() -> None:
 
 def test_bad_types_and_values() -> None:
     assert one_problem("name: s\nweb:\n  image: [nginx]\n") == (
-        "site.yaml:3:3: web.image: Input should be a valid string")
+        "site.yaml:3:3: web.image: Input should be a valid string"
+    )
     assert "is not chmod notation" in one_problem("name: s\nweb:\n  permissions: u=rwZ\n")
     assert "is not a user" in one_problem("name: s\nweb:\n  user: 'a:b:c'\n")
     assert "is not a duration" in one_problem("name: s\nweb:\n  healthcheck: {test: [x], interval: soon}\n")
     assert "is not a port" in one_problem("name: s\nweb:\n  exposes: [http]\n")
     assert "a bind needs 1 to 3 entries" in one_problem("name: s\nweb:\n  binds: [[a, b, c, d]]\n")
     assert one_problem("name: s\nweb:\n  healthcheck: {test: true}\n") == (
-        "site.yaml:3:17: web.healthcheck.test: expected a string or a list, got bool")
+        "site.yaml:3:17: web.healthcheck.test: expected a string or a list, got bool"
+    )
 
 
 def test_extends_unknown_and_loop() -> None:
     assert one_problem("name: s\nweb:\n  extends: bsae\nbase: {}\n") == (
-        "site.yaml:3:3: web.extends: extends unknown config 'bsae'")
+        "site.yaml:3:3: web.extends: extends unknown config 'bsae'"
+    )
     assert "'extends' loops back on itself" in one_problem("name: s\na: {extends: b}\nb: {extends: a}\n")
 
 
@@ -164,7 +169,10 @@ def test_instance_missing_host_path_is_a_warning_not_an_error() -> None:
 
     m = load_map_text(
         "name: s\nvolumes: {d: /d}\nhost:\n  d: {one: /srv/one}\napp:\n  instances: [one, two]\n  binds: d\n",
-        "site.yaml")
+        "site.yaml",
+    )
     [warning] = combine_maps([m]).warnings
-    assert str(warning) == ("site.yaml:4:3: host.d: warning: no host path for 'd' for instance 'app.two' "
-                            "(add it or a 'default'); that container cannot be created")
+    assert str(warning) == (
+        "site.yaml:4:3: host.d: warning: no host path for 'd' for instance 'app.two' "
+        "(add it or a 'default'); that container cannot be created"
+    )

@@ -11,15 +11,68 @@ from hypothesis import strategies as st
 from reconciler.model import MapError, ResolvedMap, load_map_dict, load_map_text
 from reconciler.model.schema import MAP_KEYS, ContainerConfig
 
-NAMES = ["web", "app", "db", "a", "b", "app.one", "web.x", "one", "two", "data", "log", "/data", "./rel",
-         "ro", "rw", "bridge", "host", "none", "container:x", "/web", "disabled", "u=rwX", "2000", "", " "]
-KEYS = [*MAP_KEYS, *ContainerConfig.model_fields, "path", "host_path", "readonly", "alias", "container",
-        "exposed_port", "host_port", "interface", "network_name", "aliases", "links", "cmd", "policy",
-        "test", "interval", "default", "default_path", "driver", "user", "permissions", "one", "web", "app"]
+NAMES = [
+    "web",
+    "app",
+    "db",
+    "a",
+    "b",
+    "app.one",
+    "web.x",
+    "one",
+    "two",
+    "data",
+    "log",
+    "/data",
+    "./rel",
+    "ro",
+    "rw",
+    "bridge",
+    "host",
+    "none",
+    "container:x",
+    "/web",
+    "disabled",
+    "u=rwX",
+    "2000",
+    "",
+    " ",
+]
+KEYS = [
+    *MAP_KEYS,
+    *ContainerConfig.model_fields,
+    "path",
+    "host_path",
+    "readonly",
+    "alias",
+    "container",
+    "exposed_port",
+    "host_port",
+    "interface",
+    "network_name",
+    "aliases",
+    "links",
+    "cmd",
+    "policy",
+    "test",
+    "interval",
+    "default",
+    "default_path",
+    "driver",
+    "user",
+    "permissions",
+    "one",
+    "web",
+    "app",
+]
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True), st.sampled_from(NAMES), st.text(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True),
+    st.sampled_from(NAMES),
+    st.text(max_size=8),
 )
 keys = st.one_of(st.sampled_from(KEYS), st.sampled_from(NAMES), st.integers(0, 70000))
 
@@ -41,21 +94,38 @@ maps = st.fixed_dictionaries(
     optional={
         "volumes": st.one_of(st.dictionaries(st.sampled_from(["data", "log", "a"]), values(), max_size=3), values()),
         "host": st.one_of(st.dictionaries(st.sampled_from(["data", "log"]), values(), max_size=3), values()),
-        "networks": values(), "groups": values(), "repository": scalars, "default_tag": scalars,
-        "host_root": scalars, "use_attached_parent_name": scalars,
-        "web": st.one_of(configs, values()), "app": st.one_of(configs, values()),
+        "networks": values(),
+        "groups": values(),
+        "repository": scalars,
+        "default_tag": scalars,
+        "host_root": scalars,
+        "use_attached_parent_name": scalars,
+        "web": st.one_of(configs, values()),
+        "app": st.one_of(configs, values()),
         "containers": st.one_of(st.dictionaries(st.sampled_from(["db", "a", "b"]), configs, max_size=3), values()),
     },
 )
+
+
+def _check_error(exc: MapError) -> None:
+    problems = exc.problems
+    assert problems, "a MapError must carry at least one problem"
+    for problem in problems:
+        assert str(problem).startswith("fuzz.yaml")
+
+
+def _check_error(exc: MapError) -> None:
+    problems = exc.problems
+    assert problems, "a MapError must carry at least one problem"
+    for problem in problems:
+        assert str(problem).startswith("fuzz.yaml")
 
 
 def _load(data: Any) -> None:
     try:
         result = load_map_dict(data, file="fuzz.yaml")
     except MapError as exc:
-        assert exc.problems, "a MapError must carry at least one problem"
-        for problem in exc.problems:
-            assert str(problem).startswith("fuzz.yaml")
+        _check_error(exc)
         return
     assert isinstance(result, ResolvedMap)
     for config in result.configs:  # a valid model resolves without surprises
@@ -77,7 +147,11 @@ def test_random_top_level_mappings(data: dict[Any, Any]) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(maps, st.integers(min_value=0, max_value=400), st.sampled_from(["", ":", "[", "- ", "{", "\t", "!!x ", "&a ", "*a"]))
+@given(
+    maps,
+    st.integers(min_value=0, max_value=400),
+    st.sampled_from(["", ":", "[", "- ", "{", "\t", "!!x ", "&a ", "*a"]),
+)
 def test_corrupted_yaml_text(data: dict[str, Any], at: int, junk: str) -> None:
     text = yaml.safe_dump(data, default_flow_style=False)
     at = min(at, len(text))
@@ -85,7 +159,7 @@ def test_corrupted_yaml_text(data: dict[str, Any], at: int, junk: str) -> None:
     try:
         load_map_text(broken, "fuzz.yaml")
     except MapError as exc:
-        assert exc.problems
+        _check_error(exc)
 
 
 @settings(max_examples=200, deadline=None)
@@ -94,4 +168,4 @@ def test_arbitrary_text(text: str) -> None:
     try:
         load_map_text(text, "fuzz.yaml")
     except MapError as exc:
-        assert exc.problems
+        _check_error(exc)

@@ -70,7 +70,10 @@ def test_seed_map_resolves_like_the_guide_says() -> None:
     nginx, uwsgi = m.configs["nginx"], m.configs["uwsgi"]
     assert [(b.path, b.readonly) for b in nginx.binds] == [("nginx_config", True)]
     assert [(b.path, b.readonly) for b in uwsgi.binds] == [
-        ("uwsgi_config", True), ("app_config", True), ("app_data", False)]
+        ("uwsgi_config", True),
+        ("app_config", True),
+        ("app_data", False),
+    ]
     assert [a.alias for a in uwsgi.attaches] == ["uwsgi_log", "app_log", "uwsgi_socket"]
     assert [(p.exposed_port, p.host_port) for p in nginx.exposes] == [(80, 80), (443, 443)]
     assert uwsgi.user == "2000"
@@ -113,11 +116,16 @@ def test_compat_map_data_1_new_networks_and_healthcheck() -> None:
     assert [n.network_name for n in web.networks] == ["bridge", "app"]
     app_net = web.networks[1]
     assert [(link.container, link.alias) for link in app_net.links] == [
-        ("app_server.instance1", "i1"), ("app_server.instance2", "i2")]
+        ("app_server.instance1", "i1"),
+        ("app_server.instance2", "i2"),
+    ]
     [use] = web.uses
     assert (use.name, use.path) == ("app_server_socket", "/var/lib/app/custom/socket")
     app = m.configs["app_server"]
-    assert [(a.alias, a.path) for a in app.attaches] == [("app_log", None), ("app_server_socket", "/var/lib/app/socket")]
+    assert [(a.alias, a.path) for a in app.attaches] == [
+        ("app_log", None),
+        ("app_server_socket", "/var/lib/app/socket"),
+    ]
     assert app.healthcheck is not None
     assert app.healthcheck.test == ["CMD", "curl", "http://localhost/"]
     assert app.healthcheck.interval == 60_000_000_000
@@ -135,7 +143,10 @@ def test_compat_map_data_2_extends_and_groups() -> None:
     assert server.image == "server"  # inherited scalar
     assert server.user == "server_user"  # later wins
     assert [b.path for b in server.binds] == ["app_config", "app_data"]  # merged by first element
-    assert [(link.container, link.alias) for link in server.links] == [("svc", "svc_alias1"), ("svc", "svc_alias2")]
+    assert [(link.container, link.alias) for link in server.links] == [
+        ("svc", "svc_alias1"),
+        ("svc", "svc_alias2"),
+    ]
     assert [a.alias for a in server.attaches] == ["app_log", "server_log"]
     assert server.create_options == {"mem_limit": "1g", "cpu_shares": 15}
     assert server.host_config["restart_policy"] == {"MaximumRetryCount": 3, "Name": "always"}
@@ -143,8 +154,12 @@ def test_compat_map_data_2_extends_and_groups() -> None:
     assert [link.container for link in server2.links] == ["svc", "svc", "svc2"]
     assert not server2.abstract
     worker = m.configs["worker"]
-    assert worker.create_options == {"entrypoint": "celery", "mem_limit": "2g", "cpu_shares": 10,
-                                     "command": "worker -A MyApp -Q queue1,queue2"}
+    assert worker.create_options == {
+        "entrypoint": "celery",
+        "mem_limit": "2g",
+        "cpu_shares": 10,
+        "command": "worker -A MyApp -Q queue1,queue2",
+    }
     assert worker.host_config["restart_policy"]["MaximumRetryCount"] == 0
     assert m.model.groups["group1"] == ["server", "worker", "worker_q2"]
     assert m.configs["persistent_one"].persistent is True
@@ -154,14 +169,19 @@ def test_compat_map_data_2_extends_and_groups() -> None:
     [port] = server.exposes
     assert (port.exposed_port, port.host_port, port.interface) == (8443, 8443, "private")
     server3 = m.configs["server3"]
-    assert [(n.network_name, n.aliases) for n in server3.networks] == [("app_net1", None), ("app_net2", ["server_x"])]
+    assert [(n.network_name, n.aliases) for n in server3.networks] == [
+        ("app_net1", None),
+        ("app_net2", ["server_x"]),
+    ]
 
 
 def test_docs_example_null_bind_is_a_read_write_alias() -> None:
     m = load_map_files([COMPAT / "docs_yaml_example.yaml"])["example_map"]
     app = m.configs["app_server"]
     assert [(b.path, b.host_path, b.readonly) for b in app.binds] == [
-        ("app_config", None, True), ("app_data", None, False)]
+        ("app_config", None, True),
+        ("app_data", None, False),
+    ]
     assert m.host_path("app_data", "instance1") == "/var/lib/site/data/app1"
 
 
@@ -184,12 +204,19 @@ def test_every_key_map() -> None:
     assert app.create_options == {"environment": {"B": "2"}, "mem_limit": "64m", "command": "serve"}
     assert app.host_config == {"restart_policy": {"Name": "always"}, "mem_limit": "128m"}
     assert [(b.path, b.host_path, b.readonly) for b in app.binds] == [
-        ("conf", None, True), ("/etc/extra", "extra", True), ("/srv/x", "/opt/x", False)]
+        ("conf", None, True),
+        ("/etc/extra", "extra", True),
+        ("/srv/x", "/opt/x", False),
+    ]
     assert [(p.exposed_port, p.host_port, p.interface) for p in app.exposes] == [
-        (8080, None, None), (9090, 9090, None)]  # 8080 from the base wins: merged by first element
+        (8080, None, None),
+        (9090, 9090, None),
+    ]  # 8080 from the base wins: merged by first element
     assert [(c.cmd, c.user, c.policy) for c in app.exec_commands] == [
-        ("echo hello", None, ExecPolicy.RESTART), ("touch /tmp/x", "root", ExecPolicy.INITIAL),
-        (["ls", "/"], "1000", ExecPolicy.RESTART)]
+        ("echo hello", None, ExecPolicy.RESTART),
+        ("touch /tmp/x", "root", ExecPolicy.INITIAL),
+        (["ls", "/"], "1000", ExecPolicy.RESTART),
+    ]
     assert app.healthcheck is not None
     assert app.healthcheck.start_period == 60_000_000_000
     assert app.stop_signal == "SIGINT"
@@ -208,7 +235,10 @@ def test_every_key_map() -> None:
     assert m.model.volume_init.image == "tools/init:1"
     sidecar = m.configs["sidecar"]
     assert [(u.name, u.path, u.readonly) for u in sidecar.uses] == [
-        ("base_app", None, False), ("sock", "/sock", True), ("logs", "/logs", True)]
+        ("base_app", None, False),
+        ("sock", "/sock", True),
+        ("logs", "/logs", True),
+    ]
     assert m.dependencies("sidecar") == {"base_app", "worker"}
 
 
@@ -237,8 +267,7 @@ def test_path_tags_expand_home_and_variables(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("SITE_ROOT", "/srv/site")
     monkeypatch.setenv("HOME", "/home/op")
     m = load_map_text(
-        "name: m\nhost_root: !path $SITE_ROOT/x\nhost: {d: !path_lazy ~/data}\nvolumes: {d: /d}\n"
-        "c: {binds: d}\n",
+        "name: m\nhost_root: !path $SITE_ROOT/x\nhost: {d: !path_lazy ~/data}\nvolumes: {d: /d}\nc: {binds: d}\n",
         "m.yaml",
     )
     assert m.model.host_root == "/srv/site/x"

@@ -6,7 +6,16 @@ from typing import Any
 
 import pytest
 
-from reconciler.model.shortforms import attaches, binds, endpoints, exec_commands, healthcheck, links, ports, uses
+from reconciler.model.shortforms import (
+    attaches,
+    binds,
+    endpoints,
+    exec_commands,
+    healthcheck,
+    links,
+    ports,
+    uses,
+)
 
 
 @pytest.mark.parametrize(
@@ -64,7 +73,10 @@ def test_uses(raw: Any, expected: list[dict[str, Any]]) -> None:
 def test_links() -> None:
     assert links("app.one") == [{"container": "app.one"}]
     assert links([["app", "db"], "x"]) == [{"container": "app", "alias": "db"}, {"container": "x"}]
-    assert links({"app": "a", "db": None}) == [{"container": "app", "alias": "a"}, {"container": "db", "alias": None}]
+    assert links({"app": "a", "db": None}) == [
+        {"container": "app", "alias": "a"},
+        {"container": "db", "alias": None},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -74,7 +86,10 @@ def test_links() -> None:
         ([8080, "53/udp"], [{"exposed_port": 8080}, {"exposed_port": "53/udp"}]),
         ({80: 80}, [{"exposed_port": 80, "host_port": 80}]),
         ({8443: [8443, "private"]}, [{"exposed_port": 8443, "host_port": 8443, "interface": "private"}]),
-        ([[80, 8080, "eth0", True]], [{"exposed_port": 80, "host_port": 8080, "interface": "eth0", "ipv6": True}]),
+        (
+            [[80, 8080, "eth0", True]],
+            [{"exposed_port": 80, "host_port": 8080, "interface": "eth0", "ipv6": True}],
+        ),
         ([[80, {"host_port": 81}]], [{"exposed_port": 80, "host_port": 81}]),
     ],
 )
@@ -85,13 +100,18 @@ def test_ports(raw: Any, expected: list[dict[str, Any]]) -> None:
 def test_network_endpoints() -> None:
     assert endpoints("app") == [{"network_name": "app"}]
     assert endpoints({"bridge": None, "app": {"aliases": ["x"]}}) == [
-        {"network_name": "bridge"}, {"network_name": "app", "aliases": ["x"]}]
+        {"network_name": "bridge"},
+        {"network_name": "app", "aliases": ["x"]},
+    ]
     assert endpoints([["net", "alias"]]) == [{"network_name": "net", "aliases": "alias"}]
 
 
 def test_exec_commands_and_healthcheck() -> None:
     assert exec_commands(["a", ["b", "root"], {"cmd": "c", "policy": "initial"}]) == [
-        {"cmd": "a"}, {"cmd": "b", "user": "root"}, {"cmd": "c", "policy": "initial"}]
+        {"cmd": "a"},
+        {"cmd": "b", "user": "root"},
+        {"cmd": "c", "policy": "initial"},
+    ]
     assert healthcheck("curl x") == {"test": "curl x"}
     assert healthcheck([["curl"], "5s"]) == {"test": ["curl"], "interval": "5s"}
 
