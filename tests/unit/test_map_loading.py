@@ -16,7 +16,7 @@ from reconciler.model import (
     resolve_image,
 )
 
-COMPAT = Path(__file__).resolve().parents[3] / "shared" / "compat-maps"
+COMPAT = Path(__file__).resolve().parents[1] / "maps" / "compat"  # copied from the shared compat-maps folder
 MAPS = Path(__file__).resolve().parents[1] / "maps"
 
 # The seed guide's nginx/uwsgi map, exactly as its Python snippet declares it (tuples become lists in YAML,
