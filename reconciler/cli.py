@@ -15,8 +15,16 @@ from typing import Annotated, Any
 import typer
 
 from reconciler import __version__, logs
+from reconciler.executor.engine import DockerEngine
+from reconciler.executor.errors import EngineError
+from reconciler.executor.observe import observe
 from reconciler.model import MapError, MapSet, load_map_files, model_json_schema
+from reconciler.plan.desired import desired_state
+from reconciler.plan.graph import TargetError, select_targets
 from reconciler.plan.naming import attached_volume_name, container_name, network_name
+from reconciler.plan.planner import PlanOptions, plan_update
+from reconciler.plan.render import render_plan
+from reconciler.plan.resources import ResourceId
 
 app = typer.Typer(
     name="reconciler",
@@ -31,6 +39,12 @@ MapPaths = Annotated[
     typer.Argument(help="Map files, or folders of *.yml / *.yaml map files.", show_default=False),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+Targets = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--target", "-t", help="config, config.instance, map.config or a group (repeatable).", show_default=False
+    ),
+]
 
 
 def expand_map_paths(paths: list[Path]) -> list[Path]:
@@ -64,6 +78,38 @@ def load_maps(paths: list[Path], *, as_json: bool = False) -> MapSet:
         for warning in maps.warnings:
             typer.echo(str(warning), err=True)
     return maps
+
+
+def split_args(args: list[Path]) -> tuple[list[Path], list[str]]:
+    """`MAP… [TARGET…]`: arguments that exist on disk are maps, the rest are targets."""
+    maps = [a for a in args if a.exists() or a.suffix in (".yml", ".yaml")]
+    targets = [str(a) for a in args if a not in maps]
+    return maps, targets
+
+
+def resolve_targets(maps: MapSet, targets: list[str]) -> frozenset[ResourceId] | None:
+    if not targets:
+        return None
+    try:
+        return frozenset(select_targets(maps, targets))
+    except TargetError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def connect() -> DockerEngine:
+    try:
+        engine = DockerEngine()
+        engine.ping()
+    except EngineError as exc:
+        typer.echo(f"error: cannot reach the Docker engine: {exc}", err=True)
+        raise typer.Exit(1) from None
+    return engine
+
+
+def engine_failure(exc: EngineError) -> typer.Exit:
+    typer.echo(f"error: the Docker engine failed: {exc}", err=True)
+    return typer.Exit(1)
 
 
 def _print_json(data: Any) -> None:
@@ -118,6 +164,40 @@ def validate(paths: MapPaths, as_json: JsonFlag = False) -> None:
         for net in entry["networks"]:
             typer.echo(f"  network {net}")
     typer.echo("valid")
+
+
+@app.command()
+def plan(
+    args: Annotated[
+        list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+    ],
+    as_json: JsonFlag = False,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 0 when in sync, 2 when there is drift, 1 on error.")
+    ] = False,
+    target: Targets = None,
+    prune: Annotated[bool, typer.Option(help="Plan removing orphans (ours, no longer in any map).")] = False,
+    update_persistent: Annotated[bool, typer.Option(help="Also update persistent containers' images.")] = False,
+) -> None:
+    """Show what `apply` would change on the engine, and why. Changes nothing."""
+    paths, targets = split_args(args)
+    maps = load_maps(paths, as_json=as_json)
+    selected = resolve_targets(maps, [*targets, *(target or [])])
+    desired = desired_state(maps)
+    engine = connect()
+    try:
+        observed = observe(engine, desired)
+    except EngineError as exc:
+        raise engine_failure(exc) from None
+    result = plan_update(
+        desired, observed, PlanOptions(targets=selected, prune=prune, update_persistent=update_persistent)
+    )
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        typer.echo(render_plan(result))
+    if detailed_exitcode and not result.in_sync:
+        raise typer.Exit(2)
 
 
 @app.command()

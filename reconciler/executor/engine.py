@@ -1,0 +1,272 @@
+"""The engine port: the only code that calls the Docker SDK.
+
+`Engine` is a typed protocol of the calls reconciler makes (lists, inspects, create/start/stop/remove,
+pull, …) in Engine API terms: plain JSON dicts in and out. `DockerEngine` implements it over docker-py's
+low-level `APIClient`, with a timeout on every call (a hung engine must never hang us), errors classified
+into retryable and permanent ones, and retries for the retryable ones — all in `errors.retrying`. The
+connection pool is sized to the worker count. Tests of the daemon's logic use an in-memory fake of this
+protocol; the real engine is never mocked in integration tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+
+import docker
+import docker.errors
+import docker.types
+
+from .errors import NotFound, classify, retrying
+
+Json = dict[str, Any]
+
+DEFAULT_TIMEOUT = 60.0
+
+
+class Engine(Protocol):
+    """The calls reconciler makes, in Engine API terms."""
+
+    def ping(self) -> bool: ...
+    def version(self) -> Json: ...
+    def list_containers(self) -> list[Json]: ...
+    def inspect_container(self, ident: str) -> Json | None: ...
+    def top(self, ident: str) -> Json | None: ...
+    def list_images(self) -> list[Json]: ...
+    def inspect_image(self, ref: str) -> Json | None: ...
+    def list_volumes(self) -> list[Json]: ...
+    def inspect_volume(self, name: str) -> Json | None: ...
+    def list_networks(self) -> list[Json]: ...
+    def create_container(self, name: str, config: Json) -> str: ...
+    def start(self, ident: str) -> None: ...
+    def stop(self, ident: str, timeout: int | None) -> None: ...
+    def restart(self, ident: str, timeout: int | None) -> None: ...
+    def kill(self, ident: str, signal: str | None = None) -> None: ...
+    def remove_container(self, ident: str, *, force: bool = False) -> None: ...
+    def rename(self, ident: str, name: str) -> None: ...
+    def wait(self, ident: str, timeout: float) -> int: ...
+    def update_container(self, ident: str, settings: Json) -> None: ...
+    def exec_run(self, ident: str, cmd: list[str] | str, user: str | None) -> int: ...
+    def logs(self, ident: str, tail: int = 20) -> str: ...
+    def create_volume(self, name: str, driver: str, options: Mapping[str, str], labels: Mapping[str, str]) -> Json: ...
+    def remove_volume(self, name: str) -> None: ...
+    def create_network(self, name: str, config: Json) -> str: ...
+    def remove_network(self, ident: str) -> None: ...
+    def pull(self, ref: str, progress: Callable[[Json], None] | None = None) -> None: ...
+
+
+class DockerEngine:
+    """`Engine` over docker-py's APIClient; found as the docker CLI finds it (DOCKER_HOST or the socket)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        pool_size: int = 10,
+        attempts: int = 5,
+        sleep: Callable[[float], Any] | None = None,
+    ) -> None:
+        try:
+            if base_url is None:
+                client = docker.from_env(timeout=int(timeout), max_pool_size=pool_size)
+                self.api: docker.APIClient = client.api
+            else:
+                self.api = docker.APIClient(base_url=base_url, timeout=int(timeout), max_pool_size=pool_size)
+        except docker.errors.DockerException as exc:
+            raise classify(exc) from exc
+        self.timeout = timeout
+        self.attempts = attempts
+        self.sleep = sleep
+        self._requests = 0
+        self._lock = threading.Lock()
+
+    # --- plumbing ------------------------------------------------------------------------------------
+
+    @property
+    def request_count(self) -> int:
+        """Engine API calls made so far (benchmarks and the daemon's idle check read it)."""
+        return self._requests
+
+    def _call(self, func: Callable[[], Any]) -> Any:
+        def counted() -> Any:
+            with self._lock:
+                self._requests += 1
+            return func()
+
+        return retrying(counted, attempts=self.attempts, sleep=self.sleep)
+
+    def _maybe(self, func: Callable[[], Any]) -> Any:
+        try:
+            return self._call(func)
+        except NotFound:
+            return None
+
+    def close(self) -> None:
+        self.api.close()
+
+    # --- reads ---------------------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        return bool(self._call(self.api.ping))
+
+    def version(self) -> Json:
+        result: Json = self._call(self.api.version)
+        return result
+
+    def list_containers(self) -> list[Json]:
+        result: list[Json] = self._call(lambda: self.api.containers(all=True))
+        return result
+
+    def inspect_container(self, ident: str) -> Json | None:
+        result: Json | None = self._maybe(lambda: self.api.inspect_container(ident))
+        return result
+
+    def top(self, ident: str) -> Json | None:
+        try:
+            result: Json = self._call(lambda: self.api.top(ident))
+        except NotFound:
+            return None
+        except Exception as exc:  # a container that stopped meanwhile answers 409/500: no processes
+            if getattr(exc, "status", None) in (409, 500):
+                return None
+            raise
+        return result
+
+    def list_images(self) -> list[Json]:
+        result: list[Json] = self._call(self.api.images)
+        return result
+
+    def inspect_image(self, ref: str) -> Json | None:
+        result: Json | None = self._maybe(lambda: self.api.inspect_image(ref))
+        return result
+
+    def list_volumes(self) -> list[Json]:
+        result: Json = self._call(self.api.volumes)
+        return list(result.get("Volumes") or [])
+
+    def inspect_volume(self, name: str) -> Json | None:
+        result: Json | None = self._maybe(lambda: self.api.inspect_volume(name))
+        return result
+
+    def list_networks(self) -> list[Json]:
+        result: list[Json] = self._call(self.api.networks)
+        return result
+
+    def logs(self, ident: str, tail: int = 20) -> str:
+        data = self._maybe(lambda: self.api.logs(ident, tail=tail))
+        return data.decode(errors="replace") if isinstance(data, bytes) else ""
+
+    # --- containers ----------------------------------------------------------------------------------
+
+    def create_container(self, name: str, config: Json) -> str:
+        """`config` holds docker-py create_container kwargs plus `host_config` kwargs and `networking`."""
+        kwargs = dict(config)
+        host_kwargs = kwargs.pop("host_config", {})
+        networking = kwargs.pop("networking", None)
+
+        def create() -> Json:
+            host_config = self.api.create_host_config(**host_kwargs)
+            networking_config = None
+            if networking:
+                networking_config = self.api.create_networking_config(
+                    {net: self.api.create_endpoint_config(**ep) for net, ep in networking.items()}
+                )
+            result: Json = self.api.create_container(
+                name=name, host_config=host_config, networking_config=networking_config, **kwargs
+            )
+            return result
+
+        result = self._call(create)
+        return str(result["Id"])
+
+    def start(self, ident: str) -> None:
+        self._call(lambda: self.api.start(ident))
+
+    def stop(self, ident: str, timeout: int | None) -> None:
+        # docker-py adds the grace period to the client timeout, so a slow stop is not cut short.
+        grace = 10 if timeout is None else timeout
+        self._call(lambda: self.api.stop(ident, timeout=grace))
+
+    def restart(self, ident: str, timeout: int | None) -> None:
+        grace = 10 if timeout is None else timeout
+        self._call(lambda: self.api.restart(ident, timeout=grace))
+
+    def kill(self, ident: str, signal: str | None = None) -> None:
+        self._call(lambda: self.api.kill(ident, signal=signal) if signal else self.api.kill(ident))
+
+    def remove_container(self, ident: str, *, force: bool = False) -> None:
+        with contextlib.suppress(NotFound):  # already gone: removing is idempotent
+            self._call(lambda: self.api.remove_container(ident, force=force, v=False))
+
+    def rename(self, ident: str, name: str) -> None:
+        self._call(lambda: self.api.rename(ident, name))
+
+    def wait(self, ident: str, timeout: float) -> int:
+        result: Json = self._call(lambda: self.api.wait(ident, timeout=timeout))
+        return int(result.get("StatusCode", -1))
+
+    def update_container(self, ident: str, settings: Json) -> None:
+        url = self.api._url("/containers/{0}/update", ident)  # the raw endpoint takes every updatable field
+
+        def update() -> None:
+            response = self.api._post_json(url, data=settings)
+            self.api._raise_for_status(response)
+
+        self._call(update)
+
+    def exec_run(self, ident: str, cmd: list[str] | str, user: str | None) -> int:
+        def run() -> int:
+            created = self.api.exec_create(ident, cmd, user=user or "")
+            self.api.exec_start(created["Id"], detach=True)
+            return 0
+
+        result: int = self._call(run)
+        return result
+
+    # --- volumes, networks, images -------------------------------------------------------------------
+
+    def create_volume(self, name: str, driver: str, options: Mapping[str, str], labels: Mapping[str, str]) -> Json:
+        result: Json = self._call(
+            lambda: self.api.create_volume(name, driver=driver, driver_opts=dict(options) or None, labels=dict(labels))
+        )
+        return result
+
+    def remove_volume(self, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._call(lambda: self.api.remove_volume(name))
+
+    def create_network(self, name: str, config: Json) -> str:
+        result: Json = self._call(lambda: self.api.create_network(name, **config))
+        return str(result["Id"])
+
+    def remove_network(self, ident: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._call(lambda: self.api.remove_network(ident))
+
+    def pull(self, ref: str, progress: Callable[[Json], None] | None = None) -> None:
+        repository, tag = split_reference(ref)
+
+        def pull() -> None:
+            # The timeout applies per read of the progress stream, not to the whole pull.
+            stream: Iterator[Json] = self.api.pull(repository, tag=tag, stream=True, decode=True)
+            for event in stream:
+                if "error" in event:
+                    raise NotFound(f"pull {ref}: {event['error']}")
+                if progress is not None:
+                    progress(event)
+
+        self._call(pull)
+
+
+def split_reference(ref: str) -> tuple[str, str | None]:
+    """`registry:5000/app:1.2` → (`registry:5000/app`, `1.2`); digests stay with the repository."""
+    if "@" in ref:
+        return ref, None
+    head, _, last = ref.rpartition("/")
+    if ":" in last:
+        name, _, tag = last.partition(":")
+        return (f"{head}/{name}" if head else name), tag
+    return ref, "latest"

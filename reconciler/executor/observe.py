@@ -1,0 +1,72 @@
+"""Observing the engine: the read-only calls that fetch the observed state for a desired state.
+
+Cheap by construction: one list per kind (containers, images, volumes, networks), then one inspect per
+container that matters (ours by label, or holding one of our names), one inspect per distinct image in use,
+and `top` only for running containers that have exec commands. Parsing is `reconciler.plan.observed`'s job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.plan import naming
+from reconciler.plan.observed import ObservedState, observed_state, parse_processes
+from reconciler.plan.resources import DesiredState
+
+from .engine import Engine
+
+
+def observe(engine: Engine, desired: DesiredState, *, all_maps: bool = False) -> ObservedState:
+    """Fetch what the engine has that the desired state cares about (`all_maps`: every object we own)."""
+    wanted_names = set(desired.containers) | set(desired.inits)
+    containers: list[Mapping[str, Any]] = []
+    for summary in engine.list_containers():
+        names = [n.lstrip("/") for n in summary.get("Names") or []]
+        labels = summary.get("Labels") or {}
+        ours = labels.get(naming.LABEL_MANAGED) == "true" and (all_maps or labels.get(naming.LABEL_MAP) in desired.maps)
+        if ours or any(n in wanted_names for n in names):
+            data = engine.inspect_container(summary["Id"])
+            if data is not None:  # removed between list and inspect: it is simply not there
+                containers.append(data)
+
+    images: dict[str, dict[str, Any]] = {}
+    tags: dict[str, str] = {}
+    for image in engine.list_images():
+        for tag in image.get("RepoTags") or []:
+            tags[tag] = image["Id"]
+    by_id: dict[str, dict[str, Any]] = {}
+    needed = {ref: tags.get(ref) for ref in desired.images}
+    needed_ids = {i for i in needed.values() if i} | {c["Image"] for c in containers if c.get("Image")}
+    for image_id in sorted(needed_ids):
+        data = engine.inspect_image(image_id)
+        if data is not None:
+            by_id[image_id] = data
+    for ref, tagged_id in needed.items():
+        if tagged_id is not None and tagged_id in by_id:
+            images[ref] = by_id[tagged_id]
+    for image_id, data in by_id.items():
+        images.setdefault(image_id, data)
+
+    processes: dict[str, tuple[str, ...]] = {}
+    for container in containers:
+        spec = desired.containers.get(str(container.get("Name", "")).lstrip("/"))
+        if spec is not None and spec.exec_commands and (container.get("State") or {}).get("Running"):
+            top = engine.top(container["Id"])
+            if top is not None:
+                processes[container["Id"]] = parse_processes(top)
+
+    volumes: list[Mapping[str, Any]] = [
+        v for v in engine.list_volumes() if _relevant(v.get("Labels"), v["Name"], desired, all_maps)
+    ]
+    networks: list[Mapping[str, Any]] = [
+        n for n in engine.list_networks() if _relevant(n.get("Labels"), n["Name"], desired, all_maps)
+    ]
+    return observed_state(containers, images, volumes, networks, processes)
+
+
+def _relevant(labels: Mapping[str, str] | None, name: str, desired: DesiredState, all_maps: bool) -> bool:
+    labels = labels or {}
+    if labels.get(naming.LABEL_MANAGED) == "true" and (all_maps or labels.get(naming.LABEL_MAP) in desired.maps):
+        return True
+    return name in desired.volumes or name in desired.networks

@@ -1,0 +1,438 @@
+"""Desired state: what the loaded maps say should exist on the engine, in engine terms.
+
+`desired_state(maps)` turns every resolved map into networks, attached volumes, volume inits, images and one
+`ContainerSpec` per instance, with the dependency edges between them. docker-map's `create_options` and
+`host_config` are docker-py keyword arguments; here they are split into what we compare field by field
+(command, entrypoint, environment, user, labels, healthcheck), what is updated in place (limits, restart
+policy, in the engine's own HostConfig names) and what is passed through untouched (everything else, still
+covered by the spec hash). Pure: no engine calls.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from reconciler.model import MapSet, NetworkModeKind, ResolvedMap
+from reconciler.model.schema import HealthCheck
+
+from . import naming
+from .resources import (
+    ContainerSpec,
+    DesiredState,
+    EndpointSpec,
+    ExecSpec,
+    ImageSpec,
+    Kind,
+    Mount,
+    NetworkSpec,
+    PortSpec,
+    ResourceId,
+    VolumeInitSpec,
+    VolumeSpec,
+)
+
+# docker-py `update_container` / HostConfig options that the engine can change on a running container.
+LIMIT_OPTIONS: dict[str, str] = {
+    "mem_limit": "Memory",
+    "memswap_limit": "MemorySwap",
+    "mem_reservation": "MemoryReservation",
+    "kernel_memory": "KernelMemory",
+    "cpu_shares": "CpuShares",
+    "cpu_period": "CpuPeriod",
+    "cpu_quota": "CpuQuota",
+    "cpuset_cpus": "CpusetCpus",
+    "cpuset_mems": "CpusetMems",
+    "blkio_weight": "BlkioWeight",
+    "nano_cpus": "NanoCpus",
+    "pids_limit": "PidsLimit",
+}
+_BYTE_LIMITS = {"Memory", "MemorySwap", "MemoryReservation", "KernelMemory"}
+# create_options keys we model ourselves (everything else passes through to create_container).
+_MODELLED_CREATE = {"command", "entrypoint", "environment", "user", "labels", "hostname", "domainname"}
+_UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_bytes(value: object) -> int:
+    """docker-py's byte sizes: `64m`, `1g`, `512k`, `1024` (bytes)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a size")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt])?b?\s*", str(value).lower())
+    if not match:
+        raise ValueError(f"{value!r} is not a size (e.g. 64m, 1g)")
+    return int(float(match.group(1)) * _UNITS[match.group(2) or "b"])
+
+
+def split_command(value: object) -> tuple[str, ...] | None:
+    """docker-py splits a string command with shlex; a list is taken as it is."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(shlex.split(value))
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v) for v in value)
+    raise ValueError(f"a command must be a string or a list, got {type(value).__name__}")
+
+
+def environment(value: object) -> tuple[tuple[str, str], ...]:
+    """`environment` as a dict or a list of `KEY=value`; sorted, values as strings."""
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
+        items = {str(k): "" if v is None else _env_text(v) for k, v in value.items()}
+    elif isinstance(value, (list, tuple)):
+        items = {}
+        for entry in value:
+            key, _, val = str(entry).partition("=")
+            items[key] = val
+    else:
+        raise ValueError("environment must be a mapping or a list of KEY=value")
+    return tuple(sorted(items.items()))
+
+
+def _env_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _labels(value: object) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), str(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(sorted((str(k), "") for k in value))
+    raise ValueError("labels must be a mapping or a list")
+
+
+def user_owner(user: str | None) -> str | None:
+    """docker-map: a bare uid means `uid:uid` for chown."""
+    if user is None:
+        return None
+    return f"{user}:{user}" if user.isdigit() else user
+
+
+def healthcheck_fields(check: HealthCheck | None) -> tuple[tuple[str, Any], ...] | None:
+    if check is None:
+        return None
+    test: list[str] = ["CMD-SHELL", check.test] if isinstance(check.test, str) else list(check.test or ["NONE"])
+    fields: dict[str, Any] = {"Test": test}
+    for key, value in (
+        ("Interval", check.interval),
+        ("Timeout", check.timeout),
+        ("Retries", check.retries),
+        ("StartPeriod", check.start_period),
+    ):
+        if value:
+            fields[key] = value
+    return tuple(sorted(fields.items()))
+
+
+def port_key(port: int | str) -> str:
+    text = str(port)
+    return text if "/" in text else f"{text}/tcp"
+
+
+def _interface_ip(interface: str | None) -> str | None:
+    if interface is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(interface))
+    except ValueError:
+        raise ValueError(
+            f"interface '{interface}' is not an IP address (interface aliases of docker-map clients are not "
+            "supported: write the address)"
+        ) from None
+
+
+def _frozen(items: Iterable[tuple[str, Any]]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(items))
+
+
+def _freeze(value: Any) -> Any:
+    """Lists and dicts of create/host options as hashable, canonical tuples (for frozen specs)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """The inverse of `_freeze` for pass-through options: tuples of pairs back to dicts."""
+    if isinstance(value, tuple):
+        if value and all(isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) for v in value):
+            return {k: thaw(v) for k, v in value}
+        return [thaw(v) for v in value]
+    return value
+
+
+class _Builder:
+    def __init__(self, maps: MapSet) -> None:
+        self.maps = maps
+        self.containers: dict[str, ContainerSpec] = {}
+        self.volumes: dict[str, VolumeSpec] = {}
+        self.inits: dict[str, VolumeInitSpec] = {}
+        self.networks: dict[str, NetworkSpec] = {}
+        self.images: dict[str, ImageSpec] = {}
+        self.edges: dict[ResourceId, set[ResourceId]] = {}
+        self.problems: list[tuple[ResourceId, str]] = []
+
+    def edge(self, rid: ResourceId, dep: ResourceId) -> None:
+        self.edges.setdefault(rid, set()).add(dep)
+
+    def image(self, ref: str) -> ResourceId:
+        spec = self.images.setdefault(ref, ImageSpec(ref))
+        self.edges.setdefault(spec.id, set())
+        return spec.id
+
+    def build(self) -> DesiredState:
+        for m in self.maps:
+            self.map_resources(m)
+        for m in self.maps:
+            for config in m.configs:
+                for instance in m.instances(config):
+                    name = naming.container_name(m.name, config, instance)
+                    try:
+                        self.container(m, config, instance)
+                    except ValueError as exc:
+                        self.problems.append((ResourceId(Kind.CONTAINER, name), str(exc)))
+        return DesiredState(
+            containers=self.containers,
+            volumes=self.volumes,
+            inits=self.inits,
+            networks=self.networks,
+            images=self.images,
+            depends_on={rid: frozenset(deps) for rid, deps in self.edges.items()},
+            maps=frozenset(m.name for m in self.maps),
+            problems=tuple(self.problems),
+        )
+
+    def map_resources(self, m: ResolvedMap) -> None:
+        for net in m.network_names():
+            net_cfg = m.model.networks[net]
+            spec = NetworkSpec(
+                name=naming.network_name(m.name, net),
+                map=m.name,
+                driver=net_cfg.driver,
+                driver_options=_frozen((str(k), str(v)) for k, v in net_cfg.driver_options.items()),
+                internal=net_cfg.internal,
+                create_extra=_freeze(net_cfg.create_options),
+            )
+            self.networks[spec.name] = spec
+            self.edges.setdefault(spec.id, set())
+        for config, cfg in m:
+            for attach in cfg.attaches:
+                vol_name = naming.attached_volume_name(m.name, config, attach.alias, m.model.use_attached_parent_name)
+                vol_cfg = m.model.volumes.get(attach.alias)
+                volume = VolumeSpec(
+                    name=vol_name,
+                    map=m.name,
+                    config=config,
+                    alias=attach.alias,
+                    driver=vol_cfg.driver if vol_cfg else "local",
+                    driver_options=_frozen(
+                        (str(k), str(v)) for k, v in (vol_cfg.driver_options if vol_cfg else {}).items()
+                    ),
+                )
+                self.volumes[vol_name] = volume
+                self.edges.setdefault(volume.id, set())
+                owner = user_owner((vol_cfg.user if vol_cfg and vol_cfg.user else None) or cfg.user)
+                permissions = (vol_cfg.permissions if vol_cfg and vol_cfg.permissions else None) or cfg.permissions
+                if owner or permissions:
+                    init_image = m.model.volume_init.image or m.image(config)
+                    init = VolumeInitSpec(
+                        name=naming.volume_init_name(vol_name),
+                        map=m.name,
+                        config=config,
+                        alias=attach.alias,
+                        volume=vol_name,
+                        image=init_image,
+                        owner=owner,
+                        permissions=permissions,
+                    )
+                    self.inits[init.name] = init
+                    self.edge(init.id, volume.id)
+                    self.edge(init.id, self.image(init_image))
+
+    def volume_deps(self, volume: str) -> list[ResourceId]:
+        deps = [ResourceId(Kind.VOLUME, volume)]
+        init = naming.volume_init_name(volume)
+        if init in self.inits:
+            deps.append(ResourceId(Kind.VOLUME_INIT, init))
+        return deps
+
+    def container(self, m: ResolvedMap, config: str, instance: str | None) -> None:
+        cfg = m.configs[config]
+        name = naming.container_name(m.name, config, instance)
+        rid = ResourceId(Kind.CONTAINER, name)
+        deps: set[ResourceId] = set()
+        image = m.image(config)
+        deps.add(self.image(image))
+        create = dict(cfg.create_options)
+        host = dict(cfg.host_config)
+
+        # Limits may be written in create_options (older docker-map maps do): they are host settings.
+        limits: dict[str, Any] = {}
+        restart_policy = None
+        for source in (create, host):
+            for key in list(source):
+                if key in LIMIT_OPTIONS:
+                    engine_key = LIMIT_OPTIONS[key]
+                    value = source.pop(key)
+                    limits[engine_key] = parse_bytes(value) if engine_key in _BYTE_LIMITS else value
+                elif key == "restart_policy":
+                    restart_policy = source.pop(key)
+        if restart_policy is not None and not isinstance(restart_policy, Mapping):
+            raise ValueError("host_config.restart_policy must be a mapping like {Name: always}")
+
+        mounts: list[Mount] = []
+        for bind in cfg.binds:
+            if bind.is_alias:
+                bind_target = m.volume_path(bind.path)
+                bind_source = m.host_path(bind.path, instance)
+                if bind_source is None or bind_target is None:
+                    where = f"instance '{instance}'" if instance else "this container"
+                    raise ValueError(f"no host path for volume alias '{bind.path}' for {where}")
+            else:
+                bind_target = bind.path
+                bind_source = m.absolute_host_path(bind.host_path or "")
+            mounts.append(Mount(target=bind_target, source=bind_source, type="bind", read_only=bind.readonly))
+        for attach in cfg.attaches:
+            vol = naming.attached_volume_name(m.name, config, attach.alias, m.model.use_attached_parent_name)
+            path = m.attach_path(config, attach.alias)
+            assert path is not None  # guaranteed by the integrity check
+            mounts.append(Mount(target=path, source=vol, type="volume"))
+            deps.update(self.volume_deps(vol))
+        volumes_from: list[str] = []
+        for use in cfg.uses:
+            source_ref = m.use_source(use)
+            if source_ref is None:
+                raise ValueError(f"uses '{use.name}' does not resolve")
+            if source_ref.alias is not None:
+                vol = naming.attached_volume_name(
+                    m.name, source_ref.config, source_ref.alias, m.model.use_attached_parent_name
+                )
+                path = m.use_path(use)
+                assert path is not None
+                mounts.append(Mount(target=path, source=vol, type="volume", read_only=use.readonly))
+                deps.update(self.volume_deps(vol))
+                # docker-map starts the config that attaches a volume before those that use it.
+                for inst in m.instances(source_ref.config):
+                    deps.add(ResourceId(Kind.CONTAINER, naming.container_name(m.name, source_ref.config, inst)))
+            else:
+                instances = [source_ref.instance] if source_ref.instance else m.instances(source_ref.config)
+                for inst in instances:
+                    other = naming.container_name(m.name, source_ref.config, inst)
+                    volumes_from.append(f"{other}:ro" if use.readonly else other)
+                    deps.add(ResourceId(Kind.CONTAINER, other))
+
+        ports = []
+        for port in cfg.exposes:
+            host_port = None if port.host_port is None else str(port.host_port)
+            ports.append(PortSpec(port_key(port.exposed_port), host_port, _interface_ip(port.interface)))
+
+        links = []
+        for link in cfg.links:
+            target_name = naming.container_name(m.name, *_config_instance(link.container))
+            links.append((target_name, link.alias or link.container))
+            deps.add(ResourceId(Kind.CONTAINER, target_name))
+
+        network_mode: str | None = None
+        endpoints: list[EndpointSpec] = []
+        mode = cfg.network_mode
+        if mode is not None:
+            if mode.kind is NetworkModeKind.PRESET:
+                network_mode = mode.value
+            elif mode.kind is NetworkModeKind.EXTERNAL:
+                network_mode = f"container:{mode.value}"
+            else:
+                other = naming.container_name(m.name, mode.value, mode.instance)
+                network_mode = f"container:{other}"
+                deps.add(ResourceId(Kind.CONTAINER, other))
+        for endpoint in cfg.networks:
+            net = naming.network_name(m.name, endpoint.network_name)
+            if net in self.networks:
+                deps.add(ResourceId(Kind.NETWORK, net))
+            ep_links = []
+            for link in endpoint.links:
+                target_name = naming.container_name(m.name, *_config_instance(link.container))
+                ep_links.append((target_name, link.alias or link.container))
+                deps.add(ResourceId(Kind.CONTAINER, target_name))
+            endpoints.append(
+                EndpointSpec(
+                    network=net,
+                    aliases=tuple(endpoint.aliases or ()),
+                    links=tuple(ep_links),
+                    ipv4_address=endpoint.ipv4_address,
+                    ipv6_address=endpoint.ipv6_address,
+                )
+            )
+        if network_mode is None and endpoints:
+            network_mode = endpoints[0].network
+
+        full_name = name
+        spec = ContainerSpec(
+            name=full_name,
+            map=m.name,
+            config=config,
+            instance=instance,
+            image=image,
+            hostname=_opt_str(create.pop("hostname", None))
+            or (naming.hostname(name) if m.model.set_hostname else None),
+            domainname=_opt_str(create.pop("domainname", None)) or m.model.default_domain,
+            command=split_command(create.pop("command", None)),
+            entrypoint=split_command(create.pop("entrypoint", None)),
+            environment=environment(create.pop("environment", None)),
+            user=cfg.user if cfg.user is not None else _opt_str(create.pop("user", None)),
+            labels=_labels(create.pop("labels", None)),
+            mounts=tuple(mounts),
+            anonymous_volumes=tuple(cfg.shares),
+            volumes_from=tuple(volumes_from),
+            ports=tuple(ports),
+            links=tuple(links),
+            network_mode=network_mode,
+            endpoints=tuple(endpoints),
+            healthcheck=healthcheck_fields(cfg.healthcheck),
+            stop_signal=None if cfg.stop_signal is None else str(cfg.stop_signal),
+            stop_timeout=cfg.stop_timeout,
+            create_extra=_freeze({k: v for k, v in create.items() if k not in _MODELLED_CREATE}),
+            host_extra=_freeze(host),
+            limits=_frozen(limits.items()),
+            restart_policy=None if restart_policy is None else _frozen((str(k), v) for k, v in restart_policy.items()),
+            exec_commands=tuple(
+                ExecSpec(
+                    cmd=c.cmd if isinstance(c.cmd, str) else tuple(c.cmd),
+                    user=c.user or cfg.user,
+                    policy=c.policy.value,
+                )
+                for c in cfg.exec_commands
+            ),
+            persistent=bool(cfg.persistent),
+            start_delay=cfg.start_delay,
+        )
+        self.containers[full_name] = spec
+        deps.discard(rid)
+        self.edges[rid] = deps
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _config_instance(ref: str) -> tuple[str, str | None]:
+    config, _, instance = ref.partition(".")
+    return config, instance or None
+
+
+def desired_state(maps: MapSet) -> DesiredState:
+    """Every resource the maps imply, with dependency edges; unbuildable containers are listed in `problems`."""
+    return _Builder(maps).build()

@@ -1,0 +1,120 @@
+"""The dependency graph over resources, target selection, and waves.
+
+Edges come from the desired state: a container depends on its image, its networks, the volumes it mounts
+(and their inits), the containers it links to, takes volumes from or shares a network stack with. Targets
+(`config`, `config.instance`, `map.config`, `map.config.instance`, groups) select containers; their
+dependencies come along, as with docker-map's startup/update. Waves are levels of the graph restricted to
+resources that have work: every member of a wave depends only on earlier waves, so a wave runs in parallel.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable, Mapping
+
+from reconciler.model import MapSet
+
+from . import naming
+from .resources import DesiredState, Kind, ResourceId
+
+
+class TargetError(ValueError):
+    """A target that names nothing in the maps."""
+
+
+def select_targets(maps: MapSet, targets: Iterable[str]) -> set[ResourceId]:
+    """Container resources named by targets (no dependencies yet); raises `TargetError` for unknown ones."""
+    selected: set[ResourceId] = set()
+    for target in targets:
+        found = _resolve_target(maps, target)
+        if not found:
+            raise TargetError(f"unknown target '{target}': not a config, instance, map.config or group")
+        selected |= found
+    return selected
+
+
+def _resolve_target(maps: MapSet, target: str) -> set[ResourceId]:
+    parts = target.split(".")
+    candidates: list[tuple[str, list[str]]] = []
+    if parts[0] in maps.maps and len(parts) > 1:
+        candidates.append((parts[0], parts[1:]))
+    candidates += [(m.name, parts) for m in maps]
+    for map_name, rest in candidates:
+        m = maps.maps[map_name]
+        config, instance = rest[0], (rest[1] if len(rest) > 1 else None)
+        if len(rest) > 2:
+            continue
+        if config in m.model.groups and instance is None:
+            out: set[ResourceId] = set()
+            for member in m.model.groups[config]:
+                out |= _resolve_target(maps, f"{map_name}.{member}")
+            return out
+        if config in m.configs:
+            instances = m.instances(config)
+            if instance is not None:
+                if instance not in instances:
+                    continue
+                instances = [instance]
+            return {ResourceId(Kind.CONTAINER, naming.container_name(map_name, config, i)) for i in instances}
+    return set()
+
+
+def closure(edges: Mapping[ResourceId, Iterable[ResourceId]], start: Iterable[ResourceId]) -> set[ResourceId]:
+    """`start` and everything it depends on, transitively."""
+    seen: set[ResourceId] = set()
+    stack = list(start)
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.extend(edges.get(node, ()))
+    return seen
+
+
+def dependents(edges: Mapping[ResourceId, Iterable[ResourceId]]) -> dict[ResourceId, set[ResourceId]]:
+    """The reverse graph: who depends on each resource."""
+    reverse: dict[ResourceId, set[ResourceId]] = {}
+    for node, deps in edges.items():
+        for dep in deps:
+            reverse.setdefault(dep, set()).add(node)
+    return reverse
+
+
+def waves(
+    edges: Mapping[ResourceId, Iterable[ResourceId]], work: Iterable[ResourceId], *, reverse: bool = False
+) -> list[list[ResourceId]]:
+    """Group resources with work into waves: a resource's wave is after every wave holding a dependency
+    (a dependent, with `reverse`, for teardown), even through resources without work. Sorted, deterministic."""
+    graph: dict[ResourceId, set[ResourceId]] = {node: set(deps) for node, deps in edges.items()}
+    if reverse:
+        graph = {node: set() for node in graph} | dependents(graph)
+    work_set = set(work)
+    for node in work_set:
+        graph.setdefault(node, set())
+    order = graphlib.TopologicalSorter(graph)
+    wave_of: dict[ResourceId, int] = {}
+    floor: dict[ResourceId, int] = {}  # the earliest wave a dependent of this node may be in
+    for node in order.static_order():
+        deps = graph.get(node, set())
+        level = max((floor[d] for d in deps if d in floor), default=0)
+        if node in work_set:
+            wave_of[node] = level
+            floor[node] = level + 1
+        else:
+            floor[node] = level
+    result: list[list[ResourceId]] = []
+    for node, level in wave_of.items():
+        while len(result) <= level:
+            result.append([])
+        result[level].append(node)
+    return [sorted(w) for w in result if w]
+
+
+def container_edges(desired: DesiredState) -> dict[ResourceId, set[ResourceId]]:
+    """Only container → container edges (for cascades)."""
+    return {
+        rid: {d for d in deps if d.kind is Kind.CONTAINER}
+        for rid, deps in desired.depends_on.items()
+        if rid.kind is Kind.CONTAINER
+    }

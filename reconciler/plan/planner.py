@@ -1,0 +1,441 @@
+"""The planner: drift → ordered actions in parallel waves. Pure and deterministic.
+
+`plan_update` compares the desired state with an observed snapshot and returns a `Plan`: for every resource
+that differs, one `Action` (an op such as create / recreate / start / update plus the steps it takes and the
+drift reasons behind it), grouped into waves that respect every dependency. It also reports what it will not
+touch: strangers holding one of our names (conflicts, never touched), resources that cannot be built,
+orphans (ours, but no longer in any map: removed only on request) and drift that needs a human.
+
+Cascade: when a container is created anew or recreated, its dependents follow — containers sharing its
+network stack or taking its volumes are recreated, containers linking to it are restarted — so no dependent
+is left with a dead link (docker-map 1.1.1 leaves it broken).
+
+`plan_down` is the teardown: everything the maps own, dependents first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from . import naming
+from .drift import (
+    ContainerContext,
+    Drift,
+    Fix,
+    Reason,
+    container_drift,
+    init_drift,
+    network_drift,
+    strongest,
+    volume_drift,
+)
+from .graph import closure, dependents, waves
+from .observed import ObservedContainer, ObservedState
+from .resources import ContainerSpec, DesiredState, Kind, ResourceId
+
+
+class Op(StrEnum):
+    PULL = "pull"
+    CREATE = "create"
+    START = "start"
+    RESTART = "restart"
+    RECREATE = "recreate"
+    UPDATE = "update"
+    EXEC = "exec"
+    RUN = "run"  # a volume init: (re)create, run to completion
+    REMOVE = "remove"
+
+
+@dataclass(frozen=True)
+class Action:
+    resource: ResourceId
+    op: Op
+    steps: tuple[Op, ...]
+    reasons: tuple[Drift, ...] = ()
+    observed_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.resource.kind.value,
+            "name": self.resource.name,
+            "action": self.op.value,
+            "steps": [s.value for s in self.steps],
+            "reasons": [r.as_dict() for r in self.reasons],
+        }
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A resource that will not be changed, and why (a stranger holds its name, it cannot be built, …)."""
+
+    resource: ResourceId
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.resource.kind.value, "name": self.resource.name, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Note:
+    """Drift that is reported but not acted on (it needs a human, or an explicit option)."""
+
+    resource: ResourceId
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.resource.kind.value, "name": self.resource.name, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Plan:
+    waves: tuple[tuple[Action, ...], ...] = ()
+    blocked: tuple[Blocked, ...] = ()
+    notes: tuple[Note, ...] = ()
+
+    @property
+    def actions(self) -> list[Action]:
+        return [a for wave in self.waves for a in wave]
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.waves and not self.blocked and not self.notes
+
+    def action_for(self, resource: ResourceId) -> Action | None:
+        return next((a for a in self.actions if a.resource == resource), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "in_sync": self.in_sync,
+            "waves": [[a.as_dict() for a in wave] for wave in self.waves],
+            "blocked": [b.as_dict() for b in self.blocked],
+            "notes": [n.as_dict() for n in self.notes],
+        }
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    targets: frozenset[ResourceId] | None = None  # containers; None: everything in the maps
+    prune: bool = False  # remove orphans (containers and networks; volumes only with prune_volumes)
+    prune_volumes: bool = False
+    update_persistent: bool = False
+    pull: bool = False  # pull every image in scope, not only missing ones
+    cascade: bool = True
+
+
+@dataclass
+class _Work:
+    ops: dict[ResourceId, tuple[Op, tuple[Op, ...], list[Drift], str | None]] = field(default_factory=dict)
+    blocked: dict[ResourceId, str] = field(default_factory=dict)
+    notes: list[Note] = field(default_factory=list)
+
+    def set(self, rid: ResourceId, op: Op, steps: Sequence[Op], reasons: list[Drift], observed_id: str | None) -> None:
+        self.ops[rid] = (op, tuple(steps), reasons, observed_id)
+
+
+_CONTAINER_OP = {
+    Fix.CREATE: (Op.CREATE, (Op.CREATE, Op.START)),
+    Fix.RECREATE: (Op.RECREATE, (Op.RECREATE,)),
+    Fix.RESTART: (Op.RESTART, (Op.RESTART,)),
+    Fix.START: (Op.START, (Op.START,)),
+    Fix.UPDATE: (Op.UPDATE, (Op.UPDATE,)),
+    Fix.EXEC: (Op.EXEC, (Op.EXEC,)),
+}
+
+
+def _container_steps(drifts: list[Drift]) -> tuple[Op, tuple[Op, ...]]:
+    fix = strongest(drifts)
+    op, steps = _CONTAINER_OP[fix]
+    fixes = {d.fix for d in drifts}
+    if fix in (Fix.START, Fix.RESTART) and Fix.UPDATE in fixes:
+        steps = (Op.UPDATE, *steps)
+    if fix is not Fix.EXEC and Fix.EXEC in fixes:
+        steps = (*steps, Op.EXEC)
+    return op, steps
+
+
+def plan_update(desired: DesiredState, observed: ObservedState, options: PlanOptions | None = None) -> Plan:
+    """What to do so that the engine matches the desired state (within the targets, if any)."""
+    options = options or PlanOptions()
+    scope = closure(desired.depends_on, options.targets) if options.targets is not None else set(desired.all_ids())
+    work = _Work()
+    unbuildable = dict(desired.problems)
+    for rid, message in sorted(unbuildable.items()):
+        if options.targets is None or rid in options.targets:
+            work.blocked[rid] = message
+    ctx = ContainerContext(observed, update_persistent=options.update_persistent)
+    for rid in sorted(scope):
+        if rid in unbuildable:
+            continue
+        if rid.kind is Kind.IMAGE:
+            if rid.name not in observed.images:
+                work.set(rid, Op.PULL, (Op.PULL,), [Drift(Reason.MISSING, "image", rid.name, None, Fix.CREATE)], None)
+            elif options.pull:
+                work.set(rid, Op.PULL, (Op.PULL,), [Drift(Reason.IMAGE, "pull", "newest", "local", Fix.UPDATE)], None)
+        elif rid.kind is Kind.NETWORK:
+            _network(desired, observed, rid, work)
+        elif rid.kind is Kind.VOLUME:
+            _volume(desired, observed, rid, work)
+        elif rid.kind is Kind.CONTAINER:
+            _container(desired.containers[rid.name], observed, ctx, work)
+    # Inits last: they depend on whether their volume is being created in this very plan.
+    for rid in sorted(scope):
+        if rid.kind is Kind.VOLUME_INIT:
+            _init(desired, observed, rid, work)
+    if options.cascade:
+        _cascade(desired, observed, work)
+    _block_dependents(desired, work)
+    if options.targets is None:
+        _orphans(desired, observed, options, work)
+    return _assemble(desired, work)
+
+
+def _stranger(rid: ResourceId) -> str:
+    return f"a {rid.kind.value} named '{rid.name}' exists without reconciler's labels: not touched"
+
+
+def _network(desired: DesiredState, observed: ObservedState, rid: ResourceId, work: _Work) -> None:
+    found = observed.networks.get(rid.name)
+    if found is None:
+        work.set(rid, Op.CREATE, (Op.CREATE,), [Drift(Reason.MISSING, "network", rid.name, None, Fix.CREATE)], None)
+    elif not found.managed:
+        work.blocked[rid] = _stranger(rid)
+    else:
+        drifts = network_drift(desired.networks[rid.name], found)
+        if drifts:
+            work.set(rid, Op.RECREATE, (Op.RECREATE,), drifts, found.id)
+
+
+def _volume(desired: DesiredState, observed: ObservedState, rid: ResourceId, work: _Work) -> None:
+    found = observed.volumes.get(rid.name)
+    if found is None:
+        work.set(rid, Op.CREATE, (Op.CREATE,), [Drift(Reason.MISSING, "volume", rid.name, None, Fix.CREATE)], None)
+    elif not found.managed:
+        work.blocked[rid] = _stranger(rid)
+    else:
+        for drift in volume_drift(desired.volumes[rid.name], found):
+            work.notes.append(Note(rid, f"{drift.describe()} (volumes are data: recreate it yourself if you mean it)"))
+
+
+def _init(desired: DesiredState, observed: ObservedState, rid: ResourceId, work: _Work) -> None:
+    spec = desired.inits[rid.name]
+    found = observed.containers.get(rid.name)
+    volume_rid = ResourceId(Kind.VOLUME, spec.volume)
+    if volume_rid in work.blocked:
+        return
+    if found is None:
+        work.set(rid, Op.RUN, (Op.RUN,), [Drift(Reason.MISSING, "init", "ran", None, Fix.CREATE)], None)
+        return
+    if not found.managed:
+        work.blocked[rid] = _stranger(rid)
+        return
+    drifts = init_drift(spec, found, observed.volumes.get(spec.volume))
+    volume_op = work.ops.get(volume_rid)
+    if volume_op is not None and volume_op[0] is Op.CREATE:
+        drifts.append(Drift(Reason.INIT, "volume", "prepared", "volume is new", Fix.RECREATE))
+    if drifts:
+        work.set(rid, Op.RUN, (Op.RUN,), drifts, found.id)
+
+
+def _container(spec: ContainerSpec, observed: ObservedState, ctx: ContainerContext, work: _Work) -> None:
+    found = observed.containers.get(spec.name)
+    if found is None:
+        work.set(
+            spec.id,
+            Op.CREATE,
+            (Op.CREATE, Op.START),
+            [Drift(Reason.MISSING, "container", spec.name, None, Fix.CREATE)],
+            None,
+        )
+        return
+    if not found.managed:
+        work.blocked[spec.id] = _stranger(spec.id)
+        return
+    drifts = container_drift(spec, found, ctx)
+    if drifts:
+        op, steps = _container_steps(drifts)
+        work.set(spec.id, op, steps, drifts, found.id)
+
+
+def _relation(spec: ContainerSpec, dependency: str) -> Fix:
+    """How a dependent must follow when `dependency` is created anew: recreate, restart or nothing."""
+    if spec.network_mode == f"container:{dependency}":
+        return Fix.RECREATE
+    if any(v.split(":")[0] == dependency for v in spec.volumes_from):
+        return Fix.RECREATE
+    if any(name == dependency for name, _ in spec.links) or any(
+        name == dependency for e in spec.endpoints for name, _ in e.links
+    ):
+        return Fix.RESTART
+    return Fix.NONE
+
+
+def _cascade(desired: DesiredState, observed: ObservedState, work: _Work) -> None:
+    reverse = dependents(desired.depends_on)
+    pending = sorted(rid for rid, (op, *_rest) in work.ops.items() if op in (Op.CREATE, Op.RECREATE))
+    while pending:
+        rid = pending.pop(0)
+        for dependent in sorted(reverse.get(rid, ())):
+            if dependent.kind is not Kind.CONTAINER or dependent in work.blocked:
+                continue
+            found = observed.containers.get(dependent.name)
+            if found is None or not found.managed:
+                continue  # created fresh anyway, or a stranger
+            if rid.kind is Kind.NETWORK:
+                fix = Fix.RECREATE
+            elif rid.kind is Kind.CONTAINER:
+                fix = _relation(desired.containers[dependent.name], rid.name)
+            else:
+                continue
+            if fix is Fix.NONE or (fix is Fix.RESTART and not found.running):
+                continue
+            current = work.ops.get(dependent)
+            reason = Drift(Reason.DEPENDENCY, rid.name, "follows its recreation", "stale", fix)
+            reasons = [*(current[2] if current else []), reason]
+            op, steps = _container_steps(reasons)
+            if current is not None and current[0] is op:
+                work.set(dependent, op, current[1], reasons, found.id)
+                continue
+            work.set(dependent, op, steps, reasons, found.id)
+            if op is Op.RECREATE:
+                pending.append(dependent)
+
+
+def _block_dependents(desired: DesiredState, work: _Work) -> None:
+    """Work that depends on a blocked resource cannot happen either."""
+    changed = True
+    while changed:
+        changed = False
+        for rid in sorted(work.ops):
+            blocked_dep = next((d for d in sorted(desired.depends_on.get(rid, ())) if d in work.blocked), None)
+            if blocked_dep is not None:
+                work.blocked[rid] = f"depends on {blocked_dep}, which is blocked"
+                del work.ops[rid]
+                changed = True
+
+
+def _orphans(desired: DesiredState, observed: ObservedState, options: PlanOptions, work: _Work) -> None:
+    wanted_containers = set(desired.containers) | set(desired.inits)
+    for name, container in sorted(observed.containers.items()):
+        if _ours(container.labels, desired) and name not in wanted_containers:
+            rid = ResourceId(Kind.VOLUME_INIT if container.kind == Kind.VOLUME_INIT.value else Kind.CONTAINER, name)
+            _orphan(rid, container.id, options.prune, work)
+    for name, volume in sorted(observed.volumes.items()):
+        if _ours(volume.labels, desired) and name not in desired.volumes:
+            _orphan(ResourceId(Kind.VOLUME, name), name, options.prune and options.prune_volumes, work)
+    for name, network in sorted(observed.networks.items()):
+        if _ours(network.labels, desired) and name not in desired.networks:
+            _orphan(ResourceId(Kind.NETWORK, name), network.id, options.prune, work)
+
+
+def _ours(labels: Any, desired: DesiredState) -> bool:
+    return labels.get(naming.LABEL_MANAGED) == "true" and labels.get(naming.LABEL_MAP) in desired.maps
+
+
+def _orphan(rid: ResourceId, ident: str, remove: bool, work: _Work) -> None:
+    drift = Drift(Reason.MISSING, "map", "absent", "present", Fix.CREATE)
+    if remove:
+        work.set(rid, Op.REMOVE, (Op.REMOVE,), [drift], ident)
+    else:
+        hint = "--prune --volumes" if rid.kind is Kind.VOLUME else "--prune"
+        work.notes.append(Note(rid, f"orphan: no longer in any map (remove it with {hint})"))
+
+
+def _assemble(desired: DesiredState, work: _Work) -> Plan:
+    edges: dict[ResourceId, set[ResourceId]] = {rid: set(deps) for rid, deps in desired.depends_on.items()}
+    removals = [rid for rid, (op, *_rest) in work.ops.items() if op is Op.REMOVE]
+    # Orphans go first for containers (they may hold ports or names the map needs now) and last for
+    # networks and volumes (containers may still be attached until the main waves replaced them).
+    others = [rid for rid in work.ops if rid not in removals]
+    for rid in others:
+        edges.setdefault(rid, set()).update(r for r in removals if r.kind in (Kind.CONTAINER, Kind.VOLUME_INIT))
+    for rid in removals:
+        if rid.kind in (Kind.NETWORK, Kind.VOLUME):
+            edges.setdefault(rid, set()).update(others)
+            edges[rid].update(r for r in removals if r.kind in (Kind.CONTAINER, Kind.VOLUME_INIT))
+    grouped = waves(edges, work.ops)
+    plan_waves = tuple(
+        tuple(
+            Action(rid, op, steps, tuple(reasons), observed_id)
+            for rid in wave
+            for op, steps, reasons, observed_id in [work.ops[rid]]
+        )
+        for wave in grouped
+    )
+    return Plan(
+        waves=plan_waves,
+        blocked=tuple(Blocked(rid, msg) for rid, msg in sorted(work.blocked.items())),
+        notes=tuple(sorted(work.notes, key=lambda n: (n.resource, n.message))),
+    )
+
+
+# --- teardown ----------------------------------------------------------------------------------------
+
+
+def plan_down(
+    desired: DesiredState,
+    observed: ObservedState,
+    targets: frozenset[ResourceId] | None = None,
+    *,
+    volumes: bool = False,
+) -> Plan:
+    """Remove what the maps own, dependents first. With targets: those containers and every container that
+    depends on them; their dependencies stay. Volumes (and the inits that record their preparation) only with
+    `volumes`. Objects without our labels are reported, never touched."""
+    work = _Work()
+    reverse = dependents(desired.depends_on)
+    if targets is None:
+        names = {n for n, c in observed.containers.items() if _ours(c.labels, desired)}
+        scope = {ResourceId(_container_kind(observed.containers[n]), n) for n in names}
+        scope |= {ResourceId(Kind.NETWORK, n) for n, net in observed.networks.items() if _ours(net.labels, desired)}
+        if volumes:
+            scope |= {ResourceId(Kind.VOLUME, n) for n, v in observed.volumes.items() if _ours(v.labels, desired)}
+    else:
+        # The targets and every container that depends on them (it would be left broken otherwise);
+        # their own dependencies stay up.
+        scope = {r for r in closure(reverse, targets) if r.kind is Kind.CONTAINER}
+    for rid in sorted(scope):
+        if rid.kind is Kind.VOLUME_INIT and not volumes:
+            continue
+        if rid.kind is Kind.VOLUME and not volumes:
+            continue
+        obj = _observed_object(observed, rid)
+        if obj is None:
+            continue
+        if not obj[1]:
+            work.blocked[rid] = _stranger(rid)
+            continue
+        work.set(rid, Op.REMOVE, (Op.REMOVE,), [], obj[0])
+    edges: dict[ResourceId, set[ResourceId]] = {rid: set(deps) for rid, deps in desired.depends_on.items()}
+    # Networks and volumes go after every container (orphans included), whatever the graph says.
+    containers = [r for r in work.ops if r.kind in (Kind.CONTAINER, Kind.VOLUME_INIT)]
+    for rid in work.ops:
+        if rid.kind in (Kind.NETWORK, Kind.VOLUME):
+            for c in containers:
+                edges.setdefault(c, set()).add(rid)
+    grouped = waves(edges, work.ops, reverse=True)
+    return Plan(
+        waves=tuple(
+            tuple(Action(rid, Op.REMOVE, (Op.REMOVE,), (), work.ops[rid][3]) for rid in wave) for wave in grouped
+        ),
+        blocked=tuple(Blocked(rid, msg) for rid, msg in sorted(work.blocked.items())),
+    )
+
+
+def _container_kind(container: ObservedContainer) -> Kind:
+    return Kind.VOLUME_INIT if container.kind == Kind.VOLUME_INIT.value else Kind.CONTAINER
+
+
+def _observed_object(observed: ObservedState, rid: ResourceId) -> tuple[str, bool] | None:
+    if rid.kind in (Kind.CONTAINER, Kind.VOLUME_INIT):
+        c = observed.containers.get(rid.name)
+        return None if c is None else (c.id, c.managed)
+    if rid.kind is Kind.VOLUME:
+        v = observed.volumes.get(rid.name)
+        return None if v is None else (v.name, v.managed)
+    if rid.kind is Kind.NETWORK:
+        n = observed.networks.get(rid.name)
+        return None if n is None else (n.id, n.managed)
+    return None
