@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from reconciler import __version__, logs
+from reconciler.executor.apply import DEFAULT_CONCURRENCY, Converged, Executor, RunResult, converge
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
 from reconciler.executor.observe import observe
@@ -22,7 +23,7 @@ from reconciler.model import MapError, MapSet, load_map_files, model_json_schema
 from reconciler.plan.desired import desired_state
 from reconciler.plan.graph import TargetError, select_targets
 from reconciler.plan.naming import attached_volume_name, container_name, network_name
-from reconciler.plan.planner import PlanOptions, plan_update
+from reconciler.plan.planner import Action, PlanOptions, plan_down, plan_update
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import ResourceId
 
@@ -198,6 +199,184 @@ def plan(
         typer.echo(render_plan(result))
     if detailed_exitcode and not result.in_sync:
         raise typer.Exit(2)
+
+
+Parallel = Annotated[int, typer.Option("--parallel", "-j", min=1, max=64, help="Actions run at once within a wave.")]
+
+
+def _progress(enabled: bool) -> Any:
+    def show(event: str, action: Action, error: str | None) -> None:
+        if not enabled or event == "start":
+            return
+        mark = {"done": "ok", "failed": "FAILED", "skipped": "skipped"}[event]
+        line = f"  {mark:<8} {action.op.value:<9} {action.resource.kind.value:<12} {action.resource.name}"
+        typer.echo(line + (f": {error}" if error else ""))
+
+    return show
+
+
+def _report(result: RunResult, blocked: int, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    if as_json:
+        _print_json(
+            {
+                **(extra or {}),
+                "ok": result.ok and not blocked,
+                "results": [
+                    {
+                        "kind": r.action.resource.kind.value,
+                        "name": r.action.resource.name,
+                        "action": r.action.op.value,
+                        "outcome": r.outcome.value,
+                        "error": r.error,
+                        "seconds": round(r.seconds, 3),
+                    }
+                    for r in result.results
+                ],
+            }
+        )
+        return
+    for r in result.failed:
+        typer.echo(f"error: {r.action.op.value} {r.action.resource}: {r.error}", err=True)
+    summary = result.summary() + (f", {blocked} blocked" if blocked else "")
+    typer.echo(f"summary: {summary}")
+
+
+@app.command()
+def apply(
+    args: Annotated[
+        list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+    ],
+    target: Targets = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `plan`).")] = False,
+    pull: Annotated[bool, typer.Option(help="Pull newer versions of the images in use.")] = False,
+    prune: Annotated[bool, typer.Option(help="Remove orphans (ours, no longer in any map).")] = False,
+    volumes: Annotated[bool, typer.Option("--volumes", help="With --prune: orphaned volumes too.")] = False,
+    update_persistent: Annotated[bool, typer.Option(help="Also update persistent containers' images.")] = False,
+    parallel: Parallel = DEFAULT_CONCURRENCY,
+    as_json: JsonFlag = False,
+) -> None:
+    """Make the engine match the maps: plan, then execute in dependency order."""
+    paths, targets = split_args(args)
+    maps = load_maps(paths, as_json=as_json)
+    selected = resolve_targets(maps, [*targets, *(target or [])])
+    desired = desired_state(maps)
+    options = PlanOptions(
+        targets=selected, prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull
+    )
+    engine = connect()
+    if dry_run:
+        try:
+            result = plan_update(desired, observe(engine, desired), options)
+        except EngineError as exc:
+            raise engine_failure(exc) from None
+        _print_json(result.as_dict()) if as_json else typer.echo(render_plan(result))
+        return
+    show = _progress(not as_json and sys.stdout.isatty())
+    try:
+        done: Converged = converge(engine, desired, options, concurrency=parallel, on_event=show)
+    except EngineError as exc:
+        raise engine_failure(exc) from None
+    if not as_json:
+        for blocked in done.plan.blocked:
+            typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
+        for note in done.plan.notes:
+            typer.echo(f"note: {note.resource}: {note.message}", err=True)
+    merged = RunResult([*(done.pulled.results if done.pulled else []), *done.result.results])
+    _report(merged, len(done.plan.blocked), as_json, {"plan": done.plan.as_dict()})
+    if not done.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def down(
+    args: Annotated[
+        list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+    ],
+    target: Targets = None,
+    volumes: Annotated[bool, typer.Option("--volumes", help="Also remove attached volumes (their data!).")] = False,
+    parallel: Parallel = DEFAULT_CONCURRENCY,
+    as_json: JsonFlag = False,
+) -> None:
+    """Stop and remove what the maps own, dependents first. Volumes stay unless --volumes."""
+    paths, targets = split_args(args)
+    maps = load_maps(paths, as_json=as_json)
+    selected = resolve_targets(maps, [*targets, *(target or [])])
+    desired = desired_state(maps)
+    engine = connect()
+    try:
+        teardown = plan_down(desired, observe(engine, desired), selected, volumes=volumes)
+        executor = Executor(
+            engine, desired, concurrency=parallel, on_event=_progress(not as_json and sys.stdout.isatty())
+        )
+        result = executor.run(teardown)
+    except EngineError as exc:
+        raise engine_failure(exc) from None
+    if not as_json:
+        for blocked in teardown.blocked:
+            typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
+    _report(result, len(teardown.blocked), as_json)
+    if not result.ok or teardown.blocked:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    args: Annotated[list[Path], typer.Argument(help="Map files or folders.", show_default=False)],
+    as_json: JsonFlag = False,
+) -> None:
+    """Each resource of the maps: state, health and a drift summary."""
+    paths, _targets = split_args(args)
+    maps = load_maps(paths, as_json=as_json)
+    desired = desired_state(maps)
+    engine = connect()
+    try:
+        observed = observe(engine, desired)
+    except EngineError as exc:
+        raise engine_failure(exc) from None
+    current = plan_update(desired, observed)
+    rows: list[dict[str, Any]] = []
+    for rid in desired.all_ids():
+        if rid.kind.value == "image":
+            image = observed.images.get(rid.name)
+            state = "present" if image else "missing"
+            health = None
+        elif rid.kind.value in ("container", "volume-init"):
+            c = observed.containers.get(rid.name)
+            state = "missing" if c is None else (c.status if c.status != "exited" else f"exited ({c.exit_code})")
+            health = None if c is None else c.health
+        elif rid.kind.value == "volume":
+            state = "present" if rid.name in observed.volumes else "missing"
+            health = None
+        else:
+            state = "present" if rid.name in observed.networks else "missing"
+            health = None
+        action = current.action_for(rid)
+        rows.append(
+            {
+                "kind": rid.kind.value,
+                "name": rid.name,
+                "state": state,
+                "health": health,
+                "drift": [d.describe() for d in action.reasons] if action else [],
+                "action": action.op.value if action else None,
+            }
+        )
+    blocked = {b.resource.name: b.message for b in current.blocked}
+    for row in rows:
+        if row["name"] in blocked:
+            row["drift"] = [blocked[row["name"]]]
+            row["action"] = "blocked"
+    if as_json:
+        _print_json({"in_sync": current.in_sync, "resources": rows, "notes": [n.as_dict() for n in current.notes]})
+        return
+    for row in rows:
+        health = f" ({row['health']})" if row["health"] else ""
+        drift = "in sync" if not row["drift"] else f"{row['action']}: " + "; ".join(row["drift"][:3])
+        state = f"{row['state']}{health}"
+        typer.echo(f"{row['kind']:<12} {row['name']:<40} {state:<22} {drift}")
+    for note in current.notes:
+        typer.echo(f"note: {note.resource}: {note.message}")
+    typer.echo("in sync" if current.in_sync else "drift: run `reconciler apply` to fix")
 
 
 @app.command()

@@ -19,6 +19,7 @@ set -euo pipefail
 
 IMAGES=(
     "reconciler-test/busybox:latest build_busybox"
+    "reconciler-example/busybox:latest build_busybox"   # the example map in config/
 )
 
 VERBOSE=0

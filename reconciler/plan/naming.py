@@ -55,6 +55,14 @@ def volume_init_name(volume: str) -> str:
     return f"{volume}.init"
 
 
+REPLACEMENT_SUFFIX = "..next"
+
+
+def replacement_name(name: str) -> str:
+    """The temporary name of a recreate's replacement; `..` never occurs in a map's names."""
+    return f"{name}{REPLACEMENT_SUFFIX}"
+
+
 def network_name(map_name: str, network: str) -> str:
     return network if network in PRESET_NETWORKS else f"{map_name}.{network}"
 

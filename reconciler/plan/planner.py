@@ -319,6 +319,12 @@ def _block_dependents(desired: DesiredState, work: _Work) -> None:
 def _orphans(desired: DesiredState, observed: ObservedState, options: PlanOptions, work: _Work) -> None:
     wanted_containers = set(desired.containers) | set(desired.inits)
     for name, container in sorted(observed.containers.items()):
+        base = name.removesuffix(naming.REPLACEMENT_SUFFIX)
+        if base != name and base in desired.containers and container.managed:
+            # A replacement left behind by an interrupted recreate: always cleaned up.
+            drift = Drift(Reason.MISSING, "temporary", "absent", "left by an interrupted recreate", Fix.CREATE)
+            work.set(ResourceId(Kind.CONTAINER, name), Op.REMOVE, (Op.REMOVE,), [drift], container.id)
+            continue
         if _ours(container.labels, desired) and name not in wanted_containers:
             rid = ResourceId(Kind.VOLUME_INIT if container.kind == Kind.VOLUME_INIT.value else Kind.CONTAINER, name)
             _orphan(rid, container.id, options.prune, work)

@@ -1,0 +1,387 @@
+"""Executing plans: idempotent actions, in waves, in parallel, with failures contained.
+
+Each wave runs its actions on a bounded thread pool; a failed resource fails everything that depends on it
+(transitively) while independent resources carry on; the result lists what happened to every resource.
+
+Every action is idempotent and re-checks what it is about to change, so a crash between any two steps
+followed by a new run converges:
+- create: a container that already exists with our labels and the same spec hash is left alone; a leftover
+  replacement from an interrupted recreate is removed first;
+- recreate: the replacement is created first under a temporary name (`<name>..next`); only once it exists is
+  the old container stopped and removed and the new one renamed and started. If creating the replacement
+  fails, the old container keeps running and the error is reported;
+- volumes are never removed except by an explicit `down --volumes` / `--prune --volumes`;
+- a volume init runs as a labelled one-shot container that stays behind as the record of the preparation.
+
+Fault injection for crash-safety tests: with `RECONCILER_FAULT_CRASH_AFTER=N` in the environment the
+process exits abruptly (no cleanup) after the N-th step boundary.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from reconciler.logs import get_logger
+from reconciler.plan import naming
+from reconciler.plan.naming import replacement_name
+from reconciler.plan.planner import Action, Op, Plan, PlanOptions, plan_update
+from reconciler.plan.resources import (
+    ContainerSpec,
+    DesiredState,
+    Kind,
+    ResourceId,
+)
+
+from . import translate
+from .engine import Engine
+from .errors import Conflict, EngineError
+from .observe import observe
+
+DEFAULT_CONCURRENCY = 4
+INIT_TIMEOUT = 300.0
+
+log = get_logger(__name__)
+
+
+class Outcome(StrEnum):
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # a dependency failed
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    action: Action
+    outcome: Outcome
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class RunResult:
+    results: list[ActionResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[ActionResult]:
+        return [r for r in self.results if r.outcome is not Outcome.DONE]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> str:
+        done = sum(r.outcome is Outcome.DONE for r in self.results)
+        failed = sum(r.outcome is Outcome.FAILED for r in self.results)
+        skipped = sum(r.outcome is Outcome.SKIPPED for r in self.results)
+        return f"{done} done, {failed} failed, {skipped} skipped"
+
+
+class ActionError(Exception):
+    """An action that could not be completed (the message says why)."""
+
+
+class _Crash:
+    """Step counter for fault injection (see module docstring)."""
+
+    def __init__(self) -> None:
+        raw = os.environ.get("RECONCILER_FAULT_CRASH_AFTER")
+        self.limit = int(raw) if raw and raw.isdigit() else None
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def step(self) -> None:
+        if self.limit is None:
+            return
+        with self.lock:
+            self.count += 1
+            if self.count >= self.limit:
+                os._exit(137)
+
+
+class Executor:
+    def __init__(
+        self,
+        engine: Engine,
+        desired: DesiredState,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        on_event: Callable[[str, Action, str | None], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.desired = desired
+        self.concurrency = max(1, concurrency)
+        self.on_event = on_event or (lambda _event, _action, _error: None)
+        self.crash = _Crash()
+
+    # --- running plans -------------------------------------------------------------------------------
+
+    def run(self, plan: Plan) -> RunResult:
+        result = RunResult()
+        failed: set[ResourceId] = set()
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="reconcile") as pool:
+            for wave in plan.waves:
+                futures: list[tuple[Action, Future[ActionResult]]] = []
+                for action in wave:
+                    blocker = self._failed_dependency(action.resource, failed)
+                    if blocker is not None:
+                        result.results.append(ActionResult(action, Outcome.SKIPPED, f"dependency {blocker} failed"))
+                        failed.add(action.resource)
+                        self.on_event("skipped", action, f"dependency {blocker} failed")
+                        continue
+                    futures.append((action, pool.submit(self._run_one, action)))
+                for action, future in futures:
+                    outcome = future.result()
+                    result.results.append(outcome)
+                    if outcome.outcome is not Outcome.DONE:
+                        failed.add(action.resource)
+        return result
+
+    def _failed_dependency(self, rid: ResourceId, failed: set[ResourceId]) -> ResourceId | None:
+        seen: set[ResourceId] = set()
+        stack = list(self.desired.depends_on.get(rid, ()))
+        while stack:
+            dep = stack.pop()
+            if dep in failed:
+                return dep
+            if dep not in seen:
+                seen.add(dep)
+                stack.extend(self.desired.depends_on.get(dep, ()))
+        return None
+
+    def _run_one(self, action: Action) -> ActionResult:
+        started = time.monotonic()
+        self.on_event("start", action, None)
+        try:
+            self.perform(action)
+        except (EngineError, ActionError) as exc:
+            seconds = time.monotonic() - started
+            log.error("action failed", resource=str(action.resource), action=action.op.value, error=str(exc))
+            self.on_event("failed", action, str(exc))
+            return ActionResult(action, Outcome.FAILED, str(exc), seconds)
+        seconds = time.monotonic() - started
+        log.info("action done", resource=str(action.resource), action=action.op.value, seconds=round(seconds, 3))
+        self.on_event("done", action, None)
+        return ActionResult(action, Outcome.DONE, None, seconds)
+
+    # --- actions -------------------------------------------------------------------------------------
+
+    def perform(self, action: Action) -> None:
+        rid = action.resource
+        if action.op is Op.REMOVE:
+            self._remove(rid, action.observed_id)
+        elif rid.kind is Kind.IMAGE:
+            self.engine.pull(rid.name, progress=self._pull_progress(rid.name))
+        elif rid.kind is Kind.NETWORK:
+            self._network(action)
+        elif rid.kind is Kind.VOLUME:
+            self._create_volume(rid.name)
+        elif rid.kind is Kind.VOLUME_INIT:
+            self._run_init(rid.name, action.observed_id)
+        elif rid.kind is Kind.CONTAINER:
+            spec = self.desired.containers[rid.name]
+            for step in action.steps:
+                self._container_step(step, spec, action)
+        self.crash.step()
+
+    def _pull_progress(self, ref: str) -> Callable[[dict[str, Any]], None]:
+        last = [0.0]
+
+        def progress(event: dict[str, Any]) -> None:
+            now = time.monotonic()
+            if now - last[0] > 2 or "Status:" in str(event.get("status", "")):
+                last[0] = now
+                log.info("pulling", image=ref, status=event.get("status"), progress=event.get("progress"))
+
+        return progress
+
+    def _remove(self, rid: ResourceId, ident: str | None) -> None:
+        if rid.kind in (Kind.CONTAINER, Kind.VOLUME_INIT):
+            target = ident or rid.name
+            found = self.engine.inspect_container(target)
+            if found is None:
+                return
+            if not _managed(found.get("Config", {}).get("Labels")):
+                raise ActionError(f"{rid.name} is not ours (no reconciler labels): not removed")
+            if found.get("State", {}).get("Running"):
+                self.engine.stop(target, found.get("Config", {}).get("StopTimeout"))
+                self.crash.step()
+            self.engine.remove_container(target, force=True)
+        elif rid.kind is Kind.VOLUME:
+            found = self.engine.inspect_volume(rid.name)
+            if found is None:
+                return
+            if not _managed(found.get("Labels")):
+                raise ActionError(f"volume {rid.name} is not ours: not removed")
+            self.engine.remove_volume(rid.name)
+        elif rid.kind is Kind.NETWORK:
+            self.engine.remove_network(ident or rid.name)
+
+    def _network(self, action: Action) -> None:
+        spec = self.desired.networks[action.resource.name]
+        if action.op is Op.RECREATE and action.observed_id:
+            self.engine.remove_network(action.observed_id)
+            self.crash.step()
+        try:
+            self.engine.create_network(spec.name, translate.network_config(spec))
+        except Conflict:
+            existing = [n for n in self.engine.list_networks() if n["Name"] == spec.name]
+            if not existing or not _managed(existing[0].get("Labels")):
+                raise
+            # Created meanwhile (or by a crashed earlier run): ours, so fine.
+
+    def _create_volume(self, name: str) -> None:
+        spec = self.desired.volumes[name]
+        existing = self.engine.inspect_volume(name)
+        if existing is not None:
+            if not _managed(existing.get("Labels")):
+                raise ActionError(f"volume {name} exists without reconciler's labels: not touched")
+            return
+        self.engine.create_volume(name, spec.driver, dict(spec.driver_options), translate.volume_labels(spec))
+
+    def _run_init(self, name: str, old_id: str | None) -> None:
+        spec = self.desired.inits[name]
+        volume = self.engine.inspect_volume(spec.volume)
+        if volume is None:
+            raise ActionError(f"volume {spec.volume} does not exist")
+        existing = self.engine.inspect_container(name)
+        if existing is not None:
+            if not _managed(existing.get("Config", {}).get("Labels")):
+                raise ActionError(f"{name} exists without reconciler's labels: not touched")
+            self.engine.remove_container(existing["Id"], force=True)
+            self.crash.step()
+        ident = self.engine.create_container(name, translate.init_config(spec, volume.get("CreatedAt", "")))
+        self.engine.start(ident)
+        code = self.engine.wait(ident, timeout=INIT_TIMEOUT)
+        if code != 0:
+            output = self.engine.logs(ident).strip()
+            raise ActionError(f"preparing volume {spec.volume} failed (exit {code}): {output[-400:]}")
+
+    # --- container steps -----------------------------------------------------------------------------
+
+    def _container_step(self, step: Op, spec: ContainerSpec, action: Action) -> None:
+        if step is Op.CREATE:
+            self._create(spec)
+        elif step is Op.START:
+            self._start(spec, fresh=Op.CREATE in action.steps)
+        elif step is Op.RECREATE:
+            self._recreate(spec, action.observed_id)
+        elif step is Op.RESTART:
+            self.engine.restart(spec.name, spec.stop_timeout)
+            self._exec(spec, policies=("restart",))
+        elif step is Op.UPDATE:
+            self.engine.update_container(spec.name, translate.update_settings(spec))
+        elif step is Op.EXEC:
+            self._exec(spec, policies=("restart",))
+        self.crash.step()
+
+    def _create(self, spec: ContainerSpec) -> None:
+        temp = self.engine.inspect_container(replacement_name(spec.name))
+        if temp is not None and _managed(temp.get("Config", {}).get("Labels")):
+            self.engine.remove_container(temp["Id"], force=True)  # left by an interrupted recreate
+        try:
+            self.engine.create_container(spec.name, translate.container_config(spec))
+        except Conflict:
+            existing = self.engine.inspect_container(spec.name)
+            labels = (existing or {}).get("Config", {}).get("Labels") or {}
+            if existing is None or not _managed(labels):
+                raise ActionError(f"a container named {spec.name} exists without reconciler's labels") from None
+            if labels.get(naming.LABEL_SPEC_HASH) != spec.spec_hash:
+                raise ActionError(f"{spec.name} was created meanwhile with another spec; run again") from None
+
+    def _start(self, spec: ContainerSpec, *, fresh: bool) -> None:
+        found = self.engine.inspect_container(spec.name)
+        if found is None:
+            raise ActionError(f"{spec.name} disappeared before it could be started")
+        if not found.get("State", {}).get("Running"):
+            self.engine.start(found["Id"])
+        self._exec(spec, policies=("restart", "initial") if fresh else ("restart",))
+        if fresh and spec.start_delay:
+            time.sleep(spec.start_delay)
+
+    def _recreate(self, spec: ContainerSpec, old_id: str | None) -> None:
+        temp_name = replacement_name(spec.name)
+        stale = self.engine.inspect_container(temp_name)
+        if stale is not None and _managed(stale.get("Config", {}).get("Labels")):
+            self.engine.remove_container(stale["Id"], force=True)
+        try:
+            new_id = self.engine.create_container(temp_name, translate.container_config(spec, temporary=True))
+        except EngineError as exc:
+            raise ActionError(f"creating the replacement failed; the old container keeps running: {exc}") from exc
+        self.crash.step()
+        old = self.engine.inspect_container(old_id or spec.name)
+        if old is not None:
+            if old.get("State", {}).get("Running"):
+                self.engine.stop(
+                    old["Id"],
+                    spec.stop_timeout if spec.stop_timeout is not None else old.get("Config", {}).get("StopTimeout"),
+                )
+                self.crash.step()
+            self.engine.remove_container(old["Id"], force=True)
+            self.crash.step()
+        self.engine.rename(new_id, spec.name)
+        self.crash.step()
+        self.engine.start(new_id)
+        self._exec(spec, policies=("restart", "initial"))
+
+    def _exec(self, spec: ContainerSpec, policies: Iterable[str]) -> None:
+        wanted = tuple(policies)
+        for command in spec.exec_commands:
+            if command.policy in wanted:
+                cmd = command.cmd if isinstance(command.cmd, str) else list(command.cmd)
+                self.engine.exec_run(spec.name, cmd, command.user)
+
+
+def _managed(labels: Any) -> bool:
+    return isinstance(labels, dict) and labels.get(naming.LABEL_MANAGED) == "true"
+
+
+@dataclass
+class Converged:
+    """What one `converge` did: the plan it executed and what happened to each action."""
+
+    plan: Plan
+    result: RunResult
+    pulled: RunResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok and (self.pulled is None or self.pulled.ok) and not self.plan.blocked
+
+
+def converge(
+    engine: Engine,
+    desired: DesiredState,
+    options: PlanOptions | None = None,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_event: Callable[[str, Action, str | None], None] | None = None,
+) -> Converged:
+    """Observe, plan, execute. Images are pulled first, then the world is observed again, so containers
+    are compared with the images that are really there (a pull may move a tag)."""
+    options = options or PlanOptions()
+    executor = Executor(engine, desired, concurrency=concurrency, on_event=on_event)
+    plan = plan_update(desired, observe(engine, desired), options)
+    pulls = [a for a in plan.actions if a.op is Op.PULL]
+    pulled = None
+    if pulls:
+        pulled = executor.run(Plan(waves=(tuple(pulls),)))
+        plan = plan_update(desired, observe(engine, desired), _without_pull(options))
+        plan = Plan(
+            waves=tuple(
+                tuple(a for a in w if a.op is not Op.PULL) for w in plan.waves if any(a.op is not Op.PULL for a in w)
+            ),
+            blocked=plan.blocked,
+            notes=plan.notes,
+        )
+    return Converged(plan, executor.run(plan), pulled)
+
+
+def _without_pull(options: PlanOptions) -> PlanOptions:
+    return replace(options, pull=False)

@@ -1,0 +1,152 @@
+"""Desired specs → docker-py keyword arguments (and labels). Pure functions, tested without an engine.
+
+This is where the engine-neutral `ContainerSpec` becomes the exact arguments of `create_container` /
+`create_host_config` / `create_endpoint_config`, and where reconciler's labels are attached: ownership,
+identity and the spec hash that later tells whether the container still matches its map.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.plan import naming
+from reconciler.plan.desired import LIMIT_OPTIONS, thaw
+from reconciler.plan.drift import LABEL_VOLUME_CREATED
+from reconciler.plan.resources import ContainerSpec, Kind, NetworkSpec, VolumeInitSpec, VolumeSpec
+
+_LIMIT_KWARGS = {engine: kwarg for kwarg, engine in LIMIT_OPTIONS.items()}
+LABEL_TEMPORARY = f"{naming.LABEL_PREFIX}.temporary"
+
+
+def container_labels(spec: ContainerSpec) -> dict[str, str]:
+    labels = dict(spec.labels)
+    labels.update(naming.base_labels(Kind.CONTAINER.value, spec.map, spec.config, spec.instance))
+    labels[naming.LABEL_SPEC_HASH] = spec.spec_hash
+    labels[naming.LABEL_IMAGE] = spec.image
+    return labels
+
+
+def container_config(spec: ContainerSpec, *, temporary: bool = False) -> dict[str, Any]:
+    """`DockerEngine.create_container` config: create_container kwargs + `host_config` + `networking`."""
+    labels = container_labels(spec)
+    if temporary:
+        labels[LABEL_TEMPORARY] = "true"
+    host: dict[str, Any] = dict(thaw(spec.host_extra) or {})
+    binds = [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts]
+    if binds:
+        host["binds"] = binds
+    if spec.volumes_from:
+        host["volumes_from"] = list(spec.volumes_from)
+    bindings: dict[str, list[Any]] = {}
+    for port in spec.ports:
+        if port.host_port is not None:
+            bindings.setdefault(port.container_port, []).append(
+                (port.host_ip, port.host_port) if port.host_ip else port.host_port
+            )
+    if bindings:
+        host["port_bindings"] = {p: b[0] if len(b) == 1 else b for p, b in bindings.items()}
+    if spec.links:
+        host["links"] = dict(spec.links)
+    if spec.network_mode:
+        host["network_mode"] = spec.network_mode
+    for engine_key, value in spec.limits:
+        host[_LIMIT_KWARGS[engine_key]] = value
+    if spec.restart_policy is not None:
+        host["restart_policy"] = dict(spec.restart_policy)
+    config: dict[str, Any] = dict(thaw(spec.create_extra) or {})
+    config.update(
+        image=spec.image,
+        labels=labels,
+        host_config=host,
+    )
+    if spec.command is not None:
+        config["command"] = list(spec.command)
+    if spec.entrypoint is not None:
+        config["entrypoint"] = list(spec.entrypoint)
+    if spec.environment:
+        config["environment"] = dict(spec.environment)
+    if spec.user is not None:
+        config["user"] = spec.user
+    if spec.hostname and not (spec.network_mode or "").startswith("container:") and spec.network_mode != "host":
+        config["hostname"] = spec.hostname
+    if spec.domainname:
+        config["domainname"] = spec.domainname
+    exposed = [p.container_port for p in spec.ports]
+    if exposed:
+        config["ports"] = [_port_arg(p) for p in exposed]
+    volumes = [m.target for m in spec.mounts] + list(spec.anonymous_volumes)
+    if volumes:
+        config["volumes"] = volumes
+    if spec.healthcheck is not None:
+        config["healthcheck"] = dict(spec.healthcheck)
+    if spec.stop_signal:
+        config["stop_signal"] = spec.stop_signal
+    if spec.stop_timeout is not None:
+        config["stop_timeout"] = spec.stop_timeout
+    if spec.endpoints:
+        config["networking"] = {
+            e.network: {
+                k: v
+                for k, v in {
+                    "aliases": list(e.aliases) or None,
+                    "links": dict(e.links) or None,
+                    "ipv4_address": e.ipv4_address,
+                    "ipv6_address": e.ipv6_address,
+                }.items()
+                if v
+            }
+            for e in spec.endpoints
+        }
+    return config
+
+
+def _port_arg(port: str) -> Any:
+    number, _, proto = port.partition("/")
+    return (int(number), proto) if proto and proto != "tcp" else int(number) if number.isdigit() else port
+
+
+def update_settings(spec: ContainerSpec, current_memory_swap: int | None = None) -> dict[str, Any]:
+    """Body of `POST /containers/{id}/update`: limits and restart policy in engine names."""
+    settings: dict[str, Any] = dict(spec.limits)
+    if "Memory" in settings and "MemorySwap" not in settings and settings["Memory"]:
+        # As at create: swap defaults to twice the memory, so raising memory never trips the swap check.
+        settings["MemorySwap"] = 2 * int(settings["Memory"])
+    policy = dict(spec.restart_policy or {"Name": "no"})
+    settings["RestartPolicy"] = {
+        "Name": policy.get("Name") or "no",
+        "MaximumRetryCount": int(policy.get("MaximumRetryCount") or 0),
+    }
+    return settings
+
+
+def volume_labels(spec: VolumeSpec) -> dict[str, str]:
+    labels = naming.base_labels(Kind.VOLUME.value, spec.map, spec.config)
+    labels[naming.LABEL_ALIAS] = spec.alias
+    labels[naming.LABEL_SPEC_HASH] = spec.spec_hash
+    return labels
+
+
+def init_config(spec: VolumeInitSpec, volume_created_at: str) -> dict[str, Any]:
+    labels = naming.base_labels(Kind.VOLUME_INIT.value, spec.map, spec.config)
+    labels[naming.LABEL_ALIAS] = spec.alias
+    labels[naming.LABEL_SPEC_HASH] = spec.spec_hash
+    labels[LABEL_VOLUME_CREATED] = volume_created_at
+    return {
+        "image": spec.image,
+        "command": list(spec.command),
+        "entrypoint": [],
+        "user": "0",
+        "labels": labels,
+        "volumes": [spec.mount_path],
+        "host_config": {"binds": [f"{spec.volume}:{spec.mount_path}:rw"], "network_mode": "none"},
+    }
+
+
+def network_config(spec: NetworkSpec) -> dict[str, Any]:
+    labels = naming.base_labels(Kind.NETWORK.value, spec.map)
+    labels[naming.LABEL_SPEC_HASH] = spec.spec_hash
+    config: dict[str, Any] = dict(thaw(spec.create_extra) or {})
+    config.update(driver=spec.driver, labels=labels, internal=spec.internal)
+    if spec.driver_options:
+        config["options"] = dict(spec.driver_options)
+    return config
