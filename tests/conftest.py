@@ -45,16 +45,20 @@ def docker_client() -> Iterator[Any]:
 
 
 def _remove_session_objects(client: Any) -> None:
+    """Everything this session created: by test label, or by the session prefix in its name (maps used by
+    the tests are named with the prefix, and reconciler names every object after its map)."""
     label = f"{TEST_LABEL}={SESSION}"
     for container in client.containers.list(all=True, filters={"label": label}):
         container.remove(force=True)
     for container in client.containers.list(all=True, filters={"name": SESSION}):
         if container.name.startswith(SESSION):
             container.remove(force=True)
-    for volume in client.volumes.list(filters={"label": label}):
-        volume.remove(force=True)
-    for network in client.networks.list(filters={"label": label}):
-        network.remove()
+    for volume in client.volumes.list():
+        if volume.name.startswith(SESSION) or (volume.attrs.get("Labels") or {}).get(TEST_LABEL) == SESSION:
+            volume.remove(force=True)
+    for network in client.networks.list():
+        if network.name.startswith(SESSION) or (network.attrs.get("Labels") or {}).get(TEST_LABEL) == SESSION:
+            network.remove()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -104,7 +104,7 @@ def retrying(
     retryer = Retrying(
         retry=retry_if_exception_type(RetryableEngineError),
         stop=stop_after_attempt(attempts) | stop_after_delay(max_delay),
-        wait=wait_exponential_jitter(initial=0.2, max=5.0, jitter=0.2),
+        wait=wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.2),
         reraise=True,
         **kwargs,
     )

@@ -1,0 +1,85 @@
+"""Helpers for real-engine tests: unique map names, loading maps, converging, and reading the engine."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from reconciler.executor.apply import Converged, converge
+from reconciler.executor.engine import DockerEngine
+from reconciler.executor.observe import observe
+from reconciler.model import MapSet, combine_maps, load_map_text
+from reconciler.plan.desired import desired_state
+from reconciler.plan.planner import Plan, PlanOptions, plan_update
+from tests.conftest import SESSION, TEST_IMAGE
+
+ROOT = Path(__file__).resolve().parents[2]
+_counter = itertools.count(1)
+TRAP = "trap 'exit 0' TERM; while :; do sleep 1; done"
+
+
+def unique_map_name(tag: str) -> str:
+    """Every map in the tests is named with the session prefix: all its objects are then easy to clean."""
+    return f"{SESSION}-{tag}{next(_counter)}"
+
+
+def map_text(name: str, body: str) -> str:
+    return f"name: {name}\n" + textwrap.dedent(body).replace("IMAGE", TEST_IMAGE).replace("TRAP", TRAP)
+
+
+def load(text: str, base_dir: Path | None = None) -> MapSet:
+    file = str((base_dir or Path("/tmp")) / "map.yaml")
+    return combine_maps([load_map_text(text, file)])
+
+
+def plan_for(engine: DockerEngine, maps: MapSet, options: PlanOptions | None = None) -> Plan:
+    desired = desired_state(maps)
+    return plan_update(desired, observe(engine, desired), options)
+
+
+def apply(engine: DockerEngine, maps: MapSet, options: PlanOptions | None = None) -> Converged:
+    done = converge(engine, desired_state(maps), options)
+    assert done.ok, [r.error for r in done.result.failed] + [b.message for b in done.plan.blocked]
+    return done
+
+
+def reasons(plan: Plan, name: str) -> list[str]:
+    action = next(a for a in plan.actions if a.resource.name == name)
+    return [d.describe() for d in action.reasons]
+
+
+def ops(plan: Plan) -> dict[str, str]:
+    return {a.resource.name: a.op.value for a in plan.actions}
+
+
+def container_id(client: Any, name: str) -> str:
+    return str(client.api.inspect_container(name)["Id"])
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", "--log-level", "warning", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
