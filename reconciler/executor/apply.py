@@ -7,9 +7,10 @@ Every action is idempotent and re-checks what it is about to change, so a crash 
 followed by a new run converges:
 - create: a container that already exists with our labels and the same spec hash is left alone; a leftover
   replacement from an interrupted recreate is removed first;
-- recreate: the replacement is created first under a temporary name (`<name>..next`); only once it exists is
-  the old container stopped and removed and the new one renamed and started. If creating the replacement
-  fails, the old container keeps running and the error is reported;
+- recreate: the replacement is created first under a temporary name (`<name>..next`); the old container is
+  stopped only once it exists, and removed only once the replacement runs (then it takes the name). If
+  creating or starting the replacement fails, the old container keeps (or is again) running and the error
+  is reported;
 - volumes are never removed except by an explicit `down --volumes` / `--prune --volumes`;
 - a volume init runs as a labelled one-shot container that stays behind as the record of the preparation.
 
@@ -306,6 +307,9 @@ class Executor:
             time.sleep(spec.start_delay)
 
     def _recreate(self, spec: ContainerSpec, old_id: str | None) -> None:
+        """Replace a container without ever losing it: the new one must exist and start before the old one
+        goes. Order: create the replacement under a temporary name → stop the old one → start the
+        replacement (on failure: remove it, start the old one again, report) → remove the old one → rename."""
         temp_name = replacement_name(spec.name)
         stale = self.engine.inspect_container(temp_name)
         if stale is not None and _managed(stale.get("Config", {}).get("Labels")):
@@ -316,18 +320,23 @@ class Executor:
             raise ActionError(f"creating the replacement failed; the old container keeps running: {exc}") from exc
         self.crash.step()
         old = self.engine.inspect_container(old_id or spec.name)
+        was_running = bool(old and old.get("State", {}).get("Running"))
+        if old is not None and was_running:
+            timeout = spec.stop_timeout if spec.stop_timeout is not None else old.get("Config", {}).get("StopTimeout")
+            self.engine.stop(old["Id"], timeout)
+            self.crash.step()
+        try:
+            self.engine.start(new_id)
+        except EngineError as exc:
+            self.engine.remove_container(new_id, force=True)
+            if old is not None and was_running:
+                self.engine.start(old["Id"])
+            raise ActionError(f"the replacement failed to start; the old container keeps running: {exc}") from exc
+        self.crash.step()
         if old is not None:
-            if old.get("State", {}).get("Running"):
-                self.engine.stop(
-                    old["Id"],
-                    spec.stop_timeout if spec.stop_timeout is not None else old.get("Config", {}).get("StopTimeout"),
-                )
-                self.crash.step()
             self.engine.remove_container(old["Id"], force=True)
             self.crash.step()
         self.engine.rename(new_id, spec.name)
-        self.crash.step()
-        self.engine.start(new_id)
         self._exec(spec, policies=("restart", "initial"))
 
     def _exec(self, spec: ContainerSpec, policies: Iterable[str]) -> None:

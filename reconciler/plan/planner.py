@@ -7,8 +7,9 @@ touch: strangers holding one of our names (conflicts, never touched), resources 
 orphans (ours, but no longer in any map: removed only on request) and drift that needs a human.
 
 Cascade: when a container is created anew or recreated, its dependents follow — containers sharing its
-network stack or taking its volumes are recreated, containers linking to it are restarted — so no dependent
-is left with a dead link (docker-map 1.1.1 leaves it broken).
+network stack, taking its volumes or holding a legacy link to it are recreated (the engine binds those to
+the old container), containers linking to it on a user network are restarted — so no dependent is left
+with a dead link (docker-map 1.1.1 leaves it broken).
 
 `plan_down` is the teardown: everything the maps own, dependents first.
 """
@@ -265,9 +266,11 @@ def _relation(spec: ContainerSpec, dependency: str) -> Fix:
         return Fix.RECREATE
     if any(v.split(":")[0] == dependency for v in spec.volumes_from):
         return Fix.RECREATE
-    if any(name == dependency for name, _ in spec.links) or any(
-        name == dependency for e in spec.endpoints for name, _ in e.links
-    ):
+    if any(name == dependency for name, _ in spec.links):
+        # The engine binds a legacy link to the container object, not the name: a restart still points at
+        # the removed container ("Cannot link to a non running container"), so only a new container works.
+        return Fix.RECREATE
+    if any(name == dependency for e in spec.endpoints for name, _ in e.links):
         return Fix.RESTART
     return Fix.NONE
 

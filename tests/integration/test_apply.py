@@ -156,11 +156,21 @@ def _fix_and_check(engine: DockerEngine, client: Any, text: str, name: str, unto
         (("user: 2000", "user: 1000"), "recreate", "user: '2000' → '1000'"),
         (("while :", "while true"), "recreate", "command: "),
         (("exposes: {8080:", "exposes: {8081:"), "recreate", "ports 8081/tcp: (none) → "),
-        (("stop_timeout: 1\n  create_options:\n    command: [sh, -c, \"trap", "stop_timeout: 1\n  host_config: {mem_limit: 64m}\n  create_options:\n    command: [sh, -c, \"trap"), "update", "limits Memory: 0 → 67108864"),
+        (
+            (
+                'stop_timeout: 1\n  create_options:\n    command: [sh, -c, "trap',
+                'stop_timeout: 1\n  host_config: {mem_limit: 64m}\n  create_options:\n    command: [sh, -c, "trap',
+            ),
+            "update",
+            "limits Memory: 0 → 67108864",
+        ),
     ],
 )
 def test_map_edits_are_planned_and_fixed(
-    engine: DockerEngine, drift_setup: tuple[str, str, Any], edit: tuple[str, str], expected_op: str,
+    engine: DockerEngine,
+    drift_setup: tuple[str, str, Any],
+    edit: tuple[str, str],
+    expected_op: str,
     expected_reason: str,
 ) -> None:
     name, text, client = drift_setup
@@ -201,7 +211,7 @@ def test_a_tag_moved_to_another_image_recreates_its_containers(
     tag = f"{prefix}-img:v1"
     docker_client.images.get(TEST_IMAGE).tag(tag)
     name = unique_map_name("tag")
-    text = map_text(name, f"app:\n  image: {tag}\n  stop_timeout: 1\n  create_options: {{command: [sh, -c, \"TRAP\"]}}\n")
+    text = map_text(name, f'app:\n  image: {tag}\n  stop_timeout: 1\n  create_options: {{command: [sh, -c, "TRAP"]}}\n')
     try:
         apply(engine, load(text))
         old_id = container_id(docker_client, f"{name}.app")
@@ -233,7 +243,7 @@ def test_a_stranger_holding_our_name_is_reported_and_left_alone(
 ) -> None:
     name = unique_map_name("stranger")
     stranger = docker_client.containers.create(TEST_IMAGE, ["sleep", "1"], name=f"{name}.app", labels=test_labels)
-    text = map_text(name, "app:\n  image: IMAGE\n  create_options: {command: [sh, -c, \"TRAP\"]}\n")
+    text = map_text(name, 'app:\n  image: IMAGE\n  create_options: {command: [sh, -c, "TRAP"]}\n')
     plan = plan_for(engine, load(text))
     assert not plan.actions
     [blocked] = plan.blocked

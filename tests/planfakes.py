@@ -1,0 +1,513 @@
+"""Engine inspect JSON synthesised from desired specs: an engine that did exactly what the map says.
+
+The planner's contract is "a host that matches the maps gives an empty plan". To test it without an engine,
+this module plays the engine: given a `ContainerSpec` (or a whole `DesiredState`) it builds the JSON that
+`GET /containers/{id}/json`, `/images/{name}/json`, `/volumes/{name}` and `/networks/{id}` would answer after
+reconciler's executor created those objects (`reconciler/executor/translate.py` gives the create arguments),
+shaped like the recorded answers in `tests/fixtures/engine/*.json` (made by `scripts/record-fixtures.py`):
+
+- the image's defaults are merged in as the engine merges them: environment (the container's wins), command
+  and entrypoint (a new entrypoint drops the image's command), user, exposed ports, healthcheck, volumes;
+- host binds and named volumes both appear in `Mounts` (a named volume with its `Name`), shares and image
+  volumes as anonymous volumes (64 hex digits), `volumes_from` copies the provider's mounts;
+- legacy links as `HostConfig.Links` (`/<target>:/<name>/<alias>`), endpoints under
+  `NetworkSettings.Networks` (a container sharing another's network stack has none);
+- limits in HostConfig with the engine's defaults (MemorySwap twice Memory when only Memory is set);
+- reconciler's labels: `io.reconciler.managed/map/config/instance/kind/spec-hash/image`.
+
+Everything is deterministic (ids are hashes of names), so two calls give equal JSON. Tests change one thing
+in the returned dicts (they are fresh copies) to make drift.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.plan import naming
+from reconciler.plan.drift import LABEL_VOLUME_CREATED
+from reconciler.plan.observed import ObservedState, observed_state
+from reconciler.plan.resources import (
+    ContainerSpec,
+    DesiredState,
+    Kind,
+    NetworkSpec,
+    VolumeInitSpec,
+    VolumeSpec,
+)
+
+Json = dict[str, Any]
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "engine"
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+VOLUME_CREATED_AT = "2026-11-28T00:29:02Z"
+_HOST_LIMIT_DEFAULTS: dict[str, Any] = {
+    "BlkioWeight": 0,
+    "CpuPeriod": 0,
+    "CpuQuota": 0,
+    "CpuShares": 0,
+    "CpusetCpus": "",
+    "CpusetMems": "",
+    "Memory": 0,
+    "MemoryReservation": 0,
+    "MemorySwap": 0,
+    "NanoCpus": 0,
+    "PidsLimit": None,
+}
+
+
+def fixture(name: str) -> Json:
+    """A fresh copy of a recorded engine answer (`tests/fixtures/engine/<name>.json`)."""
+    data: Json = json.loads((FIXTURES / f"{name}.json").read_text())
+    return data
+
+
+def hex_id(*parts: str) -> str:
+    """A 64-hex-digit engine id, stable for the same parts."""
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def image_id(ref: str) -> str:
+    return f"sha256:{hex_id('image', ref)}"
+
+
+def container_id(name: str) -> str:
+    return hex_id("container", name)
+
+
+def image_json(
+    ref: str,
+    *,
+    ident: str | None = None,
+    env: Iterable[str] = (DEFAULT_PATH,),
+    cmd: Iterable[str] | None = ("/bin/sh",),
+    entrypoint: Iterable[str] | None = None,
+    user: str = "",
+    exposed: Iterable[str] = (),
+    volumes: Iterable[str] = (),
+    healthcheck: Mapping[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
+    stop_signal: str | None = None,
+) -> Json:
+    """`GET /images/{ref}/json`, shaped like the recorded busybox image (which has only PATH and `/bin/sh`)."""
+    config: Json = {
+        "AttachStderr": False,
+        "AttachStdin": False,
+        "AttachStdout": False,
+        "Cmd": None if cmd is None else list(cmd),
+        "Domainname": "",
+        "Entrypoint": None if entrypoint is None else list(entrypoint),
+        "Env": list(env),
+        "Hostname": "",
+        "Image": "",
+        "Labels": dict(labels) if labels else None,
+        "OnBuild": None,
+        "OpenStdin": False,
+        "StdinOnce": False,
+        "Tty": False,
+        "User": user,
+        "Volumes": {v: {} for v in volumes} or None,
+        "WorkingDir": "",
+    }
+    if exposed:
+        config["ExposedPorts"] = {p: {} for p in exposed}
+    if healthcheck is not None:
+        config["Healthcheck"] = dict(healthcheck)
+    if stop_signal is not None:
+        config["StopSignal"] = stop_signal
+    return {
+        "Architecture": "amd64",
+        "Config": config,
+        "Created": "2026-11-28T00:23:28.974550231Z",
+        "Id": ident or image_id(ref),
+        "Os": "linux",
+        "RepoDigests": [],
+        "RepoTags": [ref],
+        "RootFS": {"Layers": [f"sha256:{hex_id('layer', ref)}"], "Type": "layers"},
+        "Size": 1985626,
+    }
+
+
+def _env_list(image_env: Iterable[str], spec_env: Mapping[str, str]) -> list[str]:
+    """The engine's merge: image variables in their order (replaced by the container's), then the new ones."""
+    merged: dict[str, str] = {}
+    for entry in image_env:
+        key, _, value = entry.partition("=")
+        merged[key] = value
+    merged.update(spec_env)
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def _own_uts(spec: ContainerSpec) -> bool:
+    mode = spec.network_mode or ""
+    return mode != "host" and not mode.startswith("container:")
+
+
+def _mount(target: str, source: str, kind: str, read_only: bool) -> Json:
+    if kind == "bind":
+        return {
+            "Destination": target,
+            "Mode": "ro" if read_only else "rw",
+            "Propagation": "rprivate",
+            "RW": not read_only,
+            "Source": source,
+            "Type": "bind",
+        }
+    return {
+        "Destination": target,
+        "Driver": "local",
+        "Mode": "ro" if read_only else "rw",
+        "Name": source,
+        "Propagation": "",
+        "RW": not read_only,
+        "Source": f"/var/lib/docker/volumes/{source}/_data",
+        "Type": "volume",
+    }
+
+
+def _endpoint(network: str, aliases: Iterable[str] = (), links: Iterable[str] = (), ipv4: str | None = None) -> Json:
+    alias_list = list(aliases)
+    link_list = list(links)
+    return {
+        "Aliases": alias_list or None,
+        "DNSNames": None,
+        "DriverOpts": None,
+        "EndpointID": hex_id("endpoint", network),
+        "Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAMConfig": {"IPv4Address": ipv4} if ipv4 else None,
+        "IPAddress": ipv4 or "",
+        "IPPrefixLen": 16,
+        "IPv6Gateway": "",
+        "Links": link_list or None,
+        "MacAddress": "",
+        "NetworkID": hex_id("network", network),
+    }
+
+
+def container_labels(spec: ContainerSpec) -> dict[str, str]:
+    """User labels plus reconciler's own, as the executor sets them on create."""
+    labels = dict(spec.labels)
+    labels.update(naming.base_labels(Kind.CONTAINER.value, spec.map, spec.config, spec.instance))
+    labels[naming.LABEL_SPEC_HASH] = spec.spec_hash
+    labels[naming.LABEL_IMAGE] = spec.image
+    return labels
+
+
+def state_json(status: str = "running", exit_code: int = 0, *, health: str | None = None, oom: bool = False) -> Json:
+    running = status in ("running", "restarting", "paused")
+    state: Json = {
+        "Dead": status == "dead",
+        "Error": "",
+        "ExitCode": exit_code,
+        "FinishedAt": "0001-01-01T00:00:00Z" if running or status == "created" else "2026-11-28T00:30:00Z",
+        "OOMKilled": oom,
+        "Paused": status == "paused",
+        "Pid": 4242 if running else 0,
+        "Restarting": status == "restarting",
+        "Running": running,
+        "StartedAt": "0001-01-01T00:00:00Z" if status == "created" else "2026-11-28T00:29:02Z",
+        "Status": status,
+    }
+    if health is not None:
+        state["Health"] = {"FailingStreak": 0, "Log": [], "Status": health}
+    return state
+
+
+def container_json(
+    spec: ContainerSpec,
+    *,
+    image: Mapping[str, Any] | None = None,
+    status: str = "running",
+    exit_code: int = 0,
+    providers: Mapping[str, ContainerSpec] | None = None,
+    ident: str | None = None,
+) -> Json:
+    """`GET /containers/{id}/json` of the container the executor creates from `spec`, on `image` (by default a
+    busybox-like image tagged `spec.image`). `providers` are the specs of the containers in `volumes_from`, whose
+    mounts the engine copies."""
+    image = image if image is not None else image_json(spec.image)
+    image_config: Mapping[str, Any] = image.get("Config") or {}
+    ident = ident or container_id(spec.name)
+
+    if spec.command is not None:
+        cmd: list[str] | None = list(spec.command)
+    elif spec.entrypoint is not None:
+        cmd = None  # a new entrypoint resets the image's command
+    else:
+        cmd = image_config.get("Cmd")
+    entrypoint = list(spec.entrypoint) if spec.entrypoint is not None else image_config.get("Entrypoint")
+    exposed = {p.container_port for p in spec.ports} | set(image_config.get("ExposedPorts") or {})
+    labels = dict(image_config.get("Labels") or {})
+    labels.update(container_labels(spec))
+
+    # Mounts: the spec's, then shares and image volumes as anonymous volumes, then those of volumes_from.
+    mounts = [_mount(m.target, m.source, m.type, m.read_only) for m in spec.mounts]
+    targets = {m.target for m in spec.mounts}
+    for path in [*spec.anonymous_volumes, *sorted(image_config.get("Volumes") or {})]:
+        if path not in targets:
+            mounts.append(_mount(path, hex_id("anonymous", spec.name, path), "volume", False))
+            targets.add(path)
+    for source in spec.volumes_from:
+        provider_name, _, mode = source.partition(":")
+        provider = (providers or {}).get(provider_name)
+        if provider is None:
+            continue
+        provider_mounts = [(m.target, m.source, m.type, m.read_only) for m in provider.mounts]
+        provider_mounts += [
+            (p, hex_id("anonymous", provider.name, p), "volume", False) for p in provider.anonymous_volumes
+        ]
+        for target, src, kind, read_only in provider_mounts:
+            if target not in targets:
+                mounts.append(_mount(target, src, kind, read_only or mode == "ro"))
+                targets.add(target)
+
+    config: Json = {
+        "AttachStderr": True,
+        "AttachStdin": False,
+        "AttachStdout": True,
+        "Cmd": cmd,
+        "Domainname": spec.domainname or "",
+        "Entrypoint": entrypoint,
+        "Env": _env_list(image_config.get("Env") or [], spec.env),
+        "Hostname": spec.hostname if spec.hostname and _own_uts(spec) else ident[:12],
+        "Image": spec.image,
+        "Labels": labels,
+        "OnBuild": None,
+        "OpenStdin": False,
+        "StdinOnce": False,
+        "Tty": False,
+        "User": spec.user if spec.user is not None else image_config.get("User", ""),
+        "Volumes": {m.target: {} for m in spec.mounts}
+        | {p: {} for p in spec.anonymous_volumes}
+        | dict(image_config.get("Volumes") or {})
+        or None,
+        "WorkingDir": "",
+    }
+    if exposed:
+        config["ExposedPorts"] = {p: {} for p in sorted(exposed)}
+    healthcheck = dict(spec.healthcheck) if spec.healthcheck is not None else image_config.get("Healthcheck")
+    if healthcheck:
+        config["Healthcheck"] = healthcheck
+    stop_signal = spec.stop_signal or image_config.get("StopSignal")
+    if stop_signal:
+        config["StopSignal"] = stop_signal
+    if spec.stop_timeout is not None:
+        config["StopTimeout"] = spec.stop_timeout
+
+    bindings: dict[str, list[Json]] = {}
+    for port in spec.ports:
+        if port.host_port is not None:
+            bindings.setdefault(port.container_port, []).append(
+                {"HostIp": port.host_ip or "", "HostPort": port.host_port}
+            )
+    host: Json = dict(_HOST_LIMIT_DEFAULTS)
+    limits = dict(spec.limits)
+    host.update(limits)
+    if limits.get("Memory") and "MemorySwap" not in limits:
+        host["MemorySwap"] = 2 * int(limits["Memory"])
+    policy = dict(spec.restart_policy or {})
+    network_mode = spec.network_mode or "bridge"
+    host.update(
+        {
+            "AutoRemove": False,
+            "Binds": [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts] or None,
+            "IpcMode": "private",
+            "Links": [f"/{target}:/{spec.name}/{alias}" for target, alias in spec.links] or None,
+            "LogConfig": {"Config": {}, "Type": "json-file"},
+            "NetworkMode": network_mode,
+            "PortBindings": bindings or None,
+            "Privileged": False,
+            "RestartPolicy": {
+                "MaximumRetryCount": int(policy.get("MaximumRetryCount") or 0),
+                "Name": policy.get("Name") or "no",
+            },
+            "Runtime": "runc",
+            "ShmSize": 67108864,
+            "VolumesFrom": list(spec.volumes_from) or None,
+        }
+    )
+
+    if network_mode.startswith("container:"):
+        networks: Json = {}
+    elif spec.endpoints:
+        networks = {
+            e.network: _endpoint(e.network, e.aliases, [f"{n}:{a}" for n, a in e.links], e.ipv4_address)
+            for e in spec.endpoints
+        }
+    else:
+        networks = {network_mode: _endpoint(network_mode)}
+    running = status in ("running", "restarting", "paused")
+    return {
+        "AppArmorProfile": "",
+        "Args": (cmd or [])[1:],
+        "Config": config,
+        "Created": "2026-11-28T00:29:02.499633718Z",
+        "Driver": "overlay2",
+        "ExecIDs": None,
+        "HostConfig": host,
+        "Id": ident,
+        "Image": image["Id"],
+        "Mounts": mounts,
+        "Name": f"/{spec.name}",
+        "NetworkSettings": {"Networks": networks, "Ports": {}},
+        "Path": (cmd or entrypoint or [""])[0],
+        "Platform": "linux",
+        "RestartCount": 0,
+        "State": state_json(status, exit_code, health="healthy" if running and healthcheck else None),
+    }
+
+
+def volume_json(spec: VolumeSpec, *, created_at: str = VOLUME_CREATED_AT, labelled: bool = True) -> Json:
+    """`GET /volumes/{name}` of an attached volume the executor created (`labelled=False`: a stranger's)."""
+    labels: dict[str, str] | None = None
+    if labelled:
+        labels = naming.base_labels(Kind.VOLUME.value, spec.map, spec.config)
+        labels[naming.LABEL_ALIAS] = spec.alias
+        labels[naming.LABEL_SPEC_HASH] = spec.spec_hash
+    return {
+        "CreatedAt": created_at,
+        "Driver": spec.driver,
+        "Labels": labels,
+        "Mountpoint": f"/var/lib/docker/volumes/{spec.name}/_data",
+        "Name": spec.name,
+        "Options": dict(spec.driver_options) or None,
+        "Scope": "local",
+    }
+
+
+def init_json(
+    spec: VolumeInitSpec, *, volume_created_at: str = VOLUME_CREATED_AT, exit_code: int = 0, status: str = "exited"
+) -> Json:
+    """The volume init container after it ran (exited 0), labelled with the volume's creation time."""
+    labels = naming.base_labels(Kind.VOLUME_INIT.value, spec.map, spec.config)
+    labels[naming.LABEL_ALIAS] = spec.alias
+    labels[naming.LABEL_SPEC_HASH] = spec.spec_hash
+    labels[LABEL_VOLUME_CREATED] = volume_created_at
+    ident = container_id(spec.name)
+    image = image_json(spec.image)
+    return {
+        "Config": {
+            "Cmd": list(spec.command),
+            "Entrypoint": None,
+            "Env": [DEFAULT_PATH],
+            "Hostname": ident[:12],
+            "Image": spec.image,
+            "Labels": labels,
+            "User": "0",
+            "Volumes": {spec.mount_path: {}},
+        },
+        "HostConfig": {
+            "Binds": [f"{spec.volume}:{spec.mount_path}:rw"],
+            "NetworkMode": "none",
+            "RestartPolicy": {"MaximumRetryCount": 0, "Name": "no"},
+        },
+        "Id": ident,
+        "Image": image["Id"],
+        "Mounts": [_mount(spec.mount_path, spec.volume, "volume", False)],
+        "Name": f"/{spec.name}",
+        "NetworkSettings": {"Networks": {"none": _endpoint("none")}},
+        "State": state_json(status, exit_code),
+    }
+
+
+def network_json(spec: NetworkSpec, *, containers: Iterable[str] = (), labelled: bool = True) -> Json:
+    """`GET /networks/{id}` of a network the executor created, with the given container ids attached."""
+    labels: dict[str, str] = {}
+    if labelled:
+        labels = naming.base_labels(Kind.NETWORK.value, spec.map)
+        labels[naming.LABEL_SPEC_HASH] = spec.spec_hash
+    return {
+        "Attachable": False,
+        "Containers": {c: {"Name": c} for c in containers},
+        "Created": "2026-11-28T00:29:02.237999479Z",
+        "Driver": spec.driver,
+        "EnableIPv6": False,
+        "Id": hex_id("network", spec.name),
+        "Internal": spec.internal,
+        "Labels": labels,
+        "Name": spec.name,
+        "Options": dict(spec.driver_options),
+        "Scope": "local",
+    }
+
+
+def stranger_container_json(name: str, image_ref: str = "someone/else:1") -> Json:
+    """A container someone else made that happens to hold one of our names: no reconciler labels."""
+    spec = ContainerSpec(name=name, map="-", config="-", instance=None, image=image_ref)
+    data = container_json(spec)
+    data["Config"]["Labels"] = {"com.example.owner": "someone-else"}
+    return data
+
+
+@dataclass
+class EngineSnapshot:
+    """The inspect answers `observed_state` takes; tests change them, then call `observed()`."""
+
+    containers: list[Json] = field(default_factory=list)
+    images: dict[str, Json] = field(default_factory=dict)
+    volumes: list[Json] = field(default_factory=list)
+    networks: list[Json] = field(default_factory=list)
+    processes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def observed(self) -> ObservedState:
+        return observed_state(self.containers, self.images, self.volumes, self.networks, self.processes)
+
+    def container(self, name: str) -> Json:
+        """The inspect of the container named `name` (to change it in place)."""
+        return next(c for c in self.containers if c["Name"] == f"/{name}")
+
+    def drop_container(self, name: str) -> None:
+        self.containers = [c for c in self.containers if c["Name"] != f"/{name}"]
+
+    def copy(self) -> EngineSnapshot:
+        return copy.deepcopy(self)
+
+
+def synthesize(
+    desired: DesiredState,
+    *,
+    images: Mapping[str, Json] | None = None,
+    containers: Iterable[str] | None = None,
+) -> EngineSnapshot:
+    """An engine holding exactly what `desired` says: every image, network, volume, prepared init and container
+    (only those named in `containers`, if given), all running. `images` overrides the default image per ref."""
+    images = dict(images or {})
+    for ref in desired.images:
+        images.setdefault(ref, image_json(ref))
+    for spec in desired.containers.values():
+        images.setdefault(spec.image, image_json(spec.image))
+    snapshot = EngineSnapshot(images=images)
+    wanted = set(desired.containers) if containers is None else set(containers)
+    for name, spec in sorted(desired.containers.items()):
+        if name not in wanted:
+            continue
+        snapshot.containers.append(container_json(spec, image=images[spec.image], providers=desired.containers))
+        running = [_exec_text(c.cmd) for c in spec.exec_commands if c.policy == "restart"]
+        if running:
+            snapshot.processes[container_id(name)] = (
+                " ".join(spec.command or ()) or "/bin/sh",
+                *running,
+            )
+    for spec in desired.inits.values():
+        snapshot.containers.append(init_json(spec))
+    for volume in desired.volumes.values():
+        snapshot.volumes.append(volume_json(volume))
+    for network in desired.networks.values():
+        attached = [
+            container_id(c.name)
+            for c in desired.containers.values()
+            if c.name in wanted and any(e.network == network.name for e in c.endpoints)
+        ]
+        snapshot.networks.append(network_json(network, containers=attached))
+    return snapshot
+
+
+def _exec_text(cmd: tuple[str, ...] | str) -> str:
+    return cmd if isinstance(cmd, str) else " ".join(cmd)
