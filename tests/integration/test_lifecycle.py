@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from reconciler.executor.apply import converge
 from reconciler.executor.engine import DockerEngine
 from reconciler.plan.desired import desired_state
 from tests.integration.engine_helpers import (
-    ROOT,
     apply,
     container_id,
     load,
