@@ -11,7 +11,8 @@ shaped like the recorded answers in `tests/fixtures/engine/*.json` (made by `scr
 - host binds and named volumes both appear in `Mounts` (a named volume with its `Name`), shares and image
   volumes as anonymous volumes (64 hex digits), `volumes_from` copies the provider's mounts;
 - legacy links as `HostConfig.Links` (`/<target>:/<name>/<alias>`), endpoints under
-  `NetworkSettings.Networks` (a container sharing another's network stack has none);
+  `NetworkSettings.Networks` (a container sharing another's network stack has none, and its
+  `HostConfig.NetworkMode` is `container:<id>` — the engine stores the other container's id, not its name);
 - limits in HostConfig with the engine's defaults (MemorySwap twice Memory when only Memory is set);
 - reconciler's labels: `io.reconciler.managed/map/config/instance/kind/spec-hash/image`.
 
@@ -314,6 +315,9 @@ def container_json(
         host["MemorySwap"] = 2 * int(limits["Memory"])
     policy = dict(spec.restart_policy or {})
     network_mode = spec.network_mode or "bridge"
+    if network_mode.startswith("container:"):
+        # The engine resolves the other container at create time and stores its id, not the name given.
+        network_mode = f"container:{container_id(network_mode.removeprefix('container:'))}"
     host.update(
         {
             "AutoRemove": False,
