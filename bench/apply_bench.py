@@ -24,10 +24,10 @@ import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconciler.executor.apply import DEFAULT_CONCURRENCY, converge  # noqa: E402
-from reconciler.executor.engine import DockerEngine  # noqa: E402
-from reconciler.model import combine_maps, load_map_dict  # noqa: E402
-from reconciler.plan.desired import desired_state  # noqa: E402
+from reconciler.executor.apply import DEFAULT_CONCURRENCY, converge
+from reconciler.executor.engine import DockerEngine
+from reconciler.model import combine_maps, load_map_dict
+from reconciler.plan.desired import desired_state
 
 IMAGE = "reconciler-test/busybox:latest"
 COMMAND = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
