@@ -15,7 +15,14 @@ from typing import Annotated, Any
 import typer
 
 from reconciler import __version__, logs
-from reconciler.executor.apply import DEFAULT_CONCURRENCY, Converged, Executor, RunResult, converge
+from reconciler.executor.apply import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_HEALTH_GATE,
+    Converged,
+    Executor,
+    RunResult,
+    converge,
+)
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
 from reconciler.executor.observe import observe
@@ -253,6 +260,13 @@ def apply(
     volumes: Annotated[bool, typer.Option("--volumes", help="With --prune: orphaned volumes too.")] = False,
     update_persistent: Annotated[bool, typer.Option(help="Also update persistent containers' images.")] = False,
     parallel: Parallel = DEFAULT_CONCURRENCY,
+    health_gate: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to wait for a (re)created container with a healthcheck to become healthy before its "
+            "dependents; a recreate that fails it is rolled back. 0: do not wait.",
+        ),
+    ] = DEFAULT_HEALTH_GATE,
     as_json: JsonFlag = False,
 ) -> None:
     """Make the engine match the maps: plan, then execute in dependency order."""
@@ -273,7 +287,9 @@ def apply(
         return
     show = _progress(not as_json and sys.stdout.isatty())
     try:
-        done: Converged = converge(engine, desired, options, concurrency=parallel, on_event=show)
+        done: Converged = converge(
+            engine, desired, options, concurrency=parallel, on_event=show, health_gate=health_gate or None
+        )
     except EngineError as exc:
         raise engine_failure(exc) from None
     if not as_json:

@@ -43,9 +43,10 @@ from reconciler.plan.resources import (
 from . import translate
 from .engine import Engine
 from .errors import Conflict, EngineError
-from .observe import observe
+from .observe import EngineReader, observe
 
 DEFAULT_CONCURRENCY = 4
+DEFAULT_HEALTH_GATE = 60.0
 INIT_TIMEOUT = 300.0
 
 log = get_logger(__name__)
@@ -63,6 +64,7 @@ class ActionResult:
     outcome: Outcome
     error: str | None = None
     seconds: float = 0.0
+    rolled_back: tuple[str, str] | None = None  # (image reference, image id) that failed its health gate
 
 
 @dataclass
@@ -86,6 +88,19 @@ class RunResult:
 
 class ActionError(Exception):
     """An action that could not be completed (the message says why)."""
+
+
+class RolledBack(ActionError):
+    """A replacement failed its health gate; the previous container runs again."""
+
+    def __init__(self, message: str, image: str, image_id: str) -> None:
+        super().__init__(message)
+        self.image = image
+        self.image_id = image_id
+
+
+class HealthGateFailed(ActionError):
+    pass
 
 
 class _Crash:
@@ -114,9 +129,14 @@ class Executor:
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         on_event: Callable[[str, Action, str | None], None] | None = None,
+        health_gate: float | None = None,
     ) -> None:
+        """`health_gate`: after creating or recreating a container with a healthcheck, wait up to this
+        many seconds for it to become healthy before its dependents are touched; a recreate that turns
+        unhealthy or exits meanwhile is rolled back to the previous container. None: no gate."""
         self.engine = engine
         self.desired = desired
+        self.health_gate = health_gate
         self.concurrency = max(1, concurrency)
         self.on_event = on_event or (lambda _event, _action, _error: None)
         self.crash = _Crash()
@@ -161,6 +181,11 @@ class Executor:
         self.on_event("start", action, None)
         try:
             self.perform(action)
+        except RolledBack as exc:
+            seconds = time.monotonic() - started
+            log.warning("update rolled back", resource=str(action.resource), image=exc.image, error=str(exc))
+            self.on_event("failed", action, str(exc))
+            return ActionResult(action, Outcome.FAILED, str(exc), seconds, (exc.image, exc.image_id))
         except (EngineError, ActionError) as exc:
             seconds = time.monotonic() - started
             log.error("action failed", resource=str(action.resource), action=action.op.value, error=str(exc))
@@ -302,6 +327,10 @@ class Executor:
             raise ActionError(f"{spec.name} disappeared before it could be started")
         if not found.get("State", {}).get("Running"):
             self.engine.start(found["Id"])
+            if fresh:
+                problem = self._gate(spec, found["Id"])
+                if problem:
+                    raise HealthGateFailed(f"{spec.name} {problem}")
         self._exec(spec, policies=("restart", "initial") if fresh else ("restart",))
         if fresh and spec.start_delay:
             time.sleep(spec.start_delay)
@@ -328,16 +357,50 @@ class Executor:
         try:
             self.engine.start(new_id)
         except EngineError as exc:
-            self.engine.remove_container(new_id, force=True)
-            if old is not None and was_running:
-                self.engine.start(old["Id"])
+            self._restore(new_id, old, was_running)
             raise ActionError(f"the replacement failed to start; the old container keeps running: {exc}") from exc
+        problem = self._gate(spec, new_id)
+        if problem:
+            self._restore(new_id, old, was_running)
+            new_image = (self.engine.inspect_container(new_id) or {}).get("Image", "")
+            created = self.engine.inspect_image(spec.image) or {}
+            raise RolledBack(
+                f"the replacement {problem}; rolled back to the previous container",
+                spec.image,
+                str(created.get("Id") or new_image),
+            )
         self.crash.step()
         if old is not None:
             self.engine.remove_container(old["Id"], force=True)
             self.crash.step()
         self.engine.rename(new_id, spec.name)
         self._exec(spec, policies=("restart", "initial"))
+
+    def _restore(self, new_id: str, old: dict[str, Any] | None, was_running: bool) -> None:
+        self.engine.remove_container(new_id, force=True)
+        if old is not None and was_running:
+            self.engine.start(old["Id"])
+
+    def _gate(self, spec: ContainerSpec, ident: str) -> str | None:
+        """Wait for a container with a healthcheck to become healthy; what went wrong, or None."""
+        if self.health_gate is None or spec.healthcheck is None or dict(spec.healthcheck).get("Test") == ["NONE"]:
+            return None
+        deadline = time.monotonic() + self.health_gate
+        while True:
+            found = self.engine.inspect_container(ident)
+            if found is None:
+                return "disappeared"
+            state = found.get("State", {})
+            if not state.get("Running"):
+                return f"exited with code {state.get('ExitCode')}"
+            health = (state.get("Health") or {}).get("Status")
+            if health == "healthy":
+                return None
+            if health == "unhealthy":
+                return "became unhealthy"
+            if time.monotonic() >= deadline:
+                return f"was not healthy within {self.health_gate:g}s"
+            time.sleep(0.2)
 
     def _exec(self, spec: ContainerSpec, policies: Iterable[str]) -> None:
         wanted = tuple(policies)
@@ -371,16 +434,20 @@ def converge(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     on_event: Callable[[str, Action, str | None], None] | None = None,
+    health_gate: float | None = None,
+    reader: EngineReader | None = None,
 ) -> Converged:
     """Observe, plan, execute. Images are pulled first, then the world is observed again, so containers
     are compared with the images that are really there (a pull may move a tag)."""
     options = options or PlanOptions()
-    executor = Executor(engine, desired, concurrency=concurrency, on_event=on_event)
-    plan = plan_update(desired, observe(engine, desired), options)
+    reader = reader or engine
+    executor = Executor(engine, desired, concurrency=concurrency, on_event=on_event, health_gate=health_gate)
+    plan = plan_update(desired, observe(reader, desired), options)
     pulls = [a for a in plan.actions if a.op is Op.PULL]
     pulled = None
     if pulls:
         pulled = executor.run(Plan(waves=(tuple(pulls),)))
+        # Pulls move tags: look again at the engine itself, not at a cached view that events update later.
         plan = plan_update(desired, observe(engine, desired), _without_pull(options))
         plan = Plan(
             waves=tuple(

@@ -55,6 +55,14 @@ class Engine(Protocol):
     def create_network(self, name: str, config: Json) -> str: ...
     def remove_network(self, ident: str) -> None: ...
     def pull(self, ref: str, progress: Callable[[Json], None] | None = None) -> None: ...
+    def events(self) -> EventStream: ...
+
+
+class EventStream(Protocol):
+    """A live stream of engine events; `close()` from another thread ends the iteration."""
+
+    def __iter__(self) -> Iterator[Json]: ...
+    def close(self) -> None: ...
 
 
 class DockerEngine:
@@ -246,6 +254,11 @@ class DockerEngine:
         with contextlib.suppress(NotFound):
             self._call(lambda: self.api.remove_network(ident))
 
+    def events(self) -> EventStream:
+        """The engine's event stream (no read timeout: it may be silent for hours)."""
+        stream: EventStream = self._call(lambda: _events(self.api))
+        return stream
+
     def pull(self, ref: str, progress: Callable[[Json], None] | None = None) -> None:
         repository, tag = split_reference(ref)
 
@@ -259,6 +272,14 @@ class DockerEngine:
                     progress(event)
 
         self._call(pull)
+
+
+EVENT_TYPES = ("container", "image", "volume", "network")
+
+
+def _events(api: docker.APIClient) -> EventStream:
+    stream: EventStream = api.events(decode=True, filters={"type": list(EVENT_TYPES)})
+    return stream
 
 
 def split_reference(ref: str) -> tuple[str, str | None]:

@@ -8,16 +8,28 @@ and `top` only for running containers that have exec commands. Parsing is `recon
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from reconciler.plan import naming
 from reconciler.plan.observed import ObservedState, observed_state, parse_processes
 from reconciler.plan.resources import DesiredState
 
-from .engine import Engine
+from .engine import Json
 
 
-def observe(engine: Engine, desired: DesiredState, *, all_maps: bool = False) -> ObservedState:
+class EngineReader(Protocol):
+    """The read calls observation needs (the engine itself, or the daemon's cached view of it)."""
+
+    def list_containers(self) -> list[Json]: ...
+    def inspect_container(self, ident: str) -> Json | None: ...
+    def list_images(self) -> list[Json]: ...
+    def inspect_image(self, ref: str) -> Json | None: ...
+    def list_volumes(self) -> list[Json]: ...
+    def list_networks(self) -> list[Json]: ...
+    def top(self, ident: str) -> Json | None: ...
+
+
+def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = False) -> ObservedState:
     """Fetch what the engine has that the desired state cares about (`all_maps`: every object we own)."""
     wanted_names = set(desired.containers) | set(desired.inits)
     containers: list[Mapping[str, Any]] = []

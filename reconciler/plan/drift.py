@@ -151,6 +151,7 @@ class ContainerContext:
 
     observed: ObservedState
     update_persistent: bool = False
+    rejected_images: frozenset[tuple[str, str]] = frozenset()  # (reference, id): an update that was rolled back
 
 
 def container_drift(spec: ContainerSpec, found: ObservedContainer, ctx: ContainerContext) -> list[Drift]:
@@ -184,6 +185,8 @@ def _image(spec: ContainerSpec, found: ObservedContainer, ctx: ContainerContext)
     wanted = ctx.observed.images.get(spec.image)
     if wanted is None or wanted.id == found.image_id:
         return []  # a missing image is pulled first; the container is compared again afterwards
+    if (spec.image, wanted.id) in ctx.rejected_images:
+        return []  # this image failed its health gate before: not again until the tag moves
     return [Drift(Reason.IMAGE, spec.image, _short_id(wanted.id), _short_id(found.image_id), Fix.RECREATE)]
 
 

@@ -123,6 +123,7 @@ class PlanOptions:
     prune_volumes: bool = False
     update_persistent: bool = False
     pull: bool = False  # pull every image in scope, not only missing ones
+    rejected_images: frozenset[tuple[str, str]] = frozenset()  # (reference, image id) rolled back before
     cascade: bool = True
 
 
@@ -166,7 +167,9 @@ def plan_update(desired: DesiredState, observed: ObservedState, options: PlanOpt
     for rid, message in sorted(unbuildable.items()):
         if options.targets is None or rid in options.targets:
             work.blocked[rid] = message
-    ctx = ContainerContext(observed, update_persistent=options.update_persistent)
+    ctx = ContainerContext(
+        observed, update_persistent=options.update_persistent, rejected_images=options.rejected_images
+    )
     for rid in sorted(scope):
         if rid in unbuildable:
             continue

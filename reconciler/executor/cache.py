@@ -1,0 +1,102 @@
+"""A read-through cache of the engine, kept current by events: an idle daemon makes no API requests.
+
+`CachedEngine` wraps an `Engine`: its read calls (container / image / volume / network lists and inspects)
+answer from memory once fetched; `invalidate` drops exactly what an engine event may have changed, so the
+next read refetches only that. Writes are never cached — the executor always talks to the real engine and
+re-checks what it is about to change. `relist()` forgets everything (after an events reconnect, and on the
+periodic resync, since events can be missed).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .engine import Engine, Json
+
+
+class CachedEngine:
+    """The read half of `Engine`, cached; pass it to `observe`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.RLock()
+        self._containers: list[Json] | None = None
+        self._inspects: dict[str, Json | None] = {}
+        self._images: list[Json] | None = None
+        self._image_inspects: dict[str, Json | None] = {}
+        self._volumes: list[Json] | None = None
+        self._networks: list[Json] | None = None
+
+    def relist(self) -> None:
+        with self._lock:
+            self._containers = None
+            self._inspects.clear()
+            self._images = None
+            self._image_inspects.clear()
+            self._volumes = None
+            self._networks = None
+
+    def invalidate(self, event: Json) -> None:
+        """Forget what an engine event may have changed."""
+        kind = event.get("Type")
+        actor = (event.get("Actor") or {}).get("ID", "")
+        with self._lock:
+            if kind == "container":
+                self._containers = None  # names, labels and membership may change
+                self._inspects.pop(actor, None)
+                for key in [k for k, v in self._inspects.items() if v is not None and v.get("Id") == actor]:
+                    self._inspects.pop(key, None)
+            elif kind == "image":
+                self._images = None
+                self._image_inspects.clear()  # tags moved: inspects by reference are stale
+            elif kind == "volume":
+                self._volumes = None
+            elif kind == "network":
+                self._networks = None
+                self._inspects.clear()  # endpoints live in container inspects
+
+    # --- the read calls of Engine -------------------------------------------------------------------
+
+    def list_containers(self) -> list[Json]:
+        with self._lock:
+            if self._containers is None:
+                self._containers = self.engine.list_containers()
+            return list(self._containers)
+
+    def inspect_container(self, ident: str) -> Json | None:
+        with self._lock:
+            if ident not in self._inspects:
+                self._inspects[ident] = self.engine.inspect_container(ident)
+            return self._inspects[ident]
+
+    def list_images(self) -> list[Json]:
+        with self._lock:
+            if self._images is None:
+                self._images = self.engine.list_images()
+            return list(self._images)
+
+    def inspect_image(self, ref: str) -> Json | None:
+        with self._lock:
+            if ref not in self._image_inspects:
+                self._image_inspects[ref] = self.engine.inspect_image(ref)
+            return self._image_inspects[ref]
+
+    def list_volumes(self) -> list[Json]:
+        with self._lock:
+            if self._volumes is None:
+                self._volumes = self.engine.list_volumes()
+            return list(self._volumes)
+
+    def list_networks(self) -> list[Json]:
+        with self._lock:
+            if self._networks is None:
+                self._networks = self.engine.list_networks()
+            return list(self._networks)
+
+    def top(self, ident: str) -> Json | None:
+        return self.engine.top(ident)
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (writes, pulls, events) goes to the real engine.
+        return getattr(self.engine, name)
