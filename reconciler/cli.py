@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from reconciler import __version__, logs
+from reconciler.daemon.run import run as run_daemon
+from reconciler.daemon.settings import load_settings
 from reconciler.executor.apply import (
     DEFAULT_CONCURRENCY,
     DEFAULT_HEALTH_GATE,
@@ -393,6 +398,65 @@ def status(
     for note in current.notes:
         typer.echo(f"note: {note.resource}: {note.message}")
     typer.echo("in sync" if current.in_sync else "drift: run `reconciler apply` to fix")
+
+
+@app.command()
+def run(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Map files or folders.", show_default=False)] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file with daemon settings.", exists=True)] = None,
+    resync: Annotated[float | None, typer.Option(help="Seconds between full resyncs. [default: 300]")] = None,
+    poll_images: Annotated[
+        float | None, typer.Option(help="Pull the tags in use every this many seconds (off by default).")
+    ] = None,
+    http: Annotated[str | None, typer.Option(help="host:port of /healthz, /readyz, /metrics, or 'off'.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Keys reconciled at once. [default: 1]")] = None,
+    parallel: Annotated[int | None, typer.Option("--parallel", "-j", help="Actions at once in a wave.")] = None,
+    health_gate: Annotated[
+        float | None, typer.Option(help="Seconds for a recreated container to turn healthy.")
+    ] = None,
+    prune_deleted_maps: Annotated[
+        bool | None, typer.Option("--prune-deleted-maps", help="Remove the containers of deleted map files.")
+    ] = None,
+    stop_timeout: Annotated[float | None, typer.Option(help="Seconds in-flight work may take on SIGTERM.")] = None,
+) -> None:
+    """Run the daemon: keep the engine matching the maps, now and whenever anything changes."""
+    try:
+        settings = load_settings(
+            config,
+            paths=[str(p) for p in paths] if paths else None,
+            resync=resync,
+            poll_images=poll_images,
+            http=http,
+            workers=workers,
+            concurrency=parallel,
+            health_gate=health_gate,
+            prune_deleted_maps=prune_deleted_maps,
+            stop_timeout=stop_timeout,
+        )
+    except (ValidationError, ValueError) as exc:
+        typer.echo(f"error: invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not settings.paths:
+        typer.echo("error: no map files or folders given (arguments, RECONCILER_PATHS or the config file)", err=True)
+        raise typer.Exit(2)
+    raise typer.Exit(run_daemon(settings))
+
+
+@app.command()
+def healthcheck(
+    url: Annotated[str, typer.Option(help="The daemon's health endpoint.")] = "http://127.0.0.1:9105/healthz",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 5.0,
+) -> None:
+    """Ask a running daemon whether it is healthy (exit 0) or not (exit 1): for container HEALTHCHECKs."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            typer.echo(response.read().decode(errors="replace").strip())
+    except urllib.error.HTTPError as exc:
+        typer.echo(f"unhealthy: {exc.read().decode(errors='replace').strip()}", err=True)
+        raise typer.Exit(1) from None
+    except (urllib.error.URLError, OSError) as exc:
+        typer.echo(f"unhealthy: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -45,6 +45,36 @@ from reconciler.plan.resources import (
 Json = dict[str, Any]
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "engine"
+# The seed guide's nginx/uwsgi map (docker-map's "Getting started"), as YAML.
+SEED_MAP = """
+name: main
+nginx:
+  image: nginx
+  binds: {nginx_config: ro}
+  uses: uwsgi_socket
+  attaches: nginx_log
+  exposes: {80: 80, 443: 443}
+uwsgi:
+  binds: [{uwsgi_config: ro}, {app_config: ro}, app_data]
+  attaches: [uwsgi_log, app_log, uwsgi_socket]
+  user: 2000
+  permissions: u=rwX,g=rX,o=
+volumes:
+  nginx_config: /etc/nginx
+  nginx_log: /var/log/nginx
+  uwsgi_config: /etc/uwsgi
+  uwsgi_socket: /var/lib/uwsgi/socket
+  uwsgi_log: /var/log/uwsgi
+  app_config: /var/lib/app/config
+  app_log: /var/lib/app/log
+  app_data: /var/lib/app/data
+host:
+  nginx_config: /var/lib/site/config/nginx
+  uwsgi_config: /var/lib/site/config/uwsgi
+  app_config: /var/lib/site/config/app
+  app_data: /var/lib/site/data/app
+"""
+
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 VOLUME_CREATED_AT = "2026-11-28T00:29:02Z"
 _HOST_LIMIT_DEFAULTS: dict[str, Any] = {
@@ -461,7 +491,10 @@ class EngineSnapshot:
     processes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def observed(self) -> ObservedState:
-        return observed_state(self.containers, self.images, self.volumes, self.networks, self.processes)
+        containers: list[Mapping[str, Any]] = list(self.containers)
+        volumes: list[Mapping[str, Any]] = list(self.volumes)
+        networks: list[Mapping[str, Any]] = list(self.networks)
+        return observed_state(containers, self.images, volumes, networks, self.processes)
 
     def container(self, name: str) -> Json:
         """The inspect of the container named `name` (to change it in place)."""
@@ -499,8 +532,8 @@ def synthesize(
                 " ".join(spec.command or ()) or "/bin/sh",
                 *running,
             )
-    for spec in desired.inits.values():
-        snapshot.containers.append(init_json(spec))
+    for init in desired.inits.values():
+        snapshot.containers.append(init_json(init))
     for volume in desired.volumes.values():
         snapshot.volumes.append(volume_json(volume))
     for network in desired.networks.values():

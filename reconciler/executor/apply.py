@@ -143,12 +143,16 @@ class Executor:
 
     # --- running plans -------------------------------------------------------------------------------
 
-    def run(self, plan: Plan) -> RunResult:
+    def run(self, plan: Plan, stop: threading.Event | None = None) -> RunResult:
+        """Execute the plan's waves in order; with `stop` set, waves not yet begun are skipped."""
         result = RunResult()
         failed: set[ResourceId] = set()
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="reconcile") as pool:
             for wave in plan.waves:
                 futures: list[tuple[Action, Future[ActionResult]]] = []
+                if stop is not None and stop.is_set():
+                    result.results.extend(ActionResult(a, Outcome.SKIPPED, "shutting down") for a in wave)
+                    continue
                 for action in wave:
                     blocker = self._failed_dependency(action.resource, failed)
                     if blocker is not None:

@@ -56,6 +56,17 @@ class CachedEngine:
                 self._networks = None
                 self._inspects.clear()  # endpoints live in container inspects
 
+    def relist_names(self, names: set[str]) -> None:
+        """Forget what an executor just changed: the lists, and the inspects of those names."""
+        with self._lock:
+            self._containers = None
+            self._volumes = None
+            self._networks = None
+            self._images = None
+            for key, value in list(self._inspects.items()):
+                if value is None or str(value.get("Name", "")).lstrip("/").removesuffix("..next") in names:
+                    self._inspects.pop(key, None)
+
     # --- the read calls of Engine -------------------------------------------------------------------
 
     def list_containers(self) -> list[Json]:

@@ -1,0 +1,158 @@
+"""The work queue: de-duplicated keys, per-key exponential backoff, a global rate limit.
+
+Modelled on controller-runtime's workqueue. A key is a name of something to look at (a container, or
+`ALL`); adding a key that is already waiting does nothing, and adding a key that is being processed marks it
+dirty so it is processed once more afterwards — never twice at once. Failures back off per key
+(`base · 2^n`, capped); `forget` resets that after a success. A token bucket caps how many keys per second
+are handed out, so an event storm cannot turn into an engine storm. Time is injectable for tests.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+ALL = "*"  # reconcile everything
+
+
+class WorkQueue:
+    def __init__(
+        self,
+        *,
+        rate: float = 20.0,
+        burst: int = 50,
+        base_delay: float = 0.5,
+        max_delay: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.clock = clock
+        self._cond = threading.Condition()
+        self._queue: deque[str] = deque()
+        self._queued: set[str] = set()
+        self._processing: set[str] = set()
+        self._dirty: set[str] = set()
+        self._delayed: list[tuple[float, int, str]] = []
+        self._seq = 0
+        self._failures: dict[str, int] = {}
+        self._tokens = float(burst)
+        self._last_refill = clock()
+        self._closed = False
+
+    # --- adding --------------------------------------------------------------------------------------
+
+    def add(self, key: str) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            if key in self._processing:
+                self._dirty.add(key)
+            elif key not in self._queued:
+                self._queued.add(key)
+                self._queue.append(key)
+            self._cond.notify()
+
+    def add_after(self, key: str, delay: float) -> None:
+        if delay <= 0:
+            self.add(key)
+            return
+        with self._cond:
+            if self._closed:
+                return
+            self._seq += 1
+            heapq.heappush(self._delayed, (self.clock() + delay, self._seq, key))
+            self._cond.notify()
+
+    def retry(self, key: str) -> float:
+        """Schedule a failed key again after its backoff; returns the delay."""
+        with self._cond:
+            failures = self._failures.get(key, 0)
+            self._failures[key] = failures + 1
+        delay = float(min(self.base_delay * (2**failures), self.max_delay))
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: str) -> None:
+        with self._cond:
+            self._failures.pop(key, None)
+
+    def failures(self, key: str) -> int:
+        with self._cond:
+            return self._failures.get(key, 0)
+
+    # --- taking --------------------------------------------------------------------------------------
+
+    def get(self, timeout: float | None = None) -> str | None:
+        """The next key to process (marked as processing), or None on timeout or shutdown."""
+        deadline = None if timeout is None else self.clock() + timeout
+        with self._cond:
+            while True:
+                if self._closed:
+                    return None
+                self._promote_due()
+                if self._queue and self._take_token():
+                    key = self._queue.popleft()
+                    self._queued.discard(key)
+                    self._processing.add(key)
+                    return key
+                waits = [0.05]
+                if self._delayed:
+                    waits.append(max(0.0, self._delayed[0][0] - self.clock()))
+                if deadline is not None:
+                    remaining = deadline - self.clock()
+                    if remaining <= 0:
+                        return None
+                    waits.append(remaining)
+                self._cond.wait(min(waits) if self._queue or self._delayed or deadline else None)
+
+    def done(self, key: str) -> None:
+        with self._cond:
+            self._processing.discard(key)
+            if key in self._dirty:
+                self._dirty.discard(key)
+                if key not in self._queued:
+                    self._queued.add(key)
+                    self._queue.append(key)
+                self._cond.notify()
+
+    def _promote_due(self) -> None:
+        now = self.clock()
+        while self._delayed and self._delayed[0][0] <= now:
+            _due, _seq, key = heapq.heappop(self._delayed)
+            if key in self._processing:
+                self._dirty.add(key)
+            elif key not in self._queued:
+                self._queued.add(key)
+                self._queue.append(key)
+
+    def _take_token(self) -> bool:
+        now = self.clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._last_refill) * self.rate)
+        self._last_refill = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+    # --- state ---------------------------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        with self._cond:
+            return len(self._queue) + len(self._delayed)
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return bool(self._queue or self._processing)
+
+    def shutdown(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()

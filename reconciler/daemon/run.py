@@ -1,0 +1,153 @@
+"""`reconciler run`: the process around the controller — start-up order, signals, shutdown.
+
+Start-up: load the maps (a broken file is reported and skipped), open the status server, tell systemd
+READY (within a second of starting), then connect to the engine — retrying while it is not there — and
+start the event stream, the map watcher and the workers. The event stream's first connect relists and
+queues a full reconcile.
+
+Signals: SIGHUP reloads the maps (RELOADING=1 … READY=1). The first SIGTERM or SIGINT stops taking new work
+and lets in-flight actions finish (up to `stop_timeout`), then exits 0; a second one exits at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from types import FrameType
+
+from reconciler.executor.engine import DockerEngine
+from reconciler.executor.errors import EngineError
+from reconciler.logs import get_logger
+from reconciler.watch.events import EventWatcher
+from reconciler.watch.maps import MapSource, MapWatcher
+
+from .controller import Controller
+from .metrics import Metrics
+from .notify import Notifier
+from .server import StatusServer
+from .settings import Settings
+
+log = get_logger(__name__)
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.notifier = Notifier()
+        self.metrics = Metrics()
+        self.source = MapSource(settings.paths)
+        self.wake = threading.Event()
+        self.reload_requested = threading.Event()
+        self.terminate = threading.Event()
+        self._signals = 0
+        self.started = time.monotonic()
+        self.controller: Controller | None = None
+        self.server: StatusServer | None = None
+
+    # --- signals -------------------------------------------------------------------------------------
+
+    def _on_term(self, signum: int, _frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            os._exit(1)  # the second one: at once
+        self.terminate.set()
+        self.wake.set()
+
+    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
+        self.reload_requested.set()
+        self.wake.set()
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    # --- life ----------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.install_signals()
+        self.started = time.monotonic()
+        self._serve()
+        engine = self._connect()
+        if engine is None:
+            return 0  # asked to stop before the engine came
+        controller = Controller(self.settings, engine, self.source, metrics=self.metrics, notifier=self.notifier)
+        self.controller = controller
+        controller.load_maps()
+        self.notifier.ready(f"managing {len(controller.desired.containers)} containers")
+        log.info("ready", maps=sorted(controller.maps.maps), containers=len(controller.desired.containers))
+        events = EventWatcher(engine.events, controller.on_event, controller.on_connect, controller.on_disconnect)
+        watcher = MapWatcher(self.source, controller.maps_changed)
+        events.start()
+        watcher.start()
+        controller.start_workers()
+        while not self.terminate.is_set():
+            self.wake.wait(1.0)
+            self.wake.clear()
+            controller.heartbeat()
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.notifier.reloading()
+                log.info("reloading maps (SIGHUP)")
+                controller.maps_changed()
+                self.notifier.ready("reloaded")
+        log.info("stopping")
+        self.notifier.stopping()
+        finished = controller.stop(self.settings.stop_timeout)
+        watcher.stop()
+        events.stop()
+        if self.server is not None:
+            self.server.stop()
+        engine.close()
+        log.info("stopped", finished_in_flight=finished)
+        return 0
+
+    def _connect(self) -> DockerEngine | None:
+        delay = 0.5
+        announced = False
+        while not self.terminate.is_set():
+            try:
+                engine = DockerEngine(pool_size=max(10, self.settings.concurrency * 2), attempts=2)
+                engine.ping()
+                return engine
+            except EngineError as exc:
+                if not announced:
+                    # Up, but without an engine: say so (systemd and /healthz), and keep trying.
+                    self.notifier.ready("waiting for the Docker engine")
+                    announced = True
+                log.warning("engine unreachable, retrying", error=str(exc), retry_in=delay)
+                self.terminate.wait(delay)
+                delay = min(delay * 2, 10.0)
+        return None
+
+    def health(self) -> tuple[bool, str]:
+        if self.controller is None:
+            waited = time.monotonic() - self.started
+            if waited > self.settings.engine_grace:
+                return False, f"engine unreachable for {waited:.0f}s"
+            return True, "starting: waiting for the engine"
+        return self.controller.health()
+
+    def ready(self) -> tuple[bool, str]:
+        if self.controller is None:
+            return False, "waiting for the engine"
+        return self.controller.ready()
+
+    def _serve(self) -> None:
+        address = self.settings.http_address
+        if address is None:
+            return
+        self.server = StatusServer(address[0], address[1], self.metrics, self.health, self.ready)
+        self.server.start()
+        host, port = self.server.address[0], self.server.address[1]
+        log.info("status server listening", address=f"{host!s}:{port}")
+
+
+def run(settings: Settings) -> int:
+    started = time.monotonic()
+    daemon = Daemon(settings)
+    code = daemon.run()
+    log.debug("daemon exited", seconds=round(time.monotonic() - started, 1))
+    return code

@@ -1,0 +1,66 @@
+"""Daemon settings: flags > environment (`RECONCILER_*`) > a YAML config file > defaults (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECONCILER_", extra="forbid")
+
+    paths: list[str] = Field(default_factory=list, description="Map files or folders of *.yml / *.yaml.")
+    resync: float = Field(300.0, gt=0, description="Seconds between full relists and reconciles (safety net).")
+    poll_images: float | None = Field(None, gt=0, description="Seconds between pulls of the tags in use.")
+    http: str = Field("127.0.0.1:9105", description="host:port for /healthz, /readyz, /metrics; 'off' disables.")
+    workers: int = Field(1, ge=1, le=16, description="Keys reconciled at once.")
+    concurrency: int = Field(4, ge=1, le=64, description="Actions run at once within a wave.")
+    health_gate: float = Field(60.0, ge=0, description="Seconds a recreated container has to become healthy.")
+    crash_threshold: float = Field(10.0, gt=0, description="A container that dies sooner after starting crashes.")
+    crash_backoff_max: float = Field(300.0, gt=0, description="Longest wait before restarting a crashing container.")
+    prune_deleted_maps: bool = Field(False, description="Remove the containers of a map file that was deleted.")
+    engine_grace: float = Field(60.0, gt=0, description="/healthz fails once the engine is gone this long.")
+    stuck_after: float = Field(120.0, gt=0, description="/healthz fails when the loop made no progress this long.")
+    stop_timeout: float = Field(30.0, gt=0, description="On SIGTERM, how long in-flight actions may take.")
+    rate: float = Field(20.0, gt=0, description="Keys handed out per second at most.")
+
+    @field_validator("http")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if value != "off":
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+                raise ValueError(f"{value!r} is not host:port (or 'off')")
+        return value
+
+    @property
+    def http_address(self) -> tuple[str, int] | None:
+        if self.http == "off":
+            return None
+        host, _, port = self.http.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Settings from flags (those not None), the environment, and an optional YAML config file."""
+    given = {k: v for k, v in flags.items() if v is not None}
+
+    class _WithFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if config_file is not None:
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+            return tuple(sources)
+
+    return Settings.model_validate(_WithFile(**given).model_dump())
