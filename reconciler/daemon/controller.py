@@ -96,6 +96,7 @@ class Controller:
         self.desired = DesiredState()
         self.rejected: set[tuple[str, str]] = set()
         self.crashes: dict[str, tuple[int, str]] = {}  # name → (consecutive quick deaths, last FinishedAt)
+        self.stop_requests: dict[str, float] = {}  # name → when a kill/stop was asked (not a crash, then)
         self.stopping = threading.Event()
         self.first_reconcile_done = threading.Event()
         self.last_progress = clock()
@@ -155,6 +156,8 @@ class Controller:
             if action not in _CONTAINER_ACTIONS or name.endswith(REPLACEMENT_SUFFIX) or attributes.get(LABEL_SELF):
                 return []
             if name in desired.containers:
+                if action in ("kill", "stop"):
+                    self.stop_requests[name] = time.time()
                 return [name]
             if name in desired.inits and action == "destroy":
                 return [ALL]
@@ -293,7 +296,9 @@ class Controller:
                 continue
             name = action.resource.name
             ran = (finished - started).total_seconds()
-            if ran >= self.settings.crash_threshold:
+            asked = self.stop_requests.get(name)
+            stopped_on_request = asked is not None and asked >= started.timestamp() - 1
+            if ran >= self.settings.crash_threshold or stopped_on_request:
                 self.crashes.pop(name, None)
                 continue
             count, last_finish = self.crashes.get(name, (0, ""))

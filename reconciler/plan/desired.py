@@ -16,7 +16,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reconciler.model import MapSet, NetworkModeKind, ResolvedMap
+from reconciler.model import MapSet, NetworkModeKind, ResolvedMap, resolve_image
 from reconciler.model.schema import HealthCheck
 
 from . import naming
@@ -248,7 +248,9 @@ class _Builder:
                 owner = user_owner((vol_cfg.user if vol_cfg and vol_cfg.user else None) or cfg.user)
                 permissions = (vol_cfg.permissions if vol_cfg and vol_cfg.permissions else None) or cfg.permissions
                 if owner or permissions:
-                    init_image = m.model.volume_init.image or m.image(config)
+                    own = m.model.volume_init.image
+                    # A tool image named as written (no repository prefix), but always with a tag.
+                    init_image = resolve_image(own, None, "latest") if own else m.image(config)
                     init = VolumeInitSpec(
                         name=naming.volume_init_name(vol_name),
                         map=m.name,

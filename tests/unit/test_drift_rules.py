@@ -229,6 +229,24 @@ def test_image_drift_of_persistent_container_only_when_asked() -> None:
     ]
 
 
+def test_rejected_image_is_not_drift_until_the_tag_moves_again() -> None:
+    """An update that failed its health gate was rolled back: the same (tag, id) is not tried again."""
+    images = {IMAGE: newer_image(), IMAGE_ID: fixture("image")}
+    state = engine(recorded("main", MAIN), recorded("dep", DEP), images=images)
+    rejected = frozenset({(IMAGE, "sha256:" + "1" * 64)})
+    assert drift_of(MAIN, state=state, rejected_images=rejected) == []
+    # Rejected for another reference only: still drift.
+    other = frozenset({("someone/else:1", "sha256:" + "1" * 64)})
+    assert [d.reason for d in drift_of(MAIN, state=state, rejected_images=other)] == [Reason.IMAGE]
+    # The tag moved on to yet another image: that one is tried.
+    newest = newer_image()
+    newest["Id"] = "sha256:" + "3" * 64
+    state = engine(recorded("main", MAIN), recorded("dep", DEP), images={IMAGE: newest, IMAGE_ID: fixture("image")})
+    assert drift_of(MAIN, state=state, rejected_images=rejected) == [
+        Drift(Reason.IMAGE, IMAGE, "3" * 12, "9759c460e8e4", R)
+    ]
+
+
 def test_missing_image_is_not_drift_yet() -> None:
     """The image is pulled first; the container is compared again afterwards."""
     state = engine(recorded("main", MAIN), recorded("dep", DEP), images={})

@@ -329,6 +329,18 @@ def test_orphan_removal_comes_before_the_work_that_may_need_its_name_or_port() -
     assert action(plan, c("o.web")).op is Op.CREATE
 
 
+def test_removed_instance_is_an_orphan() -> None:
+    old = desired("name: o\nweb: {instances: [a, b]}\n")
+    new = desired("name: o\nweb: {instances: [a]}\n")
+    plan = plan_update(new, synthesize(old).observed())
+    assert [(note.resource, note.message) for note in plan.notes] == [
+        (c("o.web.b"), "orphan: no longer in any map (remove it with --prune)")
+    ]
+    assert plan.waves == ()
+    pruned = plan_update(new, synthesize(old).observed(), PlanOptions(prune=True))
+    assert ops(pruned) == {c("o.web.b"): Op.REMOVE}
+
+
 def test_objects_of_maps_not_loaded_and_unlabelled_objects_are_never_orphans() -> None:
     other = synthesize(desired(ORPHAN_V1.replace("name: o", "name: elsewhere")))
     snapshot = synthesize(desired(ORPHAN_V2))
@@ -625,6 +637,15 @@ def test_tag_moved_to_a_new_image_recreates_the_container() -> None:
     assert found.op is Op.RECREATE
     assert [(d.reason, d.wanted) for d in found.reasons] == [(Reason.IMAGE, "2" * 12)]
     assert img("app:1") not in ops(plan)
+
+
+def test_rejected_image_is_not_planned_again() -> None:
+    state, snapshot = single("name: s\nweb: {image: app:1}\n")
+    old = snapshot.images["app:1"]
+    snapshot.images = {"app:1": image_json("app:1", ident="sha256:" + "2" * 64), old["Id"]: old}
+    rejected = frozenset({("app:1", "sha256:" + "2" * 64)})
+    assert plan_update(state, snapshot.observed(), PlanOptions(rejected_images=rejected)).in_sync
+    assert ops(plan_update(state, snapshot.observed())) == {c("s.web"): Op.RECREATE}
 
 
 def test_persistent_containers_keep_their_image_unless_asked() -> None:

@@ -1,0 +1,307 @@
+"""The `run` daemon in a subprocess against the real engine: it keeps the host matching its maps.
+
+Polling with deadlines, never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import TEST_IMAGE
+from tests.integration.engine_helpers import ROOT, map_text, unique_map_name, wait_for
+
+APP = """\
+app:
+  image: IMAGE
+  stop_timeout: 1
+  create_options:
+    command: [sh, -c, "TRAP"]
+    environment: {MODE: one}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Daemon:
+    def __init__(self, maps: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.log = maps / "daemon.log"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "--log-level",
+                "debug",
+                "run",
+                str(maps),
+                "--http",
+                f"127.0.0.1:{self.port}",
+                "--resync",
+                "600",
+                "--health-gate",
+                "20",
+                *extra,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("w"),
+            env={**os.environ},
+        )
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+        except OSError:
+            return 0, ""
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        wait_for(lambda: self.get("/readyz")[0] == 200, timeout)
+
+    def logs(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+
+@pytest.fixture
+def maps_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def daemon_factory(maps_dir: Path) -> Iterator[Any]:
+    started: list[Daemon] = []
+
+    def start(*extra: str) -> Daemon:
+        d = Daemon(maps_dir, *extra)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(10)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a temporary file and rename it over the map, as editors do."""
+    tmp = path.parent / f".{path.name}.swp"
+    tmp.write_text(text)
+    tmp.rename(path)
+
+
+def state(client: Any, name: str) -> dict[str, Any]:
+    try:
+        return dict(client.api.inspect_container(name))
+    except Exception:
+        return {}
+
+
+def running(client: Any, name: str) -> bool:
+    return bool(state(client, name).get("State", {}).get("Running"))
+
+
+def test_self_healing_edits_and_clean_shutdown(docker_client: Any, maps_dir: Path, daemon_factory: Any) -> None:
+    name = unique_map_name("daemon")
+    (maps_dir / "site.yaml").write_text(map_text(name, APP))
+    started = time.monotonic()
+    daemon = daemon_factory()
+    wait_for(lambda: daemon.get("/healthz")[0] == 200, 10)
+    assert time.monotonic() - started < 10  # answering quickly (interpreter start included)
+    daemon.wait_ready()
+    app = f"{name}.app"
+    wait_for(lambda: running(docker_client, app))
+
+    # docker kill, docker stop, docker rm -f: each undone.
+    first_id = state(docker_client, app)["Id"]
+    docker_client.api.kill(app)
+    wait_for(lambda: running(docker_client, app), 10)
+    assert state(docker_client, app)["Id"] == first_id  # started again, not recreated
+    docker_client.api.stop(app, timeout=1)
+    wait_for(lambda: running(docker_client, app), 10)
+    docker_client.api.remove_container(app, force=True)
+    wait_for(lambda: running(docker_client, app), 10)
+
+    # Editing the map (written by rename, as editors do) applies the change.
+    write_atomically(maps_dir / "site.yaml", map_text(name, APP.replace("MODE: one", "MODE: two")))
+    wait_for(lambda: "MODE=two" in (state(docker_client, app).get("Config", {}).get("Env") or []), 15)
+    wait_for(lambda: running(docker_client, app), 10)
+
+    # A broken map file is reported and ignored: the container stays as it is.
+    before = state(docker_client, app)["Id"]
+    write_atomically(
+        maps_dir / "site.yaml", map_text(name, APP.replace("MODE: one", "MODE: three")) + "  bogus_key: 1\n"
+    )
+    wait_for(lambda: any(e.get("event", "").startswith("map error") for e in daemon.logs()), 15)
+    assert state(docker_client, app)["Id"] == before
+    assert daemon.get("/healthz")[0] == 200
+    # Fixing it resumes normal work.
+    write_atomically(maps_dir / "site.yaml", map_text(name, APP.replace("MODE: one", "MODE: three")))
+    wait_for(lambda: "MODE=three" in (state(docker_client, app).get("Config", {}).get("Env") or []), 15)
+
+    status, metrics = daemon.get("/metrics")
+    assert status == 200
+    assert 'reconciler_reconciles_total{result="ok"}' in metrics
+    assert "reconciler_map_errors_total 1.0" in metrics
+
+    assert daemon.stop() == 0  # SIGTERM: clean exit
+    assert any(e.get("event") == "stopped" for e in daemon.logs())
+
+
+def test_a_stranger_is_never_touched(
+    docker_client: Any, maps_dir: Path, daemon_factory: Any, test_labels: dict[str, str]
+) -> None:
+    name = unique_map_name("strangerd")
+    stranger = docker_client.containers.create(TEST_IMAGE, ["sleep", "1"], name=f"{name}.app", labels=test_labels)
+    (maps_dir / "site.yaml").write_text(map_text(name, APP))
+    daemon = daemon_factory()
+    daemon.wait_ready()
+    wait_for(lambda: any(e.get("event") == "blocked" for e in daemon.logs()), 10)
+    stranger.reload()
+    assert stranger.status == "created"
+    assert stranger.attrs["Config"]["Cmd"] == ["sleep", "1"]
+    assert daemon.stop() == 0
+
+
+def _build(client: Any, tag: str, dockerfile: str) -> str:
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    return str(image.id)
+
+
+HEALTHY = """\
+app:
+  image: TAG
+  stop_timeout: 1
+  healthcheck: {test: [CMD, test, -f, /ok], interval: 1s, timeout: 1s, retries: 1}
+  create_options:
+    command: [sh, -c, "TRAP"]
+front:
+  image: IMAGE
+  links: app
+  stop_timeout: 1
+  create_options:
+    command: [sh, -c, "TRAP"]
+"""
+
+
+def test_auto_update_on_tag_move_and_rollback_of_an_unhealthy_image(
+    docker_client: Any, maps_dir: Path, daemon_factory: Any, prefix: str
+) -> None:
+    tag = f"{prefix}-upd:live"
+    good1 = _build(docker_client, tag, f"FROM {TEST_IMAGE}\nRUN touch /ok\nLABEL v=1\n")
+    name = unique_map_name("update")
+    (maps_dir / "site.yaml").write_text(map_text(name, HEALTHY.replace("TAG", tag)))
+    app, front = f"{name}.app", f"{name}.front"
+    daemon = daemon_factory()
+    try:
+        daemon.wait_ready(60)
+        wait_for(lambda: running(docker_client, front), 30)
+        assert state(docker_client, app)["Image"] == good1
+
+        # The tag moves to a new, healthy image: the container is recreated (and its linked dependent too).
+        good2 = _build(docker_client, tag, f"FROM {TEST_IMAGE}\nRUN touch /ok\nLABEL v=2\n")
+        wait_for(lambda: state(docker_client, app).get("Image") == good2 and running(docker_client, app), 30)
+        wait_for(lambda: running(docker_client, front), 30)
+
+        # The tag moves to an image whose healthcheck fails: rolled back to the previous image id.
+        app_id = state(docker_client, app)["Id"]
+        bad = _build(docker_client, tag, f"FROM {TEST_IMAGE}\nLABEL v=3\n")
+        wait_for(lambda: any(e.get("event") == "update rolled back" for e in daemon.logs()), 40)
+        wait_for(lambda: running(docker_client, app), 20)
+        current = state(docker_client, app)
+        assert current["Image"] == good2
+        assert current["Id"] == app_id  # the previous container itself runs again
+        assert not docker_client.containers.list(all=True, filters={"name": f"{app}..next"})
+        # …and the bad image id is not tried again (until the tag moves once more).
+        attempts = sum(1 for e in daemon.logs() if e.get("event") == "update rolled back")
+        daemon.proc.send_signal(signal.SIGHUP)  # even a reload does not retry it
+        wait_for(lambda: daemon.get("/metrics")[1].count("reconciler_rollbacks_total 1.0") == 1, 10)
+        time.sleep(0)  # (no fixed waits: the next check is on state that must already hold)
+        assert sum(1 for e in daemon.logs() if e.get("event") == "update rolled back") == attempts
+        assert state(docker_client, app)["Image"] == good2
+        assert bad != good2
+        assert daemon.stop() == 0
+    finally:
+        for container in (front, app):
+            docker_client.api.remove_container(container, force=True) if state(docker_client, container) else None
+        docker_client.images.remove(tag, force=True)
+
+
+def test_engine_restart_is_survived(docker_client: Any, maps_dir: Path, daemon_factory: Any) -> None:
+    name = unique_map_name("restart")
+    (maps_dir / "site.yaml").write_text(map_text(name, APP))
+    daemon = daemon_factory()
+    daemon.wait_ready()
+    app = f"{name}.app"
+    wait_for(lambda: running(docker_client, app), 20)
+    pid = int(Path("/var/run/docker.pid").read_text().strip())
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 60)
+    subprocess.run(["bash", str(ROOT / "scripts" / "engine.sh")], check=True, timeout=120)
+    # Without live-restore the engine stopped the container; the daemon reconnects, relists and converges.
+    wait_for(lambda: running(docker_client, app), 60)
+    assert daemon.proc.poll() is None
+    assert any(e.get("event") == "engine events disconnected" for e in daemon.logs())
+    assert daemon.stop() == 0
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_crash_looping_container_is_restarted_with_backoff(
+    docker_client: Any, maps_dir: Path, daemon_factory: Any
+) -> None:
+    name = unique_map_name("crashloop")
+    (maps_dir / "site.yaml").write_text(
+        map_text(name, "app:\n  image: IMAGE\n  create_options: {command: [sh, -c, 'sleep 0.2; exit 3']}\n")
+    )
+    daemon = daemon_factory()
+    daemon.wait_ready()
+
+    def delays() -> list[float]:
+        return [e["restart_in"] for e in daemon.logs() if e.get("event") == "crash loop: restart held back"]
+
+    wait_for(lambda: len({round(d) for d in delays()}) >= 3, 40)
+    seen = delays()
+    # Exponential: the waits grow (1, 2, 4 … seconds), they do not hammer the engine.
+    assert max(seen) >= 3.5
+    starts = sum(1 for e in daemon.logs() if e.get("event") == "action done" and e.get("action") == "start")
+    assert starts <= 6
+    assert daemon.stop() == 0
