@@ -89,6 +89,7 @@ class Controller:
         self.cache = CachedEngine(engine)
         self.source = source
         self.metrics = metrics or Metrics()
+        self.metrics.engine_requests.set_function(lambda: float(engine.request_count))
         self.notifier = notifier or Notifier()
         self.clock = clock
         self.queue = WorkQueue(rate=settings.rate, max_delay=settings.crash_backoff_max)

@@ -31,6 +31,7 @@ class Metrics:
         self.updates = Counter("reconciler_image_updates", "Containers recreated for a new image.", registry=r)
         self.rollbacks = Counter("reconciler_rollbacks", "Image updates rolled back.", registry=r)
         self.managed = Gauge("reconciler_managed_containers", "Containers in the loaded maps.", registry=r)
+        self.engine_requests = Gauge("reconciler_engine_requests", "Engine API requests made so far.", registry=r)
         self.engine_up = Gauge("reconciler_engine_up", "1 while the engine's event stream is connected.", registry=r)
         for result in ("ok", "failed", "blocked"):
             self.reconciles.labels(result)

@@ -469,6 +469,30 @@ def test_unbuildable_dependency_of_a_target_is_blocked_with_its_dependents() -> 
     assert set(blocked(targeted)) == {c("m.db"), c("m.web")}
 
 
+def test_container_that_cannot_be_built_now_is_not_an_orphan() -> None:
+    """A config still in the map whose container cannot be built at the moment (here: a typo in a per-instance
+    host path) is blocked — "not touched". It must not also be called an orphan ("no longer in any map"), and
+    `prune` must not remove the running container."""
+    text = """
+        name: m
+        volumes: {data: /data}
+        host: {data: {one: /srv/one, two: /srv/two}}
+        db: {instances: [one, two], binds: [data]}
+    """
+    before = desired(text)
+    after = desired(text.replace("two: /srv/two", "tow: /srv/two"))
+    assert [rid for rid, _ in after.problems] == [c("m.db.two")]
+    host = synthesize(before).observed()
+
+    plan = plan_update(after, host)
+    assert "no host path for volume alias 'data'" in blocked(plan)[c("m.db.two")]
+    assert [note.message for note in plan.notes if note.resource == c("m.db.two")] == []
+
+    pruned = plan_update(after, host, PlanOptions(prune=True, prune_volumes=True))
+    assert c("m.db.two") not in ops(pruned)
+    assert c("m.db.two") in blocked(pruned)
+
+
 # --- cascade ----------------------------------------------------------------------------------------------------
 
 
@@ -563,6 +587,30 @@ def test_dependents_of_an_unchanged_container_are_left_alone() -> None:
     snapshot.container("c.db")["HostConfig"]["CpuShares"] = 99  # updated in place: db keeps its identity
     plan = plan_update(state, snapshot.observed())
     assert ops(plan) == {c("c.db"): Op.UPDATE}
+
+
+EXEC_MAP = """
+name: x
+networks: {app: null}
+db: {networks: app}
+legacy: {links: db, exec_commands: [run-worker]}
+onnet: {networks: {app: {links: [db]}}, exec_commands: [run-worker]}
+"""
+
+
+@pytest.mark.parametrize(("name", "op"), [("x.legacy", Op.RECREATE), ("x.onnet", Op.RESTART)])
+def test_cascaded_recreate_or_restart_does_not_run_exec_commands_twice(name: str, op: Op) -> None:
+    """A recreate or restart runs the container's exec commands itself (the executor does, and the drift rules
+    drop a missing exec command when the container is recreated anyway). A cascade onto a container that also
+    misses an exec command must not add a separate EXEC step: the command would be started twice."""
+    state = desired(EXEC_MAP)
+    snapshot = synthesize(state)
+    snapshot.container("x.db")["Config"]["Env"].append("X=1")
+    snapshot.processes[snapshot.container(name)["Id"]] = ("/bin/sh",)  # run-worker is not running
+    plan = plan_update(state, snapshot.observed())
+    found = action(plan, c(name))
+    assert found.op is op
+    assert found.steps == (op,)
 
 
 # --- op and steps per drift ----------------------------------------------------------------------------------
