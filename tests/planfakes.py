@@ -45,6 +45,7 @@ from reconciler.plan.resources import (
 Json = dict[str, Any]
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "engine"
+
 # The seed guide's nginx/uwsgi map (docker-map's "Getting started"), as YAML.
 SEED_MAP = """
 name: main
@@ -251,6 +252,24 @@ def state_json(status: str = "running", exit_code: int = 0, *, health: str | Non
     return state
 
 
+def _inherited_mounts(
+    spec: ContainerSpec, providers: Mapping[str, ContainerSpec], seen: set[str]
+) -> list[tuple[str, str, str, bool]]:
+    """The mounts `volumes_from` copies: every mount of each provider (its own, its shares, and what it got from
+    its own providers), read-only when taken with `:ro`."""
+    found: list[tuple[str, str, str, bool]] = []
+    for source in spec.volumes_from:
+        name, _, mode = source.partition(":")
+        provider = providers.get(name)
+        if provider is None or name in seen:
+            continue
+        own = [(m.target, m.source, m.type, m.read_only) for m in provider.mounts]
+        own += [(p, hex_id("anonymous", provider.name, p), "volume", False) for p in provider.anonymous_volumes]
+        own += _inherited_mounts(provider, providers, seen | {name})
+        found += [(target, src, kind, read_only or mode == "ro") for target, src, kind, read_only in own]
+    return found
+
+
 def container_json(
     spec: ContainerSpec,
     *,
@@ -285,19 +304,10 @@ def container_json(
         if path not in targets:
             mounts.append(_mount(path, hex_id("anonymous", spec.name, path), "volume", False))
             targets.add(path)
-    for source in spec.volumes_from:
-        provider_name, _, mode = source.partition(":")
-        provider = (providers or {}).get(provider_name)
-        if provider is None:
-            continue
-        provider_mounts = [(m.target, m.source, m.type, m.read_only) for m in provider.mounts]
-        provider_mounts += [
-            (p, hex_id("anonymous", provider.name, p), "volume", False) for p in provider.anonymous_volumes
-        ]
-        for target, src, kind, read_only in provider_mounts:
-            if target not in targets:
-                mounts.append(_mount(target, src, kind, read_only or mode == "ro"))
-                targets.add(target)
+    for target, src, kind, read_only in _inherited_mounts(spec, providers or {}, {spec.name}):
+        if target not in targets:
+            mounts.append(_mount(target, src, kind, read_only))
+            targets.add(target)
 
     config: Json = {
         "AttachStderr": True,
@@ -378,24 +388,32 @@ def container_json(
     else:
         networks = {network_mode: _endpoint(network_mode)}
     running = status in ("running", "restarting", "paused")
-    return {
-        "AppArmorProfile": "",
-        "Args": (cmd or [])[1:],
-        "Config": config,
-        "Created": "2026-11-28T00:29:02.499633718Z",
-        "Driver": "overlay2",
-        "ExecIDs": None,
-        "HostConfig": host,
-        "Id": ident,
-        "Image": image["Id"],
-        "Mounts": mounts,
-        "Name": f"/{spec.name}",
-        "NetworkSettings": {"Networks": networks, "Ports": {}},
-        "Path": (cmd or entrypoint or [""])[0],
-        "Platform": "linux",
-        "RestartCount": 0,
-        "State": state_json(status, exit_code, health="healthy" if running and healthcheck else None),
-    }
+    return _as_json(
+        {
+            "AppArmorProfile": "",
+            "Args": (cmd or [])[1:],
+            "Config": config,
+            "Created": "2026-11-28T00:29:02.499633718Z",
+            "Driver": "overlay2",
+            "ExecIDs": None,
+            "HostConfig": host,
+            "Id": ident,
+            "Image": image["Id"],
+            "Mounts": mounts,
+            "Name": f"/{spec.name}",
+            "NetworkSettings": {"Networks": networks, "Ports": {}},
+            "Path": (cmd or entrypoint or [""])[0],
+            "Platform": "linux",
+            "RestartCount": 0,
+            "State": state_json(status, exit_code, health="healthy" if running and healthcheck else None),
+        }
+    )
+
+
+def _as_json(data: Json) -> Json:
+    """What the engine would send: JSON only (tuples of frozen specs become lists)."""
+    result: Json = json.loads(json.dumps(data))
+    return result
 
 
 def volume_json(spec: VolumeSpec, *, created_at: str = VOLUME_CREATED_AT, labelled: bool = True) -> Json:

@@ -387,7 +387,7 @@ class Executor:
 
     def _gate(self, spec: ContainerSpec, ident: str) -> str | None:
         """Wait for a container with a healthcheck to become healthy; what went wrong, or None."""
-        if self.health_gate is None or spec.healthcheck is None or dict(spec.healthcheck).get("Test") == ["NONE"]:
+        if self.health_gate is None or spec.healthcheck is None or tuple(dict(spec.healthcheck)["Test"]) == ("NONE",):
             return None
         deadline = time.monotonic() + self.health_gate
         while True:

@@ -91,6 +91,18 @@ class DockerEngine:
         self._requests = 0
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_api(cls, api: docker.APIClient, *, timeout: float = DEFAULT_TIMEOUT, attempts: int = 5) -> DockerEngine:
+        """Wrap an existing docker-py APIClient (e.g. a caller's `DockerClientWrapper`)."""
+        engine = cls.__new__(cls)
+        engine.api = api
+        engine.timeout = timeout
+        engine.attempts = attempts
+        engine.sleep = None
+        engine._requests = 0
+        engine._lock = threading.Lock()
+        return engine
+
     # --- plumbing ------------------------------------------------------------------------------------
 
     @property

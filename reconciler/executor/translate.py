@@ -78,7 +78,7 @@ def container_config(spec: ContainerSpec, *, temporary: bool = False) -> dict[st
     if volumes:
         config["volumes"] = volumes
     if spec.healthcheck is not None:
-        config["healthcheck"] = dict(spec.healthcheck)
+        config["healthcheck"] = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.healthcheck}
     if spec.stop_signal:
         config["stop_signal"] = spec.stop_signal
     if spec.stop_timeout is not None:

@@ -153,8 +153,8 @@ class PortBinding(_Strict):
         if value is None:
             return None
         text = str(value)
-        if not re.match(r"^\d{1,5}(-\d{1,5})?(/(tcp|udp|sctp))?$", text):
-            raise ValueError(f"{value!r} is not a port (e.g. 80, '53/udp')")
+        if not re.match(r"^\d{1,5}(/(tcp|udp|sctp))?$", text):
+            raise ValueError(f"{value!r} is not a port (e.g. 80, '53/udp'; ranges: list each port)")
         number = int(re.split(r"[-/]", text)[0])
         if not 0 <= number <= 65535:
             raise ValueError(f"port {number} is out of range")

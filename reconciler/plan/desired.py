@@ -124,7 +124,7 @@ def healthcheck_fields(check: HealthCheck | None) -> tuple[tuple[str, Any], ...]
     if check is None:
         return None
     test: list[str] = ["CMD-SHELL", check.test] if isinstance(check.test, str) else list(check.test or ["NONE"])
-    fields: dict[str, Any] = {"Test": test}
+    fields: dict[str, Any] = {"Test": tuple(test)}  # a tuple: specs are hashable values
     for key, value in (
         ("Interval", check.interval),
         ("Timeout", check.timeout),

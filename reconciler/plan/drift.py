@@ -404,7 +404,9 @@ def _limits(spec: ContainerSpec, found: ObservedContainer) -> list[Drift]:
         want = wanted.get(key, _LIMIT_DEFAULTS.get(key))
         have = found.host_config.get(key)
         if (want or _LIMIT_DEFAULTS.get(key)) != (have or _LIMIT_DEFAULTS.get(key)):
-            drifts.append(Drift(Reason.LIMITS, key, want, have, Fix.UPDATE))
+            # The engine cannot drop a limit in place (an update to 0 is ignored): only a new container can.
+            fix = Fix.UPDATE if key in wanted and want else Fix.RECREATE
+            drifts.append(Drift(Reason.LIMITS, key, want, have, fix))
     want_policy = dict(spec.restart_policy or {})
     want_name = want_policy.get("Name") or "no"
     have_name = found.restart_policy.get("Name") or "no"

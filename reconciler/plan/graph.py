@@ -35,28 +35,38 @@ def select_targets(maps: MapSet, targets: Iterable[str]) -> set[ResourceId]:
 
 def _resolve_target(maps: MapSet, target: str) -> set[ResourceId]:
     parts = target.split(".")
-    candidates: list[tuple[str, list[str]]] = []
     if parts[0] in maps.maps and len(parts) > 1:
-        candidates.append((parts[0], parts[1:]))
-    candidates += [(m.name, parts) for m in maps]
-    for map_name, rest in candidates:
-        m = maps.maps[map_name]
-        config, instance = rest[0], (rest[1] if len(rest) > 1 else None)
-        if len(rest) > 2:
-            continue
-        if config in m.model.groups and instance is None:
-            out: set[ResourceId] = set()
-            for member in m.model.groups[config]:
-                out |= _resolve_target(maps, f"{map_name}.{member}")
-            return out
-        if config in m.configs:
-            instances = m.instances(config)
-            if instance is not None:
-                if instance not in instances:
-                    continue
-                instances = [instance]
-            return {ResourceId(Kind.CONTAINER, naming.container_name(map_name, config, i)) for i in instances}
-    return set()
+        found = _in_map(maps, parts[0], parts[1:])
+        if found:
+            return found
+    matches = {m.name: _in_map(maps, m.name, parts) for m in maps}
+    matches = {name: found for name, found in matches.items() if found}
+    if len(matches) > 1:
+        raise TargetError(
+            f"ambiguous target '{target}': it is in maps {', '.join(sorted(matches))} (write map.{target})"
+        )
+    return next(iter(matches.values()), set())
+
+
+def _in_map(maps: MapSet, map_name: str, rest: list[str]) -> set[ResourceId]:
+    """`config`, `config.instance` or a group of one map."""
+    m = maps.maps[map_name]
+    if len(rest) > 2:
+        return set()
+    config, instance = rest[0], (rest[1] if len(rest) > 1 else None)
+    if config in m.model.groups and instance is None:
+        out: set[ResourceId] = set()
+        for member in m.model.groups[config]:
+            out |= _in_map(maps, map_name, member.split("."))
+        return out
+    if config not in m.configs:
+        return set()
+    instances = m.instances(config)
+    if instance is not None:
+        if instance not in instances:
+            return set()
+        instances = [instance]
+    return {ResourceId(Kind.CONTAINER, naming.container_name(map_name, config, i)) for i in instances}
 
 
 def closure(edges: Mapping[ResourceId, Iterable[ResourceId]], start: Iterable[ResourceId]) -> set[ResourceId]:

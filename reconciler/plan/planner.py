@@ -48,6 +48,8 @@ class Op(StrEnum):
     EXEC = "exec"
     RUN = "run"  # a volume init: (re)create, run to completion
     REMOVE = "remove"
+    STOP = "stop"  # only asked for explicitly (the Python API's stop)
+    SIGNAL = "signal"  # likewise (the Python API's signal)
 
 
 @dataclass(frozen=True)
@@ -153,8 +155,8 @@ def _container_steps(drifts: list[Drift]) -> tuple[Op, tuple[Op, ...]]:
     fixes = {d.fix for d in drifts}
     if fix in (Fix.START, Fix.RESTART) and Fix.UPDATE in fixes:
         steps = (Op.UPDATE, *steps)
-    if fix is not Fix.EXEC and Fix.EXEC in fixes:
-        steps = (*steps, Op.EXEC)
+    if fix is Fix.UPDATE and Fix.EXEC in fixes:
+        steps = (*steps, Op.EXEC)  # starting, restarting and recreating run the exec commands themselves
     return op, steps
 
 
@@ -165,7 +167,7 @@ def plan_update(desired: DesiredState, observed: ObservedState, options: PlanOpt
     work = _Work()
     unbuildable = dict(desired.problems)
     for rid, message in sorted(unbuildable.items()):
-        if options.targets is None or rid in options.targets:
+        if rid in scope or options.targets is None:
             work.blocked[rid] = message
     ctx = ContainerContext(
         observed, update_persistent=options.update_persistent, rejected_images=options.rejected_images
@@ -323,7 +325,8 @@ def _block_dependents(desired: DesiredState, work: _Work) -> None:
 
 
 def _orphans(desired: DesiredState, observed: ObservedState, options: PlanOptions, work: _Work) -> None:
-    wanted_containers = set(desired.containers) | set(desired.inits)
+    # Containers that cannot be built right now are still in their map: blocked, never orphans.
+    wanted_containers = set(desired.containers) | set(desired.inits) | {rid.name for rid, _ in desired.problems}
     for name, container in sorted(observed.containers.items()):
         base = name.removesuffix(naming.REPLACEMENT_SUFFIX)
         if base != name and base in desired.containers and container.managed:
@@ -399,6 +402,10 @@ def plan_down(
     work = _Work()
     reverse = dependents(desired.depends_on)
     if targets is None:
+        for name in sorted(desired.containers):
+            found = observed.containers.get(name)
+            if found is not None and not found.managed:
+                work.blocked[ResourceId(Kind.CONTAINER, name)] = _stranger(ResourceId(Kind.CONTAINER, name))
         names = {n for n, c in observed.containers.items() if _ours(c.labels, desired)}
         scope = {ResourceId(_container_kind(observed.containers[n]), n) for n in names}
         scope |= {ResourceId(Kind.NETWORK, n) for n, net in observed.networks.items() if _ours(net.labels, desired)}

@@ -570,13 +570,13 @@ def test_network_endpoints_with_aliases_links_and_addresses() -> None:
 @pytest.mark.parametrize(
     ("check", "expected"),
     [
-        ("curl -f localhost", {"Test": ["CMD-SHELL", "curl -f localhost"]}),
-        ({"test": ["curl", "-f", "localhost"]}, {"Test": ["CMD", "curl", "-f", "localhost"]}),
-        ({"test": ["CMD-SHELL", "true"], "retries": 0}, {"Test": ["CMD-SHELL", "true"]}),
+        ("curl -f localhost", {"Test": ("CMD-SHELL", "curl -f localhost")}),
+        ({"test": ["curl", "-f", "localhost"]}, {"Test": ("CMD", "curl", "-f", "localhost")}),
+        ({"test": ["CMD-SHELL", "true"], "retries": 0}, {"Test": ("CMD-SHELL", "true")}),
         (
             {"test": "true", "interval": "10s", "timeout": "500ms", "retries": 3, "start_period": "1m"},
             {
-                "Test": ["CMD-SHELL", "true"],
+                "Test": ("CMD-SHELL", "true"),
                 "Interval": 10_000_000_000,
                 "Timeout": 500_000_000,
                 "Retries": 3,
@@ -585,9 +585,9 @@ def test_network_endpoints_with_aliases_links_and_addresses() -> None:
         ),
         (
             ["true", 1_000_000_000, 2_000_000_000, 5],
-            {"Test": ["CMD-SHELL", "true"], "Interval": 10**9, "Timeout": 2 * 10**9, "Retries": 5},
+            {"Test": ("CMD-SHELL", "true"), "Interval": 10**9, "Timeout": 2 * 10**9, "Retries": 5},
         ),
-        ("NONE", {"Test": ["NONE"]}),
+        ("NONE", {"Test": ("NONE",)}),
     ],
 )
 def test_healthcheck_fields(check: Any, expected: dict[str, Any]) -> None:

@@ -54,7 +54,7 @@ from reconciler.plan.resources import (
     VolumeInitSpec,
     VolumeSpec,
 )
-from tests.planfakes import fixture
+from tests.planfakes import container_json, fixture
 
 IMAGE = "reconciler-test/busybox:latest"
 IMAGE_ID = "sha256:9759c460e8e419806d40384eff7b5022eb3564c1c5205e598d8d7989f9ddf568"
@@ -185,6 +185,55 @@ def test_recorded_main_container_parses_into_typed_values() -> None:
     assert found.restart_policy == {"MaximumRetryCount": 2, "Name": "on-failure"}
     assert found.processes is not None
     assert any("sleep 1" in p for p in found.processes)
+
+
+def test_the_fake_engine_answers_like_the_recorded_one() -> None:
+    """tests/planfakes.py synthesises inspect JSON from a spec; for main's spec it must say what the real engine
+    said, field by field (ids, timestamps and anonymous volume names aside)."""
+    real = parse_container(recorded("main", MAIN))
+    fake = parse_container(container_json(MAIN, image=fixture("image")))
+    for name in (
+        "name",
+        "image_id",
+        "image_ref",
+        "labels",
+        "status",
+        "exit_code",
+        "health",
+        "hostname",
+        "domainname",
+        "env",
+        "cmd",
+        "entrypoint",
+        "user",
+        "exposed_ports",
+        "port_bindings",
+        "volumes_from",
+        "links",
+        "network_mode",
+        "healthcheck",
+        "stop_signal",
+        "stop_timeout",
+        "restart_policy",
+    ):
+        fake_value, real_value = getattr(fake, name), getattr(real, name)
+        if name == "labels":
+            fake_value = {k: v for k, v in fake_value.items() if k != naming.LABEL_IMAGE}
+        assert fake_value == real_value, name
+
+    def mounts(found: ObservedContainer) -> set[tuple[str, str, str, bool]]:
+        return {
+            (m.target, m.type, "(anonymous)" if m.target == "/scratch" else m.source, m.read_only) for m in found.mounts
+        }
+
+    assert mounts(fake) == mounts(real)
+    assert {k: (e.aliases, e.links) for k, e in fake.networks.items()} == {
+        k: (e.aliases, e.links) for k, e in real.networks.items()
+    }
+    for key in ("Memory", "MemorySwap", "MemoryReservation", "CpuShares", "CpuQuota", "CpusetCpus", "PidsLimit"):
+        assert fake.host_config.get(key) == real.host_config.get(key), key
+    state = engine(container_json(MAIN, image=fixture("image"), ident=real.id), recorded("dep", DEP))
+    assert container_drift(MAIN, state.containers[MAIN.name], ContainerContext(state)) == []
 
 
 # --- in sync ------------------------------------------------------------------------------------------------
@@ -709,8 +758,9 @@ def test_a_specific_reason_replaces_the_options_reason() -> None:
         (
             {"limits": ()},  # removed from the map: reset to the engine's defaults (as docker-map does)
             [
-                Drift(Reason.LIMITS, "CpuShares", 0, 512, Fix.UPDATE),
-                Drift(Reason.LIMITS, "Memory", 0, 64 * 1024**2, Fix.UPDATE),
+                # The engine ignores an update to 0: dropping a limit takes a new container.
+                Drift(Reason.LIMITS, "CpuShares", 0, 512, Fix.RECREATE),
+                Drift(Reason.LIMITS, "Memory", 0, 64 * 1024**2, Fix.RECREATE),
             ],
         ),
         (
@@ -733,7 +783,7 @@ def test_limits_and_restart_policy_are_updated_in_place(changes: dict[str, Any],
     assert spec.spec_hash == MAIN.spec_hash  # not part of the hash: no recreate for them
     drifts = drift_of(spec)
     assert drifts == expected
-    assert strongest(drifts) is Fix.UPDATE
+    assert strongest(drifts) is (Fix.RECREATE if any(d.fix is Fix.RECREATE for d in expected) else Fix.UPDATE)
 
 
 def test_memory_swap_derived_by_the_engine_is_not_drift() -> None:

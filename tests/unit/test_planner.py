@@ -554,7 +554,7 @@ def test_cascade_restarts_only_running_dependents() -> None:
 def test_cascade_adds_to_a_dependent_s_own_drift() -> None:
     state, snapshot = cascade_host()
     snapshot.container("c.net")["Config"]["Env"].append("OWN=1")
-    snapshot.container("c.onnet")["HostConfig"]["Memory"] = 1024**3
+    snapshot.container("c.onnet")["HostConfig"]["RestartPolicy"] = {"Name": "always", "MaximumRetryCount": 0}
     plan = plan_update(state, snapshot.observed())
     net = action(plan, c("c.net"))
     assert net.op is Op.RECREATE
@@ -562,7 +562,7 @@ def test_cascade_adds_to_a_dependent_s_own_drift() -> None:
     assert [d.reason for d in net.reasons] == [Reason.ENV, Reason.DEPENDENCY]
     onnet = action(plan, c("c.onnet"))
     assert (onnet.op, onnet.steps) == (Op.RESTART, (Op.UPDATE, Op.RESTART))
-    assert [d.reason for d in onnet.reasons] == [Reason.LIMITS, Reason.DEPENDENCY]
+    assert [d.reason for d in onnet.reasons] == [Reason.RESTART_POLICY, Reason.DEPENDENCY]
 
 
 def test_no_cascade_when_turned_off() -> None:
@@ -584,7 +584,8 @@ def test_recreated_network_recreates_its_containers() -> None:
 
 def test_dependents_of_an_unchanged_container_are_left_alone() -> None:
     state, snapshot = cascade_host("none")
-    snapshot.container("c.db")["HostConfig"]["CpuShares"] = 99  # updated in place: db keeps its identity
+    # A restart policy changed by hand is updated in place: db keeps its identity, dependents stay as they are.
+    snapshot.container("c.db")["HostConfig"]["RestartPolicy"] = {"Name": "always", "MaximumRetryCount": 0}
     plan = plan_update(state, snapshot.observed())
     assert ops(plan) == {c("c.db"): Op.UPDATE}
 

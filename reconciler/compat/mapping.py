@@ -1,0 +1,471 @@
+"""docker-map's `ContainerMap` and `MappingDockerClient`, on reconciler's model, planner and executor.
+
+`ContainerMap(name, dict_or_kwargs)` is the same map the YAML loader builds (and runs the same integrity
+check at construction). `MappingDockerClient(maps, client)` offers docker-map's verbs — `startup`, `update`,
+`create`, `start`, `restart`, `stop`, `remove`, `shutdown`, `signal`, `pull_images`, `run_script` — each taking
+a config name, `config.instance`, `map.config` or a group, and each going through the planner and executor
+of the command line, so scripts get the better update rules, the cascade and attached-volume preparation.
+Every verb returns a `MapResult` that says what was done.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import yaml
+
+from reconciler.executor.apply import DEFAULT_HEALTH_GATE, ActionResult, Executor, Outcome, RunResult, converge
+from reconciler.executor.engine import DockerEngine
+from reconciler.executor.observe import observe
+from reconciler.executor.translate import container_config
+from reconciler.model import MapError, MapSet, ResolvedMap, combine_maps, load_map_dict, load_map_text
+from reconciler.model.schema import ContainerConfig
+from reconciler.plan.desired import desired_state
+from reconciler.plan.graph import closure, dependents, select_targets, waves
+from reconciler.plan.planner import Action, Op, Plan, PlanOptions, plan_down, plan_update
+from reconciler.plan.resources import DesiredState, Kind, ResourceId
+
+
+class MapIntegrityError(MapError):
+    """docker-map's name for a map that fails its integrity check (a `MapError`, with positions)."""
+
+
+def _plain(value: Any) -> Any:
+    """Tuples (docker-map's Python maps use them) become lists, as YAML would give them."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class ContainerMap:
+    """A container map (docker-map API), validated and integrity-checked at construction."""
+
+    def __init__(
+        self,
+        name: str,
+        initial: Mapping[str, Any] | None = None,
+        check_integrity: bool = True,
+        check_duplicates: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        data = {**_plain(dict(initial or {})), **_plain(kwargs), "name": name}
+        try:
+            self.resolved: ResolvedMap = load_map_dict(data, file=f"<map {name}>", check=check_integrity)
+        except MapError as exc:
+            raise MapIntegrityError(exc.problems) from None
+
+    @classmethod
+    def from_resolved(cls, resolved: ResolvedMap) -> ContainerMap:
+        obj = cls.__new__(cls)
+        obj.resolved = resolved
+        return obj
+
+    @property
+    def name(self) -> str:
+        return self.resolved.name
+
+    @property
+    def containers(self) -> dict[str, ContainerConfig]:
+        """Every config with `extends` merged in (abstract ones included)."""
+        return dict(self.resolved.extended)
+
+    @property
+    def volumes(self) -> dict[str, Any]:
+        return {k: v.default_path for k, v in self.resolved.model.volumes.items()}
+
+    @property
+    def host(self) -> dict[str, Any]:
+        return {
+            k: v.default if not v.per_instance else {**v.per_instance, **({"default": v.default} if v.default else {})}
+            for k, v in self.resolved.model.host.items()
+        }
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        return dict(self.resolved.model.groups)
+
+    @property
+    def repository(self) -> str | None:
+        return self.resolved.model.repository
+
+    @property
+    def default_tag(self) -> str:
+        return self.resolved.model.default_tag
+
+    def __iter__(self) -> Iterator[tuple[str, ContainerConfig]]:
+        return iter(self.resolved)
+
+    def get_existing(self, name: str) -> ContainerConfig | None:
+        return self.resolved.extended.get(name)
+
+    def get_image(self, config: str) -> str:
+        return self.resolved.image(config)
+
+    def dependency_items(self) -> Iterator[tuple[str, set[str]]]:
+        for config in self.resolved.configs:
+            yield config, self.resolved.dependencies(config)
+
+    def check_integrity(self) -> None:
+        ContainerMap(self.name, self._raw())
+
+    def _raw(self) -> dict[str, Any]:
+        return dict(self.resolved.model.model_dump(exclude_defaults=True, exclude={"name"}))
+
+
+def load_map(stream: str | Any, name: str | None = None, check_integrity: bool = True) -> ContainerMap:
+    """A map from YAML text or a stream (docker-map's `dockermap.map.yaml.load_map`)."""
+    text = stream if isinstance(stream, str) else stream.read()
+    try:
+        resolved = load_map_text(text, getattr(stream, "name", "<map>"), default_name=name, check=check_integrity)
+    except MapError as exc:
+        raise MapIntegrityError(exc.problems) from None
+    return ContainerMap.from_resolved(resolved)
+
+
+def load_map_file(
+    filename: str | os.PathLike[str], name: str | None = None, check_integrity: bool = True
+) -> ContainerMap:
+    path = Path(filename)
+    try:
+        resolved = load_map_text(path.read_text(), str(path), default_name=name or path.stem, check=check_integrity)
+    except MapError as exc:
+        raise MapIntegrityError(exc.problems) from None
+    return ContainerMap.from_resolved(resolved)
+
+
+def load_clients(stream: str | Any) -> dict[str, dict[str, Any]]:
+    """docker-map client configurations (name → settings such as `base_url`, `interfaces`)."""
+    data = yaml.safe_load(stream if isinstance(stream, str) else stream.read()) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError("a clients file maps client names to their settings")
+    return {str(k): dict(v) for k, v in data.items()}
+
+
+def load_clients_file(filename: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    return load_clients(Path(filename).read_text())
+
+
+@dataclass
+class MapResult:
+    """What a `MappingDockerClient` call did: the plan it executed and each action's outcome."""
+
+    plan: Plan
+    run: RunResult = field(default_factory=RunResult)
+
+    @property
+    def ok(self) -> bool:
+        return self.run.ok and not self.plan.blocked
+
+    @property
+    def actions(self) -> list[tuple[str, str, str]]:
+        """(resource name, action, outcome) for every action."""
+        return [(r.action.resource.name, r.action.op.value, r.outcome.value) for r in self.run.results]
+
+    def __iter__(self) -> Iterator[tuple[str, str, str]]:
+        return iter(self.actions)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+class MappingDockerClient:
+    """Runs docker-map's verbs for one or more maps against one engine."""
+
+    def __init__(
+        self,
+        container_maps: ContainerMap | Iterable[ContainerMap] | None = None,
+        docker_client: Any = None,
+        clients: Any = None,
+        *,
+        concurrency: int = 4,
+        health_gate: float | None = DEFAULT_HEALTH_GATE,
+        raise_on_error: bool = False,
+    ) -> None:
+        maps = [container_maps] if isinstance(container_maps, ContainerMap) else list(container_maps or [])
+        self.maps: MapSet = combine_maps([m.resolved for m in maps])
+        self.desired: DesiredState = desired_state(self.maps)
+        self.engine = _engine(docker_client)
+        self.concurrency = concurrency
+        self.health_gate = health_gate
+        self.raise_on_error = raise_on_error
+        self.clients = clients
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    def _targets(
+        self, container: str | Iterable[str], instances: Iterable[str] | None = None, map_name: str | None = None
+    ) -> frozenset[ResourceId]:
+        names = [container] if isinstance(container, str) else list(container)
+        if map_name:
+            names = [f"{map_name}.{n}" for n in names]
+        if instances:
+            names = [f"{n}.{i}" for n in names for i in instances]
+        return frozenset(select_targets(self.maps, names))
+
+    def _finish(self, plan: Plan, run: RunResult) -> MapResult:
+        result = MapResult(plan, run)
+        if self.raise_on_error and not result.ok:
+            problems = [r.error for r in run.failed] + [b.message for b in plan.blocked]
+            raise RuntimeError("; ".join(str(p) for p in problems))
+        return result
+
+    def _execute(self, plan: Plan) -> MapResult:
+        executor = Executor(self.engine, self.desired, concurrency=self.concurrency, health_gate=self.health_gate)
+        return self._finish(plan, executor.run(plan))
+
+    def _plan(self, targets: frozenset[ResourceId] | None, **options: Any) -> Plan:
+        return plan_update(self.desired, observe(self.engine, self.desired), PlanOptions(targets=targets, **options))
+
+    def _only(self, plan: Plan, keep: set[Op], names: set[str] | None = None) -> Plan:
+        waves = tuple(
+            w
+            for w in (
+                tuple(a for a in wave if a.op in keep and (names is None or a.resource.name in names))
+                for wave in plan.waves
+            )
+            if w
+        )
+        return Plan(waves=waves, blocked=plan.blocked, notes=plan.notes)
+
+    def _names(self, targets: frozenset[ResourceId], *, with_dependents: bool = False) -> list[str]:
+        scope = set(targets)
+        if with_dependents:
+            scope = closure(dependents(self.desired.depends_on), targets)
+        return [r.name for r in sorted(scope) if r.kind is Kind.CONTAINER]
+
+    # --- docker-map's verbs --------------------------------------------------------------------------
+
+    def startup(
+        self,
+        container: str | Iterable[str],
+        instances: Iterable[str] | None = None,
+        map_name: str | None = None,
+        **kwargs: Any,
+    ) -> MapResult:
+        """Create and start the container and everything it depends on, preparing attached volumes."""
+        return self.update(container, instances, map_name, **kwargs)
+
+    def update(
+        self,
+        container: str | Iterable[str],
+        instances: Iterable[str] | None = None,
+        map_name: str | None = None,
+        pull: bool = False,
+        update_persistent: bool = False,
+        **kwargs: Any,
+    ) -> MapResult:
+        """Bring the container and its dependencies up to date with their map (recreate what drifted)."""
+        options = PlanOptions(
+            targets=self._targets(container, instances, map_name), pull=pull, update_persistent=update_persistent
+        )
+        done = converge(self.engine, self.desired, options, concurrency=self.concurrency, health_gate=self.health_gate)
+        run = RunResult([*(done.pulled.results if done.pulled else []), *done.result.results])
+        return self._finish(done.plan, run)
+
+    def create(
+        self,
+        container: str | Iterable[str],
+        instances: Iterable[str] | None = None,
+        map_name: str | None = None,
+        **kwargs: Any,
+    ) -> MapResult:
+        """Create what is missing (volumes prepared, containers created) without starting containers."""
+        plan = self._plan(self._targets(container, instances, map_name))
+        creates = [
+            Action(a.resource, a.op, tuple(s for s in a.steps if s is not Op.START), a.reasons, a.observed_id)
+            if a.op is Op.CREATE
+            else a
+            for wave in plan.waves
+            for a in wave
+        ]
+        keep = {Op.CREATE, Op.RUN, Op.PULL}
+        plan = Plan(
+            waves=tuple(w for w in (tuple(a for a in wave if a.op in keep) for wave in _regroup(plan, creates)) if w),
+            blocked=plan.blocked,
+            notes=plan.notes,
+        )
+        return self._execute(plan)
+
+    def start(
+        self,
+        container: str | Iterable[str],
+        instances: Iterable[str] | None = None,
+        map_name: str | None = None,
+        **kwargs: Any,
+    ) -> MapResult:
+        """Start existing containers that are not running (and their dependencies)."""
+        return self._execute(self._only(self._plan(self._targets(container, instances, map_name)), {Op.START}))
+
+    def restart(
+        self,
+        container: str | Iterable[str],
+        instances: Iterable[str] | None = None,
+        map_name: str | None = None,
+        **kwargs: Any,
+    ) -> MapResult:
+        targets = self._targets(container, instances, map_name)
+        actions = tuple(Action(ResourceId(Kind.CONTAINER, n), Op.RESTART, (Op.RESTART,)) for n in self._names(targets))
+        return self._execute(Plan(waves=(actions,) if actions else ()))
+
+    def stop(
+        self,
+        container: str | Iterable[str],
+        instances: Iterable[str] | None = None,
+        map_name: str | None = None,
+        timeout: int | None = None,
+        **kwargs: Any,
+    ) -> MapResult:
+        """Stop the containers and those depending on them (dependents first)."""
+        targets = self._targets(container, instances, map_name)
+        names = self._names(targets, with_dependents=True)
+        stopped: list[ActionOutcome] = []
+        for name in reversed(self._order(names)):
+            spec = self.desired.containers[name]
+            found = self.engine.inspect_container(name)
+            if found is not None and found.get("State", {}).get("Running"):
+                self.engine.stop(name, timeout if timeout is not None else spec.stop_timeout)
+                stopped.append(ActionOutcome(name))
+        return _manual(stopped, Op.STOP)
+
+    def remove(
+        self,
+        container: str | Iterable[str],
+        instances: Iterable[str] | None = None,
+        map_name: str | None = None,
+        **kwargs: Any,
+    ) -> MapResult:
+        """Remove the (stopped) containers and those depending on them; attached volumes stay."""
+        return self.shutdown(container, instances, map_name)
+
+    def shutdown(
+        self,
+        container: str | Iterable[str],
+        instances: Iterable[str] | None = None,
+        map_name: str | None = None,
+        volumes: bool = False,
+        **kwargs: Any,
+    ) -> MapResult:
+        """Stop and remove the containers and those depending on them (dependents first)."""
+        targets = self._targets(container, instances, map_name)
+        plan = plan_down(self.desired, observe(self.engine, self.desired), targets, volumes=volumes)
+        return self._execute(plan)
+
+    def signal(
+        self,
+        container: str | Iterable[str],
+        instances: Iterable[str] | None = None,
+        map_name: str | None = None,
+        signal: str = "SIGKILL",
+        **kwargs: Any,
+    ) -> MapResult:
+        targets = self._targets(container, instances, map_name)
+        sent = []
+        for name in self._names(targets):
+            self.engine.kill(name, signal)
+            sent.append(ActionOutcome(name))
+        return _manual(sent, Op.SIGNAL)
+
+    def pull_images(
+        self,
+        container: str | Iterable[str],
+        instances: Iterable[str] | None = None,
+        map_name: str | None = None,
+        **kwargs: Any,
+    ) -> MapResult:
+        """Pull the images of the containers and their dependencies (newer versions too)."""
+        targets = self._targets(container, instances, map_name)
+        scope = closure(self.desired.depends_on, targets)
+        pulls = tuple(Action(r, Op.PULL, (Op.PULL,)) for r in sorted(scope) if r.kind is Kind.IMAGE)
+        return self._execute(Plan(waves=(pulls,) if pulls else ()))
+
+    def run_script(
+        self,
+        container: str,
+        instance: str | None = None,
+        map_name: str | None = None,
+        script: str | os.PathLike[str] | None = None,
+        entrypoint: str | list[str] | None = None,
+        command: str | list[str] | None = None,
+        wait_timeout: float = 300.0,
+        container_script_dir: str = "/tmp/script_run",
+        remove_created_after: bool = True,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Run a script (or command) once in a new container made from a config — with its volumes, user and
+        environment — and return {'exit_code', 'log', 'container'}."""
+        [rid] = sorted(self._targets(container, [instance] if instance else None, map_name))
+        spec = self.desired.containers[rid.name]
+        config = container_config(spec)
+        config["labels"] = {k: v for k, v in config["labels"].items() if not k.startswith("io.reconciler.")}
+        host = config["host_config"]
+        host.pop("port_bindings", None)
+        host.pop("restart_policy", None)
+        config.pop("ports", None)
+        config.pop("networking", None)
+        config.pop("hostname", None)
+        if script is not None:
+            script_path = Path(script).resolve()
+            folder = script_path.parent if script_path.is_file() else script_path
+            host.setdefault("binds", []).append(f"{folder}:{container_script_dir}:ro")
+            run = f"{container_script_dir}/{script_path.name}" if script_path.is_file() else container_script_dir
+            config["command"] = [run] if command is None else command
+            config["entrypoint"] = entrypoint if entrypoint is not None else ["sh"]
+        else:
+            if command is not None:
+                config["command"] = command if isinstance(command, list) else ["sh", "-c", command]
+            if entrypoint is not None:
+                config["entrypoint"] = entrypoint
+        name = f"{spec.name}..script-{int(time.time() * 1000)}"
+        ident = self.engine.create_container(name, config)
+        try:
+            self.engine.start(ident)
+            code = self.engine.wait(ident, timeout=wait_timeout)
+            output = self.engine.logs(ident, tail=10_000)
+        finally:
+            if remove_created_after:
+                self.engine.remove_container(ident, force=True)
+        return {"exit_code": code, "log": output, "container": None if remove_created_after else name}
+
+    def _order(self, names: list[str]) -> list[str]:
+        """Names in dependency order (dependencies first)."""
+        edges = {r: set(d) for r, d in self.desired.depends_on.items()}
+        return [r.name for wave in waves(edges, [ResourceId(Kind.CONTAINER, n) for n in names]) for r in wave]
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    name: str
+
+
+def _manual(done: list[ActionOutcome], op: Op) -> MapResult:
+    results = [ActionResult(Action(ResourceId(Kind.CONTAINER, d.name), op, (op,)), Outcome.DONE) for d in done]
+    return MapResult(Plan(), RunResult(results))
+
+
+def _regroup(plan: Plan, actions: list[Action]) -> list[tuple[Action, ...]]:
+    by_name = {a.resource: a for a in actions}
+    return [tuple(by_name[a.resource] for a in wave) for wave in plan.waves]
+
+
+def _engine(client: Any) -> DockerEngine:
+    """The engine port for what the caller passed: a client (`DockerClientWrapper`, docker-py's APIClient or
+    DockerClient), a base URL, or nothing (the environment, as the docker CLI)."""
+    if client is None:
+        return DockerEngine()
+    if isinstance(client, str):
+        url = client
+        if url.startswith("unix://") and not url.startswith("unix:///"):
+            url = "unix:///" + url.removeprefix("unix://")  # docker-map's docs write unix://var/run/…
+        return DockerEngine(base_url=url)
+    api = getattr(client, "api", client)
+    if isinstance(api, docker.APIClient):
+        return DockerEngine.from_api(api)
+    raise TypeError(f"cannot use {type(client).__name__} as a Docker client")
