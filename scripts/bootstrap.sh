@@ -43,6 +43,12 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
     echo "$want" > "$STAMP"
 fi
 
+# The tests verify the systemd unit with systemd-analyze (Debian's systemd package).
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    echo "bootstrap: installing systemd (for systemd-analyze)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
+fi
+
 if [ "${BOOTSTRAP_ENGINE:-1}" = 1 ]; then
     bash scripts/engine.sh
     bash scripts/test-images.sh

@@ -72,11 +72,16 @@ class ObservedContainer:
 
     @property
     def managed(self) -> bool:
-        return self.labels.get(naming.LABEL_MANAGED) == "true"
+        return self.labels.get(naming.LABEL_MANAGED) == "true" and not self.is_self
 
     @property
     def kind(self) -> str | None:
         return self.labels.get(naming.LABEL_KIND)
+
+    @property
+    def is_self(self) -> bool:
+        """reconciler's own container (label `io.reconciler.self`): never managed, whatever else it says."""
+        return self.labels.get(naming.LABEL_SELF, "").lower() in ("true", "1", "yes")
 
     @property
     def spec_hash(self) -> str | None:

@@ -256,6 +256,9 @@ def _container(spec: ContainerSpec, observed: ObservedState, ctx: ContainerConte
             None,
         )
         return
+    if found.is_self:
+        work.blocked[spec.id] = f"'{spec.name}' is reconciler's own container: never managed"
+        return
     if not found.managed:
         work.blocked[spec.id] = _stranger(spec.id)
         return
@@ -334,7 +337,7 @@ def _orphans(desired: DesiredState, observed: ObservedState, options: PlanOption
             drift = Drift(Reason.MISSING, "temporary", "absent", "left by an interrupted recreate", Fix.CREATE)
             work.set(ResourceId(Kind.CONTAINER, name), Op.REMOVE, (Op.REMOVE,), [drift], container.id)
             continue
-        if _ours(container.labels, desired) and name not in wanted_containers:
+        if container.managed and _ours(container.labels, desired) and name not in wanted_containers:
             rid = ResourceId(Kind.VOLUME_INIT if container.kind == Kind.VOLUME_INIT.value else Kind.CONTAINER, name)
             _orphan(rid, container.id, options.prune, work)
     for name, volume in sorted(observed.volumes.items()):
@@ -406,7 +409,7 @@ def plan_down(
             found = observed.containers.get(name)
             if found is not None and not found.managed:
                 work.blocked[ResourceId(Kind.CONTAINER, name)] = _stranger(ResourceId(Kind.CONTAINER, name))
-        names = {n for n, c in observed.containers.items() if _ours(c.labels, desired)}
+        names = {n for n, c in observed.containers.items() if c.managed and _ours(c.labels, desired)}
         scope = {ResourceId(_container_kind(observed.containers[n]), n) for n in names}
         scope |= {ResourceId(Kind.NETWORK, n) for n, net in observed.networks.items() if _ours(net.labels, desired)}
         if volumes:

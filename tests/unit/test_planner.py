@@ -858,3 +858,22 @@ def test_down_includes_orphans_of_loaded_maps_but_not_other_maps() -> None:
 
 def test_down_of_an_empty_host_is_empty() -> None:
     assert plan_down(desired(SEED_MAP), EMPTY) == Plan()
+
+
+def test_reconcilers_own_container_is_never_managed() -> None:
+    """A container labelled `io.reconciler.self` (the daemon's own, when deployed as a container) is never
+    recreated, stopped or removed — even if a map names it and it drifted."""
+    state = desired("name: s\napp: {image: x}\nother: {image: x}\n")
+    snapshot = synthesize(state)
+    own = snapshot.container("s.app")
+    own["Config"]["Labels"][naming.LABEL_SELF] = "true"
+    own["Config"]["Env"].append("CHANGED=1")
+    own["State"].update(Running=False, Status="exited", ExitCode=0)
+    plan = plan_update(state, snapshot.observed())
+    assert not plan.actions
+    assert [(b.resource, b.message) for b in plan.blocked] == [
+        (c("s.app"), "'s.app' is reconciler's own container: never managed")
+    ]
+    teardown = plan_down(state, snapshot.observed())
+    assert c("s.app") not in {a.resource for a in teardown.actions}
+    assert c("s.other") in {a.resource for a in teardown.actions}

@@ -1,0 +1,73 @@
+"""The deployment files are valid: the systemd unit passes `systemd-analyze verify`, the example configs load."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reconciler.daemon.settings import load_settings
+from reconciler.model import load_map_files
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_systemd_unit_verifies(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is missing: scripts/bootstrap.sh installs Debian's systemd package"
+    unit = (ROOT / "deploy" / "reconciler.service").read_text()
+    # verify checks that ExecStart exists: point it at this checkout's command, and give it a docker.service.
+    command = Path(sys.executable).parent / "reconciler"
+    unit = unit.replace("/usr/local/bin/reconciler", str(command))
+    (tmp_path / "reconciler.service").write_text(unit)
+    (tmp_path / "docker.service").write_text("[Unit]\nDescription=stub\n[Service]\nExecStart=/bin/true\n")
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", str(tmp_path / "reconciler.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"SYSTEMD_UNIT_PATH": f"{tmp_path}:", "PATH": "/usr/bin:/bin"},
+    )
+    problems = [line for line in (result.stdout + result.stderr).splitlines() if "reconciler.service" in line]
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not problems, problems
+
+
+def test_unit_contract() -> None:
+    unit = (ROOT / "deploy" / "reconciler.service").read_text()
+    for line in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Requires=docker.service",
+        "After=docker.service",
+        "SupplementaryGroups=docker",
+    ):
+        assert line in unit
+
+
+def test_environment_file_is_accepted_by_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for raw in (ROOT / "deploy" / "reconciler.env").read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#") and not line.startswith("RECONCILER_ARGS"):
+            key, _, value = line.partition("=")
+            monkeypatch.setenv(key, value)
+    settings = load_settings(paths=["/etc/reconciler/maps"])
+    assert settings.http == "127.0.0.1:9105"
+    assert settings.resync == 300
+    assert settings.prune_deleted_maps is False
+
+
+def test_compose_file_and_examples() -> None:
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    service = compose["services"]["reconciler"]
+    assert "/var/run/docker.sock:/var/run/docker.sock" in service["volumes"]
+    assert "/etc/reconciler/maps:/maps:ro" in service["volumes"]
+    maps = load_map_files([*sorted((ROOT / "config" / "site").glob("*.yaml")), ROOT / "config" / "example.yaml"])
+    assert sorted(m.name for m in maps) == ["data", "example", "web"]
