@@ -159,7 +159,9 @@ debian_source() {
 
 EXTRA_PKGS=(busybox-static docker-registry iproute2 curl)
 
-install_engine_from_trixie() {
+# Download Debian 13 (trixie) packages into a temporary folder, through a temporary apt source that reuses
+# the machine's own Debian mirror (the machine's apt state never sees trixie). Prints the folder.
+trixie_download() {
     local codename uri signed_by tmp aptopt
     # shellcheck disable=SC1091
     codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
@@ -168,7 +170,7 @@ install_engine_from_trixie() {
     if [[ "$signed_by" == "-" || ! -r "$signed_by" ]]; then
         signed_by=/usr/share/keyrings/debian-archive-keyring.gpg
     fi
-    log "installing docker.io 26 from trixie via $uri (keyring $signed_by)"
+    log "downloading $* from trixie via $uri (keyring $signed_by)"
 
     tmp=$(mktemp -d /tmp/reconciler-engine.XXXXXX)
     CLEANUP+=("$tmp")
@@ -183,13 +185,32 @@ install_engine_from_trixie() {
         -o "APT::Sandbox::User=root"
     )
     quietly apt-get "${aptopt[@]}" update -q || return 1
-    (cd "$tmp/debs" && quietly apt-get "${aptopt[@]}" download docker.io containerd docker-cli) || return 1
+    (cd "$tmp/debs" && quietly apt-get "${aptopt[@]}" download "$@") || return 1
+    echo "$tmp/debs"
+}
+
+install_engine_from_trixie() {
+    local debs extra=()
+    debs=$(trixie_download docker.io containerd docker-cli) || return 1
+    CLEANUP+=("$(dirname "$debs")")
     # Dependencies (runc, tini, iptables, ...) resolve from the normal bookworm sources.
-    local extra=()
     read -r -a extra <<<"$(missing_pkgs "${EXTRA_PKGS[@]}")"
     quietly apt-get install -y -q --no-install-recommends \
-        "$tmp"/debs/docker.io_*.deb "$tmp"/debs/containerd_*.deb "$tmp"/debs/docker-cli_*.deb \
+        "$debs"/docker.io_*.deb "$debs"/containerd_*.deb "$debs"/docker-cli_*.deb \
         "${extra[@]}" || return 1
+}
+
+# `docker compose` (the v2 plugin, Debian 13's docker-compose package) for the deployment examples.
+install_compose() {
+    local debs
+    docker compose version >/dev/null 2>&1 && return 0
+    apt_update_once || return 1
+    if debs=$(trixie_download docker-compose); then
+        CLEANUP+=("$(dirname "$debs")")
+        quietly apt-get install -y -q --no-install-recommends "$debs"/docker-compose_*.deb && return 0
+    fi
+    warn "could not install the docker compose plugin from trixie"
+    return 1
 }
 
 install_everything() {
@@ -223,6 +244,8 @@ if (( ${#missing[@]} )); then
     quietly apt-get install -y -q --no-install-recommends "${missing[@]}" \
         || die "installing ${missing[*]} failed (see $INSTALL_LOG)"
 fi
+
+install_compose || true
 
 # --- 3: start dockerd -----------------------------------------------------
 

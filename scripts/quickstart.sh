@@ -9,7 +9,8 @@ export PATH="$PWD/.venv/bin:$PATH"
 # The example's web server serves this folder (a host bind, read-only in the container).
 web=/var/lib/reconciler-example/config/web
 [ -f "$web/index.html" ] || { mkdir -p "$web"; echo "hello from reconciler's example map" > "$web/index.html"; }
-reconciler validate config/example.yaml
-reconciler --log-level warning apply config/example.yaml "$@"
-reconciler status config/example.yaml
-echo "try: curl http://127.0.0.1:18080/   (and: reconciler down config/example.yaml)"
+map=${EXAMPLE_MAP:-config/example.yaml}
+reconciler validate "$map"
+reconciler --log-level warning apply "$map" "$@"
+reconciler status "$map"
+echo "try: curl http://127.0.0.1:18080/   (and: reconciler down $map)"

@@ -4,28 +4,13 @@ check turns healthy, and it never touches its own container — even when a map 
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.engine_helpers import ROOT, map_text, unique_map_name, wait_for
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "build-image.sh"), "reconciler:test"],
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        check=False,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return "reconciler:test"
+from tests.integration.engine_helpers import map_text, unique_map_name, wait_for
 
 
 @pytest.mark.timeout(1800)

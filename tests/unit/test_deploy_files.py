@@ -68,6 +68,6 @@ def test_compose_file_and_examples() -> None:
     compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
     service = compose["services"]["reconciler"]
     assert "/var/run/docker.sock:/var/run/docker.sock" in service["volumes"]
-    assert "/etc/reconciler/maps:/maps:ro" in service["volumes"]
+    assert "${RECONCILER_MAPS:-/etc/reconciler/maps}:/maps:ro" in service["volumes"]
     maps = load_map_files([*sorted((ROOT / "config" / "site").glob("*.yaml")), ROOT / "config" / "example.yaml"])
     assert sorted(m.name for m in maps) == ["data", "example", "web"]
