@@ -37,7 +37,7 @@ from reconciler.plan.graph import TargetError, select_targets
 from reconciler.plan.naming import attached_volume_name, container_name, network_name
 from reconciler.plan.planner import Action, PlanOptions, plan_down, plan_update
 from reconciler.plan.render import render_plan
-from reconciler.plan.resources import ResourceId
+from reconciler.plan.resources import DesiredState, ResourceId
 
 app = typer.Typer(
     name="reconciler",
@@ -108,6 +108,17 @@ def resolve_targets(maps: MapSet, targets: list[str]) -> frozenset[ResourceId] |
     except TargetError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def prepare(
+    args: list[Path], target: list[str] | None, as_json: bool
+) -> tuple[frozenset[ResourceId] | None, DesiredState, DockerEngine]:
+    """What plan/apply/down share: load the maps (exit 1 if invalid), resolve targets (exit 2 if unknown),
+    build the desired state, and reach the engine (exit 1 if it does not answer)."""
+    paths, targets = split_args(args)
+    maps = load_maps(paths, as_json=as_json)
+    selected = resolve_targets(maps, [*targets, *(target or [])])
+    return selected, desired_state(maps), connect()
 
 
 def connect() -> DockerEngine:
@@ -193,11 +204,7 @@ def plan(
     update_persistent: Annotated[bool, typer.Option(help="Also update persistent containers' images.")] = False,
 ) -> None:
     """Show what `apply` would change on the engine, and why. Changes nothing."""
-    paths, targets = split_args(args)
-    maps = load_maps(paths, as_json=as_json)
-    selected = resolve_targets(maps, [*targets, *(target or [])])
-    desired = desired_state(maps)
-    engine = connect()
+    selected, desired, engine = prepare(args, target, as_json)
     try:
         observed = observe(engine, desired)
     except EngineError as exc:
@@ -275,14 +282,10 @@ def apply(
     as_json: JsonFlag = False,
 ) -> None:
     """Make the engine match the maps: plan, then execute in dependency order."""
-    paths, targets = split_args(args)
-    maps = load_maps(paths, as_json=as_json)
-    selected = resolve_targets(maps, [*targets, *(target or [])])
-    desired = desired_state(maps)
+    selected, desired, engine = prepare(args, target, as_json)
     options = PlanOptions(
         targets=selected, prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull
     )
-    engine = connect()
     if dry_run:
         try:
             result = plan_update(desired, observe(engine, desired), options)
@@ -319,11 +322,7 @@ def down(
     as_json: JsonFlag = False,
 ) -> None:
     """Stop and remove what the maps own, dependents first. Volumes stay unless --volumes."""
-    paths, targets = split_args(args)
-    maps = load_maps(paths, as_json=as_json)
-    selected = resolve_targets(maps, [*targets, *(target or [])])
-    desired = desired_state(maps)
-    engine = connect()
+    selected, desired, engine = prepare(args, target, as_json)
     try:
         teardown = plan_down(desired, observe(engine, desired), selected, volumes=volumes)
         executor = Executor(
@@ -346,10 +345,7 @@ def status(
     as_json: JsonFlag = False,
 ) -> None:
     """Each resource of the maps: state, health and a drift summary."""
-    paths, _targets = split_args(args)
-    maps = load_maps(paths, as_json=as_json)
-    desired = desired_state(maps)
-    engine = connect()
+    _selected, desired, engine = prepare(args, None, as_json)
     try:
         observed = observe(engine, desired)
     except EngineError as exc:
