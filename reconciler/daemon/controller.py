@@ -164,8 +164,11 @@ class Controller:
                 return [ALL]
             return []
         if kind == "image" and action in _IMAGE_ACTIONS:
-            ref = str(attributes.get("name") or (event.get("Actor") or {}).get("ID") or "")
-            if any(_same_ref(ref, spec.image) for spec in desired.containers.values()) or action == "delete":
+            # `tag` names the reference in Attributes.name (the actor is the image id); `pull` names it in the
+            # actor's ID (Attributes.name is the repository without the tag). Either may be ours.
+            refs = [str(attributes.get("name") or ""), str((event.get("Actor") or {}).get("ID") or "")]
+            used = {spec.image for spec in desired.containers.values()}
+            if action == "delete" or any(_same_ref(r, u) for r in refs if r for u in used):
                 return [ALL]
             return []
         if kind in ("volume", "network") and action in ("create", "destroy", "remove"):

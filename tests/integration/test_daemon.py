@@ -305,3 +305,35 @@ def test_a_crash_looping_container_is_restarted_with_backoff(
     starts = sum(1 for e in daemon.logs() if e.get("event") == "action done" and e.get("action") == "start")
     assert starts <= 6
     assert daemon.stop() == 0
+
+
+def test_registry_polling_catches_a_push(docker_client: Any, maps_dir: Path, daemon_factory: Any, prefix: str) -> None:
+    """--poll-images pulls the tags in use, so an image pushed to a registry (Debian's docker-registry on
+    127.0.0.1:5000) updates the containers that use its tag."""
+    ref = f"127.0.0.1:5000/{prefix}/app:live"
+    v1 = _build(docker_client, ref, f"FROM {TEST_IMAGE}\nLABEL gen=1\n")
+    for line in docker_client.images.push(ref, stream=True, decode=True):
+        assert "error" not in line, line
+    name = unique_map_name("poll")
+    (maps_dir / "site.yaml").write_text(map_text(name, APP.replace("image: IMAGE", f"image: {ref}")))
+    app = f"{name}.app"
+    daemon = daemon_factory("--poll-images", "1")
+    try:
+        daemon.wait_ready()
+        wait_for(lambda: running(docker_client, app), 20)
+        assert state(docker_client, app)["Image"] == v1
+        # Push a new image under the same tag while the daemon is paused, and put the local tag back on the
+        # old image: only the registry knows about the new one.
+        daemon.proc.send_signal(signal.SIGSTOP)
+        try:
+            v2 = _build(docker_client, ref, f"FROM {TEST_IMAGE}\nLABEL gen=2\n")
+            for line in docker_client.images.push(ref, stream=True, decode=True):
+                assert "error" not in line, line
+            docker_client.images.get(v1).tag(ref)
+        finally:
+            daemon.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: state(docker_client, app).get("Image") == v2 and running(docker_client, app), 40)
+        assert daemon.stop() == 0
+    finally:
+        docker_client.api.remove_container(app, force=True) if state(docker_client, app) else None
+        docker_client.images.remove(ref, force=True)
