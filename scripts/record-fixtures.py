@@ -46,7 +46,10 @@ def main() -> None:
         bind_dir.mkdir(exist_ok=True)
         trap = "trap 'exit 0' TERM; while :; do sleep 1; done"
         dep = api.create_container(
-            IMAGE, ["sh", "-c", trap], name="fixture-rec.dep", labels={**LABELS, "io.reconciler.config": "dep"},
+            IMAGE,
+            ["sh", "-c", trap],
+            name="fixture-rec.dep",
+            labels={**LABELS, "io.reconciler.config": "dep"},
             host_config=api.create_host_config(network_mode="bridge"),
         )
         cleanup.append(("container", dep["Id"]))
@@ -79,12 +82,19 @@ def main() -> None:
         api.start(main_c)
         api.connect_container_to_network(main_c, "fixture-rec.net", aliases=["web"])
         netc = api.create_container(
-            IMAGE, ["sh", "-c", trap], name="fixture-rec.netmode", labels={**LABELS, "io.reconciler.config": "n"},
+            IMAGE,
+            ["sh", "-c", trap],
+            name="fixture-rec.netmode",
+            labels={**LABELS, "io.reconciler.config": "n"},
             host_config=api.create_host_config(network_mode=f"container:{dep['Id']}"),
         )
         cleanup.append(("container", netc["Id"]))
-        exited = api.create_container(IMAGE, ["sh", "-c", "exit 3"], name="fixture-rec.exited",
-                                      labels={**LABELS, "io.reconciler.config": "exited"})
+        exited = api.create_container(
+            IMAGE,
+            ["sh", "-c", "exit 3"],
+            name="fixture-rec.exited",
+            labels={**LABELS, "io.reconciler.config": "exited"},
+        )
         cleanup.append(("container", exited["Id"]))
         api.start(exited)
         api.wait(exited, timeout=30)
@@ -107,7 +117,7 @@ def main() -> None:
         for kind, ident in reversed(cleanup):
             try:
                 if kind == "container":
-                    api.remove_container(ident, force=True)
+                    api.remove_container(ident, force=True, v=True)  # and its anonymous volume (/scratch)
                 elif kind == "volume":
                     api.remove_volume(ident, force=True)
                 else:

@@ -17,6 +17,7 @@ import pytest
 TEST_IMAGE = "reconciler-test/busybox:latest"
 TEST_LABEL = "io.reconciler.test-session"
 SESSION = f"rt{uuid.uuid4().hex[:8]}"
+BUILT_IMAGES: set[str] = set()  # image ids the tests built: removed at the end of the session
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +57,11 @@ def _remove_session_objects(client: Any) -> None:
     for volume in client.volumes.list():
         if volume.name.startswith(SESSION) or (volume.attrs.get("Labels") or {}).get(TEST_LABEL) == SESSION:
             volume.remove(force=True)
+    for image_id in BUILT_IMAGES:
+        try:
+            client.images.remove(image_id, force=True)
+        except Exception:  # already removed by the test itself
+            continue
     for network in client.networks.list():
         if network.name.startswith(SESSION) or (network.attrs.get("Labels") or {}).get(TEST_LABEL) == SESSION:
             network.remove()

@@ -78,13 +78,15 @@ class DockerClientWrapper(docker.APIClient):  # type: ignore[misc]
         raise_on_error: bool = True,
         **kwargs: Any,
     ) -> str | None:
-        """Build from a `DockerContext`; returns the new image id (or None after a failure when not raising)."""
+        """Build from a `DockerContext`; returns the new image's full id (None after a failure when not raising)."""
+        kwargs.setdefault("rm", True)  # as the docker CLI: no intermediate containers left behind
         stream = self.build(
             fileobj=ctx.fileobj, custom_context=True, tag=tag, encoding=ctx.stream_encoding, decode=True, **kwargs
         )
-        image_id = self._consume(stream, raise_on_error)
-        if image_id:
-            self._extra_tags(image_id, tag, add_latest_tag, add_tags)
+        if not self._consume(stream, raise_on_error):
+            return None
+        image_id = str(self.inspect_image(tag)["Id"])  # the full id, whatever the build output printed
+        self._extra_tags(image_id, tag, add_latest_tag, add_tags)
         return image_id
 
     def build_from_file(

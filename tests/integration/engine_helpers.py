@@ -17,11 +17,20 @@ from reconciler.executor.observe import observe
 from reconciler.model import MapSet, combine_maps, load_map_text
 from reconciler.plan.desired import desired_state
 from reconciler.plan.planner import Plan, PlanOptions, plan_update
-from tests.conftest import SESSION, TEST_IMAGE
+from tests.conftest import BUILT_IMAGES, SESSION, TEST_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]
 _counter = itertools.count(1)
 TRAP = "trap 'exit 0' TERM; while :; do sleep 1; done"
+
+
+def build_image(client: Any, tag: str, dockerfile: str) -> str:
+    """Build an image from Dockerfile text; its id is removed at the end of the session (even once untagged)."""
+    import io
+
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    BUILT_IMAGES.add(str(image.id))
+    return str(image.id)
 
 
 def unique_map_name(tag: str) -> str:

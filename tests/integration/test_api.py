@@ -5,7 +5,6 @@ Each test follows one snippet of the docker-map guide; only the import line and 
 
 from __future__ import annotations
 
-import io
 import socket
 import tarfile
 from pathlib import Path
@@ -22,8 +21,8 @@ from reconciler.api import (
     MappingDockerClient,
     load_map,
 )
-from tests.conftest import TEST_IMAGE, TEST_LABEL
-from tests.integration.engine_helpers import TRAP, unique_map_name
+from tests.conftest import BUILT_IMAGES, TEST_IMAGE, TEST_LABEL
+from tests.integration.engine_helpers import TRAP, build_image, unique_map_name
 
 SOCKET = "unix://var/run/docker.sock"  # written as in the guide
 
@@ -36,6 +35,7 @@ def test_simple_dockerfile(docker_client: Any, prefix: str) -> None:
         image_id = client.build_from_file(df, f"{prefix}-new_base_image:1", add_latest_tag=True, rm=True)
     try:
         assert image_id
+        assert image_id.startswith("sha256:")
         tags = client.get_image_tags()
         assert tags[f"{prefix}-new_base_image:1"] == tags[f"{prefix}-new_base_image:latest"]
         out = docker_client.containers.run(f"{prefix}-new_base_image:latest", ["cat", "/etc/motd"], remove=True)
@@ -215,14 +215,14 @@ def test_mapping_docker_client_startup_and_update(docker_client: Any, tmp_path: 
 
     # The image tag moves (a newer image was pulled): update recreates only what uses it.
     tag = f"{prefix}-app:live"
-    docker_client.images.build(fileobj=io.BytesIO(f"FROM {TEST_IMAGE}\nLABEL v=1\n".encode()), tag=tag, rm=True)
+    build_image(docker_client, tag, f"FROM {TEST_IMAGE}\nLABEL v=1\n")
     try:
         moved = seed_map(name, tmp_path, free_port(), image=TEST_IMAGE)
         # uwsgi gets its own image; nginx keeps the test image.
         moved.resolved.configs["uwsgi"] = moved.resolved.configs["uwsgi"].model_copy(update={"image": tag})
         client2 = MappingDockerClient(moved, DockerClientWrapper(SOCKET))
         client2.update("nginx")
-        docker_client.images.build(fileobj=io.BytesIO(f"FROM {TEST_IMAGE}\nLABEL v=2\n".encode()), tag=tag, rm=True)
+        build_image(docker_client, tag, f"FROM {TEST_IMAGE}\nLABEL v=2\n")
         result = client2.update("nginx")
         assert result.ok
         recreated = {n for n, action, _ in result.actions if action == "recreate"}
@@ -234,3 +234,32 @@ def test_mapping_docker_client_startup_and_update(docker_client: Any, tmp_path: 
         docker_client.images.remove(tag, force=True)
     assert ids  # (ids were read before the move)
     assert not docker_client.containers.list(all=True, filters={"label": f"{TEST_LABEL}=none"})
+
+
+def test_image_cleanup_and_listing_helpers(docker_client: Any, prefix: str) -> None:
+    client = DockerClientWrapper(SOCKET)
+    tag = f"{prefix}-cleanup:1"
+    old = client.build_from_file(_df("LABEL gen=1"), tag)
+    new = client.build_from_file(_df("LABEL gen=2"), tag)  # the tag moves: the first image is now dangling
+    assert old is not None
+    assert new is not None
+    BUILT_IMAGES.update({old, new})
+    assert old != new
+    try:
+        dangling = client.cleanup_images(list_only=True)
+        assert old in dangling
+        assert new not in dangling  # tagged: kept
+        assert client.get_image_tags()[tag] == new
+        # Never touch what this test did not create: remove only our dangling image.
+        docker_client.images.remove(old, force=True)
+        names = client.remove_all_containers(list_only=True)
+        assert set(names) == client.get_container_names()  # list_only lists, removes nothing
+    finally:
+        docker_client.images.remove(tag, force=True)
+
+
+def _df(line: str) -> DockerFile:
+    df = DockerFile(TEST_IMAGE)
+    df.prefix_all(line)
+    df.finalize()
+    return df

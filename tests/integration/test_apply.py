@@ -17,6 +17,7 @@ from reconciler.executor.engine import DockerEngine
 from tests.conftest import TEST_IMAGE
 from tests.integration.engine_helpers import (
     apply,
+    build_image,
     container_id,
     load,
     map_text,
@@ -216,26 +217,18 @@ def test_a_tag_moved_to_another_image_recreates_its_containers(
         apply(engine, load(text))
         old_id = container_id(docker_client, f"{name}.app")
         # Build a different image and move the tag to it.
-        image, _ = docker_client.images.build(
-            fileobj=_dockerfile(f"FROM {TEST_IMAGE}\nLABEL moved=yes\n"), tag=tag, rm=True
-        )
+        image_id = build_image(docker_client, tag, f"FROM {TEST_IMAGE}\nLABEL moved=yes\n")
         plan = plan_for(engine, load(text))
         assert ops(plan) == {f"{name}.app": "recreate"}
         [reason] = reasons(plan, f"{name}.app")
         assert reason.startswith(f"image {tag}: '")
         apply(engine, load(text))
-        assert docker_client.api.inspect_container(f"{name}.app")["Image"] == image.id
+        assert docker_client.api.inspect_container(f"{name}.app")["Image"] == image_id
         assert container_id(docker_client, f"{name}.app") != old_id
         assert plan_for(engine, load(text)).in_sync
     finally:
         docker_client.api.remove_container(f"{name}.app", force=True)
         docker_client.images.remove(tag, force=True)
-
-
-def _dockerfile(text: str) -> Any:
-    import io
-
-    return io.BytesIO(text.encode())
 
 
 def test_a_stranger_holding_our_name_is_reported_and_left_alone(

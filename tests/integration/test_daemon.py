@@ -5,7 +5,6 @@ Polling with deadlines, never fixed sleeps.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import TEST_IMAGE
-from tests.integration.engine_helpers import ROOT, map_text, unique_map_name, wait_for
+from tests.integration.engine_helpers import ROOT, build_image, map_text, unique_map_name, wait_for
 
 APP = """\
 app:
@@ -196,9 +195,7 @@ def test_a_stranger_is_never_touched(
     assert daemon.stop() == 0
 
 
-def _build(client: Any, tag: str, dockerfile: str) -> str:
-    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
-    return str(image.id)
+_build = build_image
 
 
 HEALTHY = """\

@@ -71,3 +71,17 @@ def test_compose_file_and_examples() -> None:
     assert "${RECONCILER_MAPS:-/etc/reconciler/maps}:/maps:ro" in service["volumes"]
     maps = load_map_files([*sorted((ROOT / "config" / "site").glob("*.yaml")), ROOT / "config" / "example.yaml"])
     assert sorted(m.name for m in maps) == ["data", "example", "web"]
+
+
+def test_settings_precedence_flags_over_environment_over_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "reconciler.yaml"
+    config.write_text("resync: 111\nworkers: 3\nhttp: 127.0.0.1:9999\npaths: [/from/file]\n")
+    monkeypatch.setenv("RECONCILER_WORKERS", "2")
+    settings = load_settings(config, resync=None, http="off")
+    assert settings.resync == 111  # from the file
+    assert settings.workers == 2  # the environment beats the file
+    assert settings.http == "off"  # a flag beats both
+    assert settings.http_address is None
+    assert settings.paths == ["/from/file"]
+    with pytest.raises(ValueError, match="host:port"):
+        load_settings(None, http="nonsense")
