@@ -25,6 +25,7 @@ from reconciler.executor.engine import DockerEngine
 from reconciler.executor.observe import observe
 from reconciler.executor.translate import container_config
 from reconciler.model import MapError, MapSet, ResolvedMap, combine_maps, load_map_dict, load_map_text
+from reconciler.model.integrity import check_integrity as check
 from reconciler.model.schema import ContainerConfig
 from reconciler.plan.desired import desired_state
 from reconciler.plan.graph import closure, dependents, select_targets, waves
@@ -114,10 +115,10 @@ class ContainerMap:
             yield config, self.resolved.dependencies(config)
 
     def check_integrity(self) -> None:
-        ContainerMap(self.name, self._raw())
-
-    def _raw(self) -> dict[str, Any]:
-        return dict(self.resolved.model.model_dump(exclude_defaults=True, exclude={"name"}))
+        """Run the integrity check (again); raises `MapIntegrityError`."""
+        problems = [p for p in check(self.resolved, lambda c: (c,)) if p.severity.value == "error"]
+        if problems:
+            raise MapIntegrityError(problems)
 
 
 def load_map(stream: str | Any, name: str | None = None, check_integrity: bool = True) -> ContainerMap:
@@ -312,8 +313,19 @@ class MappingDockerClient:
         **kwargs: Any,
     ) -> MapResult:
         targets = self._targets(container, instances, map_name)
-        actions = tuple(Action(ResourceId(Kind.CONTAINER, n), Op.RESTART, (Op.RESTART,)) for n in self._names(targets))
+        names = [n for n in self._names(targets) if self._ours_running(n)]
+        actions = tuple(Action(ResourceId(Kind.CONTAINER, n), Op.RESTART, (Op.RESTART,)) for n in names)
         return self._execute(Plan(waves=(actions,) if actions else ()))
+
+    def _ours_running(self, name: str) -> bool:
+        """Only containers with our labels are ever stopped, signalled or restarted — and only running ones."""
+        found = self.engine.inspect_container(name)
+        if found is None:
+            return False
+        labels = found.get("Config", {}).get("Labels") or {}
+        if labels.get("io.reconciler.managed") != "true" or labels.get("io.reconciler.self"):
+            return False
+        return bool(found.get("State", {}).get("Running"))
 
     def stop(
         self,
@@ -329,8 +341,7 @@ class MappingDockerClient:
         stopped: list[ActionOutcome] = []
         for name in reversed(self._order(names)):
             spec = self.desired.containers[name]
-            found = self.engine.inspect_container(name)
-            if found is not None and found.get("State", {}).get("Running"):
+            if self._ours_running(name):
                 self.engine.stop(name, timeout if timeout is not None else spec.stop_timeout)
                 stopped.append(ActionOutcome(name))
         return _manual(stopped, Op.STOP)
@@ -369,8 +380,9 @@ class MappingDockerClient:
         targets = self._targets(container, instances, map_name)
         sent = []
         for name in self._names(targets):
-            self.engine.kill(name, signal)
-            sent.append(ActionOutcome(name))
+            if self._ours_running(name):
+                self.engine.kill(name, signal)
+                sent.append(ActionOutcome(name))
         return _manual(sent, Op.SIGNAL)
 
     def pull_images(

@@ -127,8 +127,8 @@ class DockerClientWrapper(docker.APIClient):  # type: ignore[misc]
         removed: list[str] = []
         for container in self.containers(all=True, filters={"status": states}):
             name = container["Names"][0].lstrip("/") if container.get("Names") else container["Id"]
-            if name in skip:
-                continue
+            if name in skip or (container.get("Labels") or {}).get("io.reconciler.kind") == "volume-init":
+                continue  # (a volume init is the record that its volume is prepared: never cleaned up)
             removed.append(name)
             if list_only:
                 continue

@@ -44,6 +44,7 @@ from .queue import ALL, WorkQueue
 from .settings import Settings
 
 log = get_logger(__name__)
+PRUNE = "prune:"  # key prefix: tear down the objects of a map whose file was deleted
 _CONTAINER_ACTIONS = {
     "create",
     "destroy",
@@ -103,6 +104,7 @@ class Controller:
         self.last_progress = clock()
         self.engine_down_since: float | None = None
         self._last_watchdog = 0.0
+        self._busy: dict[str, float] = {}  # worker thread name → when its current reconcile began
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
         self._timers: list[threading.Thread] = []
@@ -123,7 +125,7 @@ class Controller:
         for name in removed_maps:
             log.warning("map no longer present: not managed any more", map=name, prune=self.settings.prune_deleted_maps)
             if self.settings.prune_deleted_maps:
-                self._prune_map(name)
+                self.queue.add(f"{PRUNE}{name}")  # work for the workers, retried on engine errors
         for resource, message in self.desired.problems:
             log.error("cannot build resource", resource=str(resource), error=message)
         return result.changed or bool(removed_maps)
@@ -133,10 +135,22 @@ class Controller:
             log.info("maps changed", maps=sorted(self.maps.maps))
         self.queue.add(ALL)
 
-    def _prune_map(self, name: str) -> None:
+    def _prune(self, key: str) -> None:
+        name = key.removeprefix(PRUNE)
+        if name in self.maps.maps:
+            return  # the map came back meanwhile
         gone = DesiredState(maps=frozenset({name}))
-        teardown = plan_down(gone, observe(self.engine, gone))
-        result = Executor(self.engine, gone, concurrency=self.settings.concurrency).run(teardown)
+        try:
+            teardown = plan_down(gone, observe(self.engine, gone))
+            result = Executor(self.engine, gone, concurrency=self.settings.concurrency).run(
+                teardown, stop=self.stopping
+            )
+        except EngineError as exc:
+            log.warning("pruning a deleted map failed, retrying", map=name, error=str(exc))
+            self.queue.retry(key)
+            return
+        if not result.ok:
+            self.queue.retry(key)
         log.info("pruned a deleted map", map=name, result=result.summary())
 
     # --- events --------------------------------------------------------------------------------------
@@ -156,6 +170,10 @@ class Controller:
             name = str(attributes.get("name", ""))
             if action not in _CONTAINER_ACTIONS or name.endswith(REPLACEMENT_SUFFIX) or attributes.get(LABEL_SELF):
                 return []
+            if action == "rename":
+                # `docker rename ours other`: the event carries the new name; the old one is what went missing.
+                old = str(attributes.get("oldName", "")).lstrip("/")
+                return [n for n in (old, name) if n in desired.containers]
             if name in desired.containers:
                 if action in ("kill", "stop"):
                     self.stop_requests[name] = time.time()
@@ -171,11 +189,21 @@ class Controller:
             if action == "delete" or any(_same_ref(r, u) for r in refs if r for u in used):
                 return [ALL]
             return []
+        if kind == "network" and action in ("connect", "disconnect"):
+            # Someone (or a start) changed a container's endpoints: look at that container.
+            name = self._container_name(str(attributes.get("container", "")))
+            return [name] if name in desired.containers else []
         if kind in ("volume", "network") and action in ("create", "destroy", "remove"):
             name = str(attributes.get("name") or (event.get("Actor") or {}).get("ID") or "")
             if name in desired.volumes or name in desired.networks:
                 return [ALL]
         return []
+
+    def _container_name(self, ident: str) -> str:
+        for summary in self.cache.list_containers():
+            if summary.get("Id") == ident:
+                return str((summary.get("Names") or ["/"])[0]).lstrip("/")
+        return ""
 
     def on_connect(self) -> None:
         if self.engine_down_since is not None:
@@ -201,6 +229,8 @@ class Controller:
             self.heartbeat()
             if key is None:
                 continue
+            worker = threading.current_thread().name
+            self._busy[worker] = self.clock()
             try:
                 self.reconcile(key)
             except Exception as exc:  # one bad key must never kill the worker
@@ -208,18 +238,24 @@ class Controller:
                 self.metrics.reconciles.labels("failed").inc()
                 self.queue.retry(key)
             finally:
+                self._busy.pop(worker, None)
                 self.queue.done(key)
                 self.metrics.queue_depth.set(self.queue.depth)
                 self.heartbeat()
 
     def reconcile(self, key: str) -> None:
+        if key.startswith(PRUNE):
+            self._prune(key)
+            return
         started = self.clock()
         with self._lock:
             desired = self.desired
         if key != ALL and key not in desired.containers:
             return  # no longer in any map
         targets = None if key == ALL else frozenset({ResourceId(Kind.CONTAINER, key)})
-        options = PlanOptions(targets=targets, rejected_images=frozenset(self.rejected))
+        with self._lock:
+            rejected = frozenset(self.rejected)
+        options = PlanOptions(targets=targets, rejected_images=rejected)
         try:
             plan = plan_update(desired, observe(self.cache, desired), options)
             pulls = [a for a in plan.actions if a.op is Op.PULL]
@@ -270,7 +306,8 @@ class Controller:
         for r in result.results:
             self.metrics.actions.labels(r.action.op.value, r.outcome.value).inc()
             if r.rolled_back is not None:
-                self.rejected.add(r.rolled_back)
+                with self._lock:
+                    self.rejected.add(r.rolled_back)
                 self.metrics.rollbacks.inc()
                 log.warning(
                     "image update rolled back; not retried until the tag moves",
@@ -309,7 +346,7 @@ class Controller:
             if last_finish != found.finished_at:
                 count += 1
                 self.crashes[name] = (count, found.finished_at)
-            delay = min(2.0 ** (count - 1), self.settings.crash_backoff_max)
+            delay = min(2.0 ** min(count - 1, 30), self.settings.crash_backoff_max)
             waited = (now - finished).total_seconds()
             if waited < delay:
                 held.append(action)
@@ -331,16 +368,25 @@ class Controller:
 
     # --- liveness ------------------------------------------------------------------------------------
 
+    def stuck_for(self) -> float:
+        """How long the oldest reconcile in flight has been running (0 when none is)."""
+        started = list(self._busy.values())
+        return self.clock() - min(started) if started else 0.0
+
     def heartbeat(self) -> None:
+        """Called by the loops; pings systemd's watchdog only while no reconcile is stuck."""
         now = self.clock()
         self.last_progress = now
         interval = self.notifier.watchdog_interval
-        if interval and now - self._last_watchdog >= interval / 3:
+        if interval and now - self._last_watchdog >= interval / 3 and self.stuck_for() <= self.settings.stuck_after:
             self._last_watchdog = now
             self.notifier.watchdog()
 
     def health(self) -> tuple[bool, str]:
         now = self.clock()
+        stuck = self.stuck_for()
+        if stuck > self.settings.stuck_after:
+            return False, f"a reconcile has been stuck for {stuck:.0f}s"
         if now - self.last_progress > self.settings.stuck_after:
             return False, f"loop stuck for {now - self.last_progress:.0f}s"
         if self.engine_down_since is not None and now - self.engine_down_since > self.settings.engine_grace:

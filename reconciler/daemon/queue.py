@@ -96,12 +96,13 @@ class WorkQueue:
                 if self._closed:
                     return None
                 self._promote_due()
-                if self._queue and self._take_token():
-                    key = self._queue.popleft()
+                key = self._next_eligible()
+                if key is not None and self._take_token():
+                    self._queue.remove(key)
                     self._queued.discard(key)
                     self._processing.add(key)
                     return key
-                waits = [0.05]
+                waits = [0.05]  # (also re-checks keys held back while ALL or other keys were processing)
                 if self._delayed:
                     waits.append(max(0.0, self._delayed[0][0] - self.clock()))
                 if deadline is not None:
@@ -110,6 +111,16 @@ class WorkQueue:
                         return None
                     waits.append(remaining)
                 self._cond.wait(min(waits) if self._queue or self._delayed or deadline else None)
+
+    def _next_eligible(self) -> str | None:
+        """`ALL` overlaps every key: it runs alone, and nothing else runs while it does."""
+        if ALL in self._processing:
+            return None
+        for key in self._queue:
+            if key == ALL and self._processing:
+                continue
+            return key
+        return None
 
     def done(self, key: str) -> None:
         with self._cond:

@@ -91,7 +91,10 @@ class Daemon:
                 self.reload_requested.clear()
                 self.notifier.reloading()
                 log.info("reloading maps (SIGHUP)")
-                controller.maps_changed()
+                try:
+                    controller.maps_changed()
+                except Exception as exc:  # a reload must never take the daemon down
+                    log.exception("reloading the maps failed", error=str(exc))
                 self.notifier.ready("reloaded")
         log.info("stopping")
         self.notifier.stopping()
@@ -102,6 +105,9 @@ class Daemon:
             self.server.stop()
         engine.close()
         log.info("stopped", finished_in_flight=finished)
+        if not finished:
+            # Actions still running past --stop-timeout: their threads would keep the interpreter alive.
+            os._exit(0)
         return 0
 
     def _connect(self) -> DockerEngine | None:

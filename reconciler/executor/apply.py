@@ -31,6 +31,7 @@ from typing import Any
 
 from reconciler.logs import get_logger
 from reconciler.plan import naming
+from reconciler.plan.drift import Reason
 from reconciler.plan.naming import replacement_name
 from reconciler.plan.planner import Action, Op, Plan, PlanOptions, plan_update
 from reconciler.plan.resources import (
@@ -256,6 +257,10 @@ class Executor:
     def _network(self, action: Action) -> None:
         spec = self.desired.networks[action.resource.name]
         if action.op is Op.RECREATE and action.observed_id:
+            # Attached containers are recreated by the cascade in later waves; detach them first, or the
+            # engine refuses to remove a network with active endpoints.
+            for container in (self.engine.inspect_network(action.observed_id) or {}).get("Containers") or {}:
+                self.engine.disconnect(action.observed_id, container)
             self.engine.remove_network(action.observed_id)
             self.crash.step()
         try:
@@ -287,8 +292,13 @@ class Executor:
             self.engine.remove_container(existing["Id"], force=True)
             self.crash.step()
         ident = self.engine.create_container(name, translate.init_config(spec, volume.get("CreatedAt", "")))
-        self.engine.start(ident)
-        code = self.engine.wait(ident, timeout=INIT_TIMEOUT)
+        try:
+            self.engine.start(ident)
+            code = self.engine.wait(ident, timeout=INIT_TIMEOUT)
+        except EngineError:
+            # A half-done preparation must not look like a finished one.
+            self.engine.remove_container(ident, force=True)
+            raise
         if code != 0:
             output = self.engine.logs(ident).strip()
             raise ActionError(f"preparing volume {spec.volume} failed (exit {code}): {output[-400:]}")
@@ -308,7 +318,9 @@ class Executor:
         elif step is Op.UPDATE:
             self.engine.update_container(spec.name, translate.update_settings(spec))
         elif step is Op.EXEC:
-            self._exec(spec, policies=("restart",))
+            # Only the commands found missing: the others are running and must not be started twice.
+            missing = {d.field for d in action.reasons if d.reason is Reason.EXEC}
+            self._exec(spec, policies=("restart",), only=missing)
         self.crash.step()
 
     def _create(self, spec: ContainerSpec) -> None:
@@ -406,10 +418,11 @@ class Executor:
                 return f"was not healthy within {self.health_gate:g}s"
             time.sleep(0.2)
 
-    def _exec(self, spec: ContainerSpec, policies: Iterable[str]) -> None:
+    def _exec(self, spec: ContainerSpec, policies: Iterable[str], only: set[str] | None = None) -> None:
         wanted = tuple(policies)
         for command in spec.exec_commands:
-            if command.policy in wanted:
+            text = command.cmd if isinstance(command.cmd, str) else " ".join(command.cmd)
+            if command.policy in wanted and (only is None or text in only):
                 cmd = command.cmd if isinstance(command.cmd, str) else list(command.cmd)
                 self.engine.exec_run(spec.name, cmd, command.user)
 

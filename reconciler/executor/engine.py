@@ -54,6 +54,8 @@ class Engine(Protocol):
     def remove_volume(self, name: str) -> None: ...
     def create_network(self, name: str, config: Json) -> str: ...
     def remove_network(self, ident: str) -> None: ...
+    def disconnect(self, network: str, container: str) -> None: ...
+    def inspect_network(self, ident: str) -> Json | None: ...
     def pull(self, ref: str, progress: Callable[[Json], None] | None = None) -> None: ...
     def events(self) -> EventStream: ...
 
@@ -265,6 +267,14 @@ class DockerEngine:
     def remove_network(self, ident: str) -> None:
         with contextlib.suppress(NotFound):
             self._call(lambda: self.api.remove_network(ident))
+
+    def inspect_network(self, ident: str) -> Json | None:
+        result: Json | None = self._maybe(lambda: self.api.inspect_network(ident))
+        return result
+
+    def disconnect(self, network: str, container: str) -> None:
+        with contextlib.suppress(NotFound):
+            self._call(lambda: self.api.disconnect_container_from_network(container, network, force=True))
 
     def events(self) -> EventStream:
         """The engine's event stream (no read timeout: it may be silent for hours)."""

@@ -49,6 +49,12 @@ def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = Fal
             tags[tag] = image["Id"]
     by_id: dict[str, dict[str, Any]] = {}
     needed = {ref: tags.get(ref) for ref in desired.images}
+    for ref, image_id in needed.items():
+        if image_id is None:
+            # Written in full (docker.io/library/…) or by digest: the engine normalises what its tag list does not.
+            data = engine.inspect_image(ref)
+            if data is not None:
+                needed[ref] = str(data["Id"])
     needed_ids = {i for i in needed.values() if i} | {c["Image"] for c in containers if c.get("Image")}
     for image_id in sorted(needed_ids):
         data = engine.inspect_image(image_id)

@@ -475,6 +475,8 @@ def init_drift(spec: VolumeInitSpec, found: ObservedContainer, volume: ObservedV
         drifts.append(Drift(Reason.INIT, "exit code", 0, found.exit_code, Fix.RECREATE))
     if found.status == "created":
         drifts.append(Drift(Reason.INIT, "state", "ran", "never started", Fix.RECREATE))
+    if found.running:
+        drifts.append(Drift(Reason.INIT, "state", "ran", "still running (interrupted?)", Fix.RECREATE))
     return drifts
 
 

@@ -130,7 +130,10 @@ class MapWatcher:
                     recursive=False,
                 ):
                     if self._relevant(changed):
-                        self.on_change()
+                        try:
+                            self.on_change()
+                        except Exception as exc:  # the reaction failed, not the watching: keep watching
+                            log.exception("reacting to a map change failed", error=str(exc))
             except Exception as exc:  # a watched folder vanished, inotify limits, …: log and watch again
                 log.warning("map watcher restarting", error=str(exc))
                 self._stop.wait(1.0)

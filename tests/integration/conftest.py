@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
 import pytest
 
+from tests.conftest import BUILT_IMAGES
 from tests.integration.engine_helpers import ROOT
 
 
+def _dangling(client: Any) -> set[str]:
+    return {str(i.id) for i in client.images.list(filters={"dangling": True})}
+
+
 @pytest.fixture(scope="session")
-def image() -> str:
-    """reconciler's own image, built as the README says where no registry is reachable."""
+def image(docker_client: Any) -> str:
+    """reconciler's own image, built as the README says where no registry is reachable. The cached Debian
+    base stays (it takes a minute to make); the image and what its build left behind go at the end."""
+    before = _dangling(docker_client)
     result = subprocess.run(
         ["bash", str(ROOT / "scripts" / "build-image.sh"), "reconciler:test"],
         capture_output=True,
@@ -21,4 +29,6 @@ def image() -> str:
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    BUILT_IMAGES.update(_dangling(docker_client) - before)
+    BUILT_IMAGES.add(str(docker_client.images.get("reconciler:test").id))
     return "reconciler:test"

@@ -263,3 +263,8 @@ def _df(line: str) -> DockerFile:
     df.prefix_all(line)
     df.finalize()
     return df
+
+
+def test_check_integrity_accepts_what_the_constructor_accepted() -> None:
+    m = ContainerMap("m", {"app": {"attaches": "v", "user": 1000}, "volumes": {"v": "/v"}})
+    m.check_integrity()  # no error: the same map, checked again

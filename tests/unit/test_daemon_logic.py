@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from reconciler.daemon.controller import Controller
@@ -108,3 +109,56 @@ def test_a_requested_stop_is_not_a_crash() -> None:
     ctl = controller("name: m\napp: {image: nginx}\n")
     ctl.keys_for(event("container", "kill", "c1", name="m.app", signal="9"))
     assert "m.app" in ctl.stop_requests
+
+
+def test_all_runs_alone() -> None:
+    """`ALL` overlaps every container key: never at the same time as another key."""
+    queue = WorkQueue(clock=Clock())
+    queue.add("a")
+    queue.add(ALL)
+    queue.add("b")
+    assert queue.get(timeout=0) == "a"
+    assert queue.get(timeout=0) == "b"  # ALL waits while "a" is processed; "b" may go
+    queue.done("a")
+    assert queue.get(timeout=0) is None  # "b" still runs
+    queue.done("b")
+    assert queue.get(timeout=0) == ALL
+    queue.add("c")
+    assert queue.get(timeout=0) is None  # nothing else while ALL runs
+    queue.done(ALL)
+    assert queue.get(timeout=0) == "c"
+
+
+def test_rename_and_network_events() -> None:
+    ctl = controller("name: m\napp: {image: nginx}\n")
+    renamed = event("container", "rename", "c1", name="elsewhere", oldName="/m.app")
+    assert ctl.keys_for(renamed) == ["m.app"]  # the map's name went missing: bring it back
+    ctl.cache._containers = [{"Id": "c1", "Names": ["/m.app"]}]
+    assert ctl.keys_for(event("network", "disconnect", "n1", container="c1", name="bridge")) == ["m.app"]
+    assert ctl.keys_for(event("network", "disconnect", "n1", container="zz", name="bridge")) == []
+
+
+def test_crash_loop_backoff_holds_restarts_and_never_overflows() -> None:
+    from reconciler.plan.planner import plan_update
+    from tests.planfakes import synthesize
+
+    ctl = controller("name: m\napp: {image: nginx}\n")
+    snapshot = synthesize(ctl.desired)
+    state = snapshot.container("m.app")["State"]
+    now = datetime.now(UTC)
+    state.update(
+        Running=False,
+        Status="exited",
+        ExitCode=1,
+        StartedAt=(now - timedelta(seconds=3)).isoformat().replace("+00:00", "Z"),
+        FinishedAt=(now - timedelta(seconds=1)).isoformat().replace("+00:00", "Z"),
+    )
+    observed = snapshot.observed()
+    plan = plan_update(ctl.desired, observed)
+    assert [a.op.value for a in plan.actions] == ["start"]
+    # The first quick death: restarted after 1 s (held now: it died 1 s ago at most).
+    ctl.crashes["m.app"] = (5000, "an earlier crash")  # thousands of crashes: 2**5000 would overflow a float
+    held = ctl._hold_crash_loops(plan, observed, "m.app")
+    assert not held.actions  # held back, with the capped delay
+    assert ctl.crashes["m.app"][0] == 5001
+    assert ctl.queue.depth == 1  # and scheduled again
