@@ -111,6 +111,22 @@ class DockerClientWrapper(docker.APIClient):  # type: ignore[misc]
             repo, extra_tag = split_reference(name) if ":" in name.rsplit("/", 1)[-1] else (repository, name)
             self.tag(image_id, repo, extra_tag)
 
+    def pull(self, repository: str, tag: str | None = None, stream: bool = False, **kwargs: Any) -> Any:
+        """docker-py's pull; unless the caller streams it, the progress goes to `push_log` as it comes."""
+        if stream:
+            return super().pull(repository, tag=tag, stream=True, **kwargs)
+        kwargs.pop("decode", None)
+        lines = []
+        for event in super().pull(repository, tag=tag, stream=True, decode=True, **kwargs):
+            if "error" in event:
+                self.push_log(str(event["error"]), "error")
+                raise docker.errors.APIError(str(event["error"]))
+            text = " ".join(str(event[k]) for k in ("id", "status", "progress") if event.get(k))
+            if text:
+                self.push_log(text)
+                lines.append(text)
+        return "\n".join(lines)
+
     # --- clean-up ------------------------------------------------------------------------------------
 
     def cleanup_containers(

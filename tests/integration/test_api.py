@@ -268,3 +268,19 @@ def _df(line: str) -> DockerFile:
 def test_check_integrity_accepts_what_the_constructor_accepted() -> None:
     m = ContainerMap("m", {"app": {"attaches": "v", "user": 1000}, "volumes": {"v": "/v"}})
     m.check_integrity()  # no error: the same map, checked again
+
+
+def test_pull_output_goes_to_the_log_hook(docker_client: Any, prefix: str) -> None:
+    ref = f"127.0.0.1:5000/{prefix}/hooked"
+    image_id = build_image(docker_client, f"{ref}:1", f"FROM {TEST_IMAGE}\nLABEL hooked=yes\n")
+    for line in docker_client.images.push(f"{ref}:1", stream=True, decode=True):
+        assert "error" not in line, line
+    docker_client.images.remove(f"{ref}:1", force=True)
+    logged: list[str] = []
+    client = DockerClientWrapper(SOCKET, log_hook=lambda text, _level: logged.append(text))
+    try:
+        client.pull(ref, tag="1")
+        assert any("Downloaded newer image" in line or "Pull complete" in line for line in logged), logged
+        assert client.get_image_tags()[f"{ref}:1"] == image_id
+    finally:
+        docker_client.images.remove(f"{ref}:1", force=True)

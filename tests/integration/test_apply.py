@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from reconciler.executor.engine import DockerEngine
+from reconciler.plan.desired import desired_state
+from reconciler.plan.planner import PlanOptions
 from tests.conftest import TEST_IMAGE
 from tests.integration.engine_helpers import (
     apply,
@@ -250,3 +252,60 @@ def test_a_stranger_holding_our_name_is_reported_and_left_alone(
     stranger.reload()
     assert stranger.status == "created"  # untouched
     assert stranger.attrs["Config"]["Cmd"] == ["sleep", "1"]
+
+
+def test_missing_images_are_pulled_and_present_ones_only_on_request(
+    engine: DockerEngine, docker_client: Any, prefix: str
+) -> None:
+    """A missing image is pulled (from Debian's docker-registry on 127.0.0.1:5000); an image that is present
+    is never pulled by apply — unless `pull` asks for newer ones."""
+    ref = f"127.0.0.1:5000/{prefix}/pulled:1"
+    image_id = build_image(docker_client, ref, f"FROM {TEST_IMAGE}\nLABEL pulled=yes\n")
+    for line in docker_client.images.push(ref, stream=True, decode=True):
+        assert "error" not in line, line
+    docker_client.images.remove(ref, force=True)  # now only the registry has it
+    name = unique_map_name("pull")
+    text = map_text(name, f'app:\n  image: {ref}\n  stop_timeout: 1\n  create_options: {{command: [sh, -c, "TRAP"]}}\n')
+    try:
+        plan = plan_for(engine, load(text))
+        assert ops(plan) == {ref: "pull", f"{name}.app": "create"}
+        done = apply(engine, load(text))
+        assert done.pulled is not None
+        assert [r.action.resource.name for r in done.pulled.results] == [ref]
+        assert docker_client.api.inspect_container(f"{name}.app")["Image"] == image_id
+        again = apply(engine, load(text))
+        assert again.pulled is None  # present: not pulled again
+        forced = apply(engine, load(text), PlanOptions(pull=True))
+        assert forced.pulled is not None  # asked for: pulled, and nothing else changes (same image)
+        assert not forced.result.results
+    finally:
+        docker_client.api.remove_container(f"{name}.app", force=True)
+        docker_client.images.remove(ref, force=True)
+
+
+def test_objects_created_by_hand_with_our_labels_are_in_sync(engine: DockerEngine, docker_client: Any) -> None:
+    """The plan judges by what the engine has, not by who created it: a container made by hand with the
+    expected labels and arguments is in sync."""
+    name = unique_map_name("byhand")
+    text = map_text(name, "app:\n  image: IMAGE\n  create_options: {command: [sleep, '600'], environment: {A: b}}\n")
+    maps = load(text)
+    spec = desired_state(maps).containers[f"{name}.app"]
+    container = docker_client.containers.create(
+        TEST_IMAGE,
+        ["sleep", "600"],
+        name=f"{name}.app",
+        hostname=f"{name}-app",
+        environment={"A": "b"},
+        labels={
+            "io.reconciler.managed": "true",
+            "io.reconciler.map": name,
+            "io.reconciler.config": "app",
+            "io.reconciler.kind": "container",
+            "io.reconciler.spec-hash": spec.spec_hash,
+        },
+    )
+    try:
+        container.start()
+        assert plan_for(engine, maps).in_sync
+    finally:
+        container.remove(force=True)
