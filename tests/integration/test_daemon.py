@@ -334,3 +334,25 @@ def test_registry_polling_catches_a_push(docker_client: Any, maps_dir: Path, dae
     finally:
         docker_client.api.remove_container(app, force=True) if state(docker_client, app) else None
         docker_client.images.remove(ref, force=True)
+
+
+@pytest.mark.parametrize("prune", [False, True])
+def test_a_deleted_map_stops_being_managed(
+    docker_client: Any, maps_dir: Path, daemon_factory: Any, prune: bool
+) -> None:
+    name = unique_map_name("deleted")
+    (maps_dir / "site.yaml").write_text(map_text(name, APP))
+    app = f"{name}.app"
+    daemon = daemon_factory(*(["--prune-deleted-maps"] if prune else []))
+    daemon.wait_ready()
+    wait_for(lambda: running(docker_client, app), 20)
+    (maps_dir / "site.yaml").unlink()
+    wait_for(lambda: any(e.get("event") == "map no longer present: not managed any more" for e in daemon.logs()), 15)
+    if prune:
+        wait_for(lambda: not state(docker_client, app), 20)  # --prune-deleted-maps: its containers go
+    else:
+        assert running(docker_client, app)  # kept…
+        docker_client.api.stop(app, timeout=1)
+        with pytest.raises(AssertionError):  # …and no longer healed (a managed one is back in ~0.2 s)
+            wait_for(lambda: running(docker_client, app), 3)
+    assert daemon.stop() == 0
