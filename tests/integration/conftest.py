@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from reconciler.executor.engine import DockerEngine
 from tests.conftest import BUILT_IMAGES
 from tests.integration.engine_helpers import ROOT
+
+
+@pytest.fixture(scope="module")
+def engine(docker_client: Any) -> Iterator[DockerEngine]:
+    """reconciler's engine port on the test engine."""
+    eng = DockerEngine(pool_size=8)
+    yield eng
+    eng.close()
 
 
 def _dangling(client: Any) -> set[str]:

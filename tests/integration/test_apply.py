@@ -7,7 +7,6 @@ plan is empty, and containers that had no reason to change keep their ids.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,6 @@ from tests.integration.engine_helpers import (
     reasons,
     unique_map_name,
 )
-
-
-@pytest.fixture(scope="module")
-def engine(docker_client: Any) -> Iterator[DockerEngine]:
-    eng = DockerEngine(pool_size=8)
-    yield eng
-    eng.close()
 
 
 def free_port() -> int:

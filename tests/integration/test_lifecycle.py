@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,6 @@ from tests.integration.engine_helpers import (
     run_cli,
     unique_map_name,
 )
-
-
-@pytest.fixture(scope="module")
-def engine(docker_client: Any) -> Iterator[DockerEngine]:
-    eng = DockerEngine(pool_size=8)
-    yield eng
-    eng.close()
-
 
 CASCADE = """\
 db:
