@@ -240,6 +240,11 @@ class DesiredState:
 
 
 def stable_hash(data: Any) -> str:
-    """sha256 of canonical JSON (sorted keys): the same spec always hashes the same, across runs and hosts."""
+    """sha256 of canonical JSON (sorted keys): the same spec always hashes the same, across runs and hosts.
+    Empty values (None, "", (), {}, False) are left out, so a field added to a spec in a later version of
+    reconciler does not change the hash of every existing container (which would recreate them all on
+    upgrade)."""
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if v not in (None, "", (), [], {}, False)}
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -964,3 +964,22 @@ def test_container_specs_are_hashable_values() -> None:
     spec = state.containers["h.web"]
     assert hash(spec) == hash(desired_state(combine_maps([load_map_dict(HASH_BASE)])).containers["h.web"])
     assert {spec} == {spec}
+
+
+def test_spec_hash_is_pinned_across_versions() -> None:
+    """Containers carry this hash; if it changed between reconciler versions, upgrading would recreate every
+    container on every host. Change it only deliberately (and say so in the release notes)."""
+    from reconciler.plan.resources import ContainerSpec, stable_hash
+
+    spec = ContainerSpec(
+        name="m.app",
+        map="m",
+        config="app",
+        instance=None,
+        image="nginx:1",
+        command=("nginx", "-g", "daemon off;"),
+        environment=(("A", "b"),),
+    )
+    assert spec.spec_hash == "6fd1809451a8f7b4b518fa0ef51d080b"
+    # A field added later with an empty default leaves existing hashes alone.
+    assert stable_hash({"a": 1}) == stable_hash({"a": 1, "added_later": None, "also": ()})
