@@ -50,14 +50,14 @@ def test_notify_protocol(docker_client: Any, tmp_path: Path) -> None:
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "900000"},
+        env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "3000000"},
     )
     try:
         ready = notify.wait_for("READY=1")
         assert ready - started < 10  # (interpreter start and imports included)
         first = notify.wait_for("WATCHDOG=1", 5)
         second = notify.wait_for("WATCHDOG=1", 5)
-        assert second - first < 1.0  # pinged well within WATCHDOG_USEC while the loop makes progress
+        assert second - first < 3.0  # pinged within WATCHDOG_USEC while the loop makes progress
         proc.send_signal(signal.SIGHUP)
         notify.wait_for("RELOADING=1")
         notify.wait_for("READY=1")
