@@ -414,6 +414,9 @@ def run(
         bool | None, typer.Option("--prune-deleted-maps", help="Remove the containers of deleted map files.")
     ] = None,
     stop_timeout: Annotated[float | None, typer.Option(help="Seconds in-flight work may take on SIGTERM.")] = None,
+    update_persistent: Annotated[
+        bool | None, typer.Option("--update-persistent", help="Also move persistent containers to newer images.")
+    ] = None,
 ) -> None:
     """Run the daemon: keep the engine matching the maps, now and whenever anything changes."""
     try:
@@ -428,6 +431,7 @@ def run(
             health_gate=health_gate,
             prune_deleted_maps=prune_deleted_maps,
             stop_timeout=stop_timeout,
+            update_persistent=update_persistent,
         )
     except (ValidationError, ValueError) as exc:
         typer.echo(f"error: invalid settings: {exc}", err=True)

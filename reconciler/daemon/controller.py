@@ -255,7 +255,9 @@ class Controller:
         targets = None if key == ALL else frozenset({ResourceId(Kind.CONTAINER, key)})
         with self._lock:
             rejected = frozenset(self.rejected)
-        options = PlanOptions(targets=targets, rejected_images=rejected)
+        options = PlanOptions(
+            targets=targets, rejected_images=rejected, update_persistent=self.settings.update_persistent
+        )
         try:
             plan = plan_update(desired, observe(self.cache, desired), options)
             pulls = [a for a in plan.actions if a.op is Op.PULL]

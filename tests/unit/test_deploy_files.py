@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -85,3 +86,37 @@ def test_settings_precedence_flags_over_environment_over_file(tmp_path: Path, mo
     assert settings.paths == ["/from/file"]
     with pytest.raises(ValueError, match="host:port"):
         load_settings(None, http="nonsense")
+
+
+def test_run_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import reconciler.cli as cli
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(cli, "run_daemon", lambda settings: seen.setdefault("settings", settings) and 0)
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "run",
+            "/srv/maps",
+            "--prune-deleted-maps",
+            "--update-persistent",
+            "--http",
+            "off",
+            "--resync",
+            "60",
+            "--poll-images",
+            "900",
+            "-j",
+            "8",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    settings = seen["settings"]
+    assert settings.paths == ["/srv/maps"]
+    assert (settings.prune_deleted_maps, settings.update_persistent, settings.http) == (True, True, "off")
+    assert (settings.resync, settings.poll_images, settings.concurrency) == (60, 900, 8)
+    bad = CliRunner().invoke(cli.app, ["run", "/srv/maps", "--http", "nowhere"])
+    assert bad.exit_code == 2
+    assert "invalid settings" in bad.output
