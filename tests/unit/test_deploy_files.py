@@ -91,7 +91,7 @@ def test_settings_precedence_flags_over_environment_over_file(tmp_path: Path, mo
 def test_run_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    import reconciler.cli as cli
+    from reconciler import cli
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(cli, "run_daemon", lambda settings: seen.setdefault("settings", settings) and 0)
