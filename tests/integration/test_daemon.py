@@ -356,3 +356,24 @@ def test_a_deleted_map_stops_being_managed(
         with pytest.raises(AssertionError):  # …and no longer healed (a managed one is back in ~0.2 s)
             wait_for(lambda: running(docker_client, app), 3)
     assert daemon.stop() == 0
+
+
+def test_a_second_sigterm_exits_at_once(docker_client: Any, maps_dir: Path, daemon_factory: Any) -> None:
+    """The first SIGTERM lets in-flight work finish; a second one does not wait."""
+    name = unique_map_name("sigterm")
+    slow = (
+        "app:\n  image: IMAGE\n  stop_timeout: 30\n  create_options: {command: [sleep, '600'], environment: {V: '1'}}\n"
+    )
+    (maps_dir / "site.yaml").write_text(map_text(name, slow))  # `sleep` as PID 1 ignores SIGTERM: stops take 30 s
+    daemon = daemon_factory()
+    daemon.wait_ready()
+    wait_for(lambda: running(docker_client, f"{name}.app"), 20)
+    write_atomically(maps_dir / "site.yaml", map_text(name, slow.replace("V: '1'", "V: '2'")))
+    wait_for(lambda: any(e.get("event") == "drift" and e.get("action") == "recreate" for e in daemon.logs()), 15)
+    daemon.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: any(e.get("event") == "stopping" for e in daemon.logs()), 10)
+    assert daemon.proc.poll() is None  # still finishing the recreate (the old container takes 30 s to stop)
+    started = time.monotonic()
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=10) == 1
+    assert time.monotonic() - started < 5
