@@ -400,12 +400,12 @@ def status(
 def run(
     paths: Annotated[list[Path] | None, typer.Argument(help="Map files or folders.", show_default=False)] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with daemon settings.", exists=True)] = None,
-    resync: Annotated[float | None, typer.Option(help="Seconds between full resyncs. [default: 300]")] = None,
+    resync: Annotated[float | None, typer.Option(help="Seconds between full resyncs (default 300).")] = None,
     poll_images: Annotated[
         float | None, typer.Option(help="Pull the tags in use every this many seconds (off by default).")
     ] = None,
     http: Annotated[str | None, typer.Option(help="host:port of /healthz, /readyz, /metrics, or 'off'.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Keys reconciled at once. [default: 1]")] = None,
+    workers: Annotated[int | None, typer.Option(help="Keys reconciled at once (default 1).")] = None,
     parallel: Annotated[int | None, typer.Option("--parallel", "-j", help="Actions at once in a wave.")] = None,
     health_gate: Annotated[
         float | None, typer.Option(help="Seconds for a recreated container to turn healthy.")

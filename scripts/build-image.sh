@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # scripts/build-image.sh [TAG] - build reconciler's container image without any image registry:
 # a local Debian base (scripts/base-image.sh) and the Python wheels fetched here into ./wheelhouse.
-# Default tag: reconciler:local. Extra docker build arguments may follow the tag.
+# Default tag: reconciler (what deploy/docker-run.sh and deploy/compose.yaml run). Extra docker build
+# arguments may follow the tag.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tag=${1:-reconciler:local}
+tag=${1:-reconciler}
 shift || true
 base=$(bash scripts/base-image.sh)
 python=${PYTHON:-.venv/bin/python}

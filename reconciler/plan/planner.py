@@ -104,7 +104,9 @@ class Plan:
 
     @property
     def in_sync(self) -> bool:
-        return not self.waves and not self.blocked and not self.notes
+        """Nothing to do and nothing blocked. Notes (orphans kept, volume options) are reported, but an
+        `apply` would not change them, so they do not count as drift."""
+        return not self.waves and not self.blocked
 
     def action_for(self, resource: ResourceId) -> Action | None:
         return next((a for a in self.actions if a.resource == resource), None)

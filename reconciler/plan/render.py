@@ -11,7 +11,7 @@ from .planner import Plan
 
 
 def render_plan(plan: Plan) -> str:
-    if plan.in_sync:
+    if plan.in_sync and not plan.notes:
         return "in sync: nothing to do"
     lines: list[str] = []
     for number, wave in enumerate(plan.waves, start=1):
