@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -225,17 +225,6 @@ class MappingDockerClient:
     def _plan(self, targets: frozenset[ResourceId] | None, **options: Any) -> Plan:
         return plan_update(self.desired, observe(self.engine, self.desired), PlanOptions(targets=targets, **options))
 
-    def _only(self, plan: Plan, keep: set[Op], names: set[str] | None = None) -> Plan:
-        waves = tuple(
-            w
-            for w in (
-                tuple(a for a in wave if a.op in keep and (names is None or a.resource.name in names))
-                for wave in plan.waves
-            )
-            if w
-        )
-        return Plan(waves=waves, blocked=plan.blocked, notes=plan.notes)
-
     def _names(self, targets: frozenset[ResourceId], *, with_dependents: bool = False) -> list[str]:
         scope = set(targets)
         if with_dependents:
@@ -279,21 +268,13 @@ class MappingDockerClient:
         **kwargs: Any,
     ) -> MapResult:
         """Create what is missing (volumes prepared, containers created) without starting containers."""
-        plan = self._plan(self._targets(container, instances, map_name))
-        creates = [
-            Action(a.resource, a.op, tuple(s for s in a.steps if s is not Op.START), a.reasons, a.observed_id)
-            if a.op is Op.CREATE
-            else a
-            for wave in plan.waves
-            for a in wave
-        ]
-        keep = {Op.CREATE, Op.RUN, Op.PULL}
-        plan = Plan(
-            waves=tuple(w for w in (tuple(a for a in wave if a.op in keep) for wave in _regroup(plan, creates)) if w),
-            blocked=plan.blocked,
-            notes=plan.notes,
+        plan = self._plan(self._targets(container, instances, map_name)).keep(
+            lambda a: a.op in (Op.CREATE, Op.RUN, Op.PULL)
         )
-        return self._execute(plan)
+        unstarted = tuple(
+            tuple(replace(a, steps=tuple(s for s in a.steps if s is not Op.START)) for a in wave) for wave in plan.waves
+        )
+        return self._execute(replace(plan, waves=unstarted))
 
     def start(
         self,
@@ -303,7 +284,8 @@ class MappingDockerClient:
         **kwargs: Any,
     ) -> MapResult:
         """Start existing containers that are not running (and their dependencies)."""
-        return self._execute(self._only(self._plan(self._targets(container, instances, map_name)), {Op.START}))
+        plan = self._plan(self._targets(container, instances, map_name))
+        return self._execute(plan.keep(lambda a: a.op is Op.START))
 
     def restart(
         self,
@@ -460,11 +442,6 @@ class ActionOutcome:
 def _manual(done: list[ActionOutcome], op: Op) -> MapResult:
     results = [ActionResult(Action(ResourceId(Kind.CONTAINER, d.name), op, (op,)), Outcome.DONE) for d in done]
     return MapResult(Plan(), RunResult(results))
-
-
-def _regroup(plan: Plan, actions: list[Action]) -> list[tuple[Action, ...]]:
-    by_name = {a.resource: a for a in actions}
-    return [tuple(by_name[a.resource] for a in wave) for wave in plan.waves]
 
 
 def _engine(client: Any) -> DockerEngine:

@@ -23,7 +23,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.executor.apply import Executor, Outcome, RunResult
+from reconciler.executor.apply import Executor, Outcome, RunResult, not_a_pull
 from reconciler.executor.cache import CachedEngine
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
@@ -259,14 +259,15 @@ class Controller:
             targets=targets, rejected_images=rejected, update_persistent=self.settings.update_persistent
         )
         try:
-            plan = plan_update(desired, observe(self.cache, desired), options)
+            observed = observe(self.cache, desired)
+            plan = plan_update(desired, observed, options)
             pulls = [a for a in plan.actions if a.op is Op.PULL]
             if pulls:
                 self._execute(desired, Plan(waves=(tuple(pulls),)))
                 self.cache.relist()
-                plan = plan_update(desired, observe(self.cache, desired), replace(options, pull=False))
-                plan = _drop_pulls(plan)
-            plan = self._hold_crash_loops(plan, observe(self.cache, desired), key)
+                observed = observe(self.cache, desired)
+                plan = plan_update(desired, observed, replace(options, pull=False)).keep(not_a_pull)
+            plan = self._hold_crash_loops(plan, observed, key)
         except EngineError as exc:
             self.metrics.engine_errors.inc()
             self.metrics.reconciles.labels("failed").inc()
@@ -360,13 +361,7 @@ class Controller:
                     exit_code=found.exit_code,
                     restart_in=round(delay - waited, 1),
                 )
-        if not held:
-            return plan
-        return Plan(
-            waves=tuple(w for w in (tuple(a for a in wave if a not in held) for wave in plan.waves) if w),
-            blocked=plan.blocked,
-            notes=plan.notes,
-        )
+        return plan.keep(lambda a: a not in held) if held else plan
 
     # --- liveness ------------------------------------------------------------------------------------
 
@@ -450,8 +445,3 @@ def _same_ref(event_ref: str, wanted: str) -> bool:
         return ref if ":" in ref.rsplit("/", 1)[-1] or "@" in ref else f"{ref}:latest"
 
     return norm(event_ref) == norm(wanted)
-
-
-def _drop_pulls(plan: Plan) -> Plan:
-    waves = tuple(w for w in (tuple(a for a in wave if a.op is not Op.PULL) for wave in plan.waves) if w)
-    return Plan(waves=waves, blocked=plan.blocked, notes=plan.notes)

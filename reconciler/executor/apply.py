@@ -44,7 +44,7 @@ from reconciler.plan.resources import (
 from . import translate
 from .engine import Engine
 from .errors import Conflict, EngineError
-from .observe import EngineReader, observe
+from .observe import observe
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_HEALTH_GATE = 60.0
@@ -452,29 +452,20 @@ def converge(
     concurrency: int = DEFAULT_CONCURRENCY,
     on_event: Callable[[str, Action, str | None], None] | None = None,
     health_gate: float | None = None,
-    reader: EngineReader | None = None,
 ) -> Converged:
     """Observe, plan, execute. Images are pulled first, then the world is observed again, so containers
     are compared with the images that are really there (a pull may move a tag)."""
     options = options or PlanOptions()
-    reader = reader or engine
     executor = Executor(engine, desired, concurrency=concurrency, on_event=on_event, health_gate=health_gate)
-    plan = plan_update(desired, observe(reader, desired), options)
+    plan = plan_update(desired, observe(engine, desired), options)
     pulls = [a for a in plan.actions if a.op is Op.PULL]
     pulled = None
     if pulls:
         pulled = executor.run(Plan(waves=(tuple(pulls),)))
-        # Pulls move tags: look again at the engine itself, not at a cached view that events update later.
-        plan = plan_update(desired, observe(engine, desired), _without_pull(options))
-        plan = Plan(
-            waves=tuple(
-                tuple(a for a in w if a.op is not Op.PULL) for w in plan.waves if any(a.op is not Op.PULL for a in w)
-            ),
-            blocked=plan.blocked,
-            notes=plan.notes,
-        )
+        # Pulls move tags: look again, and compare containers with the images that are really there now.
+        plan = plan_update(desired, observe(engine, desired), replace(options, pull=False)).keep(not_a_pull)
     return Converged(plan, executor.run(plan), pulled)
 
 
-def _without_pull(options: PlanOptions) -> PlanOptions:
-    return replace(options, pull=False)
+def not_a_pull(action: Action) -> bool:
+    return action.op is not Op.PULL

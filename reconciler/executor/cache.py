@@ -12,6 +12,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from reconciler.plan.naming import REPLACEMENT_SUFFIX
+
 from .engine import Engine, Json
 
 
@@ -64,7 +66,7 @@ class CachedEngine:
             self._networks = None
             self._images = None
             for key, value in list(self._inspects.items()):
-                if value is None or str(value.get("Name", "")).lstrip("/").removesuffix("..next") in names:
+                if value is None or str(value.get("Name", "")).lstrip("/").removesuffix(REPLACEMENT_SUFFIX) in names:
                     self._inspects.pop(key, None)
 
     # --- the read calls of Engine -------------------------------------------------------------------

@@ -11,7 +11,7 @@ A `MapError` carries one or more problems; nothing else escapes the loader for b
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -87,11 +87,3 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """A ` (did you mean 'x'?)` suffix for the closest candidate, or an empty string."""
     matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=0.6)
     return f" (did you mean '{matches[0]}'?)" if matches else ""
-
-
-def first_errors(problems: Sequence[MapProblem]) -> list[MapProblem]:
-    """Problems sorted for display: errors before warnings, then by file and line."""
-    return sorted(
-        problems,
-        key=lambda p: (p.severity is Severity.WARNING, p.file, p.line or 0, p.column or 0),
-    )

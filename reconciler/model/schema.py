@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -443,6 +443,3 @@ class ContainerMapModel(_Strict):
         if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", value):
             raise ValueError(f"{value!r} is not an image tag")
         return value
-
-
-DocumentKind = Literal["map"]

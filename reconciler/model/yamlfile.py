@@ -12,7 +12,6 @@ several documents) is a clear error, never a traceback.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,8 +179,3 @@ def read_yaml(text: str, file: str) -> tuple[Any, Positions]:
         return value, positions
     finally:
         loader.dispose()
-
-
-def positions_for_dict(data: Mapping[Any, Any], file: str) -> Positions:
-    """Positions for a map given as a Python dict (the API): key paths only, no lines."""
-    return Positions(file)

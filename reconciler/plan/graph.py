@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from reconciler.model import MapSet
 
 from . import naming
-from .resources import DesiredState, Kind, ResourceId
+from .resources import Kind, ResourceId
 
 
 class TargetError(ValueError):
@@ -119,12 +119,3 @@ def waves(
             result.append([])
         result[level].append(node)
     return [sorted(w) for w in result if w]
-
-
-def container_edges(desired: DesiredState) -> dict[ResourceId, set[ResourceId]]:
-    """Only container → container edges (for cascades)."""
-    return {
-        rid: {d for d in deps if d.kind is Kind.CONTAINER}
-        for rid, deps in desired.depends_on.items()
-        if rid.kind is Kind.CONTAINER
-    }

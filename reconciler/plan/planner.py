@@ -16,7 +16,7 @@ with a dead link (docker-map 1.1.1 leaves it broken).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -107,6 +107,11 @@ class Plan:
         """Nothing to do and nothing blocked. Notes (orphans kept, volume options) are reported, but an
         `apply` would not change them, so they do not count as drift."""
         return not self.waves and not self.blocked
+
+    def keep(self, wanted: Callable[[Action], bool]) -> Plan:
+        """The same plan with only the actions `wanted` accepts (waves left empty are dropped)."""
+        waves = tuple(w for w in (tuple(a for a in wave if wanted(a)) for wave in self.waves) if w)
+        return Plan(waves=waves, blocked=self.blocked, notes=self.notes)
 
     def action_for(self, resource: ResourceId) -> Action | None:
         return next((a for a in self.actions if a.resource == resource), None)

@@ -284,3 +284,18 @@ def test_pull_output_goes_to_the_log_hook(docker_client: Any, prefix: str) -> No
         assert client.get_image_tags()[f"{ref}:1"] == image_id
     finally:
         docker_client.images.remove(f"{ref}:1", force=True)
+
+
+def test_create_makes_containers_without_starting_them(docker_client: Any) -> None:
+    name = unique_map_name("create")
+    container_map = ContainerMap(
+        name, {"app": {"image": TEST_IMAGE, "create_options": {"command": ["sh", "-c", TRAP]}}}
+    )
+    client = MappingDockerClient(container_map, DockerClientWrapper(SOCKET))
+    result = client.create("app")
+    assert result.actions == [(f"{name}.app", "create", "done")]
+    assert docker_client.api.inspect_container(f"{name}.app")["State"]["Status"] == "created"
+    started = client.start("app")
+    assert started.actions == [(f"{name}.app", "start", "done")]
+    assert docker_client.api.inspect_container(f"{name}.app")["State"]["Running"]
+    assert client.shutdown("app").ok
