@@ -110,6 +110,9 @@ class CachedEngine:
     def top(self, ident: str) -> Json | None:
         return self.engine.top(ident)
 
+    def inspect_exec(self, exec_id: str) -> Json | None:
+        return self.engine.inspect_exec(exec_id)  # live state: never cached
+
     def __getattr__(self, name: str) -> Any:
         # Everything else (writes, pulls, events) goes to the real engine.
         return getattr(self.engine, name)

@@ -2,7 +2,9 @@
 
 Cheap by construction: one list per kind (containers, images, volumes, networks), then one inspect per
 container that matters (ours by label, or holding one of our names), one inspect per distinct image in use,
-and `top` only for running containers that have exec commands. Parsing is `reconciler.plan.observed`'s job.
+and `top` plus an inspect of each exec instance only for running containers that have exec commands; an
+inspect by name of each container outside the maps that a map names in `network_mode` (the engine stores
+its id). Parsing is `reconciler.plan.observed`'s job.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from reconciler.plan import naming
-from reconciler.plan.observed import ObservedState, observed_state, parse_processes
+from reconciler.plan.observed import ObservedState, observed_state, parse_exec, parse_processes
 from reconciler.plan.resources import DesiredState
 
 from .engine import Json
@@ -27,6 +29,7 @@ class EngineReader(Protocol):
     def list_volumes(self) -> list[Json]: ...
     def list_networks(self) -> list[Json]: ...
     def top(self, ident: str) -> Json | None: ...
+    def inspect_exec(self, exec_id: str) -> Json | None: ...
 
 
 def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = False) -> ObservedState:
@@ -67,12 +70,14 @@ def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = Fal
         images.setdefault(image_id, data)
 
     processes: dict[str, tuple[str, ...]] = {}
+    execs: dict[str, tuple[tuple[str, ...], ...]] = {}
     for container in containers:
         spec = desired.containers.get(str(container.get("Name", "")).lstrip("/"))
         if spec is not None and spec.exec_commands and (container.get("State") or {}).get("Running"):
             top = engine.top(container["Id"])
             if top is not None:
                 processes[container["Id"]] = parse_processes(top)
+            execs[container["Id"]] = _running_execs(engine, container)
 
     volumes: list[Mapping[str, Any]] = [
         v for v in engine.list_volumes() if _relevant(v.get("Labels"), v["Name"], desired, all_maps)
@@ -80,7 +85,32 @@ def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = Fal
     networks: list[Mapping[str, Any]] = [
         n for n in engine.list_networks() if _relevant(n.get("Labels"), n["Name"], desired, all_maps)
     ]
-    return observed_state(containers, images, volumes, networks, processes)
+    return observed_state(containers, images, volumes, networks, processes, execs, _peers(engine, desired))
+
+
+def _running_execs(engine: EngineReader, container: Mapping[str, Any]) -> tuple[tuple[str, ...], ...]:
+    running = []
+    for exec_id in container.get("ExecIDs") or ():
+        data = engine.inspect_exec(exec_id)
+        argv = parse_exec(data) if data is not None else None
+        if argv is not None:
+            running.append(argv)
+    return tuple(running)
+
+
+def _peers(engine: EngineReader, desired: DesiredState) -> dict[str, str]:
+    """Containers outside the maps named by `network_mode: container:<name>`, by name → id."""
+    names = {
+        mode.removeprefix("container:")
+        for spec in desired.containers.values()
+        if (mode := spec.network_mode or "").startswith("container:")
+    }
+    peers = {}
+    for name in sorted(names - set(desired.containers)):
+        data = engine.inspect_container(name)
+        if data is not None:
+            peers[name] = str(data["Id"])
+    return peers
 
 
 def _relevant(labels: Mapping[str, str] | None, name: str, desired: DesiredState, all_maps: bool) -> bool:

@@ -46,7 +46,7 @@ def container_config(spec: ContainerSpec, *, temporary: bool = False) -> dict[st
     if bindings:
         host["port_bindings"] = {p: b[0] if len(b) == 1 else b for p, b in bindings.items()}
     if spec.links:
-        host["links"] = dict(spec.links)
+        host["links"] = list(spec.links)  # a list: one container may be linked under two aliases
     if spec.network_mode:
         host["network_mode"] = spec.network_mode
     for engine_key, value in spec.limits:
@@ -77,7 +77,7 @@ def container_config(spec: ContainerSpec, *, temporary: bool = False) -> dict[st
     volumes = [m.target for m in spec.mounts] + list(spec.anonymous_volumes)
     if volumes:
         config["volumes"] = volumes
-    if spec.healthcheck is not None:
+    if spec.healthcheck:
         config["healthcheck"] = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.healthcheck}
     if spec.stop_signal:
         config["stop_signal"] = spec.stop_signal
@@ -89,7 +89,7 @@ def container_config(spec: ContainerSpec, *, temporary: bool = False) -> dict[st
                 k: v
                 for k, v in {
                     "aliases": list(e.aliases) or None,
-                    "links": dict(e.links) or None,
+                    "links": list(e.links) or None,
                     "ipv4_address": e.ipv4_address,
                     "ipv6_address": e.ipv6_address,
                 }.items()

@@ -190,7 +190,9 @@ class ExecCommand(_Strict):
 
 
 class HealthCheck(_Strict):
-    """Docker's healthcheck; a list `test` without `CMD`/`CMD-SHELL` gets `CMD` prepended (docker-map)."""
+    """Docker's healthcheck; a list `test` without `CMD`/`CMD-SHELL` gets `CMD` prepended (docker-map). No
+    `test` (or an empty one) keeps the image's test, as the engine does with the fields it is not sent;
+    `NONE` switches the image's check off."""
 
     test: str | list[str] | None = None
     interval: Duration = None
@@ -201,7 +203,9 @@ class HealthCheck(_Strict):
     @field_validator("test")
     @classmethod
     def _test(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if not value or value in ("NONE", ["NONE"]):
+        if not value:
+            return None
+        if value in ("NONE", ["NONE"]):
             return ["NONE"]
         if isinstance(value, list) and value[0] not in ("CMD", "CMD-SHELL", "NONE"):
             return ["CMD", *value]

@@ -19,7 +19,8 @@ from typing import Any
 from reconciler.model import MapSet, NetworkModeKind, ResolvedMap, resolve_image
 from reconciler.model.schema import HealthCheck
 
-from . import naming
+from . import naming, options
+from .options import clean_path
 from .resources import (
     ContainerSpec,
     DesiredState,
@@ -121,10 +122,14 @@ def user_owner(user: str | None) -> str | None:
 
 
 def healthcheck_fields(check: HealthCheck | None) -> tuple[tuple[str, Any], ...] | None:
+    """The engine's Healthcheck fields the map sets. Without `test` none is sent, as docker-map does: the
+    engine then keeps the image's test (and every field left out comes from the image)."""
     if check is None:
         return None
-    test: list[str] = ["CMD-SHELL", check.test] if isinstance(check.test, str) else list(check.test or ["NONE"])
-    fields: dict[str, Any] = {"Test": tuple(test)}  # a tuple: specs are hashable values
+    fields: dict[str, Any] = {}
+    if check.test is not None:
+        test = ["CMD-SHELL", check.test] if isinstance(check.test, str) else list(check.test)
+        fields["Test"] = tuple(test)  # a tuple: specs are hashable values
     for key, value in (
         ("Interval", check.interval),
         ("Timeout", check.timeout),
@@ -296,6 +301,7 @@ class _Builder:
         if restart_policy is not None and not isinstance(restart_policy, Mapping):
             raise ValueError("host_config.restart_policy must be a mapping like {Name: always}")
 
+        folded = options.fold(create, host)
         mounts: list[Mount] = []
         for bind in cfg.binds:
             if bind.is_alias:
@@ -307,12 +313,19 @@ class _Builder:
             else:
                 bind_target = bind.path
                 bind_source = m.absolute_host_path(bind.host_path or "")
-            mounts.append(Mount(target=bind_target, source=bind_source, type="bind", read_only=bind.readonly))
+            mounts.append(
+                Mount(
+                    target=clean_path(bind_target),
+                    source=clean_path(bind_source),
+                    type="bind",
+                    read_only=bind.readonly,
+                )
+            )
         for attach in cfg.attaches:
             vol = naming.attached_volume_name(m.name, config, attach.alias, m.model.use_attached_parent_name)
             path = m.attach_path(config, attach.alias)
             assert path is not None  # guaranteed by the integrity check
-            mounts.append(Mount(target=path, source=vol, type="volume"))
+            mounts.append(Mount(target=clean_path(path), source=vol, type="volume"))
             deps.update(self.volume_deps(vol))
         volumes_from: list[str] = []
         for use in cfg.uses:
@@ -325,7 +338,7 @@ class _Builder:
                 )
                 path = m.use_path(use)
                 assert path is not None
-                mounts.append(Mount(target=path, source=vol, type="volume", read_only=use.readonly))
+                mounts.append(Mount(target=clean_path(path), source=vol, type="volume", read_only=use.readonly))
                 deps.update(self.volume_deps(vol))
                 # docker-map starts the config that attaches a volume before those that use it.
                 for inst in m.instances(source_ref.config):
@@ -347,6 +360,9 @@ class _Builder:
             target_name = naming.container_name(m.name, *_config_instance(link.container))
             links.append((target_name, link.alias or link.container))
             deps.add(ResourceId(Kind.CONTAINER, target_name))
+        links += folded.links
+        ports += folded.ports
+        volumes_from += folded.volumes_from
 
         network_mode: str | None = None
         endpoints: list[EndpointSpec] = []
@@ -372,15 +388,19 @@ class _Builder:
             endpoints.append(
                 EndpointSpec(
                     network=net,
-                    aliases=tuple(endpoint.aliases or ()),
-                    links=tuple(ep_links),
+                    aliases=_unique(endpoint.aliases or ()),
+                    links=_unique(ep_links),
                     ipv4_address=endpoint.ipv4_address,
                     ipv6_address=endpoint.ipv6_address,
                 )
             )
+        if folded.network_mode is not None:
+            network_mode = folded.network_mode  # docker-map: create/host options win over its own arguments
         if network_mode is None and endpoints:
             network_mode = endpoints[0].network
+        mounts += [m for m in folded.mounts if m.target not in {have.target for have in mounts}]
 
+        shares = [clean_path(s) for s in cfg.shares]
         full_name = name
         spec = ContainerSpec(
             name=full_name,
@@ -397,13 +417,13 @@ class _Builder:
             user=cfg.user if cfg.user is not None else _opt_str(create.pop("user", None)),
             labels=_labels(create.pop("labels", None)),
             mounts=tuple(mounts),
-            anonymous_volumes=tuple(cfg.shares),
-            volumes_from=tuple(volumes_from),
-            ports=tuple(ports),
-            links=tuple(links),
+            anonymous_volumes=_unique(p for p in (*shares, *folded.anonymous) if p not in {m.target for m in mounts}),
+            volumes_from=_unique(volumes_from),
+            ports=_unique(ports),
+            links=_unique(links),
             network_mode=network_mode,
             endpoints=tuple(endpoints),
-            healthcheck=healthcheck_fields(cfg.healthcheck),
+            healthcheck=folded.healthcheck or healthcheck_fields(cfg.healthcheck),
             stop_signal=None if cfg.stop_signal is None else str(cfg.stop_signal),
             stop_timeout=cfg.stop_timeout,
             create_extra=_freeze({k: v for k, v in create.items() if k not in _MODELLED_CREATE}),
@@ -424,6 +444,11 @@ class _Builder:
         self.containers[full_name] = spec
         deps.discard(rid)
         self.edges[rid] = deps
+
+
+def _unique(items: Iterable[Any]) -> tuple[Any, ...]:
+    """In order, each once: the engine keeps one copy of a repeated link, port, path or provider."""
+    return tuple(dict.fromkeys(items))
 
 
 def _opt_str(value: object) -> str | None:

@@ -12,6 +12,7 @@ wanted when the map does not set them, so an unset key never looks like drift.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
@@ -161,6 +162,7 @@ def container_drift(spec: ContainerSpec, found: ObservedContainer, ctx: Containe
     recreate: list[Drift] = []
     recreate += _image(spec, found, ctx)
     recreate += _mounts(spec, found, image)
+    recreate += _volumes_from(spec, found, ctx.observed)
     recreate += _links(spec, found)
     recreate += _networks(spec, found, ctx.observed)
     recreate += _env(spec, found, image)
@@ -169,7 +171,7 @@ def container_drift(spec: ContainerSpec, found: ObservedContainer, ctx: Containe
     recreate += _ports(spec, found, image)
     recreate += _healthcheck(spec, found, image)
     recreate += _hostname_and_stop(spec, found)
-    if not recreate and found.spec_hash != spec.spec_hash:
+    if not recreate and found.spec_hash not in spec.spec_hashes:
         recreate.append(Drift(Reason.OPTIONS, "spec-hash", spec.spec_hash, found.spec_hash, Fix.RECREATE))
     drifts += recreate
     drifts += _limits(spec, found)
@@ -196,7 +198,8 @@ def _short_id(image_id: str) -> str:
 
 def _mounts(spec: ContainerSpec, found: ObservedContainer, image: ObservedImage | None) -> list[Drift]:
     drifts = []
-    observed = {m.target: m for m in found.mounts}
+    # tmpfs and other mount types pass through (host_config.mounts / tmpfs): the spec hash covers them.
+    observed = {m.target: m for m in found.mounts if m.type in ("bind", "volume")}
     wanted_targets = {m.target for m in spec.mounts}
     for mount in spec.mounts:
         have = observed.get(mount.target)
@@ -234,6 +237,27 @@ def _mounts(spec: ContainerSpec, found: ObservedContainer, image: ObservedImage 
     return drifts
 
 
+def _volumes_from(spec: ContainerSpec, found: ObservedContainer, observed: ObservedState) -> list[Drift]:
+    """docker-map's rule for `uses: <config>`: at each of the provider's mount paths the consumer must have
+    the provider's source (after an interrupted cascade it may still hold the old provider's volumes).
+    The consumer's own mounts shadow the provider's, so their paths are not compared."""
+    own = {m.target for m in spec.mounts}
+    have = {m.target: m.source for m in found.mounts}
+    provided: dict[str, set[str]] = {}  # target → sources (two providers may offer the same path)
+    for entry in spec.volumes_from:
+        provider = observed.containers.get(entry.split(":")[0])
+        if provider is None:
+            return []  # created in this plan: the cascade recreates the consumer anyway
+        for mount in provider.mounts:
+            if mount.type in ("bind", "volume") and mount.target not in own:
+                provided.setdefault(mount.target, set()).add(mount.source)
+    return [
+        Drift(Reason.VOLUMES_FROM, target, sorted(sources), have.get(target), Fix.RECREATE)
+        for target, sources in sorted(provided.items())
+        if have.get(target) not in sources
+    ]
+
+
 def _mount_text(source: str, read_only: bool) -> str:
     return f"{source}:ro" if read_only else source
 
@@ -253,9 +277,12 @@ def _networks(spec: ContainerSpec, found: ObservedContainer, observed: ObservedS
     if have_mode == "default":
         have_mode = "bridge"
     if wanted_mode.startswith("container:") and have_mode.startswith("container:"):
-        target = observed.containers.get(wanted_mode.removeprefix("container:"))
-        other = observed.container_by_id(have_mode.removeprefix("container:"))
-        same = target is not None and other is not None and target.id == other.id
+        # The engine stores `container:<id>`; the map names the container (ours, or one outside the map).
+        wanted_id = observed.container_id(wanted_mode.removeprefix("container:"))
+        have_id = have_mode.removeprefix("container:")
+        other = observed.container_by_id(have_id)
+        prefix = len(have_id) >= 12 and wanted_id is not None and wanted_id.startswith(have_id)
+        same = wanted_id is not None and (wanted_id == have_id or prefix)
         if not same:
             shown = f"container:{other.name}" if other else have_mode
             drifts.append(Drift(Reason.NETWORK_MODE, "network_mode", wanted_mode, shown, Fix.RECREATE))
@@ -360,22 +387,37 @@ def _bindings(binds: set[tuple[str, str]] | None) -> list[str] | None:
 
 
 def _healthcheck(spec: ContainerSpec, found: ObservedContainer, image: ObservedImage | None) -> list[Drift]:
-    if spec.healthcheck is not None:
-        wanted: Mapping[str, Any] | None = dict(spec.healthcheck)
-    elif image is not None:
-        wanted = image.healthcheck
+    own = dict(spec.healthcheck or {})
+    if image is None:
+        if not own:
+            return []
+        # Unknown image defaults: compare only what the map sets.
+        have_all = found.healthcheck or {}
+        wanted: Mapping[str, Any] | None = own
+        have: Mapping[str, Any] | None = {k: have_all.get(k) for k in own}
     else:
-        return []
-    have = found.healthcheck
+        wanted = expected_healthcheck(own, image.healthcheck)
+        have = found.healthcheck
     if _health_norm(wanted) != _health_norm(have):
         return [Drift(Reason.HEALTHCHECK, "healthcheck", _health_norm(wanted), _health_norm(have), Fix.RECREATE)]
     return []
+
+
+def expected_healthcheck(own: Mapping[str, Any], image: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """What the engine stores: the container's fields, each one left out (or zero) taken from the image."""
+    if not own:
+        return image
+    merged = {k: v for k, v in (image or {}).items() if v}
+    merged.update({k: v for k, v in own.items() if v})
+    return merged
 
 
 def _health_norm(check: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not check:
         return None
     out = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in check.items() if v}
+    if out.get("Test") == ["NONE"]:
+        return {"Test": ["NONE"]}  # switched off: the other fields mean nothing
     return out or None
 
 
@@ -439,16 +481,26 @@ def _state(spec: ContainerSpec, found: ObservedContainer) -> list[Drift]:
 
 
 def _exec(spec: ContainerSpec, found: ObservedContainer) -> list[Drift]:
-    if not found.running or found.processes is None:
-        return []
+    if not found.running or (found.processes is None and found.execs is None):
+        return []  # not looked at (no exec commands, or not running)
     drifts = []
     for command in spec.exec_commands:
         if command.policy != "restart":
             continue
         text = command.cmd if isinstance(command.cmd, str) else " ".join(command.cmd)
-        if not any(text in line for line in found.processes):
+        if not _exec_running(command.cmd, text, found):
             drifts.append(Drift(Reason.EXEC, text, "running", None, Fix.EXEC))
     return drifts
+
+
+def _exec_running(cmd: tuple[str, ...] | str, text: str, found: ObservedContainer) -> bool:
+    """Running if the engine has a running exec instance with this very argv (as docker-py splits a string:
+    shlex); for commands started by an older version or by hand, a process whose command line contains the
+    text (`top`) counts too."""
+    argv = tuple(shlex.split(cmd)) if isinstance(cmd, str) else tuple(cmd)
+    if argv in (found.execs or ()):
+        return True
+    return any(text in line for line in found.processes or ())
 
 
 # --- volumes, inits, networks --------------------------------------------------------------------------

@@ -65,6 +65,7 @@ class ObservedContainer:
     restart_policy: Mapping[str, Any]
     host_config: Mapping[str, Any]
     processes: tuple[str, ...] | None = None  # command lines, fetched only when exec commands matter
+    execs: tuple[tuple[str, ...], ...] | None = None  # argv of its running exec instances (likewise)
 
     @property
     def running(self) -> bool:
@@ -138,6 +139,13 @@ class ObservedState:
     images: Mapping[str, ObservedImage] = field(default_factory=dict)  # by reference and by id
     volumes: Mapping[str, ObservedVolume] = field(default_factory=dict)
     networks: Mapping[str, ObservedNetwork] = field(default_factory=dict)
+    # Containers outside the maps that a map names (`network_mode: container:vpn`): name → id.
+    peers: Mapping[str, str] = field(default_factory=dict)
+
+    def container_id(self, name: str) -> str | None:
+        """The id of a container the maps name: ours, or a peer outside the maps."""
+        found = self.containers.get(name)
+        return found.id if found is not None else self.peers.get(name)
 
     def container_by_id(self, ident: str) -> ObservedContainer | None:
         for container in self.containers.values():
@@ -172,8 +180,12 @@ def _tuple(value: Any) -> tuple[str, ...] | None:
     return tuple(str(v) for v in value)
 
 
-def parse_container(data: Mapping[str, Any], processes: tuple[str, ...] | None = None) -> ObservedContainer:
-    """One `GET /containers/{id}/json` answer."""
+def parse_container(
+    data: Mapping[str, Any],
+    processes: tuple[str, ...] | None = None,
+    execs: tuple[tuple[str, ...], ...] | None = None,
+) -> ObservedContainer:
+    """One `GET /containers/{id}/json` answer (with `top` command lines and running exec argvs if fetched)."""
     config = data.get("Config") or {}
     host = data.get("HostConfig") or {}
     state = data.get("State") or {}
@@ -239,6 +251,7 @@ def parse_container(data: Mapping[str, Any], processes: tuple[str, ...] | None =
         restart_policy=dict(host.get("RestartPolicy") or {}),
         host_config=dict(host),
         processes=processes,
+        execs=execs,
     )
 
 
@@ -288,23 +301,35 @@ def parse_processes(top: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(p[column]) for p in top.get("Processes") or [] if column >= 0 and len(p) > column)
 
 
+def parse_exec(data: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """`GET /exec/{id}/json`: the argv of a running exec instance, None when it has ended."""
+    if not data.get("Running"):
+        return None
+    process = data.get("ProcessConfig") or {}
+    return (str(process.get("entrypoint", "")), *(str(a) for a in process.get("arguments") or ()))
+
+
 def observed_state(
     containers: list[Mapping[str, Any]],
     images: Mapping[str, Mapping[str, Any]],
     volumes: list[Mapping[str, Any]],
     networks: list[Mapping[str, Any]],
     processes: Mapping[str, tuple[str, ...]] | None = None,
+    execs: Mapping[str, tuple[tuple[str, ...], ...]] | None = None,
+    peers: Mapping[str, str] | None = None,
 ) -> ObservedState:
-    """Assemble a snapshot from inspect answers; `images` maps each looked-up reference to its inspect."""
+    """Assemble a snapshot from inspect answers; `images` maps each looked-up reference to its inspect;
+    `processes` and `execs` are keyed by container id, `peers` maps outside containers' names to ids."""
     parsed_images: dict[str, ObservedImage] = {}
     for ref, data in images.items():
         image = parse_image(data)
         parsed_images[ref] = image
         parsed_images[image.id] = image
-    parsed = [parse_container(c, (processes or {}).get(c["Id"])) for c in containers]
+    parsed = [parse_container(c, (processes or {}).get(c["Id"]), (execs or {}).get(c["Id"])) for c in containers]
     return ObservedState(
         containers={c.name: c for c in parsed},
         images=parsed_images,
         volumes={v["Name"]: parse_volume(v) for v in volumes},
         networks={n["Name"]: parse_network(n) for n in networks},
+        peers=dict(peers or {}),
     )

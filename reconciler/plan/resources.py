@@ -114,10 +114,26 @@ class ContainerSpec:
 
     @property
     def spec_hash(self) -> str:
+        """The hash new containers are labelled with: order-free collections sorted, empty values left out
+        at every depth (so reordering `binds` or adding a defaulted field to `Mount` changes nothing)."""
+        return stable_hash(canonical(self._hashed()))
+
+    @property
+    def legacy_spec_hash(self) -> str:
+        """The hash reconciler ≤ 0.1 labelled containers with (map order kept, only top-level empties left
+        out): still accepted, so upgrading does not recreate containers whose spec did not change."""
+        return stable_hash(self._hashed())
+
+    @property
+    def spec_hashes(self) -> frozenset[str]:
+        """Every label value that means "created from this very spec"."""
+        return frozenset((self.spec_hash, self.legacy_spec_hash))
+
+    def _hashed(self) -> dict[str, Any]:
         data = asdict(self)
         for runtime_only in ("limits", "restart_policy", "exec_commands", "persistent", "start_delay"):
             data.pop(runtime_only)
-        return stable_hash(data)
+        return data
 
 
 @dataclass(frozen=True)
@@ -237,6 +253,27 @@ class DesiredState:
             + [s.id for s in self.inits.values()]
             + [s.id for s in self.containers.values()]
         )
+
+
+# Collections whose order the engine does not keep or does not care about: sorted before hashing.
+_ORDER_FREE = frozenset({"mounts", "anonymous_volumes", "volumes_from", "ports", "links", "endpoints", "aliases"})
+_EMPTY: tuple[Any, ...] = (None, "", (), [], {}, False)
+
+
+def canonical(data: Any, key: str | None = None) -> Any:
+    """`data` (from `asdict`) with empty values dropped at every depth and order-free lists sorted."""
+    if isinstance(data, dict):
+        return {k: canonical(v, k) for k, v in data.items() if not _is_empty(v)}
+    if isinstance(data, (list, tuple)):
+        items = [canonical(v) for v in data]
+        if key in _ORDER_FREE:
+            items.sort(key=lambda v: json.dumps(v, sort_keys=True, default=str))
+        return items
+    return data
+
+
+def _is_empty(value: Any) -> bool:
+    return any(value is e or (type(value) is type(e) and value == e) for e in _EMPTY)
 
 
 def stable_hash(data: Any) -> str:
