@@ -10,6 +10,7 @@ map's own; what is left passes through, still covered by the spec hash. Pure.
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -150,7 +151,7 @@ def _port_bindings(value: Any) -> list[PortSpec]:
     ports = []
     for container_port, binding in value.items():
         name = port_name(container_port)
-        bindings = binding if isinstance(binding, list) else [binding]
+        bindings = binding if isinstance(binding, list) and not _is_address_pair(binding) else [binding]
         for one in bindings:
             if isinstance(one, tuple | list):
                 ip = str(one[0]) if one and one[0] else None
@@ -159,6 +160,17 @@ def _port_bindings(value: Any) -> list[PortSpec]:
             else:
                 ports.append(PortSpec(name, "" if one is None else str(one)))
     return ports
+
+
+def _is_address_pair(value: list[Any]) -> bool:
+    """YAML has no tuples: `[127.0.0.1, 8080]` is docker-py's `("127.0.0.1", 8080)`, not two bindings."""
+    if len(value) not in (1, 2) or not isinstance(value[0], str):
+        return False
+    try:
+        ipaddress.ip_address(value[0])
+    except ValueError:
+        return False
+    return True
 
 
 def _links(value: Any) -> list[tuple[str, str]]:
