@@ -332,7 +332,8 @@ def test_a_consumer_left_with_a_stale_provider_volume_is_recreated(
     docker_client.api.remove_container(f"{name}.provider", force=True, v=True)
     apply(engine, maps, PlanOptions(cascade=False))  # the provider comes back with a new volume; no cascade
     plan = plan_for(engine, maps)
-    action = plan.action_for(next(a.resource for a in plan.actions if a.resource.name == f"{name}.consumer"))
-    assert action is not None and Reason.VOLUMES_FROM in {d.reason for d in action.reasons}, render_plan(plan)
+    action = next((a for a in plan.actions if a.resource.name == f"{name}.consumer"), None)
+    assert action is not None, render_plan(plan)
+    assert Reason.VOLUMES_FROM in {d.reason for d in action.reasons}, render_plan(plan)
     apply(engine, maps)
     assert plan_for(engine, maps).in_sync
