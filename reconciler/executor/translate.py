@@ -11,7 +11,7 @@ from typing import Any
 
 from reconciler.plan import naming
 from reconciler.plan.desired import LIMIT_OPTIONS, thaw
-from reconciler.plan.drift import LABEL_VOLUME_CREATED
+from reconciler.plan.drift import LABEL_VOLUME_CREATED, user_network
 from reconciler.plan.resources import ContainerSpec, Kind, NetworkSpec, VolumeInitSpec, VolumeSpec
 
 _LIMIT_KWARGS = {engine: kwarg for kwarg, engine in LIMIT_OPTIONS.items()}
@@ -45,7 +45,8 @@ def container_config(spec: ContainerSpec, *, temporary: bool = False) -> dict[st
             )
     if bindings:
         host["port_bindings"] = {p: b[0] if len(b) == 1 else b for p, b in bindings.items()}
-    if spec.links:
+    primary = user_network(spec)
+    if spec.links and primary is None:
         host["links"] = list(spec.links)  # a list: one container may be linked under two aliases
     if spec.network_mode:
         host["network_mode"] = spec.network_mode
@@ -83,21 +84,31 @@ def container_config(spec: ContainerSpec, *, temporary: bool = False) -> dict[st
         config["stop_signal"] = spec.stop_signal
     if spec.stop_timeout is not None:
         config["stop_timeout"] = spec.stop_timeout
-    if spec.endpoints:
-        config["networking"] = {
-            e.network: {
-                k: v
-                for k, v in {
-                    "aliases": list(e.aliases) or None,
-                    "links": list(e.links) or None,
-                    "ipv4_address": e.ipv4_address,
-                    "ipv6_address": e.ipv6_address,
-                }.items()
-                if v
-            }
-            for e in spec.endpoints
-        }
+    networking = _networking(spec)
+    if primary is not None and spec.links:
+        # On a user-defined network the engine drops HostConfig.Links when an endpoint config is sent:
+        # legacy links must be that endpoint's links (where the engine stores them anyway).
+        endpoint = networking.setdefault(primary, {})
+        endpoint["links"] = [*endpoint.get("links", []), *spec.links]
+    if networking:
+        config["networking"] = networking
     return config
+
+
+def _networking(spec: ContainerSpec) -> dict[str, dict[str, Any]]:
+    return {
+        e.network: {
+            k: v
+            for k, v in {
+                "aliases": list(e.aliases) or None,
+                "links": list(e.links) or None,
+                "ipv4_address": e.ipv4_address,
+                "ipv6_address": e.ipv6_address,
+            }.items()
+            if v
+        }
+        for e in spec.endpoints
+    }
 
 
 def _port_arg(port: str) -> Any:

@@ -262,9 +262,24 @@ def _mount_text(source: str, read_only: bool) -> str:
     return f"{source}:ro" if read_only else source
 
 
+def user_network(spec: ContainerSpec) -> str | None:
+    """The user-defined network a container runs on (`network_mode` naming one), if any."""
+    mode = spec.network_mode or "bridge"
+    if mode in ("bridge", "default", "host", "none") or mode.startswith("container:"):
+        return None
+    return mode
+
+
 def _links(spec: ContainerSpec, found: ObservedContainer) -> list[Drift]:
+    """Legacy links. On a user-defined network the engine stores them as that endpoint's links (with the
+    endpoint's own), not in `HostConfig.Links`."""
     wanted = {f"{name}:{alias}" for name, alias in spec.links}
     have = {f"{name}:{alias}" for name, alias in found.links}
+    primary = user_network(spec)
+    if primary is not None:
+        endpoint = next((e for e in spec.endpoints if e.network == primary), None)
+        wanted |= {f"{name}:{alias}" for name, alias in (endpoint.links if endpoint else ())}
+        have |= set(found.networks[primary].links) if primary in found.networks else set()
     drifts = [Drift(Reason.LINKS, link, link, None, Fix.RECREATE) for link in sorted(wanted - have)]
     drifts += [Drift(Reason.LINKS, link, None, link, Fix.RECREATE) for link in sorted(have - wanted)]
     return drifts
@@ -307,7 +322,7 @@ def _networks(spec: ContainerSpec, found: ObservedContainer, observed: ObservedS
             )
         wanted_links = sorted(f"{n}:{a}" for n, a in endpoint.links)
         have_links = sorted(have.links)
-        if wanted_links != have_links:
+        if wanted_links != have_links and name != user_network(spec):  # `_links` compares the primary's
             drifts.append(Drift(Reason.NETWORKS, f"{name} links", wanted_links, have_links, Fix.RECREATE))
         if endpoint.ipv4_address and endpoint.ipv4_address != have.ipv4_address:
             drifts.append(
