@@ -121,6 +121,12 @@ def _sandbox(desired: DesiredState, image: str, root: Path) -> DesiredState:
     )
 
 
+def _load_and_resolve(full: Path, prefix: str) -> None:
+    problems = desired_state(combine_maps([load_map_text(_prefixed(full, prefix), str(full))])).problems
+    if problems:
+        raise ValueError(problems[0][1])
+
+
 @pytest.fixture
 def prefix(docker_client: Any) -> Iterator[str]:
     name = unique_map_name("every")
@@ -144,10 +150,7 @@ def test_every_shipped_map_plans_empty_after_apply(
     full = ROOT / path
     if str(path) in UNDEPLOYABLE:
         with pytest.raises(Exception, match=re.escape(UNDEPLOYABLE[str(path)])):
-            maps = combine_maps([load_map_text(_prefixed(full, prefix), str(full))])
-            problems = desired_state(maps).problems
-            if problems:
-                raise ValueError(problems[0][1])
+            _load_and_resolve(full, prefix)
         return
     maps = combine_maps([load_map_text(_prefixed(full, prefix), str(full))])
     desired = _sandbox(desired_state(maps), running_image, tmp_path)
