@@ -190,6 +190,14 @@ class _Builder:
         self.images: dict[str, ImageSpec] = {}
         self.edges: dict[ResourceId, set[ResourceId]] = {}
         self.problems: list[tuple[ResourceId, str]] = []
+        # Every container the maps imply, so that options naming one (host_config.links, volumes_from)
+        # depend on it whichever is built first.
+        self.all_containers = {
+            naming.container_name(m.name, config, instance)
+            for m in maps
+            for config in m.configs
+            for instance in m.instances(config)
+        }
 
     def edge(self, rid: ResourceId, dep: ResourceId) -> None:
         self.edges.setdefault(rid, set()).add(dep)
@@ -363,6 +371,9 @@ class _Builder:
         links += folded.links
         ports += folded.ports
         volumes_from += folded.volumes_from
+        for other in [n for n, _ in folded.links] + [v.split(":")[0] for v in folded.volumes_from]:
+            if other in self.all_containers:
+                deps.add(ResourceId(Kind.CONTAINER, other))
 
         network_mode: str | None = None
         endpoints: list[EndpointSpec] = []

@@ -145,7 +145,8 @@ def _mounts(value: Any, out: Folded) -> None:
 
 
 def _port_bindings(value: Any) -> list[PortSpec]:
-    """`{80: 8080}`, `{80: ("127.0.0.1", 8080)}`, `{"53/udp": [53, ("::1", 53)]}`, `{80: None}` (random)."""
+    """`{80: 8080}`, `{80: ("127.0.0.1", 8080)}`, `{"53/udp": [53, ("::1", 53)]}`, `{80: None}` (random),
+    `{80: {HostIp: …, HostPort: …}}`."""
     if not isinstance(value, Mapping):
         raise ValueError("host_config.port_bindings must be a mapping of container port to host port")
     ports = []
@@ -153,7 +154,10 @@ def _port_bindings(value: Any) -> list[PortSpec]:
         name = port_name(container_port)
         bindings = binding if isinstance(binding, list) and not _is_address_pair(binding) else [binding]
         for one in bindings:
-            if isinstance(one, tuple | list):
+            if isinstance(one, Mapping):  # the engine's own form, which docker-py passes on
+                ip = one.get("HostIp") or None
+                ports.append(PortSpec(name, str(one.get("HostPort") or ""), None if ip is None else str(ip)))
+            elif isinstance(one, tuple | list):
                 ip = str(one[0]) if one and one[0] else None
                 host_port = str(one[1]) if len(one) > 1 and one[1] is not None else ""
                 ports.append(PortSpec(name, host_port, ip))

@@ -133,3 +133,29 @@ def test_bad_option_values_are_refused_with_the_key() -> None:
         fold({}, {"binds": ["/only-one"]})
     with pytest.raises(ValueError, match=r"host_config\.port_bindings must be a mapping"):
         fold({}, {"port_bindings": [80]})
+
+
+def test_options_naming_map_containers_depend_on_them() -> None:
+    """`host_config: {links: {m.db: x}, volumes_from: [m.store]}` names containers of the map: they are
+    created first (before, the create failed with "No such container")."""
+    state = desired_state(
+        combine_maps(
+            [
+                load_map_dict(
+                    {
+                        "name": "m",
+                        "db": {},
+                        "store": {"shares": ["/s"]},
+                        "app": {"host_config": {"links": {"m.db": "x"}, "volumes_from": ["m.store"]}},
+                    }
+                )
+            ]
+        )
+    )
+    deps = {d.name for d in state.depends_on[state.containers["m.app"].id]}
+    assert {"m.db", "m.store"} <= deps
+
+
+def test_port_bindings_in_the_engines_own_form() -> None:
+    folded = fold({}, {"port_bindings": {7000: {"HostIp": "127.0.0.1", "HostPort": 7001}}})
+    assert folded.ports == [PortSpec("7000/tcp", "7001", "127.0.0.1")]
