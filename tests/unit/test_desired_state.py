@@ -490,9 +490,29 @@ def test_links_name_the_container_and_keep_the_alias() -> None:
         """
     )
     web = state.containers["m.web"]
-    # Without an alias the link is known by the reference as written.
-    assert web.links == (("m.db.a", "database"), ("m.db.b", "db.b"), ("m.cache", "c"))
+    # Without an alias the link is known by the reference in hostname form (docker-map's `get_hostname`).
+    assert web.links == (("m.db.a", "database"), ("m.db.b", "db-b"), ("m.cache", "c"))
     assert {cid("m.db.a"), cid("m.db.b"), cid("m.cache")} <= state.depends_on[cid("m.web")]
+
+
+def test_link_without_alias_uses_the_hostname_form_of_the_reference() -> None:
+    """docker-map links `app_server.instance1` as `app-server-instance1` (`.` and `_` become `-`, no map name),
+    on the legacy link and on a network endpoint's link alike."""
+    state = desired(
+        """
+        name: m
+        networks: {net: {}}
+        app_server: {instances: [instance1]}
+        db_main: {}
+        web:
+          links: [app_server.instance1, db_main]
+        api:
+          networks: [[net, {links: [app_server.instance1]}]]
+        """
+    )
+    web, api = state.containers["m.web"], state.containers["m.api"]
+    assert web.links == (("m.app_server.instance1", "app-server-instance1"), ("m.db_main", "db-main"))
+    assert api.endpoints[0].links == (("m.app_server.instance1", "app-server-instance1"),)
 
 
 @pytest.mark.parametrize(
