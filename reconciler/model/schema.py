@@ -285,6 +285,12 @@ class ContainerConfig(_Strict):
     def _user(cls, value: str | None) -> str | None:
         return None if value is None else validate_user(value)
 
+    @property
+    def run_user(self) -> str | None:
+        """The user the container (and its exec commands) run as: `user`'s user part only — the group of
+        `uid:gid` is for chowning attached volumes (docker-map's `extract_user`)."""
+        return None if self.user is None else self.user.partition(":")[0]
+
     @field_validator("image")
     @classmethod
     def _image(cls, value: str | None) -> str | None:

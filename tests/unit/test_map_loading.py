@@ -374,3 +374,14 @@ def test_extends_several_bases_later_base_wins_and_lists_union_without_duplicate
     assert (c.user, [p.host_port for p in c.exposes]) == ("b", [2])
     assert [link.container for link in c.links] == ["x", "y"]  # docker-map's merge_list drops repeats
     assert c.instances == ["one", "two"]
+
+
+@pytest.mark.parametrize(
+    ("user", "run_user"),
+    [(None, None), (1000, "1000"), (0, "0"), ("app", "app"), ("1000:50", "1000"), (["app", "staff"], "app")],
+)
+def test_container_runs_as_the_user_part_of_user(user: object, run_user: str | None) -> None:
+    """`user: uid:gid` runs the container as uid (docker-map's `extract_user`); `user` keeps both for chown."""
+    config = {} if user is None else {"user": user}
+    app = load_map_dict({"name": "m", "app": config}).configs["app"]
+    assert app.run_user == run_user
