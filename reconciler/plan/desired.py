@@ -395,7 +395,7 @@ class _Builder:
             command=split_command(create.pop("command", None)),
             entrypoint=split_command(create.pop("entrypoint", None)),
             environment=environment(create.pop("environment", None)),
-            user=cfg.user if cfg.user is not None else _opt_str(create.pop("user", None)),
+            user=cfg.run_user if cfg.user is not None else _opt_str(create.pop("user", None)),
             labels=_labels(create.pop("labels", None)),
             mounts=tuple(mounts),
             anonymous_volumes=tuple(cfg.shares),
@@ -414,7 +414,7 @@ class _Builder:
             exec_commands=tuple(
                 ExecSpec(
                     cmd=c.cmd if isinstance(c.cmd, str) else tuple(c.cmd),
-                    user=c.user or cfg.user,
+                    user=c.user or cfg.run_user,
                     policy=c.policy.value,
                 )
                 for c in cfg.exec_commands

@@ -314,7 +314,8 @@ def test_environment_dict_and_list_forms(environment: Any, expected: tuple[tuple
         ({}, None),
         ({"user": 2000}, "2000"),
         ({"user": "app"}, "app"),
-        ({"user": ["app", "staff"]}, "app:staff"),
+        ({"user": ["app", "staff"]}, "app"),  # the group is for chowning attached volumes
+        ({"user": "1000:50"}, "1000"),
         ({"create_options": {"user": "nobody"}}, "nobody"),
         ({"user": 1000, "create_options": {"user": "nobody"}}, "1000"),  # the config key wins
     ],
@@ -724,6 +725,22 @@ def test_exec_commands_persistent_start_delay() -> None:
     )
     assert spec.persistent is True
     assert spec.start_delay == 0.5
+
+
+def test_user_uid_gid_runs_the_container_as_uid_and_chowns_volumes_to_uid_gid() -> None:
+    """docker-map: the container and its exec commands run as `extract_user(user)` (the user part), the
+    volume preparation chowns to `get_user_group(user)` (`uid:gid`)."""
+    state = desired(
+        """
+        name: m
+        volumes: {data: /data}
+        app: {attaches: data, user: "1000:50", exec_commands: [echo hi, [id, "0:0"]]}
+        """
+    )
+    app = state.containers["m.app"]
+    assert app.user == "1000"
+    assert [c.user for c in app.exec_commands] == ["1000", "0:0"]  # an exec's own user is passed as written
+    assert state.inits["m.data.init"].command == ("sh", "-c", "chown -R 1000:50 /volume")
 
 
 # --- volume inits ------------------------------------------------------------------------------------------
