@@ -221,10 +221,14 @@ class NetworkMode(_Strict):
 
 
 def parse_network_mode(value: object) -> object:
-    """docker-map's `get_network_mode`: presets, `disabled`, `container:x`, `/x`, `config[.instance]`."""
-    if value is None or isinstance(value, NetworkMode):
+    """docker-map's `get_network_mode`: presets, `disabled`, `container:x`, `/x`, `config[.instance]`.
+
+    Called only for a key that is present: `network_mode:` left empty (null, `''`, `false`) means `none`, as
+    in docker-map (`if not value or value == 'disabled'`); leaving the key out keeps the engine's default.
+    """
+    if isinstance(value, NetworkMode):
         return value
-    if value in ("disabled", ""):  # a tuple: value may be an unhashable list
+    if not value or value == "disabled":
         return {"kind": NetworkModeKind.PRESET, "value": "none"}
     if isinstance(value, list):
         if len(value) != 2:

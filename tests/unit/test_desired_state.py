@@ -563,6 +563,21 @@ def test_network_mode(mode: str, expected: str, dependency: str | None) -> None:
     assert container_deps == ({cid(dependency)} if dependency else set())
 
 
+@pytest.mark.parametrize("written", ["network_mode:", "network_mode: null", "network_mode: ''", "network_mode: false"])
+def test_network_mode_present_but_empty_means_none(written: str) -> None:
+    """docker-map's `get_network_mode`: an empty value disables networking (`none`), it is not the default."""
+    assert one(f"name: m\nweb:\n  {written}\n").network_mode == "none"
+
+
+def test_network_mode_left_out_is_the_engine_default() -> None:
+    assert one("name: m\nweb: {image: x}\n").network_mode is None
+
+
+def test_network_mode_emptied_by_an_extending_config_overrides_the_base() -> None:
+    spec = one("name: m\nbase: {abstract: true, network_mode: host}\nweb: {extends: base, network_mode: null}\n")
+    assert spec.network_mode == "none"
+
+
 def test_network_endpoints_with_aliases_links_and_addresses() -> None:
     state = desired(
         """
