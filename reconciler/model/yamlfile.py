@@ -29,6 +29,9 @@ class Positions:
 
     file: str
     where: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+    # Numbers YAML 1.1 reads differently from how they look (`0770` is 504, `0x1f` is 31), as written:
+    # the loader needs the text where the digits mean something else (chmod modes).
+    written: dict[KeyPath, str] = field(default_factory=dict)
 
     def locate(self, path: KeyPath) -> tuple[int | None, int | None]:
         for end in range(len(path), -1, -1):
@@ -81,9 +84,12 @@ class _Builder:
             return None
         self._active.add(id(node))
         try:
-            return self._build(node, path)
+            value = self._build(node, path)
         finally:
             self._active.discard(id(node))
+        if isinstance(node, yaml.ScalarNode) and _reads_differently(value, node):
+            self.positions.written[path] = str(node.value)
+        return value
 
     def _build(self, node: yaml.Node, path: KeyPath) -> Any:
         if isinstance(node, yaml.ScalarNode):
@@ -135,6 +141,11 @@ class _Builder:
             return result
         self.fail(node, path, "unsupported YAML node")  # pragma: no cover - PyYAML has only three kinds
         return None
+
+
+def _reads_differently(value: object, node: yaml.ScalarNode) -> bool:
+    """An integer whose text is not its decimal digits: octal `0770`, hex, binary, `1_000`, `1:30`, `+5`."""
+    return isinstance(value, int) and not isinstance(value, bool) and str(node.value) != str(value)
 
 
 def _key(key: object) -> str | int:

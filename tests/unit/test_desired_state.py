@@ -792,6 +792,43 @@ def test_volume_init_owner_and_permissions(
     assert init.command == ("sh", "-c", " && ".join(steps))
 
 
+@pytest.mark.parametrize(
+    ("written", "mode"),
+    [("0770", "0770"), ("0750", "0750"), ("770", "770"), ("'0770'", "0770"), ("u=rwX", "u=rwX")],
+)
+def test_yaml_octal_permissions_mean_the_chmod_mode_as_written(written: str, mode: str) -> None:
+    """YAML 1.1 reads `0770` as 504 and `0750` as 488; the user meant `chmod 0770` / `chmod 0750`."""
+    state = desired(
+        f"""
+        name: m
+        volumes:
+          data: /data
+          logs: {{default_path: /logs, permissions: {written}}}
+        app: {{attaches: [data, logs], permissions: {written}}}
+        """
+    )
+    for volume in ("m.data.init", "m.logs.init"):
+        assert state.inits[volume].command == ("sh", "-c", f"chmod -R {mode} /volume")
+
+
+def test_yaml_octal_permissions_through_an_anchor_and_a_merge_key() -> None:
+    state = desired(
+        """
+        name: m
+        volumes: {data: /data}
+        base: {abstract: true, <<: &owner {permissions: &mode 0750}}
+        app: {extends: base, attaches: data}
+        other: {attaches: [[logs, /logs]], permissions: *mode}
+        merged: {<<: *owner, attaches: [[cache, /cache]]}
+        """
+    )
+    assert {name: init.permissions for name, init in state.inits.items()} == {
+        "m.data.init": "0750",  # inherited through extends
+        "m.logs.init": "0750",  # through a YAML alias
+        "m.cache.init": "0750",  # through a merge key
+    }
+
+
 def test_no_user_no_permissions_no_init() -> None:
     state = desired("name: m\nvolumes: {data: /data}\napp: {attaches: data}\n")
     assert list(state.volumes) == ["m.data"]

@@ -176,3 +176,18 @@ def test_instance_missing_host_path_is_a_warning_not_an_error() -> None:
         "site.yaml:4:3: host.d: warning: no host path for 'd' for instance 'app.two' "
         "(add it or a 'default'); that container cannot be created"
     )
+
+
+def test_permissions_as_a_yaml_number_of_another_base_is_rejected_naming_file_line_and_key() -> None:
+    """`0x1f8` is 504 to YAML 1.1: no evident chmod mode, so it is refused rather than run as `chmod 504`."""
+    msg = one_problem(BASE + "app:\n  attaches: app_log\n  permissions: 0x1F8\n")
+    assert msg == (
+        "site.yaml:9:3: app.permissions: YAML reads 0x1F8 as the number 504, which is not a chmod mode: "
+        "write octal digits (750, 0750) or quote a symbolic mode ('u=rwX,g=rX,o=')"
+    )
+
+
+def test_volume_permissions_as_a_yaml_binary_number_is_rejected() -> None:
+    text = BASE.replace("  app_log: /var/log/app\n", "  app_log: {default_path: /var/log/app, permissions: 0b111}\n")
+    msg = one_problem(text + "app:\n  attaches: app_log\n")
+    assert msg.startswith("site.yaml:4:41: volumes.app_log.permissions: YAML reads 0b111 as the number 7, ")
