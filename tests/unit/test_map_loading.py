@@ -385,3 +385,27 @@ def test_container_runs_as_the_user_part_of_user(user: object, run_user: str | N
     config = {} if user is None else {"user": user}
     app = load_map_dict({"name": "m", "app": config}).configs["app"]
     assert app.run_user == run_user
+
+
+def test_yaml_merge_key_values_are_overridden_by_keys_written_beside_them() -> None:
+    """`<<: *base` then `abstract: false` is YAML's override, not a duplicate key. Of several merge sources the
+    last one wins: that is how PyYAML, and so docker-map, reads them."""
+    text = """\
+    name: m
+    volumes: {data: /data}
+    tmpl: &tmpl {abstract: true, image: "tmpl:1", permissions: 0770, attaches: data}
+    other: &other {image: "other:1", user: "7"}
+    app:
+      <<: [*tmpl, *other]
+      abstract: false
+      permissions: 750
+    """
+    m = load_map_text(textwrap.dedent(text), "m.yaml")
+    app = m.configs["app"]
+    assert (app.image, app.user, app.permissions) == ("other:1", "7", "750")  # not the merged 0770
+    assert m.positions.locate(("app", "permissions")) == (8, 3)
+
+
+def test_a_key_written_twice_is_still_a_duplicate_beside_a_merge_key() -> None:
+    with pytest.raises(MapError, match=r"m.yaml:5:3: app.image: duplicate key 'image'"):
+        load_map_text("name: m\nt: &t {image: a}\napp:\n  image: b\n  image: c\n  <<: *t\n", "m.yaml")
