@@ -4,7 +4,8 @@ Checked where each value was written (configs as declared, abstract ones include
 line that holds the bad reference), then once more over the extended configs for dependency cycles:
 - every volume alias has a path (`volumes`), every alias bind a host path (`host`);
 - every `uses` names an attached volume or a container config that provides volumes;
-- every link names an existing instance; every network and `network_mode` reference resolves;
+- every link names an existing instance, and no two linked containers are known by one alias (`a_b` and
+  `a-b` both default to `a-b`); every network and `network_mode` reference resolves;
 - group members exist and group names do not clash with config names;
 - no two configs attach the same alias (their volumes would share a name);
 - no container is named like the init container of an attached volume: `<volume>.init` is a container
@@ -33,6 +34,7 @@ def check_integrity(resolved: ResolvedMap, origin: Origin) -> list[MapProblem]:
         checker.config(name, cfg)
     checker.groups()
     checker.duplicate_attaches()
+    checker.link_alias_clashes()
     checker.init_name_clashes()
     if not checker.problems:
         checker.cycles()
@@ -190,6 +192,24 @@ class _Checker:
                         f"attached volume '{attach.alias}' is already attached by '{first}' "
                         "(set use_attached_parent_name to give each its own volume)",
                     )
+
+    def link_alias_clashes(self) -> None:
+        """Over the extended configs, since links are inherited: one alias, one linked container."""
+        for name, cfg in self.m.configs.items():
+            self.alias_clash((*self.origin(name), "links"), cfg.links)
+            for i, endpoint in enumerate(cfg.networks):
+                self.alias_clash((*self.origin(name), "networks", i, "links"), endpoint.links)
+
+    def alias_clash(self, path: KeyPath, links: list[Link]) -> None:
+        first: dict[str, str] = {}
+        for link in links:
+            other = first.setdefault(link.known_as, link.container)
+            if other != link.container:
+                self.error(
+                    path,
+                    f"links to '{other}' and '{link.container}' are both known as '{link.known_as}' "
+                    "(a link without an alias is known by its name with '.' and '_' as '-'): give one an alias",
+                )
 
     def init_name_clashes(self) -> None:
         """Names relative to the map, as `reconciler.plan.naming` builds them (the model cannot import it):

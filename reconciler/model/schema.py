@@ -140,6 +140,12 @@ class Link(_Strict):
     container: str
     alias: str | None = None
 
+    @property
+    def known_as(self) -> str:
+        """The name the linked container is known by: the alias, else the reference in hostname form
+        (`app_server.one` → `app-server-one`: docker-map's `get_hostname`, as `plan.naming.hostname`)."""
+        return self.alias or self.container.replace(".", "-").replace("_", "-")
+
 
 class PortBinding(_Strict):
     exposed_port: int | str

@@ -232,3 +232,21 @@ def test_with_use_attached_parent_name_instances_and_inits_cannot_clash() -> Non
     """Inits are then `<map>.<config>.<alias>.init`: one part more than any container name."""
     m = load_map_text("use_attached_parent_name: true\n" + CLASH, "site.yaml")
     assert m.instances("data") == ["main", "init"]
+
+
+def test_two_linked_containers_known_by_one_alias_are_rejected() -> None:
+    """`a_b` and `a-b` both default to the alias `a-b` (docker-map's hostname form): only one would be reachable."""
+    msg = one_problem("name: site\na_b: {}\na-b: {}\nweb:\n  links: [a_b, a-b]\n")
+    assert msg == (
+        "site.yaml:5:3: web.links: links to 'a_b' and 'a-b' are both known as 'a-b' (a link without an alias is "
+        "known by its name with '.' and '_' as '-'): give one an alias"
+    )
+
+
+def test_an_explicit_alias_naming_another_links_default_is_rejected_on_endpoints_too() -> None:
+    text = "name: site\nnetworks: {n: {}}\ndb: {}\ncache: {}\nweb:\n  networks: [[n, {links: [db, [cache, db]]}]]\n"
+    assert "site.yaml:6:14: web.networks[0]: links to 'db' and 'cache' are both known as 'db'" in one_problem(text)
+
+
+def test_two_links_to_one_container_under_one_alias_are_fine() -> None:
+    load_map_text("name: site\ndb: {}\nweb: {links: [db, [db, db]]}\n", "site.yaml")
