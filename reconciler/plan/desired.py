@@ -343,10 +343,9 @@ class _Builder:
             ports.append(PortSpec(port_key(port.exposed_port), host_port, _interface_ip(port.interface)))
 
         links = []
-        # A link without an alias is known by the reference in hostname form (docker-map's `get_hostname`).
-        for link in cfg.links:
+        for link in cfg.links:  # `known_as`: the alias, else the reference in hostname form (docker-map)
             target_name = naming.container_name(m.name, *_config_instance(link.container))
-            links.append((target_name, link.alias or naming.hostname(link.container)))
+            links.append((target_name, link.known_as))
             deps.add(ResourceId(Kind.CONTAINER, target_name))
 
         network_mode: str | None = None
@@ -368,7 +367,7 @@ class _Builder:
             ep_links = []
             for link in endpoint.links:
                 target_name = naming.container_name(m.name, *_config_instance(link.container))
-                ep_links.append((target_name, link.alias or naming.hostname(link.container)))
+                ep_links.append((target_name, link.known_as))
                 deps.add(ResourceId(Kind.CONTAINER, target_name))
             endpoints.append(
                 EndpointSpec(
