@@ -4,9 +4,13 @@ Checked where each value was written (configs as declared, abstract ones include
 line that holds the bad reference), then once more over the extended configs for dependency cycles:
 - every volume alias has a path (`volumes`), every alias bind a host path (`host`);
 - every `uses` names an attached volume or a container config that provides volumes;
-- every link names an existing instance; every network and `network_mode` reference resolves;
+- every link names an existing instance, and no two linked containers are known by one alias (`a_b` and
+  `a-b` both default to `a-b`); every network and `network_mode` reference resolves;
 - group members exist and group names do not clash with config names;
 - no two configs attach the same alias (their volumes would share a name);
+- no container is named like the init container of an attached volume: `<volume>.init` is a container
+  name too (config `data`, instance `init` against volume `data`'s init, both `<map>.data.init`) — and so
+  would be their `..next` replacements;
 - no dependency cycle (the error shows it).
 Each problem carries a did-you-mean where a close name exists.
 """
@@ -16,7 +20,7 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Callable
 
-from .errors import KeyPath, MapProblem, Severity, did_you_mean
+from .errors import KeyPath, MapProblem, Severity, did_you_mean, format_key_path
 from .resolved import ResolvedMap
 from .schema import PRESET_NETWORKS, ContainerConfig, Link, NetworkModeKind, Use
 from .shortforms import is_path
@@ -30,6 +34,8 @@ def check_integrity(resolved: ResolvedMap, origin: Origin) -> list[MapProblem]:
         checker.config(name, cfg)
     checker.groups()
     checker.duplicate_attaches()
+    checker.link_alias_clashes()
+    checker.init_name_clashes()
     if not checker.problems:
         checker.cycles()
     return checker.problems
@@ -186,6 +192,59 @@ class _Checker:
                         f"attached volume '{attach.alias}' is already attached by '{first}' "
                         "(set use_attached_parent_name to give each its own volume)",
                     )
+
+    def link_alias_clashes(self) -> None:
+        """Over the extended configs, since links are inherited: one alias, one linked container."""
+        for name, cfg in self.m.configs.items():
+            self.alias_clash((*self.origin(name), "links"), cfg.links)
+            for i, endpoint in enumerate(cfg.networks):
+                self.alias_clash((*self.origin(name), "networks", i, "links"), endpoint.links)
+
+    def alias_clash(self, path: KeyPath, links: list[Link]) -> None:
+        first: dict[str, str] = {}
+        for link in links:
+            other = first.setdefault(link.known_as, link.container)
+            if other != link.container:
+                self.error(
+                    path,
+                    f"links to '{other}' and '{link.container}' are both known as '{link.known_as}' "
+                    "(a link without an alias is known by its name with '.' and '_' as '-'): give one an alias",
+                )
+
+    def init_name_clashes(self) -> None:
+        """Names relative to the map, as `reconciler.plan.naming` builds them (the model cannot import it):
+        containers `config[.instance]`, attached volumes `alias` (or `config.alias` with
+        use_attached_parent_name), their inits `<volume>.init`. Reserved whether or not the volume needs
+        preparing, so that adding a `user` never makes a valid map invalid."""
+        containers = {f"{c}.{i}" if i else c: (c, i) for c in self.m.configs for i in self.m.instances(c)}
+        parent = self.m.model.use_attached_parent_name
+        seen: set[str] = set()
+        for config, cfg in self.m.configs.items():
+            for attach in cfg.attaches:
+                volume = f"{config}.{attach.alias}" if parent else attach.alias
+                clash = containers.get(f"{volume}.init")
+                if clash is not None and volume not in seen:
+                    seen.add(volume)
+                    self.init_clash(clash, config, attach.alias, volume)
+
+    def init_clash(self, container: tuple[str, str | None], attacher: str, alias: str, volume: str) -> None:
+        config, instance = container
+        at = self.origin(config)
+        declared = self.m.model.containers[config].instances
+        where: KeyPath = (*at, "instances", declared.index(instance)) if instance in declared else at
+        # Located like any problem (a short form `attaches: data` is shown as `store.attaches`).
+        ref = self.m.positions.problem((*self.origin(attacher), "attaches", self._attach_index(attacher, alias)), "")
+        other = f"{ref.file}:{ref.line}:{ref.column}: " if ref.line is not None else ""
+        self.error(
+            where,
+            f"container '{self.m.name}.{volume}.init' has the same name as the init container of attached volume "
+            f"'{self.m.name}.{volume}' ({other}{format_key_path(ref.key_path)}); rename the instance or the alias",
+        )
+
+    def _attach_index(self, config: str, alias: str) -> int:
+        """Where `alias` is attached in `config` as declared (0 when it is inherited through extends)."""
+        declared = [a.alias for a in self.m.model.containers[config].attaches]
+        return declared.index(alias) if alias in declared else 0
 
     def cycles(self) -> None:
         graph = {name: self.m.dependencies(name) for name in self.m.configs}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,15 +126,15 @@ def load_map_dict(
     if not isinstance(data, Mapping):
         raise MapError([positions.problem((), "a map file must be a mapping of keys to values")])
     structured, origin = _structure(data, default_name)
-    problems: list[MapProblem] = []
     if "name" not in structured:
-        problems.append(positions.problem((), "the map has no 'name' (add `name: <map name>`)"))
-        raise MapError(problems)
+        raise MapError([positions.problem((), "the map has no 'name' (add `name: <map name>`)")])
+    problems = _modes_as_written(structured, origin, positions)
     try:
         model = schema.ContainerMapModel.model_validate(structured)
     except ValidationError as exc:
         problems.extend(_problems_from_validation(exc, structured, origin, positions))
-        raise MapError(problems) from None
+    if problems:
+        raise MapError(problems)
     try:
         extended = extend_all(model.containers)
     except ExtendsError as exc:
@@ -189,6 +190,49 @@ def _structure(data: Mapping[Any, Any], default_name: str | None) -> tuple[dict[
     if "name" not in out and default_name:
         out["name"] = default_name
     return out, _Origin(top_level)
+
+
+_YAML_OCTAL = re.compile(r"^0[0-7]+$")
+
+
+def _modes_as_written(data: dict[str, Any], origin: _Origin, positions: Positions) -> list[MapProblem]:
+    """`permissions: 0770` means chmod 0770, as the user meant — not YAML 1.1's integer 504 (`chmod 504`).
+
+    Only YAML text has this trap (a dict from Python passes its values as they are). Other number forms
+    (`0x1f8`, `0b…`, `1_000`) have no evident chmod meaning: they are rejected, and dropped so that the
+    schema does not report them a second time. `data` is updated with copies, never in place.
+    """
+    problems: list[MapProblem] = []
+    containers = data.get("containers")
+    if isinstance(containers, dict):
+        for name, cfg in containers.items():
+            containers[name] = _mode_as_written(cfg, (*origin(name), "permissions"), positions, problems)
+    volumes = data.get("volumes")
+    if isinstance(volumes, Mapping):
+        data["volumes"] = {
+            alias: _mode_as_written(vol, ("volumes", alias, "permissions"), positions, problems)
+            for alias, vol in volumes.items()
+        }
+    return problems
+
+
+def _mode_as_written(holder: Any, path: KeyPath, positions: Positions, problems: list[MapProblem]) -> Any:
+    text = positions.written.get(path)
+    if text is None or not isinstance(holder, Mapping) or not isinstance(holder.get("permissions"), int):
+        return holder
+    fixed = dict(holder)
+    if _YAML_OCTAL.match(text):
+        fixed["permissions"] = text
+        return fixed
+    number = fixed.pop("permissions")
+    problems.append(
+        positions.problem(
+            path,
+            f"YAML reads {text} as the number {number}, which is not a chmod mode: write octal digits "
+            "(750, 0750) or quote a symbolic mode ('u=rwX,g=rX,o=')",
+        )
+    )
+    return fixed
 
 
 def _walk(data: Any, loc: Sequence[int | str], origin: _Origin) -> tuple[KeyPath, list[int | str]]:

@@ -140,6 +140,12 @@ class Link(_Strict):
     container: str
     alias: str | None = None
 
+    @property
+    def known_as(self) -> str:
+        """The name the linked container is known by: the alias, else the reference in hostname form
+        (`app_server.one` → `app-server-one`: docker-map's `get_hostname`, as `plan.naming.hostname`)."""
+        return self.alias or self.container.replace(".", "-").replace("_", "-")
+
 
 class PortBinding(_Strict):
     exposed_port: int | str
@@ -225,10 +231,14 @@ class NetworkMode(_Strict):
 
 
 def parse_network_mode(value: object) -> object:
-    """docker-map's `get_network_mode`: presets, `disabled`, `container:x`, `/x`, `config[.instance]`."""
-    if value is None or isinstance(value, NetworkMode):
+    """docker-map's `get_network_mode`: presets, `disabled`, `container:x`, `/x`, `config[.instance]`.
+
+    Called only for a key that is present: `network_mode:` left empty (null, `''`, `false`) means `none`, as
+    in docker-map (`if not value or value == 'disabled'`); leaving the key out keeps the engine's default.
+    """
+    if isinstance(value, NetworkMode):
         return value
-    if value in ("disabled", ""):  # a tuple: value may be an unhashable list
+    if not value or value == "disabled":
         return {"kind": NetworkModeKind.PRESET, "value": "none"}
     if isinstance(value, list):
         if len(value) != 2:
@@ -288,6 +298,12 @@ class ContainerConfig(_Strict):
     @classmethod
     def _user(cls, value: str | None) -> str | None:
         return None if value is None else validate_user(value)
+
+    @property
+    def run_user(self) -> str | None:
+        """The user the container (and its exec commands) run as: `user`'s user part only — the group of
+        `uid:gid` is for chowning attached volumes (docker-map's `extract_user`)."""
+        return None if self.user is None else self.user.partition(":")[0]
 
     @field_validator("image")
     @classmethod

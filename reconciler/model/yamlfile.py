@@ -4,7 +4,8 @@ PyYAML's constructors drop positions, so we compose the node graph ourselves and
 while recording, for each key path, the line and column it was written at. Every later complaint about the
 map (schema, integrity) looks its key path up here, which is how an error can say `site.yaml:12:5`.
 
-Supported tags: the YAML 1.1 core types, merge keys (`<<`), and docker-map's `!path` / `!path_lazy`, which
+Supported tags: the YAML 1.1 core types, merge keys (`<<`; a key written beside them overrides the merged
+one, as YAML says), and docker-map's `!path` / `!path_lazy`, which
 expand `~` and `$VARS` in a string. Anything else (a Python object tag, a complex key, a recursive alias,
 several documents) is a clear error, never a traceback.
 """
@@ -29,6 +30,9 @@ class Positions:
 
     file: str
     where: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+    # Numbers YAML 1.1 reads differently from how they look (`0770` is 504, `0x1f` is 31), as written:
+    # the loader needs the text where the digits mean something else (chmod modes).
+    written: dict[KeyPath, str] = field(default_factory=dict)
 
     def locate(self, path: KeyPath) -> tuple[int | None, int | None]:
         for end in range(len(path), -1, -1):
@@ -36,6 +40,12 @@ class Positions:
             if hit is not None:
                 return hit
         return None, None
+
+    def forget(self, prefix: KeyPath) -> None:
+        """Drop what was recorded at and under `prefix` (a merged value that a later key overrides)."""
+        for record in (self.where, self.written):
+            for path in [p for p in record if p[: len(prefix)] == prefix]:
+                del record[path]
 
     def problem(self, path: KeyPath, message: str, **kwargs: Any) -> MapProblem:
         # A short form (`attaches: log`) has no item `[0]` in the file: name what the user wrote.
@@ -81,9 +91,12 @@ class _Builder:
             return None
         self._active.add(id(node))
         try:
-            return self._build(node, path)
+            value = self._build(node, path)
         finally:
             self._active.discard(id(node))
+        if isinstance(node, yaml.ScalarNode) and _reads_differently(value, node):
+            self.positions.written[path] = str(node.value)
+        return value
 
     def _build(self, node: yaml.Node, path: KeyPath) -> Any:
         if isinstance(node, yaml.ScalarNode):
@@ -110,13 +123,17 @@ class _Builder:
             if node.tag != "tag:yaml.org,2002:map":
                 self.fail(node, path, f"unsupported YAML tag {node.tag!r}")
                 return None
+            explicit = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
             try:
                 self.loader.flatten_mapping(node)
             except yaml.YAMLError as exc:
                 self.fail(node, path, f"invalid merge key: {_reason(exc)}")
                 return None
+            # flatten_mapping puts the merged pairs first: a later one (and any written key) overrides them.
+            merged = len(node.value) - explicit
             result: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
+            from_merge: set[Any] = set()
+            for index, (key_node, value_node) in enumerate(node.value):
                 if not isinstance(key_node, yaml.ScalarNode):
                     self.fail(key_node, path, "a mapping key must be a plain value, not a list or mapping")
                     continue
@@ -127,14 +144,25 @@ class _Builder:
                     key = ""
                 if not isinstance(key, (str, int, float, bool)):
                     key = str(key_node.value)
-                if key in result:
+                if key in result and key not in from_merge:
                     self.fail(key_node, (*path, _key(key)), f"duplicate key {key!r}")
                     continue
-                self.positions.where.setdefault((*path, _key(key)), _mark(key_node))
+                if key in result:  # overriding a merged value: forget where the old one was
+                    self.positions.forget((*path, _key(key)))
+                if index < merged:
+                    from_merge.add(key)
+                else:
+                    from_merge.discard(key)
+                self.positions.where[(*path, _key(key))] = _mark(key_node)
                 result[key] = self.build(value_node, (*path, _key(key)))
             return result
         self.fail(node, path, "unsupported YAML node")  # pragma: no cover - PyYAML has only three kinds
         return None
+
+
+def _reads_differently(value: object, node: yaml.ScalarNode) -> bool:
+    """An integer whose text is not its decimal digits: octal `0770`, hex, binary, `1_000`, `1:30`, `+5`."""
+    return isinstance(value, int) and not isinstance(value, bool) and str(node.value) != str(value)
 
 
 def _key(key: object) -> str | int:

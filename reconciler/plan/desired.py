@@ -364,9 +364,9 @@ class _Builder:
             ports.append(PortSpec(port_key(port.exposed_port), host_port, _interface_ip(port.interface)))
 
         links = []
-        for link in cfg.links:
+        for link in cfg.links:  # `known_as`: the alias, else the reference in hostname form (docker-map)
             target_name = naming.container_name(m.name, *_config_instance(link.container))
-            links.append((target_name, link.alias or link.container))
+            links.append((target_name, link.known_as))
             deps.add(ResourceId(Kind.CONTAINER, target_name))
         links += folded.links
         ports += folded.ports
@@ -394,7 +394,7 @@ class _Builder:
             ep_links = []
             for link in endpoint.links:
                 target_name = naming.container_name(m.name, *_config_instance(link.container))
-                ep_links.append((target_name, link.alias or link.container))
+                ep_links.append((target_name, link.known_as))
                 deps.add(ResourceId(Kind.CONTAINER, target_name))
             endpoints.append(
                 EndpointSpec(
@@ -425,7 +425,7 @@ class _Builder:
             command=split_command(create.pop("command", None)),
             entrypoint=split_command(create.pop("entrypoint", None)),
             environment=environment(create.pop("environment", None)),
-            user=cfg.user if cfg.user is not None else _opt_str(create.pop("user", None)),
+            user=cfg.run_user if cfg.user is not None else _opt_str(create.pop("user", None)),
             labels=_labels(create.pop("labels", None)),
             mounts=tuple(mounts),
             anonymous_volumes=_unique(p for p in (*shares, *folded.anonymous) if p not in {m.target for m in mounts}),
@@ -444,7 +444,7 @@ class _Builder:
             exec_commands=tuple(
                 ExecSpec(
                     cmd=c.cmd if isinstance(c.cmd, str) else tuple(c.cmd),
-                    user=c.user or cfg.user,
+                    user=c.user or cfg.run_user,
                     policy=c.policy.value,
                 )
                 for c in cfg.exec_commands

@@ -314,7 +314,8 @@ def test_environment_dict_and_list_forms(environment: Any, expected: tuple[tuple
         ({}, None),
         ({"user": 2000}, "2000"),
         ({"user": "app"}, "app"),
-        ({"user": ["app", "staff"]}, "app:staff"),
+        ({"user": ["app", "staff"]}, "app"),  # the group is for chowning attached volumes
+        ({"user": "1000:50"}, "1000"),
         ({"create_options": {"user": "nobody"}}, "nobody"),
         ({"user": 1000, "create_options": {"user": "nobody"}}, "1000"),  # the config key wins
     ],
@@ -490,9 +491,29 @@ def test_links_name_the_container_and_keep_the_alias() -> None:
         """
     )
     web = state.containers["m.web"]
-    # Without an alias the link is known by the reference as written.
-    assert web.links == (("m.db.a", "database"), ("m.db.b", "db.b"), ("m.cache", "c"))
+    # Without an alias the link is known by the reference in hostname form (docker-map's `get_hostname`).
+    assert web.links == (("m.db.a", "database"), ("m.db.b", "db-b"), ("m.cache", "c"))
     assert {cid("m.db.a"), cid("m.db.b"), cid("m.cache")} <= state.depends_on[cid("m.web")]
+
+
+def test_link_without_alias_uses_the_hostname_form_of_the_reference() -> None:
+    """docker-map links `app_server.instance1` as `app-server-instance1` (`.` and `_` become `-`, no map name),
+    on the legacy link and on a network endpoint's link alike."""
+    state = desired(
+        """
+        name: m
+        networks: {net: {}}
+        app_server: {instances: [instance1]}
+        db_main: {}
+        web:
+          links: [app_server.instance1, db_main]
+        api:
+          networks: [[net, {links: [app_server.instance1]}]]
+        """
+    )
+    web, api = state.containers["m.web"], state.containers["m.api"]
+    assert web.links == (("m.app_server.instance1", "app-server-instance1"), ("m.db_main", "db-main"))
+    assert api.endpoints[0].links == (("m.app_server.instance1", "app-server-instance1"),)
 
 
 @pytest.mark.parametrize(
@@ -540,6 +561,21 @@ def test_network_mode(mode: str, expected: str, dependency: str | None) -> None:
     assert web.endpoints == ()
     container_deps = {d for d in state.depends_on[cid("m.web")] if d.kind is Kind.CONTAINER}
     assert container_deps == ({cid(dependency)} if dependency else set())
+
+
+@pytest.mark.parametrize("written", ["network_mode:", "network_mode: null", "network_mode: ''", "network_mode: false"])
+def test_network_mode_present_but_empty_means_none(written: str) -> None:
+    """docker-map's `get_network_mode`: an empty value disables networking (`none`), it is not the default."""
+    assert one(f"name: m\nweb:\n  {written}\n").network_mode == "none"
+
+
+def test_network_mode_left_out_is_the_engine_default() -> None:
+    assert one("name: m\nweb: {image: x}\n").network_mode is None
+
+
+def test_network_mode_emptied_by_an_extending_config_overrides_the_base() -> None:
+    spec = one("name: m\nbase: {abstract: true, network_mode: host}\nweb: {extends: base, network_mode: null}\n")
+    assert spec.network_mode == "none"
 
 
 def test_network_endpoints_with_aliases_links_and_addresses() -> None:
@@ -706,6 +742,22 @@ def test_exec_commands_persistent_start_delay() -> None:
     assert spec.start_delay == 0.5
 
 
+def test_user_uid_gid_runs_the_container_as_uid_and_chowns_volumes_to_uid_gid() -> None:
+    """docker-map: the container and its exec commands run as `extract_user(user)` (the user part), the
+    volume preparation chowns to `get_user_group(user)` (`uid:gid`)."""
+    state = desired(
+        """
+        name: m
+        volumes: {data: /data}
+        app: {attaches: data, user: "1000:50", exec_commands: [echo hi, [id, "0:0"]]}
+        """
+    )
+    app = state.containers["m.app"]
+    assert app.user == "1000"
+    assert [c.user for c in app.exec_commands] == ["1000", "0:0"]  # an exec's own user is passed as written
+    assert state.inits["m.data.init"].command == ("sh", "-c", "chown -R 1000:50 /volume")
+
+
 # --- volume inits ------------------------------------------------------------------------------------------
 
 
@@ -738,6 +790,43 @@ def test_volume_init_owner_and_permissions(
     if permissions:
         steps.append(f"chmod -R {permissions} /volume")
     assert init.command == ("sh", "-c", " && ".join(steps))
+
+
+@pytest.mark.parametrize(
+    ("written", "mode"),
+    [("0770", "0770"), ("0750", "0750"), ("770", "770"), ("'0770'", "0770"), ("u=rwX", "u=rwX")],
+)
+def test_yaml_octal_permissions_mean_the_chmod_mode_as_written(written: str, mode: str) -> None:
+    """YAML 1.1 reads `0770` as 504 and `0750` as 488; the user meant `chmod 0770` / `chmod 0750`."""
+    state = desired(
+        f"""
+        name: m
+        volumes:
+          data: /data
+          logs: {{default_path: /logs, permissions: {written}}}
+        app: {{attaches: [data, logs], permissions: {written}}}
+        """
+    )
+    for volume in ("m.data.init", "m.logs.init"):
+        assert state.inits[volume].command == ("sh", "-c", f"chmod -R {mode} /volume")
+
+
+def test_yaml_octal_permissions_through_an_anchor_and_a_merge_key() -> None:
+    state = desired(
+        """
+        name: m
+        volumes: {data: /data}
+        base: {abstract: true, <<: &owner {permissions: &mode 0750}}
+        app: {extends: base, attaches: data}
+        other: {attaches: [[logs, /logs]], permissions: *mode}
+        merged: {<<: *owner, attaches: [[cache, /cache]]}
+        """
+    )
+    assert {name: init.permissions for name, init in state.inits.items()} == {
+        "m.data.init": "0750",  # inherited through extends
+        "m.logs.init": "0750",  # through a YAML alias
+        "m.cache.init": "0750",  # through a merge key
+    }
 
 
 def test_no_user_no_permissions_no_init() -> None:

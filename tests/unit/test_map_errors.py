@@ -6,7 +6,8 @@ import textwrap
 
 import pytest
 
-from reconciler.model import MapError, load_map_text
+from reconciler.model import MapError, combine_maps, load_map_text
+from reconciler.plan.desired import desired_state
 
 
 def problems(text: str) -> list[str]:
@@ -176,3 +177,76 @@ def test_instance_missing_host_path_is_a_warning_not_an_error() -> None:
         "site.yaml:4:3: host.d: warning: no host path for 'd' for instance 'app.two' "
         "(add it or a 'default'); that container cannot be created"
     )
+
+
+def test_permissions_as_a_yaml_number_of_another_base_is_rejected_naming_file_line_and_key() -> None:
+    """`0x1f8` is 504 to YAML 1.1: no evident chmod mode, so it is refused rather than run as `chmod 504`."""
+    msg = one_problem(BASE + "app:\n  attaches: app_log\n  permissions: 0x1F8\n")
+    assert msg == (
+        "site.yaml:9:3: app.permissions: YAML reads 0x1F8 as the number 504, which is not a chmod mode: "
+        "write octal digits (750, 0750) or quote a symbolic mode ('u=rwX,g=rX,o=')"
+    )
+
+
+def test_volume_permissions_as_a_yaml_binary_number_is_rejected() -> None:
+    text = BASE.replace("  app_log: /var/log/app\n", "  app_log: {default_path: /var/log/app, permissions: 0b111}\n")
+    msg = one_problem(text + "app:\n  attaches: app_log\n")
+    assert msg.startswith("site.yaml:4:41: volumes.app_log.permissions: YAML reads 0b111 as the number 7, ")
+
+
+CLASH = """\
+name: site
+volumes:
+  data: /data
+store:
+  user: 1000
+  attaches: data
+data:
+  instances: [main, init]
+"""
+
+
+def test_instance_named_like_a_volume_init_is_rejected_naming_both() -> None:
+    """Config `data`'s instance `init` and attached volume `data`'s init container are both `site.data.init`."""
+    assert one_problem(CLASH) == (
+        "site.yaml:8:21: data.instances[1]: container 'site.data.init' has the same name as the init container "
+        "of attached volume 'site.data' (site.yaml:6:3: store.attaches); rename the instance or the alias"
+    )
+
+
+def test_instance_clash_with_an_init_of_the_config_itself_and_through_extends() -> None:
+    text = "name: site\nvolumes: {data: /data}\nbase: {abstract: true, instances: [init]}\n"
+    found = one_problem(text + "data: {extends: base, attaches: [data]}\n")
+    assert found.startswith("site.yaml:4:1: data: container 'site.data.init' has the same name as the init ")
+    assert found.endswith("(site.yaml:4:34: data.attaches[0]); rename the instance or the alias")
+
+
+def test_the_clash_is_real_in_the_names_the_planner_builds() -> None:
+    """The check's naming agrees with `reconciler.plan.naming`: unchecked, both resources get one name."""
+    state = desired_state(combine_maps([load_map_text(CLASH, "site.yaml", check=False)]))
+    assert "site.data.init" in state.inits
+    assert "site.data.init" in state.containers
+
+
+def test_with_use_attached_parent_name_instances_and_inits_cannot_clash() -> None:
+    """Inits are then `<map>.<config>.<alias>.init`: one part more than any container name."""
+    m = load_map_text("use_attached_parent_name: true\n" + CLASH, "site.yaml")
+    assert m.instances("data") == ["main", "init"]
+
+
+def test_two_linked_containers_known_by_one_alias_are_rejected() -> None:
+    """`a_b` and `a-b` both default to the alias `a-b` (docker-map's hostname form): only one would be reachable."""
+    msg = one_problem("name: site\na_b: {}\na-b: {}\nweb:\n  links: [a_b, a-b]\n")
+    assert msg == (
+        "site.yaml:5:3: web.links: links to 'a_b' and 'a-b' are both known as 'a-b' (a link without an alias is "
+        "known by its name with '.' and '_' as '-'): give one an alias"
+    )
+
+
+def test_an_explicit_alias_naming_another_links_default_is_rejected_on_endpoints_too() -> None:
+    text = "name: site\nnetworks: {n: {}}\ndb: {}\ncache: {}\nweb:\n  networks: [[n, {links: [db, [cache, db]]}]]\n"
+    assert "site.yaml:6:14: web.networks[0]: links to 'db' and 'cache' are both known as 'db'" in one_problem(text)
+
+
+def test_two_links_to_one_container_under_one_alias_are_fine() -> None:
+    load_map_text("name: site\ndb: {}\nweb: {links: [db, [db, db]]}\n", "site.yaml")

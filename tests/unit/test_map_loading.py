@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -209,9 +210,9 @@ def test_every_key_map() -> None:
         ("/srv/x", "/opt/x", False),
     ]
     assert [(p.exposed_port, p.host_port, p.interface) for p in app.exposes] == [
-        (8080, None, None),
+        (8080, 18080, "127.0.0.1"),
         (9090, 9090, None),
-    ]  # 8080 from the base wins: merged by first element
+    ]  # the child's 8080 replaces the base's, in the base's place (docker-map's `_merge_first`)
     assert [(c.cmd, c.user, c.policy) for c in app.exec_commands] == [
         ("echo hello", None, ExecPolicy.RESTART),
         ("touch /tmp/x", "root", ExecPolicy.INITIAL),
@@ -295,3 +296,116 @@ def test_relative_host_paths_without_host_root_are_relative_to_the_map_file(tmp_
 )
 def test_image_resolution(image: str, repository: str | None, tag: str, expected: str) -> None:
     assert resolve_image(image, repository, tag) == expected
+
+
+# --- extends: the later entry with the same key wins (issue 10) --------------------------------------------
+
+EXTENDS_BASE = """\
+name: m
+volumes: {conf: /etc/app, logs: /var/log/app, cache: /var/cache/app, sock: /run/sock, data: /data}
+host: {conf: /srv/conf}
+networks: {front: {}, back: {}}
+base:
+  abstract: true
+  binds: [{conf: ro}, [/etc/extra, /srv/extra, ro]]
+  attaches: [logs, cache]
+  exposes: [[8080, 18080], 9000]
+  networks: [[front, {aliases: [old]}], back]
+provider: {attaches: sock}
+volumes_host: {binds: {/data: /srv/data}}
+"""
+
+
+def test_extends_child_bind_replaces_the_base_bind_with_the_same_path() -> None:
+    """A child turning the base's read-only `conf` bind into a read-write one gets read-write (docker-map)."""
+    text = EXTENDS_BASE + "app: {extends: base, binds: [{conf: rw}, [/etc/extra, /srv/other]]}\n"
+    app = load_map_text(text).configs["app"]
+    assert [(b.path, b.host_path, b.readonly) for b in app.binds] == [
+        ("conf", None, False),
+        ("/etc/extra", "/srv/other", False),
+    ]
+
+
+def test_extends_child_attach_replaces_the_base_attach_with_the_same_alias() -> None:
+    app = load_map_text(EXTENDS_BASE + "app: {extends: base, attaches: [[cache, /tmp/cache], data]}\n").configs
+    assert [(a.alias, a.path) for a in app["app"].attaches] == [
+        ("logs", None),
+        ("cache", "/tmp/cache"),  # the child's mount path, in the base's place
+        ("data", None),
+    ]
+
+
+def test_extends_child_use_replaces_the_base_use_with_the_same_name() -> None:
+    text = EXTENDS_BASE + (
+        "user1: {abstract: true, uses: [[sock, /a], volumes_host]}\napp: {extends: user1, uses: [[sock, /b, ro]]}\n"
+    )
+    app = load_map_text(text).configs["app"]
+    assert [(u.name, u.path, u.readonly) for u in app.uses] == [("sock", "/b", True), ("volumes_host", None, False)]
+
+
+def test_extends_child_port_replaces_the_base_port_with_the_same_exposed_port() -> None:
+    app = load_map_text(EXTENDS_BASE + "app: {extends: base, exposes: {8080: [28080, 127.0.0.1], 7000: 7000}}\n")
+    ports = [(p.exposed_port, p.host_port, p.interface) for p in app.configs["app"].exposes]
+    assert ports == [(8080, 28080, "127.0.0.1"), (9000, None, None), (7000, 7000, None)]
+
+
+def test_extends_child_endpoint_replaces_the_base_endpoint_on_the_same_network() -> None:
+    app = load_map_text(EXTENDS_BASE + "app: {extends: base, networks: [[front, {aliases: [new]}]]}\n")
+    endpoints = [(n.network_name, n.aliases) for n in app.configs["app"].networks]
+    assert endpoints == [("front", ["new"]), ("back", None)]
+
+
+def test_extends_exposed_port_key_is_the_value_as_written() -> None:
+    """docker-map keys `_merge_first` by the raw first element: 8080 and "8080" are different keys there."""
+    app = load_map_text(EXTENDS_BASE + "app: {extends: base, exposes: [['8080', 1]]}\n").configs["app"]
+    assert [p.exposed_port for p in app.exposes] == [8080, 9000, "8080"]
+
+
+def test_extends_several_bases_later_base_wins_and_lists_union_without_duplicates() -> None:
+    text = """\
+    name: m
+    a: {abstract: true, user: a, exposes: [[80, 1]], links: [x], instances: [one]}
+    b: {abstract: true, user: b, exposes: [[80, 2]], links: [x, y, y], instances: [one, two]}
+    c: {extends: [a, b]}
+    x: {}
+    y: {}
+    """
+    c = load_map_text(textwrap.dedent(text)).configs["c"]
+    assert (c.user, [p.host_port for p in c.exposes]) == ("b", [2])
+    assert [link.container for link in c.links] == ["x", "y"]  # docker-map's merge_list drops repeats
+    assert c.instances == ["one", "two"]
+
+
+@pytest.mark.parametrize(
+    ("user", "run_user"),
+    [(None, None), (1000, "1000"), (0, "0"), ("app", "app"), ("1000:50", "1000"), (["app", "staff"], "app")],
+)
+def test_container_runs_as_the_user_part_of_user(user: object, run_user: str | None) -> None:
+    """`user: uid:gid` runs the container as uid (docker-map's `extract_user`); `user` keeps both for chown."""
+    config = {} if user is None else {"user": user}
+    app = load_map_dict({"name": "m", "app": config}).configs["app"]
+    assert app.run_user == run_user
+
+
+def test_yaml_merge_key_values_are_overridden_by_keys_written_beside_them() -> None:
+    """`<<: *base` then `abstract: false` is YAML's override, not a duplicate key. Of several merge sources the
+    last one wins: that is how PyYAML, and so docker-map, reads them."""
+    text = """\
+    name: m
+    volumes: {data: /data}
+    tmpl: &tmpl {abstract: true, image: "tmpl:1", permissions: 0770, attaches: data}
+    other: &other {image: "other:1", user: "7"}
+    app:
+      <<: [*tmpl, *other]
+      abstract: false
+      permissions: 750
+    """
+    m = load_map_text(textwrap.dedent(text), "m.yaml")
+    app = m.configs["app"]
+    assert (app.image, app.user, app.permissions) == ("other:1", "7", "750")  # not the merged 0770
+    assert m.positions.locate(("app", "permissions")) == (8, 3)
+
+
+def test_a_key_written_twice_is_still_a_duplicate_beside_a_merge_key() -> None:
+    with pytest.raises(MapError, match=r"m.yaml:5:3: app.image: duplicate key 'image'"):
+        load_map_text("name: m\nt: &t {image: a}\napp:\n  image: b\n  image: c\n  <<: *t\n", "m.yaml")
