@@ -431,3 +431,34 @@ def test_state_dir_setting_then_systemd_then_default(monkeypatch: Any) -> None:
     monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/private/reconciler:/other")
     assert state_dir(None) == Path("/var/lib/private/reconciler")
     assert state_dir("/srv/state") == Path("/srv/state")
+
+
+def test_the_unit_gives_the_daemon_its_stop_timeout_plus_a_margin_and_a_state_directory() -> None:
+    unit = (Path(__file__).resolve().parents[2] / "deploy" / "reconciler.service").read_text()
+    values = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    stop_sec = float(values["TimeoutStopSec"].removesuffix("s"))
+    margin = stop_sec - Settings(paths=[]).stop_timeout
+    assert 10 <= margin <= 30
+    assert values["StateDirectory"] == "reconciler"
+
+
+def test_the_daemons_engine_retries_transient_errors_for_a_bounded_time(tmp_path: Path) -> None:
+    import docker
+
+    from reconciler.daemon.run import ENGINE_ATTEMPTS
+    from reconciler.executor.engine import DockerEngine
+    from reconciler.executor.errors import RetryableEngineError
+
+    # The daemon's settings on an engine that is not there (a fixed API version: no probe at construction).
+    engine = DockerEngine.from_api(docker.APIClient(f"unix://{tmp_path}/no-engine.sock", version="1.45"))
+    engine.attempts, engine.retry_for = ENGINE_ATTEMPTS, 1.0
+    started = time.monotonic()
+    try:
+        engine.ping()
+    except RetryableEngineError:
+        pass
+    else:
+        raise AssertionError("no engine there")
+    took = time.monotonic() - started
+    assert 1.0 <= took < 8  # retried for about retry_for seconds (the backoff's last wait included), then gave up
+    assert 3 <= engine.request_count < ENGINE_ATTEMPTS
