@@ -303,7 +303,8 @@ class Controller:
 
     def _follow_up(self, key: str, result: Result) -> None:
         """The worker loop, not the reconcile, decides when a key runs again."""
-        suppressed = self._suppressed.pop(key, set())
+        with self._lock:
+            suppressed = self._suppressed.pop(key, set())
         if result.failed:
             delay = self.queue.retry(key)  # our own actions' events do not cut this backoff short
             log.warning("reconcile failed, retrying", key=key, retry_in=delay)

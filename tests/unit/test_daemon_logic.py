@@ -462,3 +462,22 @@ def test_the_daemons_engine_retries_transient_errors_for_a_bounded_time(tmp_path
     took = time.monotonic() - started
     assert 1.0 <= took < 8  # retried for about retry_for seconds (the backoff's last wait included), then gave up
     assert 3 <= engine.request_count < ENGINE_ATTEMPTS
+
+
+def test_a_rolled_back_image_is_not_deployed_again_by_a_cascade() -> None:
+    """issue 10: after an image update of `app` was rolled back, a recreate of its link target `db` cascades —
+    but must not move `app` to the image that failed; the hold turns it into a note."""
+    from reconciler.plan.planner import HeldBack, PlanOptions, plan_update
+
+    text = "name: m\ndb: {image: x, create_options: {environment: {V: '2'}}}\napp: {image: x, links: db}\n"
+    ctl = controller(text)
+    observed = synthesize(controller(text.replace("'2'", "'1'")).desired).observed()
+    assert {a.resource.name: a.op.value for a in plan_update(ctl.desired, observed).actions} == {
+        "m.db": "recreate",
+        "m.app": "recreate",  # the cascade
+    }
+    spec = ctl.desired.containers["m.app"]
+    hold = HeldBack("m.app", spec.spec_hash, observed.images["x:latest"].id, "image update failed its gate")
+    plan = plan_update(ctl.desired, observed, PlanOptions(held=frozenset({hold})))
+    assert {a.resource.name: a.op.value for a in plan.actions} == {"m.db": "recreate"}
+    assert [(n.resource.name, n.message) for n in plan.notes] == [("m.app", "held back: image update failed its gate")]
