@@ -309,9 +309,10 @@ class Controller:
             delay = self.queue.retry(key)  # our own actions' events do not cut this backoff short
             log.warning("reconcile failed, retrying", key=key, retry_in=delay)
             return
-        self.queue.forget(key)
         if result.requeue_after is not None:
-            self.queue.add_after(key, result.requeue_after)
+            self.queue.add_after(key, result.requeue_after)  # not a success either: the backoff count stays
+        else:
+            self.queue.forget(key)
         for name in sorted(suppressed):
             # Events arrived while we were changing these containers: look once more (cheap, from the cache).
             # A failed reconcile skips this — its backoff decides.
