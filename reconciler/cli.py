@@ -405,7 +405,7 @@ def run(
         float | None, typer.Option(help="Pull the tags in use every this many seconds (off by default).")
     ] = None,
     http: Annotated[str | None, typer.Option(help="host:port of /healthz, /readyz, /metrics, or 'off'.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Keys reconciled at once (default 1).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Keys reconciled at once (default 4).")] = None,
     parallel: Annotated[int | None, typer.Option("--parallel", "-j", help="Actions at once in a wave.")] = None,
     health_gate: Annotated[
         float | None, typer.Option(help="Seconds for a recreated container to turn healthy.")

@@ -1,17 +1,27 @@
 """The controller: keys in, converged engine out.
 
 Sources of change (the map watcher, the engine's event stream, the resync timer, SIGHUP) only ever add keys
-to the work queue — a container name, or `ALL`. Workers take keys and reconcile: observe (from the cached
-view, so an idle daemon makes no API requests), plan (pure), execute (on the real engine, which re-checks
-what it changes). Lost or duplicated events are harmless, because every reconcile re-reads the world.
+to the work queue — a container name, or `ALL`. Workers take keys and `reconcile(key) -> Result`: observe
+(from the cached view, so an idle daemon makes no API requests), plan (pure), take the locks of what the plan
+touches, plan again under them, execute (on the real engine, which re-checks what it changes). The worker
+loop, not the reconcile, decides from the `Result` when a key runs again. Lost or duplicated events are
+harmless, because every reconcile re-reads the world.
+
+Concurrency (`workers`): keys run side by side unless their plans touch a common resource (see `locks`):
+then the later one looks again shortly, never waiting with a worker. A full reconcile frees each resource as
+soon as its action is over, so healing an unrelated container never waits for a slow recreate elsewhere.
+`progress` tells the watchdog busy (actions advancing) from stuck.
 
 Self-healing is the plan's own work: a container that died is started, one that was removed is created, one
 that was changed by hand is recreated. A container that keeps crashing (it ran for less than
 `crash_threshold` seconds) is restarted with exponential backoff and reported, not hammered.
 
 Auto-update: a pull or tag that moves an image tag in use invalidates the cache and reconciles everything;
-the plan sees the image drift and recreates the containers in dependency order, health-gated; an update
-that fails its gate is rolled back and that image id is not tried again until the tag moves once more.
+the plan sees the image drift and recreates the containers in dependency order, health-gated.
+
+Do no harm: a replacement that fails its health gate is rolled back, and that (container, spec, image) is
+held (see `holds`, persisted) — whatever drifted — until the map changes the spec or the tag moves; events
+our own actions cause (the rollback's stop and start) do not re-queue the key past its backoff.
 """
 
 from __future__ import annotations
@@ -19,11 +29,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from reconciler.executor.apply import Executor, Outcome, RunResult, not_a_pull
+from reconciler.executor.apply import ActionResult, Executor, Outcome, RunResult, not_a_pull
 from reconciler.executor.cache import CachedEngine
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
@@ -34,12 +45,15 @@ from reconciler.plan.desired import desired_state
 from reconciler.plan.drift import Reason
 from reconciler.plan.naming import LABEL_SELF, REPLACEMENT_SUFFIX
 from reconciler.plan.observed import ObservedState
-from reconciler.plan.planner import Action, Op, Plan, PlanOptions, plan_down, plan_update
+from reconciler.plan.planner import Action, HeldBack, Op, Plan, PlanOptions, held_key, plan_down, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
 from reconciler.watch.maps import MapSource
 
+from .holds import HoldStore, state_dir
+from .locks import ResourceLocks
 from .metrics import Metrics
 from .notify import Notifier
+from .progress import Progress
 from .queue import ALL, WorkQueue
 from .settings import Settings
 
@@ -59,6 +73,9 @@ _CONTAINER_ACTIONS = {
     "pause",
     "unpause",
 }
+# Container events our own actions cause (a recreate's stop/start/rename, a rollback's destroy/start).
+_OWN_ACTION_EVENTS = {"create", "start", "stop", "kill", "die", "destroy", "rename", "restart"}
+LOCK_RETRY = 0.25  # seconds before a key whose resources another key is changing looks again
 _IMAGE_ACTIONS = {"pull", "tag", "untag", "delete", "load", "import"}
 
 
@@ -72,6 +89,30 @@ def _parse_time(text: str) -> datetime | None:
         return datetime.fromisoformat(f"{head}.{frac}+00:00")
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a reconcile asks of the worker loop (controller-runtime's Result and error)."""
+
+    failed: bool = False  # back off (per key, exponentially), then try again
+    requeue_after: float | None = None  # not a failure: look again after this long
+
+
+def _lock_name(rid: ResourceId) -> str:
+    """One lock per resource; a container's temporary `..next` shares the container's."""
+    if rid.kind is Kind.CONTAINER:
+        return f"container:{rid.name.removesuffix(REPLACEMENT_SUFFIX)}"
+    return f"{rid.kind.value}:{rid.name}"
+
+
+def _touched(plan: Plan) -> frozenset[str]:
+    """The resources a plan changes: what its reconcile must hold."""
+    return frozenset(_lock_name(a.resource) for a in plan.actions)
+
+
+def holds_dir(settings: Settings) -> Path | None:
+    return None if settings.state_dir == "off" else state_dir(settings.state_dir)
 
 
 class Controller:
@@ -96,7 +137,10 @@ class Controller:
         self.queue = WorkQueue(rate=settings.rate, max_delay=settings.crash_backoff_max)
         self.maps = MapSet()
         self.desired = DesiredState()
-        self.rejected: set[tuple[str, str]] = set()
+        self.holds = HoldStore(holds_dir(settings))
+        self.locks = ResourceLocks()
+        self.progress = Progress(clock)
+        self._suppressed: dict[str, set[str]] = {}  # key → containers whose events arrived while it acted on them
         self.crashes: dict[str, tuple[int, str]] = {}  # name → (consecutive quick deaths, last FinishedAt)
         self.stop_requests: dict[str, float] = {}  # name → when a kill/stop was asked (not a crash, then)
         self.stopping = threading.Event()
@@ -104,7 +148,6 @@ class Controller:
         self.last_progress = clock()
         self.engine_down_since: float | None = None
         self._last_watchdog = 0.0
-        self._busy: dict[str, float] = {}  # worker thread name → when its current reconcile began
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
         self._timers: list[threading.Thread] = []
@@ -135,31 +178,45 @@ class Controller:
             log.info("maps changed", maps=sorted(self.maps.maps))
         self.queue.add(ALL)
 
-    def _prune(self, key: str) -> None:
+    def _prune(self, key: str) -> Result:
         name = key.removeprefix(PRUNE)
         if name in self.maps.maps:
-            return  # the map came back meanwhile
+            return Result()  # the map came back meanwhile
         gone = DesiredState(maps=frozenset({name}))
         try:
             teardown = plan_down(gone, observe(self.engine, gone))
-            result = Executor(self.engine, gone, concurrency=self.settings.concurrency).run(
-                teardown, stop=self.stopping
-            )
+            if self.locks.try_acquire(key, _touched(teardown)) is None:
+                return self._busy_elsewhere(key, teardown)
+            result = self._execute(key, gone, teardown)
         except EngineError as exc:
             log.warning("pruning a deleted map failed, retrying", map=name, error=str(exc))
-            self.queue.retry(key)
-            return
-        if not result.ok:
-            self.queue.retry(key)
+            return Result(failed=True)
         log.info("pruned a deleted map", map=name, result=result.summary())
+        return Result(failed=not result.ok)
 
     # --- events --------------------------------------------------------------------------------------
 
     def on_event(self, event: dict[str, Any]) -> None:
         self.cache.invalidate(event)
         for key in self.keys_for(event):
-            self.queue.add(key)
+            owner = self._acting_on(key, event)
+            if owner is None:
+                self.queue.add(key)
+                continue
+            # Our own stop/start/rename of a container we are changing: not a reason to look again now (a
+            # rollback's events would otherwise cut the failed key's backoff short). Noted, and looked at once
+            # after a successful reconcile.
+            with self._lock:
+                self._suppressed.setdefault(owner, set()).add(key)
         self.metrics.queue_depth.set(self.queue.depth)
+
+    def _acting_on(self, key: str, event: dict[str, Any]) -> str | None:
+        """The key whose reconcile is changing the container this event is about, if any."""
+        if key == ALL or event.get("Type") != "container":
+            return None
+        if str(event.get("Action") or "").split(":")[0] not in _OWN_ACTION_EVENTS:
+            return None
+        return self.locks.holder_of({_lock_name(ResourceId(Kind.CONTAINER, key))})
 
     def keys_for(self, event: dict[str, Any]) -> list[str]:
         kind = event.get("Type")
@@ -223,59 +280,117 @@ class Controller:
     # --- reconciling ---------------------------------------------------------------------------------
 
     def work(self) -> None:
-        """A worker: take keys until the queue shuts down."""
+        """A worker: take keys until the queue shuts down; the reconcile's `Result` says what comes next."""
         while not self.stopping.is_set():
             key = self.queue.get(timeout=0.5)
             self.heartbeat()
             if key is None:
                 continue
-            worker = threading.current_thread().name
-            self._busy[worker] = self.clock()
+            self.progress.begin(key)
             try:
-                self.reconcile(key)
+                result = self.reconcile(key)
             except Exception as exc:  # one bad key must never kill the worker
                 log.exception("reconcile crashed", key=key, error=str(exc))
                 self.metrics.reconciles.labels("failed").inc()
-                self.queue.retry(key)
+                result = Result(failed=True)
             finally:
-                self._busy.pop(worker, None)
+                self.locks.release_all(key)
+                self.progress.end(key)
                 self.queue.done(key)
-                self.metrics.queue_depth.set(self.queue.depth)
-                self.heartbeat()
+            self._follow_up(key, result)
+            self.metrics.queue_depth.set(self.queue.depth)
+            self.heartbeat()
 
-    def reconcile(self, key: str) -> None:
-        if key.startswith(PRUNE):
-            self._prune(key)
+    def _follow_up(self, key: str, result: Result) -> None:
+        """The worker loop, not the reconcile, decides when a key runs again."""
+        with self._lock:
+            suppressed = self._suppressed.pop(key, set())
+        if result.failed:
+            delay = self.queue.retry(key)  # our own actions' events do not cut this backoff short
+            log.warning("reconcile failed, retrying", key=key, retry_in=delay)
             return
+        if result.requeue_after is not None:
+            self.queue.add_after(key, result.requeue_after)  # not a success either: the backoff count stays
+        else:
+            self.queue.forget(key)
+        for name in sorted(suppressed):
+            # Events arrived while we were changing these containers: look once more (cheap, from the cache).
+            # A failed reconcile skips this — its backoff decides.
+            self.queue.add(name)
+
+    def reconcile(self, key: str) -> Result:
+        """Observe → plan → lock what the plan touches → plan again under the locks → execute."""
+        if key.startswith(PRUNE):
+            return self._prune(key)
         started = self.clock()
         with self._lock:
             desired = self.desired
         if key != ALL and key not in desired.containers:
-            return  # no longer in any map
-        targets = None if key == ALL else frozenset({ResourceId(Kind.CONTAINER, key)})
-        with self._lock:
-            rejected = frozenset(self.rejected)
-        options = PlanOptions(
-            targets=targets, rejected_images=rejected, update_persistent=self.settings.update_persistent
-        )
+            return Result()  # no longer in any map
         try:
-            observed = observe(self.cache, desired)
-            plan = plan_update(desired, observed, options)
-            pulls = [a for a in plan.actions if a.op is Op.PULL]
-            if pulls:
-                self._execute(desired, Plan(waves=(tuple(pulls),)))
-                self.cache.relist()
-                observed = observe(self.cache, desired)
-                plan = plan_update(desired, observed, replace(options, pull=False)).keep(not_a_pull)
-            plan = self._hold_crash_loops(plan, observed, key)
+            first = self._plan(key, desired, pull=True)
+            if self.locks.try_acquire(key, _touched(first)) is None:
+                return self._busy_elsewhere(key, first)
+            plan = self._plan(key, desired, pull=False)  # a fresh look, now that nobody else changes these
+            if not _touched(plan) <= self.locks.held_by(key):
+                return self._busy_elsewhere(key, plan)
+            self.locks.release(key, self.locks.held_by(key) - _touched(plan))
         except EngineError as exc:
             self.metrics.engine_errors.inc()
             self.metrics.reconciles.labels("failed").inc()
-            delay = self.queue.retry(key)
-            log.warning("engine error while observing", key=key, error=str(exc), retry_in=delay)
-            return
+            log.warning("engine error while observing", key=key, error=str(exc))
+            return Result(failed=True)
+        self._report(plan)
+        result = self._execute(key, desired, plan) if plan.actions else RunResult()
+        self._touch(plan)
+        self.metrics.reconcile_seconds.observe(self.clock() - started)
+        if key == ALL:
+            self.first_reconcile_done.set()
+        if not result.ok:
+            self.metrics.reconciles.labels("failed").inc()
+            log.warning("reconcile failed", key=key, failed=len(result.failed))
+            return Result(failed=True)
+        self.metrics.reconciles.labels("blocked" if plan.blocked else "ok").inc()
+        return Result()
+
+    def _busy_elsewhere(self, key: str, plan: Plan) -> Result:
+        """Another key is changing a resource this plan touches: look again shortly (never wait holding a
+        worker, and never hold a lock while waiting — that is what keeps unrelated healing fast)."""
+        self.locks.release_all(key)
+        holder = self.locks.holder_of(_touched(plan))
+        log.debug("overlapping work in progress: later", key=key, busy_with=holder)
+        return Result(requeue_after=LOCK_RETRY)
+
+    def _options(self, key: str) -> PlanOptions:
+        targets = None if key == ALL else frozenset({ResourceId(Kind.CONTAINER, key)})
+        return PlanOptions(
+            targets=targets,
+            rejected_images=self.holds.rejected_images,
+            held=self.holds.holds,
+            update_persistent=self.settings.update_persistent,
+        )
+
+    def _plan(self, key: str, desired: DesiredState, *, pull: bool) -> Plan:
+        """The plan for a key, from the cached view. With `pull`, missing images are pulled first (outside any
+        lock: pulls are slow and touch no container) and the world is looked at again."""
+        options = self._options(key)
+        observed = observe(self.cache, desired)
+        plan = plan_update(desired, observed, options)
+        pulls = [a for a in plan.actions if a.op is Op.PULL]
+        if pulls and pull:
+            self._execute(key, desired, Plan(waves=(tuple(pulls),)))
+            self.cache.relist()
+            observed = observe(self.cache, desired)
+            plan = plan_update(desired, observed, options)
+        self.holds.keep_only(held_key(s, observed) for s in desired.containers.values() if s.image in observed.images)
+        return self._hold_crash_loops(plan.keep(not_a_pull), observed, key)
+
+    def _report(self, plan: Plan) -> None:
         for blocked in plan.blocked:
             log.warning("blocked", resource=str(blocked.resource), reason=blocked.message)
+        for note in plan.notes:
+            if note.message.startswith("held back"):
+                log.warning("held back", resource=str(note.resource), note=note.message)
         for action in plan.actions:
             for reason in action.reasons:
                 self.metrics.drift.labels(reason.reason.value).inc()
@@ -285,41 +400,72 @@ class Controller:
                 action=action.op.value,
                 reasons=[r.describe() for r in action.reasons],
             )
-        result = self._execute(desired, plan) if plan.actions else RunResult()
-        self._touch(plan)
-        self.metrics.reconcile_seconds.observe(self.clock() - started)
-        if result.ok:
-            self.queue.forget(key)
-            self.metrics.reconciles.labels("blocked" if plan.blocked else "ok").inc()
-        else:
-            self.metrics.reconciles.labels("failed").inc()
-            delay = self.queue.retry(key)
-            log.warning("reconcile failed, retrying", key=key, failed=len(result.failed), retry_in=delay)
-        if key == ALL:
-            self.first_reconcile_done.set()
 
-    def _execute(self, desired: DesiredState, plan: Plan) -> RunResult:
+    def _execute(self, key: str, desired: DesiredState, plan: Plan) -> RunResult:
         executor = Executor(
             self.engine,
             desired,
             concurrency=self.settings.concurrency,
             health_gate=self.settings.health_gate or None,
+            on_event=lambda event, action, _error: self._on_action(key, desired, event, action),
         )
         result = executor.run(plan, stop=self.stopping)
         for r in result.results:
             self.metrics.actions.labels(r.action.op.value, r.outcome.value).inc()
             if r.rolled_back is not None:
-                with self._lock:
-                    self.rejected.add(r.rolled_back)
-                self.metrics.rollbacks.inc()
-                log.warning(
-                    "image update rolled back; not retried until the tag moves",
-                    image=r.rolled_back[0],
-                    image_id=r.rolled_back[1][:19],
-                )
+                self._rolled_back(desired, r)
             elif r.outcome is Outcome.DONE and any(d.reason is Reason.IMAGE for d in r.action.reasons):
                 self.metrics.updates.inc()
         return result
+
+    def _on_action(self, key: str, desired: DesiredState, event: str, action: Action) -> None:
+        """Executor progress: feeds the watchdog, and frees each resource as soon as its action is over."""
+        name = _lock_name(action.resource)
+        if event == "start":
+            self.progress.action_started(key, name, self._budget(desired, action))
+            return
+        # Forget what the cache knows of it before anyone else may plan it (its events may still be queued).
+        self.cache.relist_names({action.resource.name.removesuffix(REPLACEMENT_SUFFIX)})
+        self.progress.action_finished(key, name)
+        self.locks.release(key, {name})
+
+    def _budget(self, desired: DesiredState, action: Action) -> float:
+        """How long an action may legitimately take beyond `stuck_after`: stopping the old container and
+        waiting for the new one's health gate."""
+        spec = desired.containers.get(action.resource.name)
+        if spec is None or action.resource.kind is not Kind.CONTAINER:
+            return 0.0
+        stop = float(spec.stop_timeout if spec.stop_timeout is not None else 10)
+        gate = self.settings.health_gate if spec.healthcheck is not None else 0.0
+        return stop + gate + float(spec.start_delay or 0)
+
+    def _rolled_back(self, desired: DesiredState, r: ActionResult) -> None:
+        """A replacement failed its health gate and the previous container runs again: hold that
+        (container, spec, image) so the same failing replacement is not tried again."""
+        assert r.rolled_back is not None
+        self.metrics.rollbacks.inc()
+        name = r.action.resource.name
+        spec = desired.containers.get(name)
+        if self.stopping.is_set() or spec is None:
+            return  # interrupted by our own shutdown: nothing failed, the next start tries again
+        image_ref, image_id = r.rolled_back
+        image_changed = any(d.reason is Reason.IMAGE for d in r.action.reasons)
+        why = f"its replacement failed the health gate ({r.error}); tried again once the map changes its spec"
+        why += " or its image tag moves"
+        self.holds.hold(HeldBack(name, spec.spec_hash, image_id, why), (image_ref, image_id) if image_changed else None)
+        if image_changed:
+            log.warning(
+                "image update rolled back; not retried until the tag moves",
+                container=name,
+                image=image_ref,
+                image_id=image_id[:19],
+            )
+        else:
+            log.warning(
+                "recreate rolled back; held back until the map changes its spec",
+                container=name,
+                reasons=[d.describe() for d in r.action.reasons],
+            )
 
     def _touch(self, plan: Plan) -> None:
         """Forget cached state of what we just changed (its events may still be on their way)."""
@@ -366,9 +512,9 @@ class Controller:
     # --- liveness ------------------------------------------------------------------------------------
 
     def stuck_for(self) -> float:
-        """How long the oldest reconcile in flight has been running (0 when none is)."""
-        started = list(self._busy.values())
-        return self.clock() - min(started) if started else 0.0
+        """How long a reconcile in flight has gone without progress (beyond what its running actions may
+        legitimately take); 0 when every one is advancing — busy is not stuck."""
+        return self.progress.stalled_for()
 
     def heartbeat(self) -> None:
         """Called by the loops; pings systemd's watchdog only while no reconcile is stuck."""
@@ -383,7 +529,7 @@ class Controller:
         now = self.clock()
         stuck = self.stuck_for()
         if stuck > self.settings.stuck_after:
-            return False, f"a reconcile has been stuck for {stuck:.0f}s"
+            return False, f"a reconcile has made no progress for {stuck:.0f}s"
         if now - self.last_progress > self.settings.stuck_after:
             return False, f"loop stuck for {now - self.last_progress:.0f}s"
         if self.engine_down_since is not None and now - self.engine_down_since > self.settings.engine_grace:

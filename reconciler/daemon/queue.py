@@ -2,7 +2,9 @@
 
 Modelled on controller-runtime's workqueue. A key is a name of something to look at (a container, or
 `ALL`); adding a key that is already waiting does nothing, and adding a key that is being processed marks it
-dirty so it is processed once more afterwards — never twice at once. Failures back off per key
+dirty so it is processed once more afterwards — never twice at once. Different keys, `ALL` included, may
+run side by side: which of them may not (their plans touch a common resource) is decided by the controller's
+resource locks, which know what each plan touches. Failures back off per key
 (`base · 2^n`, capped); `forget` resets that after a success. A token bucket caps how many keys per second
 are handed out, so an event storm cannot turn into an engine storm. Time is injectable for tests.
 """
@@ -102,7 +104,7 @@ class WorkQueue:
                     self._queued.discard(key)
                     self._processing.add(key)
                     return key
-                waits = [0.05]  # (also re-checks keys held back while ALL or other keys were processing)
+                waits = [0.05]
                 if self._delayed:
                     waits.append(max(0.0, self._delayed[0][0] - self.clock()))
                 if deadline is not None:
@@ -113,14 +115,7 @@ class WorkQueue:
                 self._cond.wait(min(waits) if self._queue or self._delayed or deadline else None)
 
     def _next_eligible(self) -> str | None:
-        """`ALL` overlaps every key: it runs alone, and nothing else runs while it does."""
-        if ALL in self._processing:
-            return None
-        for key in self._queue:
-            if key == ALL and self._processing:
-                continue
-            return key
-        return None
+        return self._queue[0] if self._queue else None
 
     def done(self, key: str) -> None:
         with self._cond:

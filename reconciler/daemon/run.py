@@ -5,8 +5,15 @@ READY (within a second of starting), then connect to the engine — retrying whi
 start the event stream, the map watcher and the workers. The event stream's first connect relists and
 queues a full reconcile.
 
-Signals: SIGHUP reloads the maps (RELOADING=1 … READY=1). The first SIGTERM or SIGINT stops taking new work
-and lets in-flight actions finish (up to `stop_timeout`), then exits 0; a second one exits at once.
+Signals: SIGHUP reloads the maps (RELOADING=1 … READY=1). The first SIGTERM or SIGINT stops taking new work:
+waves not yet begun are skipped, a health gate in progress gives up and rolls its recreate back (the old
+container runs again), other in-flight actions finish — all within `stop_timeout` unless an engine call
+itself takes longer (a container's own stop timeout) — then it exits 0; a second one exits at once. The
+systemd unit's TimeoutStopSec is `stop_timeout` plus a margin, so systemd never kills the daemon mid-step.
+
+Engine calls retry transient errors for up to `engine_retry` seconds (the one retry loop in
+`executor.errors`, bounded by time); only the first ping does not, so that the daemon is ready within a
+second even when the engine is not there.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from .server import StatusServer
 from .settings import Settings
 
 log = get_logger(__name__)
+ENGINE_ATTEMPTS = 100  # bounded by `engine_retry` seconds long before this
 
 
 class Daemon:
@@ -106,6 +114,11 @@ class Daemon:
         engine.close()
         log.info("stopped", finished_in_flight=finished)
         if not finished:
+            log.error(
+                "in-flight work did not finish within the stop timeout; the next start converges it",
+                in_flight=controller.progress.in_flight(),
+                stop_timeout=self.settings.stop_timeout,
+            )
             # Actions still running past --stop-timeout: their threads would keep the interpreter alive.
             os._exit(0)
         return 0
@@ -115,8 +128,10 @@ class Daemon:
         announced = False
         while not self.terminate.is_set():
             try:
-                engine = DockerEngine(pool_size=max(10, self.settings.concurrency * 2), attempts=2)
+                engine = DockerEngine(pool_size=self._pool_size(), attempts=1)
                 engine.ping()
+                # Reachable: from now on a hiccup of the engine is retried, not a failed step.
+                engine.attempts, engine.retry_for = ENGINE_ATTEMPTS, self.settings.engine_retry
                 return engine
             except EngineError as exc:
                 if not announced:
@@ -127,6 +142,10 @@ class Daemon:
                 self.terminate.wait(delay)
                 delay = min(delay * 2, 10.0)
         return None
+
+    def _pool_size(self) -> int:
+        """One connection per action that may run at once (every worker runs a wave), plus events and reads."""
+        return max(10, self.settings.workers * self.settings.concurrency + 2)
 
     def health(self) -> tuple[bool, str]:
         if self.controller is None:

@@ -16,7 +16,9 @@ class Settings(BaseSettings):
     resync: float = Field(300.0, gt=0, description="Seconds between full relists and reconciles (safety net).")
     poll_images: float | None = Field(None, gt=0, description="Seconds between pulls of the tags in use.")
     http: str = Field("127.0.0.1:9105", description="host:port for /healthz, /readyz, /metrics; 'off' disables.")
-    workers: int = Field(1, ge=1, le=16, description="Keys reconciled at once.")
+    workers: int = Field(
+        4, ge=1, le=16, description="Keys reconciled at once (keys whose plans overlap never run together)."
+    )
     concurrency: int = Field(4, ge=1, le=64, description="Actions run at once within a wave.")
     health_gate: float = Field(60.0, ge=0, description="Seconds a recreated container has to become healthy.")
     crash_threshold: float = Field(10.0, gt=0, description="A container that dies sooner after starting crashes.")
@@ -27,6 +29,14 @@ class Settings(BaseSettings):
     stuck_after: float = Field(120.0, gt=0, description="/healthz fails when the loop made no progress this long.")
     stop_timeout: float = Field(30.0, gt=0, description="On SIGTERM, how long in-flight actions may take.")
     rate: float = Field(20.0, gt=0, description="Keys handed out per second at most.")
+    state_dir: str | None = Field(
+        None,
+        description="Where held-back state survives restarts (default: $STATE_DIRECTORY, else /var/lib/reconciler;"
+        " 'off': memory only).",
+    )
+    engine_retry: float = Field(
+        10.0, ge=0, description="Seconds a transient engine error is retried before a step fails."
+    )
 
     @field_validator("http")
     @classmethod

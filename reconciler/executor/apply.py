@@ -141,6 +141,7 @@ class Executor:
         self.concurrency = max(1, concurrency)
         self.on_event = on_event or (lambda _event, _action, _error: None)
         self.crash = _Crash()
+        self._stop: threading.Event | None = None
 
     # --- running plans -------------------------------------------------------------------------------
 
@@ -148,6 +149,7 @@ class Executor:
         """Execute the plan's waves in order; with `stop` set, waves not yet begun are skipped."""
         result = RunResult()
         failed: set[ResourceId] = set()
+        self._stop = stop  # a health gate in progress gives up (and rolls back) once it is set
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="reconcile") as pool:
             for wave in plan.waves:
                 futures: list[tuple[Action, Future[ActionResult]]] = []
@@ -417,6 +419,8 @@ class Executor:
                 return None
             if health == "unhealthy":
                 return "became unhealthy"
+            if self._stop is not None and self._stop.is_set():
+                return "was not healthy yet when we were asked to stop"
             if time.monotonic() >= deadline:
                 return f"was not healthy within {self.health_gate:g}s"
             time.sleep(0.2)

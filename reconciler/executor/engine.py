@@ -78,8 +78,10 @@ class DockerEngine:
         timeout: float = DEFAULT_TIMEOUT,
         pool_size: int = 10,
         attempts: int = 5,
+        retry_for: float = 60.0,
         sleep: Callable[[float], Any] | None = None,
     ) -> None:
+        """`attempts` and `retry_for` bound the retries of a transient error (whichever ends first)."""
         try:
             if base_url is None:
                 client = docker.from_env(timeout=int(timeout), max_pool_size=pool_size)
@@ -90,6 +92,7 @@ class DockerEngine:
             raise classify(exc) from exc
         self.timeout = timeout
         self.attempts = attempts
+        self.retry_for = retry_for
         self.sleep = sleep
         self._requests = 0
         self._lock = threading.Lock()
@@ -101,6 +104,7 @@ class DockerEngine:
         engine.api = api
         engine.timeout = timeout
         engine.attempts = attempts
+        engine.retry_for = 60.0
         engine.sleep = None
         engine._requests = 0
         engine._lock = threading.Lock()
@@ -119,7 +123,7 @@ class DockerEngine:
                 self._requests += 1
             return func()
 
-        return retrying(counted, attempts=self.attempts, sleep=self.sleep)
+        return retrying(counted, attempts=self.attempts, max_delay=self.retry_for, sleep=self.sleep)
 
     def _maybe(self, func: Callable[[], Any]) -> Any:
         try:

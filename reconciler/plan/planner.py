@@ -126,6 +126,20 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class HeldBack:
+    """A container whose replacement failed its health gate: that spec on that image is not tried again.
+
+    It matches while the map asks for the same spec (`spec_hash`) and the image tag still resolves to the same
+    id; changing either retries. Only replacing the container is held — starting, updating in place or
+    creating a missing one still happen, so healing goes on."""
+
+    container: str
+    spec_hash: str
+    image_id: str
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class PlanOptions:
     targets: frozenset[ResourceId] | None = None  # containers; None: everything in the maps
     prune: bool = False  # remove orphans (containers and networks; volumes only with prune_volumes)
@@ -134,6 +148,7 @@ class PlanOptions:
     pull: bool = False  # pull every image in scope, not only missing ones
     rejected_images: frozenset[tuple[str, str]] = frozenset()  # (reference, image id) rolled back before
     cascade: bool = True
+    held: frozenset[HeldBack] = frozenset()  # (container, spec, image) that failed a health gate before
 
 
 @dataclass
@@ -197,8 +212,10 @@ def plan_update(desired: DesiredState, observed: ObservedState, options: PlanOpt
     for rid in sorted(scope):
         if rid.kind is Kind.VOLUME_INIT:
             _init(desired, observed, rid, work)
+    _hold_back(desired, observed, options.held, work)
     if options.cascade:
         _cascade(desired, observed, work)
+        _hold_back(desired, observed, options.held, work)  # a cascade must not replace a held one either
     _block_dependents(desired, work)
     if options.targets is None:
         _orphans(desired, observed, options, work)
@@ -273,6 +290,37 @@ def _container(spec: ContainerSpec, observed: ObservedState, ctx: ContainerConte
     if drifts:
         op, steps = _container_steps(drifts)
         work.set(spec.id, op, steps, drifts, found.id)
+
+
+# --- held back (a failed health gate) -----------------------------------------------------------------
+
+
+def held_key(spec: ContainerSpec, observed: ObservedState) -> tuple[str, str, str]:
+    """What a hold is about: the container, its desired spec, and the id its image tag resolves to now."""
+    image = observed.images.get(spec.image)
+    return spec.name, spec.spec_hash, image.id if image is not None else ""
+
+
+def _hold_back(desired: DesiredState, observed: ObservedState, held: frozenset[HeldBack], work: _Work) -> None:
+    """Drop the replacement of held containers; what else drifted (stopped, limits) is still fixed."""
+    if not held:
+        return
+    by_key = {(h.container, h.spec_hash, h.image_id): h for h in held}
+    for rid, (op, _steps, reasons, observed_id) in sorted(work.ops.items()):
+        spec = desired.containers.get(rid.name) if rid.kind is Kind.CONTAINER else None
+        if spec is None or op is not Op.RECREATE:
+            continue
+        hold = by_key.get(held_key(spec, observed))
+        if hold is None:
+            continue
+        note = Note(rid, f"held back: {hold.why or 'its replacement failed a health gate'}")
+        if note not in work.notes:
+            work.notes.append(note)
+        rest = [d for d in reasons if Fix.NONE < d.fix < Fix.RECREATE]
+        if rest:
+            work.set(rid, *_container_steps(rest), rest, observed_id)
+        else:
+            del work.ops[rid]
 
 
 def _relation(spec: ContainerSpec, dependency: str) -> Fix:

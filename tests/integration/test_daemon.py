@@ -62,7 +62,8 @@ class Daemon:
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=self.log.open("w"),
-            env={**os.environ},
+            # Held-back state in the test's own folder, never in the machine's /var/lib/reconciler.
+            env={**os.environ, "RECONCILER_STATE_DIR": str(maps.parent / "state")},
         )
 
     def get(self, path: str) -> tuple[int, str]:

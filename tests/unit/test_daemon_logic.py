@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from reconciler.daemon.controller import Controller
+from structlog.testing import capture_logs
+
+from reconciler.daemon.controller import LOCK_RETRY, Controller, Result
+from reconciler.daemon.holds import HoldStore, state_dir
+from reconciler.daemon.locks import ResourceLocks
+from reconciler.daemon.progress import Progress
 from reconciler.daemon.queue import ALL, WorkQueue
 from reconciler.daemon.settings import Settings
 from reconciler.model import combine_maps, load_map_text
 from reconciler.plan.desired import desired_state
 from reconciler.watch.maps import MapSource
+from tests.planfakes import state_json, synthesize
 
 
 class Clock:
@@ -77,9 +87,10 @@ class _Engine:
     request_count = 0
 
 
-def controller(text: str) -> Controller:
+def controller(text: str, engine: Any = None, **settings: Any) -> Controller:
     maps = combine_maps([load_map_text(text, "m.yaml")])
-    ctl = Controller(Settings(paths=[]), _Engine(), MapSource([]))  # type: ignore[arg-type]
+    settings.setdefault("state_dir", "off")
+    ctl = Controller(Settings(paths=[], **settings), engine or _Engine(), MapSource([]))
     ctl.maps = maps
     ctl.desired = desired_state(maps)
     return ctl
@@ -111,22 +122,18 @@ def test_a_requested_stop_is_not_a_crash() -> None:
     assert "m.app" in ctl.stop_requests
 
 
-def test_all_runs_alone() -> None:
-    """`ALL` overlaps every container key: never at the same time as another key."""
+def test_all_runs_beside_other_keys() -> None:
+    """The queue no longer runs `ALL` alone: overlapping work is serialised by the controller's resource locks
+    (what a plan touches), so a full reconcile never holds healing of an unrelated container back."""
     queue = WorkQueue(clock=Clock())
     queue.add("a")
     queue.add(ALL)
     queue.add("b")
-    assert queue.get(timeout=0) == "a"
-    assert queue.get(timeout=0) == "b"  # ALL waits while "a" is processed; "b" may go
-    queue.done("a")
-    assert queue.get(timeout=0) is None  # "b" still runs
-    queue.done("b")
-    assert queue.get(timeout=0) == ALL
-    queue.add("c")
-    assert queue.get(timeout=0) is None  # nothing else while ALL runs
+    assert [queue.get(timeout=0) for _ in range(3)] == ["a", ALL, "b"]
+    queue.add(ALL)  # but still never twice at once
+    assert queue.get(timeout=0) is None
     queue.done(ALL)
-    assert queue.get(timeout=0) == "c"
+    assert queue.get(timeout=0) == ALL
 
 
 def test_rename_and_network_events() -> None:
@@ -162,3 +169,315 @@ def test_crash_loop_backoff_holds_restarts_and_never_overflows() -> None:
     assert not held.actions  # held back, with the capped delay
     assert ctl.crashes["m.app"][0] == 5001
     assert ctl.queue.depth == 1  # and scheduled again
+
+
+# --- resource locks, progress and holds, against a fake of our own engine port ------------------------
+
+
+class FakeEngine:
+    """The `Engine` port over a planfakes snapshot: reads answer from it, `start` and `stop` change it.
+    `slow` names block in `start` until `release` is set, like a long recreate or health gate."""
+
+    request_count = 0
+
+    def __init__(self, snapshot: Any, slow: set[str] | None = None) -> None:
+        self.snapshot = snapshot
+        self.slow = slow or set()
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.started: list[str] = []
+        self.lock = threading.Lock()
+
+    def _find(self, ident: str) -> dict[str, Any] | None:
+        return next((c for c in self.snapshot.containers if ident in (c["Id"], c["Name"].lstrip("/"))), None)
+
+    def list_containers(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                {"Id": c["Id"], "Names": [c["Name"]], "Labels": c["Config"]["Labels"]} for c in self.snapshot.containers
+            ]
+
+    def inspect_container(self, ident: str) -> dict[str, Any] | None:
+        with self.lock:
+            found = self._find(ident)
+            return None if found is None else copy.deepcopy(found)
+
+    def list_images(self) -> list[dict[str, Any]]:
+        return [{"Id": i["Id"], "RepoTags": [ref]} for ref, i in self.snapshot.images.items()]
+
+    def inspect_image(self, ref: str) -> dict[str, Any] | None:
+        return next((i for r, i in self.snapshot.images.items() if ref in (r, i["Id"])), None)
+
+    def list_volumes(self) -> list[dict[str, Any]]:
+        return list(self.snapshot.volumes)
+
+    def list_networks(self) -> list[dict[str, Any]]:
+        return list(self.snapshot.networks)
+
+    def top(self, ident: str) -> None:
+        return None
+
+    def start(self, ident: str) -> None:
+        name = (self._find(ident) or {}).get("Name", "").lstrip("/")
+        if name in self.slow:
+            self.entered.set()
+            assert self.release.wait(10)
+        with self.lock:
+            self._find(ident)["State"].update(state_json("running"))  # type: ignore[index]
+            self.started.append(name)
+
+
+def stopped(snapshot: Any, *names: str) -> Any:
+    for name in names:
+        snapshot.container(name)["State"] = state_json("exited", 0)
+    return snapshot
+
+
+TWO = "name: m\na: {image: x}\nb: {image: x}\n"
+
+
+def fake_controller(text: str, stopped_names: tuple[str, ...], slow: set[str]) -> tuple[Controller, FakeEngine]:
+    ctl = controller(text)
+    engine = FakeEngine(stopped(synthesize(ctl.desired), *stopped_names), slow)
+    real = controller(text, engine)
+    return real, engine
+
+
+def test_resource_locks_are_all_or_nothing() -> None:
+    locks = ResourceLocks()
+    assert locks.try_acquire("k1", {"x", "y"}) == {"x", "y"}
+    assert locks.try_acquire("k2", {"y", "z"}) is None  # y is k1's: nothing taken
+    assert locks.held_by("k2") == frozenset()
+    assert locks.holder_of({"z", "y"}) == "k1"
+    locks.release("k1", {"y"})
+    assert locks.try_acquire("k2", {"y", "z"}) == {"y", "z"}
+    locks.release_all("k1")
+    assert locks.held_by("k1") == frozenset()
+
+
+def test_an_unrelated_key_runs_while_a_slow_one_is_in_flight_and_an_overlapping_one_waits() -> None:
+    ctl, engine = fake_controller(TWO, ("m.a", "m.b"), slow={"m.a"})
+    results: dict[str, Any] = {}
+    slow = threading.Thread(target=lambda: results.setdefault("a", ctl.reconcile("m.a")))
+    slow.start()
+    assert engine.entered.wait(5)  # m.a's start is in flight (and m.a is locked)
+    try:
+        assert ctl.reconcile("m.b") == Result()  # not held back by m.a's slow action
+        assert "m.b" in engine.started
+        # A full reconcile would touch m.a too: it does not wait (no worker blocked), it comes back shortly.
+        assert ctl.reconcile(ALL) == Result(requeue_after=LOCK_RETRY)
+        assert ctl.locks.held_by(ALL) == frozenset()
+    finally:
+        engine.release.set()
+        slow.join(10)
+    assert results["a"] == Result()
+    assert engine.started.count("m.a") == 1  # started once, never twice
+
+
+def test_a_full_reconcile_frees_each_resource_once_its_action_is_over() -> None:
+    ctl, engine = fake_controller(TWO, ("m.a", "m.b"), slow={"m.a"})
+    runner = threading.Thread(target=ctl.reconcile, args=(ALL,))
+    runner.start()
+    try:
+        assert engine.entered.wait(5)
+        wait_until(lambda: "m.b" in engine.started)
+        # m.b is done: free for healing, although ALL is still busy with m.a.
+        wait_until(lambda: ctl.locks.held_by(ALL) == {"container:m.a"})
+        engine.snapshot.container("m.b")["State"] = state_json("exited", 137)  # killed again meanwhile
+        ctl.cache.relist()
+        assert ctl.reconcile("m.b") == Result()
+        assert engine.started.count("m.b") == 2
+    finally:
+        engine.release.set()
+        runner.join(10)
+
+
+def wait_until(condition: Any, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.01)
+
+
+def test_events_of_our_own_actions_do_not_requeue_a_key_past_its_backoff() -> None:
+    ctl = controller(TWO)
+    ctl.locks.try_acquire("m.a", {"container:m.a"})  # m.a's reconcile is recreating m.a
+    for action in ("stop", "die", "start", "destroy", "rename"):
+        ctl.on_event(event("container", action, "c1", name="m.a", oldName="/m.a..next"))
+    assert ctl.queue.depth == 0  # noted, not queued
+    ctl.on_event(event("container", "die", "c2", name="m.b"))  # another container: queued as ever
+    assert ctl.queue.depth == 1
+    ctl.locks.release_all("m.a")
+    ctl._follow_up("m.a", Result(failed=True))
+    assert ctl.queue.depth == 2  # only the delayed retry (its backoff), not an immediate second attempt
+    assert ctl.queue.get(timeout=0) == "m.b"
+    assert ctl.queue.get(timeout=0) is None
+
+
+def test_after_a_successful_reconcile_suppressed_events_are_looked_at_once() -> None:
+    ctl = controller(TWO)
+    ctl.locks.try_acquire(ALL, {"container:m.a"})
+    ctl.on_event(event("container", "die", "c1", name="m.a"))
+    ctl.locks.release_all(ALL)
+    ctl._follow_up(ALL, Result())
+    assert ctl.queue.get(timeout=0) == "m.a"
+
+
+def test_watchdog_tells_busy_from_stuck() -> None:
+    clock = Clock()
+    progress = Progress(clock)
+    progress.begin("k")
+    clock.now += 100
+    assert progress.stalled_for() == 100  # a reconcile without any action for 100 s
+    progress.action_started("k", "container:m.a", budget=150)  # e.g. a 90 s stop timeout + a 60 s gate
+    clock.now += 200
+    assert progress.stalled_for() == 50  # allowed 150 s beyond the last progress mark
+    progress.action_finished("k", "container:m.a")
+    assert progress.stalled_for() == 0
+    progress.end("k")
+    clock.now += 1000
+    assert progress.stalled_for() == 0  # idle is not stuck
+
+
+HEALTHY = "name: m\napp: {image: x, healthcheck: {test: [CMD, 'true']}, create_options: {environment: {V: '2'}}}\n"
+
+
+def test_a_failed_health_gate_holds_that_spec_whatever_drifted() -> None:
+    from reconciler.plan.planner import HeldBack, PlanOptions, plan_update
+
+    ctl = controller(HEALTHY)
+    old = controller(HEALTHY.replace("'2'", "'1'"))
+    snapshot = synthesize(old.desired)  # the engine runs the old spec (V=1); the map wants V=2
+    observed = snapshot.observed()
+    spec = ctl.desired.containers["m.app"]
+    assert [a.op.value for a in plan_update(ctl.desired, observed).actions] == ["recreate"]
+    image_id = observed.images["x:latest"].id
+    hold = HeldBack("m.app", spec.spec_hash, image_id, "its replacement became unhealthy")
+    plan = plan_update(ctl.desired, observed, PlanOptions(held=frozenset({hold})))
+    assert not plan.actions
+    assert [n.message for n in plan.notes] == ["held back: its replacement became unhealthy"]
+    assert plan.in_sync  # a note, not drift
+    # Killed meanwhile: still started (healing goes on), only the replacement is held.
+    snapshot.container("m.app")["State"] = state_json("exited", 137)
+    plan = plan_update(ctl.desired, snapshot.observed(), PlanOptions(held=frozenset({hold})))
+    assert [a.op.value for a in plan.actions] == ["start"]
+    # Another spec (the map changed) or another image id (the tag moved): tried again.
+    moved = HeldBack("m.app", spec.spec_hash, "sha256:" + "9" * 64)
+    assert [a.op.value for a in plan_update(ctl.desired, observed, PlanOptions(held=frozenset({moved}))).actions] == [
+        "recreate"
+    ]
+    edited = HeldBack("m.app", "another-spec", image_id)
+    assert plan_update(ctl.desired, observed, PlanOptions(held=frozenset({edited}))).actions
+
+
+def test_a_rollback_is_held_and_persisted_and_not_logged_as_an_image_update(tmp_path: Path) -> None:
+    from reconciler.executor.apply import ActionResult, Outcome
+    from reconciler.plan.planner import plan_update
+
+    ctl = controller(HEALTHY, state_dir=str(tmp_path))
+    old = controller(HEALTHY.replace("'2'", "'1'"))
+    observed = synthesize(old.desired).observed()
+    action = plan_update(ctl.desired, observed).actions[0]
+    image_id = observed.images["x:latest"].id
+    rolled = ActionResult(action, Outcome.FAILED, "the replacement became unhealthy", 1.0, ("x:latest", image_id))
+    with capture_logs() as logs:
+        ctl._rolled_back(ctl.desired, rolled)
+    assert [e["event"] for e in logs] == ["recreate rolled back; held back until the map changes its spec"]
+    assert ctl.holds.rejected_images == frozenset()  # no image changed: no image is rejected
+    (hold,) = ctl.holds.holds
+    assert (hold.container, hold.spec_hash, hold.image_id) == (
+        "m.app",
+        ctl.desired.containers["m.app"].spec_hash,
+        image_id,
+    )
+    # A restarted daemon reads it back.
+    again = controller(HEALTHY, state_dir=str(tmp_path))
+    assert again.holds.holds == ctl.holds.holds
+    # Once the map changes the spec, the hold goes.
+    edited = controller(HEALTHY.replace("'2'", "'3'"), state_dir=str(tmp_path))
+    edited.holds.keep_only([("m.app", "changed", image_id)])
+    assert edited.holds.holds == frozenset()
+    assert json.loads((tmp_path / "held.json").read_text())["holds"] == []
+
+
+def test_a_rollback_caused_by_our_own_shutdown_is_not_held() -> None:
+    from reconciler.executor.apply import ActionResult, Outcome
+    from reconciler.plan.planner import plan_update
+
+    ctl = controller(HEALTHY)
+    observed = synthesize(controller(HEALTHY.replace("'2'", "'1'")).desired).observed()
+    action = plan_update(ctl.desired, observed).actions[0]
+    ctl.stopping.set()
+    ctl._rolled_back(ctl.desired, ActionResult(action, Outcome.FAILED, "interrupted", 1.0, ("x:latest", "sha256:1")))
+    assert ctl.holds.holds == frozenset()
+
+
+def test_an_unwritable_state_dir_keeps_holds_in_memory(tmp_path: Path) -> None:
+    from reconciler.plan.planner import HeldBack
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    store = HoldStore(blocker / "state")  # its parent is a file: cannot be created
+    with capture_logs() as logs:
+        store.hold(HeldBack("m.app", "h", "i"))
+        store.hold(HeldBack("m.other", "h", "i"))
+    assert len(store.holds) == 2
+    assert [e["log_level"] for e in logs] == ["warning"]  # said once
+
+
+def test_state_dir_setting_then_systemd_then_default(monkeypatch: Any) -> None:
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    assert state_dir(None) == Path("/var/lib/reconciler")
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/private/reconciler:/other")
+    assert state_dir(None) == Path("/var/lib/private/reconciler")
+    assert state_dir("/srv/state") == Path("/srv/state")
+
+
+def test_the_unit_gives_the_daemon_its_stop_timeout_plus_a_margin_and_a_state_directory() -> None:
+    unit = (Path(__file__).resolve().parents[2] / "deploy" / "reconciler.service").read_text()
+    values = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    stop_sec = float(values["TimeoutStopSec"].removesuffix("s"))
+    margin = stop_sec - Settings(paths=[]).stop_timeout
+    assert 10 <= margin <= 30
+    assert values["StateDirectory"] == "reconciler"
+
+
+def test_the_daemons_engine_retries_transient_errors_for_a_bounded_time(tmp_path: Path) -> None:
+    import docker
+
+    from reconciler.daemon.run import ENGINE_ATTEMPTS
+    from reconciler.executor.engine import DockerEngine
+    from reconciler.executor.errors import RetryableEngineError
+
+    # The daemon's settings on an engine that is not there (a fixed API version: no probe at construction).
+    engine = DockerEngine.from_api(docker.APIClient(f"unix://{tmp_path}/no-engine.sock", version="1.45"))
+    engine.attempts, engine.retry_for = ENGINE_ATTEMPTS, 1.0
+    started = time.monotonic()
+    try:
+        engine.ping()
+    except RetryableEngineError:
+        pass
+    else:
+        raise AssertionError("no engine there")
+    took = time.monotonic() - started
+    assert 1.0 <= took < 8  # retried for about retry_for seconds (the backoff's last wait included), then gave up
+    assert 3 <= engine.request_count < ENGINE_ATTEMPTS
+
+
+def test_a_rolled_back_image_is_not_deployed_again_by_a_cascade() -> None:
+    """issue 10: after an image update of `app` was rolled back, a recreate of its link target `db` cascades —
+    but must not move `app` to the image that failed; the hold turns it into a note."""
+    from reconciler.plan.planner import HeldBack, PlanOptions, plan_update
+
+    text = "name: m\ndb: {image: x, create_options: {environment: {V: '2'}}}\napp: {image: x, links: db}\n"
+    ctl = controller(text)
+    observed = synthesize(controller(text.replace("'2'", "'1'")).desired).observed()
+    assert {a.resource.name: a.op.value for a in plan_update(ctl.desired, observed).actions} == {
+        "m.db": "recreate",
+        "m.app": "recreate",  # the cascade
+    }
+    spec = ctl.desired.containers["m.app"]
+    hold = HeldBack("m.app", spec.spec_hash, observed.images["x:latest"].id, "image update failed its gate")
+    plan = plan_update(ctl.desired, observed, PlanOptions(held=frozenset({hold})))
+    assert {a.resource.name: a.op.value for a in plan.actions} == {"m.db": "recreate"}
+    assert [(n.resource.name, n.message) for n in plan.notes] == [("m.app", "held back: image update failed its gate")]
