@@ -27,6 +27,7 @@ from reconciler.executor.translate import container_config
 from reconciler.model import MapError, MapSet, ResolvedMap, combine_maps, load_map_dict, load_map_text
 from reconciler.model.integrity import check_integrity as check
 from reconciler.model.schema import ContainerConfig
+from reconciler.plan import naming
 from reconciler.plan.desired import desired_state
 from reconciler.plan.graph import closure, dependents, select_targets, waves
 from reconciler.plan.planner import Action, Op, Plan, PlanOptions, plan_down, plan_update
@@ -305,7 +306,7 @@ class MappingDockerClient:
         if found is None:
             return False
         labels = found.get("Config", {}).get("Labels") or {}
-        if labels.get("io.reconciler.managed") != "true" or labels.get("io.reconciler.self"):
+        if not naming.owned(labels):
             return False
         return bool(found.get("State", {}).get("Running"))
 
@@ -398,7 +399,7 @@ class MappingDockerClient:
         [rid] = sorted(self._targets(container, [instance] if instance else None, map_name))
         spec = self.desired.containers[rid.name]
         config = container_config(spec)
-        config["labels"] = {k: v for k, v in config["labels"].items() if not k.startswith("io.reconciler.")}
+        config["labels"] = {k: v for k, v in config["labels"].items() if not k.startswith(naming.LABEL_PREFIX + ".")}
         host = config["host_config"]
         host.pop("port_bindings", None)
         host.pop("restart_policy", None)

@@ -16,6 +16,8 @@ import docker
 
 from reconciler.executor.engine import split_reference
 from reconciler.logs import get_logger
+from reconciler.plan import naming
+from reconciler.plan.resources import Kind
 
 from .build import DockerContext, DockerFile
 
@@ -143,7 +145,7 @@ class DockerClientWrapper(docker.APIClient):  # type: ignore[misc]
         removed: list[str] = []
         for container in self.containers(all=True, filters={"status": states}):
             name = container["Names"][0].lstrip("/") if container.get("Names") else container["Id"]
-            if name in skip or (container.get("Labels") or {}).get("io.reconciler.kind") == "volume-init":
+            if name in skip or (container.get("Labels") or {}).get(naming.LABEL_KIND) == Kind.VOLUME_INIT.value:
                 continue  # (a volume init is the record that its volume is prepared: never cleaned up)
             removed.append(name)
             if list_only:

@@ -41,9 +41,10 @@ from reconciler.executor.errors import EngineError
 from reconciler.executor.observe import observe
 from reconciler.logs import get_logger
 from reconciler.model import MapSet
+from reconciler.plan import naming
 from reconciler.plan.desired import desired_state
 from reconciler.plan.drift import Reason
-from reconciler.plan.naming import LABEL_SELF, REPLACEMENT_SUFFIX
+from reconciler.plan.naming import REPLACEMENT_SUFFIX
 from reconciler.plan.observed import ObservedState
 from reconciler.plan.planner import Action, HeldBack, Op, Plan, PlanOptions, held_key, plan_down, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
@@ -225,7 +226,7 @@ class Controller:
         desired = self.desired
         if kind == "container":
             name = str(attributes.get("name", ""))
-            if action not in _CONTAINER_ACTIONS or name.endswith(REPLACEMENT_SUFFIX) or attributes.get(LABEL_SELF):
+            if action not in _CONTAINER_ACTIONS or name.endswith(REPLACEMENT_SUFFIX) or naming.is_self(attributes):
                 return []
             if action == "rename":
                 # `docker rename ours other`: the event carries the new name; the old one is what went missing.

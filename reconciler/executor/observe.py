@@ -39,7 +39,7 @@ def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = Fal
     for summary in engine.list_containers():
         names = [n.lstrip("/") for n in summary.get("Names") or []]
         labels = summary.get("Labels") or {}
-        ours = labels.get(naming.LABEL_MANAGED) == "true" and (all_maps or labels.get(naming.LABEL_MAP) in desired.maps)
+        ours = naming.owned(labels) if all_maps else naming.owned_by(labels, desired.maps)
         if ours or any(n in wanted_names for n in names):
             data = engine.inspect_container(summary["Id"])
             if data is not None:  # removed between list and inspect: it is simply not there
@@ -115,6 +115,6 @@ def _peers(engine: EngineReader, desired: DesiredState) -> dict[str, str]:
 
 def _relevant(labels: Mapping[str, str] | None, name: str, desired: DesiredState, all_maps: bool) -> bool:
     labels = labels or {}
-    if labels.get(naming.LABEL_MANAGED) == "true" and (all_maps or labels.get(naming.LABEL_MAP) in desired.maps):
+    if naming.owned(labels) if all_maps else naming.owned_by(labels, desired.maps):
         return True
     return name in desired.volumes or name in desired.networks

@@ -15,7 +15,7 @@ from reconciler.plan.drift import LABEL_VOLUME_CREATED, user_network
 from reconciler.plan.resources import ContainerSpec, Kind, NetworkSpec, VolumeInitSpec, VolumeSpec
 
 _LIMIT_KWARGS = {engine: kwarg for kwarg, engine in LIMIT_OPTIONS.items()}
-LABEL_TEMPORARY = f"{naming.LABEL_PREFIX}.temporary"
+LABEL_TEMPORARY = naming.LABEL_TEMPORARY
 
 
 def container_labels(spec: ContainerSpec) -> dict[str, str]:

@@ -24,7 +24,7 @@ from .observed import ObservedContainer, ObservedImage, ObservedNetwork, Observe
 from .resources import ContainerSpec, EndpointSpec, NetworkSpec, VolumeInitSpec, VolumeSpec
 
 NON_RECOVERABLE_EXIT_CODES = frozenset({-127, -1})  # docker-map's defaults
-LABEL_VOLUME_CREATED = f"{naming.LABEL_PREFIX}.volume-created"
+LABEL_VOLUME_CREATED = naming.LABEL_VOLUME_CREATED
 _ANONYMOUS_VOLUME = re.compile(r"^[0-9a-f]{64}$")
 _LIMIT_DEFAULTS: dict[str, Any] = {
     "Memory": 0,

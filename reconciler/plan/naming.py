@@ -11,6 +11,7 @@ Every object carries labels under `LABEL_PREFIX`; ownership is by label, never b
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from reconciler.model import PRESET_NETWORKS
@@ -25,6 +26,24 @@ LABEL_ALIAS = f"{LABEL_PREFIX}.alias"  # attached volume alias (volumes and volu
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
 LABEL_IMAGE = f"{LABEL_PREFIX}.image"  # the image reference the container was created from
 LABEL_SELF = f"{LABEL_PREFIX}.self"  # on the daemon's own container: never manage it
+LABEL_TEMPORARY = f"{LABEL_PREFIX}.temporary"  # a recreate's replacement, before it takes the name
+LABEL_VOLUME_CREATED = f"{LABEL_PREFIX}.volume-created"  # on a volume init: the volume it prepared
+
+
+def is_self(labels: Mapping[str, str] | None) -> bool:
+    """reconciler's own container: never managed, whatever else its labels say."""
+    return str((labels or {}).get(LABEL_SELF, "")).lower() in ("true", "1", "yes")
+
+
+def owned(labels: Mapping[str, str] | None) -> bool:
+    """The one ownership rule: an object is ours when it carries `managed=true` and is not our own
+    container. Nothing without it is ever stopped, removed, recreated or disconnected."""
+    return (labels or {}).get(LABEL_MANAGED) == "true" and not is_self(labels)
+
+
+def owned_by(labels: Mapping[str, str] | None, maps: Iterable[str]) -> bool:
+    """Ours, and created for one of these maps."""
+    return owned(labels) and (labels or {}).get(LABEL_MAP) in set(maps)
 
 
 @dataclass(frozen=True, order=True)

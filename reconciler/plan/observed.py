@@ -73,7 +73,7 @@ class ObservedContainer:
 
     @property
     def managed(self) -> bool:
-        return self.labels.get(naming.LABEL_MANAGED) == "true" and not self.is_self
+        return naming.owned(self.labels)
 
     @property
     def kind(self) -> str | None:
@@ -82,7 +82,7 @@ class ObservedContainer:
     @property
     def is_self(self) -> bool:
         """reconciler's own container (label `io.reconciler.self`): never managed, whatever else it says."""
-        return self.labels.get(naming.LABEL_SELF, "").lower() in ("true", "1", "yes")
+        return naming.is_self(self.labels)
 
     @property
     def spec_hash(self) -> str | None:
@@ -113,7 +113,7 @@ class ObservedVolume:
 
     @property
     def managed(self) -> bool:
-        return self.labels.get(naming.LABEL_MANAGED) == "true"
+        return naming.owned(self.labels)
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class ObservedNetwork:
 
     @property
     def managed(self) -> bool:
-        return self.labels.get(naming.LABEL_MANAGED) == "true"
+        return naming.owned(self.labels)
 
 
 @dataclass(frozen=True)

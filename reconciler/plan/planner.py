@@ -404,7 +404,7 @@ def _orphans(desired: DesiredState, observed: ObservedState, options: PlanOption
 
 
 def _ours(labels: Any, desired: DesiredState) -> bool:
-    return labels.get(naming.LABEL_MANAGED) == "true" and labels.get(naming.LABEL_MAP) in desired.maps
+    return naming.owned_by(labels, desired.maps)
 
 
 def _orphan(rid: ResourceId, ident: str, remove: bool, work: _Work) -> None:
