@@ -286,19 +286,80 @@ class _Builder:
         return deps
 
     def container(self, m: ResolvedMap, config: str, instance: str | None) -> None:
-        cfg = m.configs[config]
-        name = naming.container_name(m.name, config, instance)
-        rid = ResourceId(Kind.CONTAINER, name)
-        deps: set[ResourceId] = set()
-        image = m.image(config)
-        deps.add(self.image(image))
-        create = dict(cfg.create_options)
-        host = dict(cfg.host_config)
+        one = _Instance(self, m, config, instance)
+        spec = one.spec()
+        self.containers[spec.name] = spec
+        one.deps.discard(spec.id)
+        self.edges[spec.id] = one.deps
 
-        # Limits may be written in create_options (older docker-map maps do): they are host settings.
+
+class _Instance:
+    """One container instance of one config: its spec, built aspect by aspect, and its dependencies."""
+
+    def __init__(self, builder: _Builder, m: ResolvedMap, config: str, instance: str | None) -> None:
+        self.builder, self.m, self.config, self.instance = builder, m, config, instance
+        self.cfg = m.configs[config]
+        self.name = naming.container_name(m.name, config, instance)
+        self.deps: set[ResourceId] = set()
+        self.create = dict(self.cfg.create_options)
+        self.host = dict(self.cfg.host_config)
+
+    def spec(self) -> ContainerSpec:
+        cfg, create = self.cfg, self.create
+        image = self.m.image(self.config)
+        self.deps.add(self.builder.image(image))
+        limits, restart_policy = self.limits()  # popped first: the rest of host_config is options
+        folded = options.fold(create, self.host)
+        mounts = self.binds() + self.attaches()
+        used, volumes_from = self.uses()
+        mounts += used
+        mounts += [f for f in folded.mounts if f.target not in {have.target for have in mounts}]
+        volumes_from += folded.volumes_from
+        self.depend_on_named([n for n, _ in folded.links] + [v.split(":")[0] for v in folded.volumes_from])
+        network_mode, endpoints = self.network()
+        targets = {mount.target for mount in mounts}
+        return ContainerSpec(
+            name=self.name,
+            map=self.m.name,
+            config=self.config,
+            instance=self.instance,
+            image=image,
+            hostname=_opt_str(create.pop("hostname", None))
+            or (naming.hostname(self.name) if self.m.model.set_hostname else None),
+            domainname=_opt_str(create.pop("domainname", None)) or self.m.model.default_domain,
+            command=split_command(create.pop("command", None)),
+            entrypoint=split_command(create.pop("entrypoint", None)),
+            environment=environment(create.pop("environment", None)),
+            user=cfg.run_user if cfg.user is not None else _opt_str(create.pop("user", None)),
+            labels=_labels(create.pop("labels", None)),
+            mounts=tuple(mounts),
+            anonymous_volumes=_unique(
+                p for p in (*(clean_path(s) for s in cfg.shares), *folded.anonymous) if p not in targets
+            ),
+            volumes_from=_unique(volumes_from),
+            ports=_unique(self.ports() + folded.ports),
+            links=_unique(self.links(cfg.links) + folded.links),
+            # docker-map: create/host options win over its own arguments.
+            network_mode=folded.network_mode or network_mode,
+            endpoints=tuple(endpoints),
+            healthcheck=folded.healthcheck or healthcheck_fields(cfg.healthcheck),
+            stop_signal=None if cfg.stop_signal is None else str(cfg.stop_signal),
+            stop_timeout=cfg.stop_timeout,
+            create_extra=_freeze({k: v for k, v in create.items() if k not in _MODELLED_CREATE}),
+            host_extra=_freeze(self.host),
+            limits=_frozen(limits.items()),
+            restart_policy=None if restart_policy is None else _frozen((str(k), v) for k, v in restart_policy.items()),
+            exec_commands=self.execs(),
+            persistent=bool(cfg.persistent),
+            start_delay=cfg.start_delay,
+        )
+
+    def limits(self) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
+        """Limits and the restart policy, popped from the options. Limits may be written in create_options
+        (older docker-map maps do): they are host settings all the same."""
         limits: dict[str, Any] = {}
         restart_policy = None
-        for source in (create, host):
+        for source in (self.create, self.host):
             for key in list(source):
                 if key in LIMIT_OPTIONS:
                     engine_key = LIMIT_OPTIONS[key]
@@ -308,153 +369,124 @@ class _Builder:
                     restart_policy = source.pop(key)
         if restart_policy is not None and not isinstance(restart_policy, Mapping):
             raise ValueError("host_config.restart_policy must be a mapping like {Name: always}")
+        return limits, restart_policy
 
-        folded = options.fold(create, host)
-        mounts: list[Mount] = []
-        for bind in cfg.binds:
+    def binds(self) -> list[Mount]:
+        mounts = []
+        for bind in self.cfg.binds:
             if bind.is_alias:
-                bind_target = m.volume_path(bind.path)
-                bind_source = m.host_path(bind.path, instance)
-                if bind_source is None or bind_target is None:
-                    where = f"instance '{instance}'" if instance else "this container"
+                target = self.m.volume_path(bind.path)
+                source = self.m.host_path(bind.path, self.instance)
+                if source is None or target is None:
+                    where = f"instance '{self.instance}'" if self.instance else "this container"
                     raise ValueError(f"no host path for volume alias '{bind.path}' for {where}")
             else:
-                bind_target = bind.path
-                bind_source = m.absolute_host_path(bind.host_path or "")
-            mounts.append(
-                Mount(
-                    target=clean_path(bind_target),
-                    source=clean_path(bind_source),
-                    type="bind",
-                    read_only=bind.readonly,
-                )
-            )
-        for attach in cfg.attaches:
-            vol = naming.attached_volume_name(m.name, config, attach.alias, m.model.use_attached_parent_name)
-            path = m.attach_path(config, attach.alias)
+                target, source = bind.path, self.m.absolute_host_path(bind.host_path or "")
+            mounts.append(Mount(clean_path(target), clean_path(source), "bind", bind.readonly))
+        return mounts
+
+    def attaches(self) -> list[Mount]:
+        mounts = []
+        for attach in self.cfg.attaches:
+            volume = self.volume_name(self.config, attach.alias)
+            path = self.m.attach_path(self.config, attach.alias)
             assert path is not None  # guaranteed by the integrity check
-            mounts.append(Mount(target=clean_path(path), source=vol, type="volume"))
-            deps.update(self.volume_deps(vol))
+            mounts.append(Mount(target=clean_path(path), source=volume, type="volume"))
+            self.deps.update(self.builder.volume_deps(volume))
+        return mounts
+
+    def uses(self) -> tuple[list[Mount], list[str]]:
+        """`uses`: an attached volume (a mount of it) or a container config (`volumes_from`)."""
+        mounts: list[Mount] = []
         volumes_from: list[str] = []
-        for use in cfg.uses:
-            source_ref = m.use_source(use)
-            if source_ref is None:
+        for use in self.cfg.uses:
+            source = self.m.use_source(use)
+            if source is None:
                 raise ValueError(f"uses '{use.name}' does not resolve")
-            if source_ref.alias is not None:
-                vol = naming.attached_volume_name(
-                    m.name, source_ref.config, source_ref.alias, m.model.use_attached_parent_name
-                )
-                path = m.use_path(use)
+            if source.alias is not None:
+                volume = self.volume_name(source.config, source.alias)
+                path = self.m.use_path(use)
                 assert path is not None
-                mounts.append(Mount(target=clean_path(path), source=vol, type="volume", read_only=use.readonly))
-                deps.update(self.volume_deps(vol))
+                mounts.append(Mount(target=clean_path(path), source=volume, type="volume", read_only=use.readonly))
+                self.deps.update(self.builder.volume_deps(volume))
                 # docker-map starts the config that attaches a volume before those that use it.
-                for inst in m.instances(source_ref.config):
-                    deps.add(ResourceId(Kind.CONTAINER, naming.container_name(m.name, source_ref.config, inst)))
+                self.depend_on(source.config, *self.m.instances(source.config))
             else:
-                instances = [source_ref.instance] if source_ref.instance else m.instances(source_ref.config)
-                for inst in instances:
-                    other = naming.container_name(m.name, source_ref.config, inst)
+                instances = [source.instance] if source.instance else self.m.instances(source.config)
+                for other in self.depend_on(source.config, *instances):
                     volumes_from.append(f"{other}:ro" if use.readonly else other)
-                    deps.add(ResourceId(Kind.CONTAINER, other))
+        return mounts, volumes_from
 
-        ports = []
-        for port in cfg.exposes:
-            host_port = None if port.host_port is None else str(port.host_port)
-            ports.append(PortSpec(port_key(port.exposed_port), host_port, _interface_ip(port.interface)))
+    def ports(self) -> list[PortSpec]:
+        return [
+            PortSpec(
+                port_key(port.exposed_port),
+                None if port.host_port is None else str(port.host_port),
+                _interface_ip(port.interface),
+            )
+            for port in self.cfg.exposes
+        ]
 
-        links = []
-        for link in cfg.links:  # `known_as`: the alias, else the reference in hostname form (docker-map)
-            target_name = naming.container_name(m.name, *_config_instance(link.container))
-            links.append((target_name, link.known_as))
-            deps.add(ResourceId(Kind.CONTAINER, target_name))
-        links += folded.links
-        ports += folded.ports
-        volumes_from += folded.volumes_from
-        for other in [n for n, _ in folded.links] + [v.split(":")[0] for v in folded.volumes_from]:
-            if other in self.all_containers:
-                deps.add(ResourceId(Kind.CONTAINER, other))
+    def links(self, links: Iterable[Any]) -> list[tuple[str, str]]:
+        """Legacy or endpoint links; `known_as` is the alias, else the reference in hostname form (docker-map)."""
+        pairs = []
+        for link in links:
+            (target,) = self.depend_on(*_config_instance(link.container))
+            pairs.append((target, link.known_as))
+        return pairs
 
+    def network(self) -> tuple[str | None, list[EndpointSpec]]:
+        """`network_mode` in engine terms, and the endpoints; a container on networks runs on the first."""
         network_mode: str | None = None
-        endpoints: list[EndpointSpec] = []
-        mode = cfg.network_mode
+        mode = self.cfg.network_mode
         if mode is not None:
             if mode.kind is NetworkModeKind.PRESET:
                 network_mode = mode.value
             elif mode.kind is NetworkModeKind.EXTERNAL:
                 network_mode = f"container:{mode.value}"
             else:
-                other = naming.container_name(m.name, mode.value, mode.instance)
+                (other,) = self.depend_on(mode.value, mode.instance)
                 network_mode = f"container:{other}"
-                deps.add(ResourceId(Kind.CONTAINER, other))
-        for endpoint in cfg.networks:
-            net = naming.network_name(m.name, endpoint.network_name)
-            if net in self.networks:
-                deps.add(ResourceId(Kind.NETWORK, net))
-            ep_links = []
-            for link in endpoint.links:
-                target_name = naming.container_name(m.name, *_config_instance(link.container))
-                ep_links.append((target_name, link.known_as))
-                deps.add(ResourceId(Kind.CONTAINER, target_name))
+        endpoints = []
+        for endpoint in self.cfg.networks:
+            net = naming.network_name(self.m.name, endpoint.network_name)
+            if net in self.builder.networks:
+                self.deps.add(ResourceId(Kind.NETWORK, net))
             endpoints.append(
                 EndpointSpec(
                     network=net,
                     aliases=_unique(endpoint.aliases or ()),
-                    links=_unique(ep_links),
+                    links=_unique(self.links(endpoint.links)),
                     ipv4_address=endpoint.ipv4_address,
                     ipv6_address=endpoint.ipv6_address,
                 )
             )
-        if folded.network_mode is not None:
-            network_mode = folded.network_mode  # docker-map: create/host options win over its own arguments
         if network_mode is None and endpoints:
             network_mode = endpoints[0].network
-        mounts += [m for m in folded.mounts if m.target not in {have.target for have in mounts}]
+        return network_mode, endpoints
 
-        shares = [clean_path(s) for s in cfg.shares]
-        full_name = name
-        spec = ContainerSpec(
-            name=full_name,
-            map=m.name,
-            config=config,
-            instance=instance,
-            image=image,
-            hostname=_opt_str(create.pop("hostname", None))
-            or (naming.hostname(name) if m.model.set_hostname else None),
-            domainname=_opt_str(create.pop("domainname", None)) or m.model.default_domain,
-            command=split_command(create.pop("command", None)),
-            entrypoint=split_command(create.pop("entrypoint", None)),
-            environment=environment(create.pop("environment", None)),
-            user=cfg.run_user if cfg.user is not None else _opt_str(create.pop("user", None)),
-            labels=_labels(create.pop("labels", None)),
-            mounts=tuple(mounts),
-            anonymous_volumes=_unique(p for p in (*shares, *folded.anonymous) if p not in {m.target for m in mounts}),
-            volumes_from=_unique(volumes_from),
-            ports=_unique(ports),
-            links=_unique(links),
-            network_mode=network_mode,
-            endpoints=tuple(endpoints),
-            healthcheck=folded.healthcheck or healthcheck_fields(cfg.healthcheck),
-            stop_signal=None if cfg.stop_signal is None else str(cfg.stop_signal),
-            stop_timeout=cfg.stop_timeout,
-            create_extra=_freeze({k: v for k, v in create.items() if k not in _MODELLED_CREATE}),
-            host_extra=_freeze(host),
-            limits=_frozen(limits.items()),
-            restart_policy=None if restart_policy is None else _frozen((str(k), v) for k, v in restart_policy.items()),
-            exec_commands=tuple(
-                ExecSpec(
-                    cmd=c.cmd if isinstance(c.cmd, str) else tuple(c.cmd),
-                    user=c.user or cfg.run_user,
-                    policy=c.policy.value,
-                )
-                for c in cfg.exec_commands
-            ),
-            persistent=bool(cfg.persistent),
-            start_delay=cfg.start_delay,
+    def execs(self) -> tuple[ExecSpec, ...]:
+        return tuple(
+            ExecSpec(
+                cmd=c.cmd if isinstance(c.cmd, str) else tuple(c.cmd),
+                user=c.user or self.cfg.run_user,
+                policy=c.policy.value,
+            )
+            for c in self.cfg.exec_commands
         )
-        self.containers[full_name] = spec
-        deps.discard(rid)
-        self.edges[rid] = deps
+
+    def volume_name(self, config: str, alias: str) -> str:
+        return naming.attached_volume_name(self.m.name, config, alias, self.m.model.use_attached_parent_name)
+
+    def depend_on(self, config: str, *instances: str | None) -> list[str]:
+        """Containers of this map this one depends on (by config and instance); their engine names."""
+        names = [naming.container_name(self.m.name, config, inst) for inst in instances]
+        self.deps.update(ResourceId(Kind.CONTAINER, n) for n in names)
+        return names
+
+    def depend_on_named(self, names: Iterable[str]) -> None:
+        """Options name containers by engine name; those the maps imply are created first."""
+        self.deps.update(ResourceId(Kind.CONTAINER, n) for n in names if n in self.builder.all_containers)
 
 
 def _unique(items: Iterable[Any]) -> tuple[Any, ...]:
