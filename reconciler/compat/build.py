@@ -133,27 +133,26 @@ class DockerFile:
             return
         if self._remove_final:
             self.prefix("RUN", "rm -rf " + " ".join(self._remove_final))
-        if self.shell:
-            self.prefix("SHELL", json.dumps(list(self.shell)))
-        for port in self.expose:
-            self.prefix("EXPOSE", str(port))
-        if self.volumes:
-            self.prefix("VOLUME", json.dumps(self.volumes))
-        if self.labels:
-            self.prefix("LABEL", " ".join(f"{json.dumps(str(k))}={json.dumps(str(v))}" for k, v in self.labels.items()))
-        if self.stopsignal:
-            self.prefix("STOPSIGNAL", self.stopsignal)
-        if self.healthcheck:
-            self.prefix("HEALTHCHECK", _healthcheck_line(self.healthcheck))
-        if self.command_workdir:
-            self.prefix("WORKDIR", self.command_workdir)
-        if self.command_user:
-            self.prefix("USER", self.command_user)
-        if self.entrypoint:
-            self.prefix("ENTRYPOINT", _json_or_shell(self.entrypoint))
-        if self.command:
-            self.prefix("CMD", _json_or_shell(self.command))
+        for instruction, value in self._trailer():
+            if value:
+                self.prefix(instruction, value)
         self._finalized = True
+
+    def _trailer(self) -> list[tuple[str, str | None]]:
+        """The instructions docker-map writes after the body, in its order; empty ones are left out."""
+        labels = " ".join(f"{json.dumps(str(k))}={json.dumps(str(v))}" for k, v in self.labels.items())
+        return [
+            ("SHELL", json.dumps(list(self.shell)) if self.shell else None),
+            *(("EXPOSE", str(port)) for port in self.expose),
+            ("VOLUME", json.dumps(self.volumes) if self.volumes else None),
+            ("LABEL", labels or None),
+            ("STOPSIGNAL", self.stopsignal),
+            ("HEALTHCHECK", _healthcheck_line(self.healthcheck) if self.healthcheck else None),
+            ("WORKDIR", self.command_workdir),
+            ("USER", self.command_user),
+            ("ENTRYPOINT", _json_or_shell(self.entrypoint) if self.entrypoint else None),
+            ("CMD", _json_or_shell(self.command) if self.command else None),
+        ]
 
     def __enter__(self) -> DockerFile:
         return self

@@ -34,6 +34,28 @@ class EngineReader(Protocol):
 
 def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = False) -> ObservedState:
     """Fetch what the engine has that the desired state cares about (`all_maps`: every object we own)."""
+    containers = _containers(engine, desired, all_maps)
+    processes: dict[str, tuple[str, ...]] = {}
+    execs: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for container in containers:
+        spec = desired.containers.get(str(container.get("Name", "")).lstrip("/"))
+        if spec is not None and spec.exec_commands and (container.get("State") or {}).get("Running"):
+            top = engine.top(container["Id"])
+            if top is not None:
+                processes[container["Id"]] = parse_processes(top)
+            execs[container["Id"]] = _running_execs(engine, container)
+    volumes: list[Mapping[str, Any]] = [
+        v for v in engine.list_volumes() if _relevant(v.get("Labels"), v["Name"], desired, all_maps)
+    ]
+    networks: list[Mapping[str, Any]] = [
+        n for n in engine.list_networks() if _relevant(n.get("Labels"), n["Name"], desired, all_maps)
+    ]
+    images = _images(engine, desired, containers)
+    return observed_state(containers, images, volumes, networks, processes, execs, _peers(engine, desired))
+
+
+def _containers(engine: EngineReader, desired: DesiredState, all_maps: bool) -> list[Mapping[str, Any]]:
+    """Inspects of our containers and of any container holding one of our names (a stranger)."""
     wanted_names = set(desired.containers) | set(desired.inits)
     containers: list[Mapping[str, Any]] = []
     for summary in engine.list_containers():
@@ -44,13 +66,17 @@ def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = Fal
             data = engine.inspect_container(summary["Id"])
             if data is not None:  # removed between list and inspect: it is simply not there
                 containers.append(data)
+    return containers
 
-    images: dict[str, dict[str, Any]] = {}
+
+def _images(
+    engine: EngineReader, desired: DesiredState, containers: list[Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Inspects of the images the maps name (by reference) and of those the containers run (by id)."""
     tags: dict[str, str] = {}
     for image in engine.list_images():
         for tag in image.get("RepoTags") or []:
             tags[tag] = image["Id"]
-    by_id: dict[str, dict[str, Any]] = {}
     needed = {ref: tags.get(ref) for ref in desired.images}
     for ref, image_id in needed.items():
         if image_id is None:
@@ -59,33 +85,15 @@ def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = Fal
             if data is not None:
                 needed[ref] = str(data["Id"])
     needed_ids = {i for i in needed.values() if i} | {c["Image"] for c in containers if c.get("Image")}
+    by_id: dict[str, dict[str, Any]] = {}
     for image_id in sorted(needed_ids):
         data = engine.inspect_image(image_id)
         if data is not None:
             by_id[image_id] = data
-    for ref, tagged_id in needed.items():
-        if tagged_id is not None and tagged_id in by_id:
-            images[ref] = by_id[tagged_id]
+    images = {ref: by_id[i] for ref, i in needed.items() if i is not None and i in by_id}
     for image_id, data in by_id.items():
         images.setdefault(image_id, data)
-
-    processes: dict[str, tuple[str, ...]] = {}
-    execs: dict[str, tuple[tuple[str, ...], ...]] = {}
-    for container in containers:
-        spec = desired.containers.get(str(container.get("Name", "")).lstrip("/"))
-        if spec is not None and spec.exec_commands and (container.get("State") or {}).get("Running"):
-            top = engine.top(container["Id"])
-            if top is not None:
-                processes[container["Id"]] = parse_processes(top)
-            execs[container["Id"]] = _running_execs(engine, container)
-
-    volumes: list[Mapping[str, Any]] = [
-        v for v in engine.list_volumes() if _relevant(v.get("Labels"), v["Name"], desired, all_maps)
-    ]
-    networks: list[Mapping[str, Any]] = [
-        n for n in engine.list_networks() if _relevant(n.get("Labels"), n["Name"], desired, all_maps)
-    ]
-    return observed_state(containers, images, volumes, networks, processes, execs, _peers(engine, desired))
+    return images
 
 
 def _running_execs(engine: EngineReader, container: Mapping[str, Any]) -> tuple[tuple[str, ...], ...]:

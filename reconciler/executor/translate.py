@@ -31,60 +31,11 @@ def container_config(spec: ContainerSpec, *, temporary: bool = False) -> dict[st
     labels = container_labels(spec)
     if temporary:
         labels[LABEL_TEMPORARY] = "true"
-    host: dict[str, Any] = dict(thaw(spec.host_extra) or {})
-    binds = [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts]
-    if binds:
-        host["binds"] = binds
-    if spec.volumes_from:
-        host["volumes_from"] = list(spec.volumes_from)
-    bindings: dict[str, list[Any]] = {}
-    for port in spec.ports:
-        if port.host_port is not None:
-            bindings.setdefault(port.container_port, []).append(
-                (port.host_ip, port.host_port) if port.host_ip else port.host_port
-            )
-    if bindings:
-        host["port_bindings"] = {p: b[0] if len(b) == 1 else b for p, b in bindings.items()}
-    primary = user_network(spec)
-    if spec.links and primary is None:
-        host["links"] = list(spec.links)  # a list: one container may be linked under two aliases
-    if spec.network_mode:
-        host["network_mode"] = spec.network_mode
-    for engine_key, value in spec.limits:
-        host[_LIMIT_KWARGS[engine_key]] = value
-    if spec.restart_policy is not None:
-        host["restart_policy"] = dict(spec.restart_policy)
     config: dict[str, Any] = dict(thaw(spec.create_extra) or {})
-    config.update(
-        image=spec.image,
-        labels=labels,
-        host_config=host,
-    )
-    if spec.command is not None:
-        config["command"] = list(spec.command)
-    if spec.entrypoint is not None:
-        config["entrypoint"] = list(spec.entrypoint)
-    if spec.environment:
-        config["environment"] = dict(spec.environment)
-    if spec.user is not None:
-        config["user"] = spec.user
-    if spec.hostname and not (spec.network_mode or "").startswith("container:") and spec.network_mode != "host":
-        config["hostname"] = spec.hostname
-    if spec.domainname:
-        config["domainname"] = spec.domainname
-    exposed = [p.container_port for p in spec.ports]
-    if exposed:
-        config["ports"] = [_port_arg(p) for p in exposed]
-    volumes = [m.target for m in spec.mounts] + list(spec.anonymous_volumes)
-    if volumes:
-        config["volumes"] = volumes
-    if spec.healthcheck:
-        config["healthcheck"] = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.healthcheck}
-    if spec.stop_signal:
-        config["stop_signal"] = spec.stop_signal
-    if spec.stop_timeout is not None:
-        config["stop_timeout"] = spec.stop_timeout
+    config.update(image=spec.image, labels=labels, host_config=_host_config(spec))
+    config.update(_present(_create_kwargs(spec)))
     networking = _networking(spec)
+    primary = user_network(spec)
     if primary is not None and spec.links:
         # On a user-defined network the engine drops HostConfig.Links when an endpoint config is sent:
         # legacy links must be that endpoint's links (where the engine stores them anyway).
@@ -93,6 +44,54 @@ def container_config(spec: ContainerSpec, *, temporary: bool = False) -> dict[st
     if networking:
         config["networking"] = networking
     return config
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    """Only what the spec sets: None and empty lists are left to the engine's (and the image's) defaults."""
+    return {k: v for k, v in values.items() if v is not None and v not in ([], {})}
+
+
+def _create_kwargs(spec: ContainerSpec) -> dict[str, Any]:
+    own_uts = not (spec.network_mode or "").startswith("container:") and spec.network_mode != "host"
+    return {
+        "command": None if spec.command is None else list(spec.command),
+        "entrypoint": None if spec.entrypoint is None else list(spec.entrypoint),
+        "environment": dict(spec.environment),
+        "user": spec.user,
+        "hostname": spec.hostname if own_uts else None,
+        "domainname": spec.domainname,
+        "ports": [_port_arg(p.container_port) for p in spec.ports],
+        "volumes": [m.target for m in spec.mounts] + list(spec.anonymous_volumes),
+        "healthcheck": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.healthcheck or ()},
+        "stop_signal": spec.stop_signal or None,
+        "stop_timeout": spec.stop_timeout,
+    }
+
+
+def _host_config(spec: ContainerSpec) -> dict[str, Any]:
+    host: dict[str, Any] = dict(thaw(spec.host_extra) or {})
+    bindings: dict[str, list[Any]] = {}
+    for port in spec.ports:
+        if port.host_port is not None:
+            bindings.setdefault(port.container_port, []).append(
+                (port.host_ip, port.host_port) if port.host_ip else port.host_port
+            )
+    host.update(
+        _present(
+            {
+                "binds": [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts],
+                "volumes_from": list(spec.volumes_from),
+                "port_bindings": {p: b[0] if len(b) == 1 else b for p, b in bindings.items()},
+                # A list: one container may be linked under two aliases. On a user network: the endpoint's.
+                "links": list(spec.links) if user_network(spec) is None else None,
+                "network_mode": spec.network_mode or None,
+                "restart_policy": None if spec.restart_policy is None else dict(spec.restart_policy),
+            }
+        )
+    )
+    for engine_key, value in spec.limits:
+        host[_LIMIT_KWARGS[engine_key]] = value
+    return host
 
 
 def _networking(spec: ContainerSpec) -> dict[str, dict[str, Any]]:

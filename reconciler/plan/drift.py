@@ -20,7 +20,14 @@ from typing import Any
 
 from . import naming
 from .desired import LIMIT_OPTIONS
-from .observed import ObservedContainer, ObservedImage, ObservedNetwork, ObservedState, ObservedVolume
+from .observed import (
+    ObservedContainer,
+    ObservedEndpoint,
+    ObservedImage,
+    ObservedNetwork,
+    ObservedState,
+    ObservedVolume,
+)
 from .resources import ContainerSpec, EndpointSpec, NetworkSpec, VolumeInitSpec, VolumeSpec
 
 NON_RECOVERABLE_EXIT_CODES = frozenset({-127, -1})  # docker-map's defaults
@@ -286,50 +293,55 @@ def _links(spec: ContainerSpec, found: ObservedContainer) -> list[Drift]:
 
 
 def _networks(spec: ContainerSpec, found: ObservedContainer, observed: ObservedState) -> list[Drift]:
-    drifts = []
     wanted_mode = spec.network_mode or "bridge"
     have_mode = found.network_mode or "bridge"
     if have_mode == "default":
         have_mode = "bridge"
     if wanted_mode.startswith("container:") and have_mode.startswith("container:"):
-        # The engine stores `container:<id>`; the map names the container (ours, or one outside the map).
-        wanted_id = observed.container_id(wanted_mode.removeprefix("container:"))
-        have_id = have_mode.removeprefix("container:")
-        other = observed.container_by_id(have_id)
-        prefix = len(have_id) >= 12 and wanted_id is not None and wanted_id.startswith(have_id)
-        same = wanted_id is not None and (wanted_id == have_id or prefix)
-        if not same:
-            shown = f"container:{other.name}" if other else have_mode
-            drifts.append(Drift(Reason.NETWORK_MODE, "network_mode", wanted_mode, shown, Fix.RECREATE))
-        return drifts
+        return _shared_stack(wanted_mode, have_mode, observed)
     if wanted_mode != have_mode:
-        drifts.append(Drift(Reason.NETWORK_MODE, "network_mode", wanted_mode, have_mode, Fix.RECREATE))
-        return drifts
+        return [Drift(Reason.NETWORK_MODE, "network_mode", wanted_mode, have_mode, Fix.RECREATE)]
     if wanted_mode.startswith("container:") or wanted_mode in ("host", "none"):
-        return drifts
+        return []
     wanted_networks: dict[str, EndpointSpec | None] = {e.network: e for e in spec.endpoints} or {wanted_mode: None}
+    drifts = []
     for name, endpoint in sorted(wanted_networks.items()):
         have = found.networks.get(name)
         if have is None:
             drifts.append(Drift(Reason.NETWORKS, name, "connected", None, Fix.RECREATE))
-            continue
-        if endpoint is None:
-            continue
-        missing_aliases = sorted(set(endpoint.aliases) - set(have.aliases))
-        if missing_aliases:
-            drifts.append(
-                Drift(Reason.NETWORKS, f"{name} aliases", missing_aliases, sorted(have.aliases), Fix.RECREATE)
-            )
-        wanted_links = sorted(f"{n}:{a}" for n, a in endpoint.links)
-        have_links = sorted(have.links)
-        if wanted_links != have_links and name != user_network(spec):  # `_links` compares the primary's
-            drifts.append(Drift(Reason.NETWORKS, f"{name} links", wanted_links, have_links, Fix.RECREATE))
-        if endpoint.ipv4_address and endpoint.ipv4_address != have.ipv4_address:
-            drifts.append(
-                Drift(Reason.NETWORKS, f"{name} ipv4", endpoint.ipv4_address, have.ipv4_address, Fix.RECREATE)
-            )
+        elif endpoint is not None:
+            drifts += _endpoint(endpoint, have, compare_links=name != user_network(spec))
     for name in sorted(set(found.networks) - set(wanted_networks)):
         drifts.append(Drift(Reason.NETWORKS, name, None, "connected", Fix.RECREATE))
+    return drifts
+
+
+def _shared_stack(wanted_mode: str, have_mode: str, observed: ObservedState) -> list[Drift]:
+    """`container:<name>`: the engine stores `container:<id>`; the map names the container (ours, or one
+    outside the maps)."""
+    wanted_id = observed.container_id(wanted_mode.removeprefix("container:"))
+    have_id = have_mode.removeprefix("container:")
+    prefix = len(have_id) >= 12 and wanted_id is not None and wanted_id.startswith(have_id)
+    if wanted_id is not None and (wanted_id == have_id or prefix):
+        return []
+    other = observed.container_by_id(have_id)
+    shown = f"container:{other.name}" if other else have_mode
+    return [Drift(Reason.NETWORK_MODE, "network_mode", wanted_mode, shown, Fix.RECREATE)]
+
+
+def _endpoint(endpoint: EndpointSpec, have: ObservedEndpoint, *, compare_links: bool) -> list[Drift]:
+    """Aliases, links (unless `_links` compares them: the primary user network's) and a fixed address."""
+    name = endpoint.network
+    drifts = []
+    missing_aliases = sorted(set(endpoint.aliases) - set(have.aliases))
+    if missing_aliases:
+        drifts.append(Drift(Reason.NETWORKS, f"{name} aliases", missing_aliases, sorted(have.aliases), Fix.RECREATE))
+    wanted_links = sorted(f"{n}:{a}" for n, a in endpoint.links)
+    have_links = sorted(have.links)
+    if compare_links and wanted_links != have_links:
+        drifts.append(Drift(Reason.NETWORKS, f"{name} links", wanted_links, have_links, Fix.RECREATE))
+    if endpoint.ipv4_address and endpoint.ipv4_address != have.ipv4_address:
+        drifts.append(Drift(Reason.NETWORKS, f"{name} ipv4", endpoint.ipv4_address, have.ipv4_address, Fix.RECREATE))
     return drifts
 
 

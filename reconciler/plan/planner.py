@@ -188,9 +188,7 @@ def plan_update(desired: DesiredState, observed: ObservedState, options: PlanOpt
     scope = closure(desired.depends_on, options.targets) if options.targets is not None else set(desired.all_ids())
     work = _Work()
     unbuildable = dict(desired.problems)
-    for rid, message in sorted(unbuildable.items()):
-        if rid in scope or options.targets is None:
-            work.blocked[rid] = message
+    work.blocked.update((rid, msg) for rid, msg in unbuildable.items() if rid in scope or options.targets is None)
     ctx = ContainerContext(
         observed, update_persistent=options.update_persistent, rejected_images=options.rejected_images
     )
@@ -198,10 +196,7 @@ def plan_update(desired: DesiredState, observed: ObservedState, options: PlanOpt
         if rid in unbuildable:
             continue
         if rid.kind is Kind.IMAGE:
-            if rid.name not in observed.images:
-                work.set(rid, Op.PULL, (Op.PULL,), [Drift(Reason.MISSING, "image", rid.name, None, Fix.CREATE)], None)
-            elif options.pull:
-                work.set(rid, Op.PULL, (Op.PULL,), [Drift(Reason.IMAGE, "pull", "newest", "local", Fix.UPDATE)], None)
+            _image(rid, observed, options.pull, work)
         elif rid.kind is Kind.NETWORK:
             _network(desired, observed, rid, work)
         elif rid.kind is Kind.VOLUME:
@@ -220,6 +215,14 @@ def plan_update(desired: DesiredState, observed: ObservedState, options: PlanOpt
     if options.targets is None:
         _orphans(desired, observed, options, work)
     return _assemble(desired, work)
+
+
+def _image(rid: ResourceId, observed: ObservedState, pull: bool, work: _Work) -> None:
+    """Missing images are pulled; present ones only on request (`--pull`)."""
+    if rid.name not in observed.images:
+        work.set(rid, Op.PULL, (Op.PULL,), [Drift(Reason.MISSING, "image", rid.name, None, Fix.CREATE)], None)
+    elif pull:
+        work.set(rid, Op.PULL, (Op.PULL,), [Drift(Reason.IMAGE, "pull", "newest", "local", Fix.UPDATE)], None)
 
 
 def _stranger(rid: ResourceId) -> str:
@@ -458,21 +461,16 @@ def plan_down(
     depends on them; their dependencies stay. Volumes (and the inits that record their preparation) only with
     `volumes`. Objects without our labels are reported, never touched."""
     work = _Work()
-    reverse = dependents(desired.depends_on)
     if targets is None:
         for name in sorted(desired.containers):
             found = observed.containers.get(name)
             if found is not None and not found.managed:
                 work.blocked[ResourceId(Kind.CONTAINER, name)] = _stranger(ResourceId(Kind.CONTAINER, name))
-        names = {n for n, c in observed.containers.items() if c.managed and _ours(c.labels, desired)}
-        scope = {ResourceId(_container_kind(observed.containers[n]), n) for n in names}
-        scope |= {ResourceId(Kind.NETWORK, n) for n, net in observed.networks.items() if _ours(net.labels, desired)}
-        if volumes:
-            scope |= {ResourceId(Kind.VOLUME, n) for n, v in observed.volumes.items() if _ours(v.labels, desired)}
+        scope = _everything_owned(desired, observed, volumes=volumes)
     else:
         # The targets and every container that depends on them (it would be left broken otherwise);
         # their own dependencies stay up.
-        scope = {r for r in closure(reverse, targets) if r.kind is Kind.CONTAINER}
+        scope = {r for r in closure(dependents(desired.depends_on), targets) if r.kind is Kind.CONTAINER}
     for rid in sorted(scope):
         if rid.kind is Kind.VOLUME_INIT and not volumes:
             continue
@@ -499,6 +497,15 @@ def plan_down(
         ),
         blocked=tuple(Blocked(rid, msg) for rid, msg in sorted(work.blocked.items())),
     )
+
+
+def _everything_owned(desired: DesiredState, observed: ObservedState, *, volumes: bool) -> set[ResourceId]:
+    names = {n for n, c in observed.containers.items() if c.managed and _ours(c.labels, desired)}
+    scope = {ResourceId(_container_kind(observed.containers[n]), n) for n in names}
+    scope |= {ResourceId(Kind.NETWORK, n) for n, net in observed.networks.items() if _ours(net.labels, desired)}
+    if volumes:
+        scope |= {ResourceId(Kind.VOLUME, n) for n, v in observed.volumes.items() if _ours(v.labels, desired)}
+    return scope
 
 
 def _container_kind(container: ObservedContainer) -> Kind:
