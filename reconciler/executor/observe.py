@@ -2,7 +2,9 @@
 
 Cheap by construction: one list per kind (containers, images, volumes, networks), then one inspect per
 container that matters (ours by label, or holding one of our names), one inspect per distinct image in use,
-and `top` only for running containers that have exec commands. Parsing is `reconciler.plan.observed`'s job.
+`top` only for running containers that have exec commands, and one inspect per network of ours (the
+engine's network list leaves `Containers` empty, and the planner must know who is attached before it
+recreates a network). Parsing is `reconciler.plan.observed`'s job.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class EngineReader(Protocol):
     def inspect_image(self, ref: str) -> Json | None: ...
     def list_volumes(self) -> list[Json]: ...
     def list_networks(self) -> list[Json]: ...
+    def inspect_network(self, ident: str) -> Json | None: ...
     def top(self, ident: str) -> Json | None: ...
 
 
@@ -78,7 +81,9 @@ def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = Fal
         v for v in engine.list_volumes() if _relevant(v.get("Labels"), v["Name"], desired, all_maps)
     ]
     networks: list[Mapping[str, Any]] = [
-        n for n in engine.list_networks() if _relevant(n.get("Labels"), n["Name"], desired, all_maps)
+        _with_endpoints(engine, n)
+        for n in engine.list_networks()
+        if _relevant(n.get("Labels"), n["Name"], desired, all_maps)
     ]
     return observed_state(containers, images, volumes, networks, processes)
 
@@ -88,3 +93,11 @@ def _relevant(labels: Mapping[str, str] | None, name: str, desired: DesiredState
     if labels.get(naming.LABEL_MANAGED) == "true" and (all_maps or labels.get(naming.LABEL_MAP) in desired.maps):
         return True
     return name in desired.volumes or name in desired.networks
+
+
+def _with_endpoints(engine: EngineReader, network: Json) -> Json:
+    """The network as inspect answers it (with `Containers`) when it is ours; a stranger is never changed,
+    so its list entry is enough."""
+    if (network.get("Labels") or {}).get(naming.LABEL_MANAGED) != "true":
+        return network
+    return engine.inspect_network(network["Id"]) or network
