@@ -652,11 +652,22 @@ def converge(
     concurrency: int = DEFAULT_CONCURRENCY,
     on_event: Callable[[str, Action, str | None], None] | None = None,
     health_gate: float | None = None,
+    pull_idle_timeout: float = PULL_IDLE_TIMEOUT,
+    pull_timeout: float = PULL_TIMEOUT,
 ) -> Converged:
     """Observe, plan, execute. Images are pulled first, then the world is observed again, so containers
-    are compared with the images that are really there (a pull may move a tag)."""
+    are compared with the images that are really there (a pull may move a tag); what depends on a failed
+    pull is skipped."""
     options = options or PlanOptions()
-    executor = Executor(engine, desired, concurrency=concurrency, on_event=on_event, health_gate=health_gate)
+    executor = Executor(
+        engine,
+        desired,
+        concurrency=concurrency,
+        on_event=on_event,
+        health_gate=health_gate,
+        pull_idle_timeout=pull_idle_timeout,
+        pull_timeout=pull_timeout,
+    )
     plan = plan_update(desired, observe(engine, desired), options)
     pulls = [a for a in plan.actions if a.op is Op.PULL]
     pulled = None
