@@ -480,12 +480,20 @@ class Executor:
             return self.engine.create_container(temp_name, config)
         except Conflict as exc:
             # Another reconciler created it a moment ago: its lease says whether it is still at work.
-            found = self.engine.inspect_container(temp_name)
-            if found is not None:
-                self._check_lease(found, temp_name)
+            self._check_lease(self._being_created(temp_name), temp_name)
             raise ActionError(f"creating the replacement failed; the old container keeps running: {exc}") from exc
         except EngineError as exc:
             raise ActionError(f"creating the replacement failed; the old container keeps running: {exc}") from exc
+
+    def _being_created(self, name: str) -> Json:
+        """The container that holds `name`. The engine reserves a name before the container can be
+        inspected, so for a moment a name is taken by nothing: then someone is creating it right now."""
+        for _ in range(20):
+            found = self.engine.inspect_container(name)
+            if found is not None:
+                return found
+            self.sleep(0.1)
+        raise InProgress(f"{lease.IN_PROGRESS}: {name} is being created by someone else; not touched")
 
     def _lease_seconds(self, spec: ContainerSpec, old: Json | None) -> float:
         stop = spec.stop_timeout if spec.stop_timeout is not None else (old or {}).get("Config", {}).get("StopTimeout")

@@ -12,6 +12,8 @@ import hashlib
 import http.server
 import json
 import socketserver
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.executor import lease
 from reconciler.executor.apply import converge
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
@@ -27,6 +30,7 @@ from reconciler.plan.desired import desired_state
 from reconciler.plan.naming import replacement_name
 from tests.conftest import TEST_IMAGE
 from tests.integration.engine_helpers import (
+    ROOT,
     apply,
     build_image,
     container_id,
@@ -365,3 +369,84 @@ def test_dependents_of_a_stalled_pull_are_skipped_and_the_rest_goes_on(
         f"{name}.other": ("done", None),
     }
     assert docker_client.api.inspect_container(f"{name}.other")["State"]["Running"]
+
+
+# --- two reconcilers at once ---------------------------------------------------------------------------------
+
+
+def _apply_in_background(map_file: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "--log-level", "warning", "apply", str(map_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.timeout(300)
+def test_two_concurrent_applies_never_undo_each_other(engine: DockerEngine, docker_client: Any, tmp_path: Path) -> None:
+    name = unique_map_name("twice")
+    app = f"{name}.app"
+    text = map_text(name, VOLUME_MAP).replace("TAG", TEST_IMAGE)
+    map_file = tmp_path / "m.yaml"
+    with anonymous_volumes(docker_client, app, replacement_name(app)):
+        apply(engine, load(text))
+        for round_ in range(2, 6):
+            text = text.replace(f'V: "{round_ - 1}"', f'V: "{round_}"')
+            map_file.write_text(text)
+            runs = [_apply_in_background(map_file) for _ in range(2)]
+            outputs = [(run.wait(120), *run.communicate()) for run in runs]
+            for code, out, err in outputs:
+                assert "rolled back" not in out + err, (out, err)
+                assert code == 0 or lease.IN_PROGRESS in out + err, (code, out, err)
+            assert any(code == 0 for code, _out, _err in outputs), outputs
+            listed = docker_client.api.containers(all=True, filters={"name": name})  # no inspects: others' go
+            names = [n.lstrip("/") for c in listed for n in c["Names"] if n.lstrip("/").startswith(name)]
+            assert names == [app], names
+            assert docker_client.api.inspect_container(app)["State"]["Running"]
+            assert plan_for(engine, load(text)).in_sync
+
+
+# --- networks with strangers attached ------------------------------------------------------------------------
+
+NETWORK_MAP = """\
+networks:
+  back: {}
+app:
+  image: IMAGE
+  networks: [back]
+  stop_timeout: 1
+  create_options: {command: [sh, -c, "TRAP"]}
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_network_with_a_stranger_attached_is_not_recreated(
+    engine: DockerEngine, docker_client: Any, test_labels: dict[str, str]
+) -> None:
+    name = unique_map_name("netstranger")
+    text = map_text(name, NETWORK_MAP)
+    apply(engine, load(text))
+    network = f"{name}.back"
+    stranger = docker_client.containers.run(
+        TEST_IMAGE, ["sleep", "300"], name=f"{name}-stranger", labels=test_labels, network=network, detach=True
+    )
+    try:
+        changed = text.replace("back: {}", "back: {internal: true}")
+        plan = plan_for(engine, load(changed))
+        [blocked] = [b for b in plan.blocked if b.resource.name == network]
+        assert "without reconciler's labels are attached" in blocked.message
+        assert stranger.id[:12] in blocked.message
+        assert not plan.actions  # nor is anything recreated to follow it
+        done = converge(engine, desired_state(load(changed)))
+        assert not done.ok
+        attached = docker_client.api.inspect_network(network)["Containers"]
+        assert stranger.id in attached  # never disconnected
+        assert docker_client.api.inspect_container(stranger.id)["State"]["Running"]
+    finally:
+        stranger.remove(force=True)
+    # Without the stranger, the network is recreated and ours follow.
+    apply(engine, load(changed))
+    assert docker_client.api.inspect_network(network)["Internal"] is True
+    assert plan_for(engine, load(changed)).in_sync

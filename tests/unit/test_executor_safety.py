@@ -442,3 +442,18 @@ def test_dependents_of_a_failed_pull_are_skipped() -> None:
         "p.db": (Outcome.SKIPPED, "dependency image x:latest failed"),
         "p.web": (Outcome.SKIPPED, "dependency container p.db failed"),
     }
+
+
+def test_a_replacement_name_taken_by_a_container_being_created_is_another_reconcile() -> None:
+    """The engine reserves a name before the container can be inspected (seen on 26.1.5): a create that
+    conflicts while nothing holds the name means someone is creating it right now."""
+    from reconciler.executor.errors import Conflict
+
+    state = desired(APP_MAP)
+    port = FakePort()
+    old_id = _running_old(port, state)
+    port.fail = {"create_container": [Conflict('The container name "/r.app..next" is already in use', 409)]}
+    [outcome] = executor(port, state).run(Plan(waves=((_recreate(state, old_id),),))).results
+    assert outcome.outcome is Outcome.FAILED
+    assert f"{lease.IN_PROGRESS}: r.app..next is being created by someone else" in (outcome.error or "")
+    assert port.calls == []
