@@ -21,13 +21,12 @@ followed by a new run converges:
 - a volume init runs as a labelled one-shot container that stays behind as the record of the preparation;
   it is waited for by polling, so no client timeout kills a long `chown -R`.
 
-Fault injection for crash-safety tests: with `RECONCILER_FAULT_CRASH_AFTER=N` in the environment the
-process exits abruptly (no cleanup) after the N-th step boundary.
+Fault injection for crash-safety tests: `on_step` is called at every step boundary (the tests' hook kills
+the process there, see tests/integration/crashing_cli.py).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -117,24 +116,6 @@ class InProgress(ActionError):
     """Another reconciler holds the lease on the replacement: its work is not undone."""
 
 
-class _Crash:
-    """Step counter for fault injection (see module docstring)."""
-
-    def __init__(self) -> None:
-        raw = os.environ.get("RECONCILER_FAULT_CRASH_AFTER")
-        self.limit = int(raw) if raw and raw.isdigit() else None
-        self.count = 0
-        self.lock = threading.Lock()
-
-    def step(self) -> None:
-        if self.limit is None:
-            return
-        with self.lock:
-            self.count += 1
-            if self.count >= self.limit:
-                os._exit(137)
-
-
 class Executor:
     def __init__(
         self,
@@ -151,12 +132,14 @@ class Executor:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         poll_interval: float = POLL_INTERVAL,
+        on_step: Callable[[], None] | None = None,
     ) -> None:
         """`health_gate`: after creating or recreating a container with a healthcheck, wait up to this
         many seconds for it to become healthy before its dependents are touched; a recreate that turns
         unhealthy or exits meanwhile is rolled back to the previous container. None: no gate.
         `owner`: the lease owner written on replacements (one id per process by default).
-        `init_timeout`: how long a volume init may run (None: as long as it takes)."""
+        `init_timeout`: how long a volume init may run (None: as long as it takes).
+        `on_step`: called at every step boundary (fault injection in crash-safety tests)."""
         self.engine = engine
         self.desired = desired
         self.health_gate = health_gate
@@ -169,7 +152,7 @@ class Executor:
         self.clock = clock
         self.sleep = sleep
         self.poll_interval = poll_interval
-        self.crash = _Crash()
+        self.step = on_step or (lambda: None)
 
     # --- running plans -------------------------------------------------------------------------------
 
@@ -256,7 +239,7 @@ class Executor:
             spec = self.desired.containers[rid.name]
             for step in action.steps:
                 self._container_step(step, spec, action)
-        self.crash.step()
+        self.step()
 
     def _pull_progress(self, ref: str) -> Callable[[dict[str, Any]], None]:
         last = [0.0]
@@ -281,7 +264,7 @@ class Executor:
                 self._check_lease(found, rid.name)
             if found.get("State", {}).get("Running"):
                 self.engine.stop(target, found.get("Config", {}).get("StopTimeout"))
-                self.crash.step()
+                self.step()
             self.engine.remove_container(target, force=True)
         elif rid.kind is Kind.VOLUME:
             found = self.engine.inspect_volume(rid.name)
@@ -309,7 +292,7 @@ class Executor:
             for container in endpoints:
                 self.engine.disconnect(action.observed_id, container)
             self.engine.remove_network(action.observed_id)
-            self.crash.step()
+            self.step()
         try:
             self.engine.create_network(spec.name, translate.network_config(spec))
         except Conflict:
@@ -353,7 +336,7 @@ class Executor:
         else:
             if existing is not None:
                 self.engine.remove_container(existing["Id"], force=True)
-                self.crash.step()
+                self.step()
             ident = self._start_init(name, config)
         code = self._wait_exit(ident, f"preparing volume {spec.volume}")
         if code != 0:
@@ -405,7 +388,7 @@ class Executor:
             # Only the commands found missing: the others are running and must not be started twice.
             missing = {d.field for d in action.reasons if d.reason is Reason.EXEC}
             self._exec(spec, policies=("restart",), only=missing)
-        self.crash.step()
+        self.step()
 
     def _create(self, spec: ContainerSpec) -> None:
         temp = self.engine.inspect_container(replacement_name(spec.name))
@@ -452,7 +435,7 @@ class Executor:
             self._retire(spec, old, str(ready["Id"]))
             return
         new_id = self._create_replacement(spec, old)
-        self.crash.step()
+        self.step()
         self._switch(spec, old, new_id)
 
     def _leftover_replacement(self, spec: ContainerSpec) -> Json | None:
@@ -513,7 +496,7 @@ class Executor:
             if old is not None and was_running:
                 timeout = spec.stop_timeout if spec.stop_timeout is not None else old["Config"].get("StopTimeout")
                 self.engine.stop(old["Id"], timeout)
-                self.crash.step()
+                self.step()
             self.engine.start(new_id)
             problem = self._gate(spec, new_id)
         except EngineError as exc:
@@ -524,7 +507,7 @@ class Executor:
             message = self._restore(spec, new_id, old, was_running, f"the replacement {problem}", None)
             created = self.engine.inspect_image(spec.image) or {}
             raise RolledBack(message, spec.image, str(created.get("Id") or new_image))
-        self.crash.step()
+        self.step()
         self._retire(spec, old, new_id)
 
     def _retire(self, spec: ContainerSpec, old: Json | None, new_id: str) -> None:
@@ -534,7 +517,7 @@ class Executor:
             if current is not None and _running(current):
                 self.engine.stop(old["Id"], spec.stop_timeout)  # only when adopting: the old one was started again
             self.engine.remove_container(old["Id"], force=True)
-            self.crash.step()
+            self.step()
         self.engine.rename(new_id, spec.name)
         self._exec(spec, policies=("restart", "initial"))
 
@@ -559,7 +542,9 @@ class Executor:
         reason = f"{what}: {cause}" if cause is not None else what
         if errors:
             return f"{reason}; restoring failed too: {'; '.join(errors)}"
-        return f"{reason}; rolled back, the old container runs again" if old is not None else reason
+        if old is None:
+            return reason
+        return f"{reason}; rolled back, the old container {'keeps running' if was_running else 'runs again'}"
 
     def _adopt(self, spec: ContainerSpec) -> None:
         """An interrupted recreate left a finished replacement and no container under the name: rename it."""

@@ -130,7 +130,7 @@ def _crash_during_recreate(docker_client: Any, map_file: Path, text: str, steps:
     """Apply `text` (a change that recreates the app), killing the executor after `steps` step boundaries
     (1: replacement created, 2: old stopped, 3: replacement healthy, 4: old removed); the app's name."""
     map_file.write_text(text)
-    crashed = run_cli("apply", str(map_file), env={"RECONCILER_FAULT_CRASH_AFTER": str(steps)})
+    crashed = run_cli("apply", str(map_file), crash_after=steps)
     assert crashed.returncode == 137, crashed.stderr
     return text
 
@@ -402,7 +402,7 @@ def test_two_concurrent_applies_never_undo_each_other(engine: DockerEngine, dock
                 assert code == 0 or lease.IN_PROGRESS in out + err, (code, out, err)
             assert any(code == 0 for code, _out, _err in outputs), outputs
             listed = docker_client.api.containers(all=True, filters={"name": name})  # no inspects: others' go
-            names = [n.lstrip("/") for c in listed for n in c["Names"] if n.lstrip("/").startswith(name)]
+            names = [n.lstrip("/") for c in listed for n in c["Names"] if n.count("/") == 1 and n[1:].startswith(name)]
             assert names == [app], names
             assert docker_client.api.inspect_container(app)["State"]["Running"]
             assert plan_for(engine, load(text)).in_sync
