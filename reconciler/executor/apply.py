@@ -7,20 +7,27 @@ Every action is idempotent and re-checks what it is about to change, so a crash 
 followed by a new run converges:
 - create: a container that already exists with our labels and the same spec hash is left alone; a leftover
   replacement from an interrupted recreate is removed first;
-- recreate: the replacement is created first under a temporary name (`<name>..next`); the old container is
-  stopped only once it exists, and removed only once the replacement runs (then it takes the name). If
-  creating or starting the replacement fails, the old container keeps (or is again) running and the error
-  is reported;
+- recreate (`_recreate`): the replacement is created under a temporary name (`<name>..next`), leased to
+  this process (`lease`) and given the old container's anonymous volumes (image VOLUMEs, `shares`), so no
+  data is left behind; the old container is stopped only once the replacement exists, and removed only
+  once the replacement runs and passed its health gate (then it takes the name). On any failure the
+  replacement goes and the old container runs again — also when an interrupted earlier run had stopped
+  it — and the message names every error (`_restore`);
+- adopt: a replacement that is complete (spec hash as wanted, running, healthy) is renamed into place
+  instead of thrown away, whether the old container is gone (planned as `adopt`) or still there;
+- a replacement leased by another live reconciler is never removed or adopted: that action fails with
+  "another reconcile is in progress";
 - volumes are never removed except by an explicit `down --volumes` / `--prune --volumes`;
-- a volume init runs as a labelled one-shot container that stays behind as the record of the preparation.
+- a volume init runs as a labelled one-shot container that stays behind as the record of the preparation;
+  it is waited for by polling, so no client timeout kills a long `chown -R`.
 
-Fault injection for crash-safety tests: with `RECONCILER_FAULT_CRASH_AFTER=N` in the environment the
-process exits abruptly (no cleanup) after the N-th step boundary.
+Fault injection for crash-safety tests: `on_step` is called at every step boundary (the tests' hook kills
+the process there, see tests/integration/crashing_cli.py).
 """
 
 from __future__ import annotations
 
-import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -32,8 +39,9 @@ from typing import Any
 from reconciler.logs import get_logger
 from reconciler.plan import naming
 from reconciler.plan.drift import Reason
-from reconciler.plan.naming import replacement_name
-from reconciler.plan.planner import Action, Op, Plan, PlanOptions, plan_update
+from reconciler.plan.naming import REPLACEMENT_SUFFIX, replacement_name
+from reconciler.plan.observed import parse_container
+from reconciler.plan.planner import Action, Op, Plan, PlanOptions, adoptable, plan_update
 from reconciler.plan.resources import (
     ContainerSpec,
     DesiredState,
@@ -41,14 +49,14 @@ from reconciler.plan.resources import (
     ResourceId,
 )
 
-from . import translate
-from .engine import Engine
+from . import lease, translate
+from .engine import PULL_IDLE_TIMEOUT, PULL_TIMEOUT, Engine, Json
 from .errors import Conflict, EngineError
 from .observe import observe
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_HEALTH_GATE = 60.0
-INIT_TIMEOUT = 300.0
+POLL_INTERVAL = 0.5  # how often a running volume init is looked at
 
 log = get_logger(__name__)
 
@@ -104,22 +112,8 @@ class HealthGateFailed(ActionError):
     pass
 
 
-class _Crash:
-    """Step counter for fault injection (see module docstring)."""
-
-    def __init__(self) -> None:
-        raw = os.environ.get("RECONCILER_FAULT_CRASH_AFTER")
-        self.limit = int(raw) if raw and raw.isdigit() else None
-        self.count = 0
-        self.lock = threading.Lock()
-
-    def step(self) -> None:
-        if self.limit is None:
-            return
-        with self.lock:
-            self.count += 1
-            if self.count >= self.limit:
-                os._exit(137)
+class InProgress(ActionError):
+    """Another reconciler holds the lease on the replacement: its work is not undone."""
 
 
 class Executor:
@@ -131,24 +125,45 @@ class Executor:
         concurrency: int = DEFAULT_CONCURRENCY,
         on_event: Callable[[str, Action, str | None], None] | None = None,
         health_gate: float | None = None,
+        owner: str = lease.OWNER,
+        init_timeout: float | None = None,
+        pull_idle_timeout: float = PULL_IDLE_TIMEOUT,
+        pull_timeout: float = PULL_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_interval: float = POLL_INTERVAL,
+        on_step: Callable[[], None] | None = None,
     ) -> None:
         """`health_gate`: after creating or recreating a container with a healthcheck, wait up to this
         many seconds for it to become healthy before its dependents are touched; a recreate that turns
-        unhealthy or exits meanwhile is rolled back to the previous container. None: no gate."""
+        unhealthy or exits meanwhile is rolled back to the previous container. None: no gate.
+        `owner`: the lease owner written on replacements (one id per process by default).
+        `init_timeout`: how long a volume init may run (None: as long as it takes).
+        `on_step`: called at every step boundary (fault injection in crash-safety tests)."""
         self.engine = engine
         self.desired = desired
         self.health_gate = health_gate
         self.concurrency = max(1, concurrency)
         self.on_event = on_event or (lambda _event, _action, _error: None)
-        self.crash = _Crash()
+        self.owner = owner
+        self.init_timeout = init_timeout
+        self.pull_idle_timeout = pull_idle_timeout
+        self.pull_timeout = pull_timeout
+        self.clock = clock
+        self.sleep = sleep
+        self.poll_interval = poll_interval
+        self.step = on_step or (lambda: None)
         self._stop: threading.Event | None = None
 
     # --- running plans -------------------------------------------------------------------------------
 
-    def run(self, plan: Plan, stop: threading.Event | None = None) -> RunResult:
-        """Execute the plan's waves in order; with `stop` set, waves not yet begun are skipped."""
+    def run(
+        self, plan: Plan, stop: threading.Event | None = None, *, failed_before: Iterable[ResourceId] = ()
+    ) -> RunResult:
+        """Execute the plan's waves in order; with `stop` set, waves not yet begun are skipped.
+        `failed_before`: resources that failed in an earlier run (a pull): their dependents are skipped."""
         result = RunResult()
-        failed: set[ResourceId] = set()
+        failed: set[ResourceId] = set(failed_before)
         self._stop = stop  # a health gate in progress gives up (and rolls back) once it is set
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="reconcile") as pool:
             for wave in plan.waves:
@@ -210,18 +225,23 @@ class Executor:
         if action.op is Op.REMOVE:
             self._remove(rid, action.observed_id)
         elif rid.kind is Kind.IMAGE:
-            self.engine.pull(rid.name, progress=self._pull_progress(rid.name))
+            self.engine.pull(
+                rid.name,
+                progress=self._pull_progress(rid.name),
+                idle_timeout=self.pull_idle_timeout,
+                timeout=self.pull_timeout,
+            )
         elif rid.kind is Kind.NETWORK:
             self._network(action)
         elif rid.kind is Kind.VOLUME:
             self._create_volume(rid.name)
         elif rid.kind is Kind.VOLUME_INIT:
-            self._run_init(rid.name, action.observed_id)
+            self._run_init(rid.name)
         elif rid.kind is Kind.CONTAINER:
             spec = self.desired.containers[rid.name]
             for step in action.steps:
                 self._container_step(step, spec, action)
-        self.crash.step()
+        self.step()
 
     def _pull_progress(self, ref: str) -> Callable[[dict[str, Any]], None]:
         last = [0.0]
@@ -240,11 +260,13 @@ class Executor:
             found = self.engine.inspect_container(target)
             if found is None:
                 return
-            if not _managed(found.get("Config", {}).get("Labels")):
+            if not _managed(_labels(found)):
                 raise ActionError(f"{rid.name} is not ours (no reconciler labels): not removed")
+            if rid.name.endswith(REPLACEMENT_SUFFIX):
+                self._check_lease(found, rid.name)
             if found.get("State", {}).get("Running"):
                 self.engine.stop(target, found.get("Config", {}).get("StopTimeout"))
-                self.crash.step()
+                self.step()
             self.engine.remove_container(target, force=True)
         elif rid.kind is Kind.VOLUME:
             found = self.engine.inspect_volume(rid.name)
@@ -256,15 +278,23 @@ class Executor:
         elif rid.kind is Kind.NETWORK:
             self.engine.remove_network(ident or rid.name)
 
+    def _check_lease(self, replacement: Json, name: str) -> None:
+        """Refuse to touch a replacement another live reconciler is working with."""
+        holder = lease.foreign_holder(_labels(replacement), self.owner, self.clock())
+        if holder is not None:
+            raise InProgress(f"{lease.IN_PROGRESS}: {name} is leased by {holder}; not touched")
+
     def _network(self, action: Action) -> None:
         spec = self.desired.networks[action.resource.name]
         if action.op is Op.RECREATE and action.observed_id:
+            endpoints = (self.engine.inspect_network(action.observed_id) or {}).get("Containers") or {}
+            self._refuse_strangers(spec.name, list(endpoints))
             # Attached containers are recreated by the cascade in later waves; detach them first, or the
             # engine refuses to remove a network with active endpoints.
-            for container in (self.engine.inspect_network(action.observed_id) or {}).get("Containers") or {}:
+            for container in endpoints:
                 self.engine.disconnect(action.observed_id, container)
             self.engine.remove_network(action.observed_id)
-            self.crash.step()
+            self.step()
         try:
             self.engine.create_network(spec.name, translate.network_config(spec))
         except Conflict:
@@ -272,6 +302,15 @@ class Executor:
             if not existing or not _managed(existing[0].get("Labels")):
                 raise
             # Created meanwhile (or by a crashed earlier run): ours, so fine.
+
+    def _refuse_strangers(self, network: str, containers: list[str]) -> None:
+        """The planner blocks such a recreate; this re-check covers strangers that connected since."""
+        strangers = [c[:12] for c in containers if not _managed(_labels(self.engine.inspect_container(c) or {}))]
+        if strangers:
+            raise ActionError(
+                f"network {network}: containers without reconciler's labels are attached ({', '.join(strangers)}): "
+                "not recreated"
+            )
 
     def _create_volume(self, name: str) -> None:
         spec = self.desired.volumes[name]
@@ -282,28 +321,54 @@ class Executor:
             return
         self.engine.create_volume(name, spec.driver, dict(spec.driver_options), translate.volume_labels(spec))
 
-    def _run_init(self, name: str, old_id: str | None) -> None:
+    def _run_init(self, name: str) -> None:
+        """Prepare a volume with a one-shot container, waited for by polling (a long `chown -R` of a big
+        volume must finish, whatever the client timeout); an init of this very preparation that is still
+        running (an earlier run was interrupted) is waited for, not killed and started over."""
         spec = self.desired.inits[name]
         volume = self.engine.inspect_volume(spec.volume)
         if volume is None:
             raise ActionError(f"volume {spec.volume} does not exist")
+        config = translate.init_config(spec, volume.get("CreatedAt", ""))
         existing = self.engine.inspect_container(name)
-        if existing is not None:
-            if not _managed(existing.get("Config", {}).get("Labels")):
-                raise ActionError(f"{name} exists without reconciler's labels: not touched")
-            self.engine.remove_container(existing["Id"], force=True)
-            self.crash.step()
-        ident = self.engine.create_container(name, translate.init_config(spec, volume.get("CreatedAt", "")))
-        try:
-            self.engine.start(ident)
-            code = self.engine.wait(ident, timeout=INIT_TIMEOUT)
-        except EngineError:
-            # A half-done preparation must not look like a finished one.
-            self.engine.remove_container(ident, force=True)
-            raise
+        if existing is not None and not _managed(_labels(existing)):
+            raise ActionError(f"{name} exists without reconciler's labels: not touched")
+        if existing is not None and _running(existing) and _labels(existing) == config["labels"]:
+            ident = str(existing["Id"])
+        else:
+            if existing is not None:
+                self.engine.remove_container(existing["Id"], force=True)
+                self.step()
+            ident = self._start_init(name, config)
+        code = self._wait_exit(ident, f"preparing volume {spec.volume}")
         if code != 0:
             output = self.engine.logs(ident).strip()
             raise ActionError(f"preparing volume {spec.volume} failed (exit {code}): {output[-400:]}")
+
+    def _start_init(self, name: str, config: dict[str, Any]) -> str:
+        ident = self.engine.create_container(name, config)
+        try:
+            self.engine.start(ident)
+        except EngineError:
+            # A preparation that never ran must not look like a finished one.
+            self.engine.remove_container(ident, force=True)
+            raise
+        return ident
+
+    def _wait_exit(self, ident: str, what: str) -> int:
+        """Poll until the container exited; its exit code. Each look is a short request, so no client
+        timeout cuts a long run short; an engine error leaves the container running for the next run."""
+        deadline = None if self.init_timeout is None else time.monotonic() + self.init_timeout
+        while True:
+            found = self.engine.inspect_container(ident)
+            if found is None:
+                raise ActionError(f"{what}: the container disappeared while running")
+            state = found.get("State") or {}
+            if not state.get("Running") and state.get("Status") in ("exited", "dead"):
+                return int(state.get("ExitCode", -1))
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ActionError(f"{what}: still running after {self.init_timeout:g}s (left running)")
+            self.sleep(self.poll_interval)
 
     # --- container steps -----------------------------------------------------------------------------
 
@@ -314,6 +379,8 @@ class Executor:
             self._start(spec, fresh=Op.CREATE in action.steps)
         elif step is Op.RECREATE:
             self._recreate(spec, action.observed_id)
+        elif step is Op.ADOPT:
+            self._adopt(spec)
         elif step is Op.RESTART:
             self.engine.restart(spec.name, spec.stop_timeout)
             self._exec(spec, policies=("restart",))
@@ -323,20 +390,21 @@ class Executor:
             # Only the commands found missing: the others are running and must not be started twice.
             missing = {d.field for d in action.reasons if d.reason is Reason.EXEC}
             self._exec(spec, policies=("restart",), only=missing)
-        self.crash.step()
+        self.step()
 
     def _create(self, spec: ContainerSpec) -> None:
         temp = self.engine.inspect_container(replacement_name(spec.name))
-        if temp is not None and _managed(temp.get("Config", {}).get("Labels")):
+        if temp is not None and _managed(_labels(temp)):
+            self._check_lease(temp, replacement_name(spec.name))
             self.engine.remove_container(temp["Id"], force=True)  # left by an interrupted recreate
         try:
             self.engine.create_container(spec.name, translate.container_config(spec))
         except Conflict:
             existing = self.engine.inspect_container(spec.name)
-            labels = (existing or {}).get("Config", {}).get("Labels") or {}
+            labels = _labels(existing or {})
             if existing is None or not _managed(labels):
                 raise ActionError(f"a container named {spec.name} exists without reconciler's labels") from None
-            if labels.get(naming.LABEL_SPEC_HASH) != spec.spec_hash:
+            if labels.get(naming.LABEL_SPEC_HASH) not in spec.spec_hashes:
                 raise ActionError(f"{spec.name} was created meanwhile with another spec; run again") from None
 
     def _start(self, spec: ContainerSpec, *, fresh: bool) -> None:
@@ -354,50 +422,145 @@ class Executor:
             time.sleep(spec.start_delay)
 
     def _recreate(self, spec: ContainerSpec, old_id: str | None) -> None:
-        """Replace a container without ever losing it: the new one must exist and start before the old one
-        goes. Order: create the replacement under a temporary name → stop the old one → start the
-        replacement (on failure: remove it, start the old one again, report) → remove the old one → rename."""
+        """Replace a container without ever losing it or its data: create the replacement under a temporary
+        name (leased to us, with the old container's anonymous volumes) → stop the old one → start the
+        replacement and pass its health gate → remove the old one → rename. On any failure the old
+        container runs again (see `_restore`). A finished replacement left by an interrupted run is
+        adopted instead of built again."""
+        old = self.engine.inspect_container(spec.name)
+        if old is not None and not _managed(_labels(old)):
+            raise ActionError(f"a container named {spec.name} exists without reconciler's labels: not touched")
+        if old is not None and old["Id"] != old_id and _labels(old).get(naming.LABEL_SPEC_HASH) in spec.spec_hashes:
+            return  # another reconcile replaced it meanwhile with what the map wants
+        ready = self._leftover_replacement(spec)
+        if ready is not None:
+            self._retire(spec, old, str(ready["Id"]))
+            return
+        new_id = self._create_replacement(spec, old)
+        self.step()
+        self._switch(spec, old, new_id)
+
+    def _leftover_replacement(self, spec: ContainerSpec) -> Json | None:
+        """A replacement left by an interrupted recreate: returned if it can take over as it is, removed
+        otherwise; a live lease of another reconciler stops us (`InProgress`)."""
         temp_name = replacement_name(spec.name)
         stale = self.engine.inspect_container(temp_name)
-        if stale is not None and _managed(stale.get("Config", {}).get("Labels")):
-            self.engine.remove_container(stale["Id"], force=True)
+        if stale is None or not _managed(_labels(stale)):
+            return None
+        self._check_lease(stale, temp_name)
+        if adoptable(spec, parse_container(stale)):
+            return stale
+        self.engine.remove_container(stale["Id"], force=True)
+        return None
+
+    def _create_replacement(self, spec: ContainerSpec, old: Json | None) -> str:
+        config = translate.container_config(spec, temporary=True)
+        config["labels"].update(lease.lease_labels(self.owner, self.clock() + self._lease_seconds(spec, old)))
+        carried = carried_volumes(old, self._declared_volumes(spec))
+        if carried:
+            host = config.setdefault("host_config", {})
+            host["binds"] = [*host.get("binds", []), *carried]
+        temp_name = replacement_name(spec.name)
         try:
-            new_id = self.engine.create_container(temp_name, translate.container_config(spec, temporary=True))
+            return self.engine.create_container(temp_name, config)
+        except Conflict as exc:
+            # Another reconciler created it a moment ago: its lease says whether it is still at work.
+            self._check_lease(self._being_created(temp_name), temp_name)
+            raise ActionError(f"creating the replacement failed; the old container keeps running: {exc}") from exc
         except EngineError as exc:
             raise ActionError(f"creating the replacement failed; the old container keeps running: {exc}") from exc
-        self.crash.step()
-        old = self.engine.inspect_container(old_id or spec.name)
-        was_running = bool(old and old.get("State", {}).get("Running"))
-        if old is not None and was_running:
-            timeout = spec.stop_timeout if spec.stop_timeout is not None else old.get("Config", {}).get("StopTimeout")
-            self.engine.stop(old["Id"], timeout)
-            self.crash.step()
+
+    def _being_created(self, name: str) -> Json:
+        """The container that holds `name`. The engine reserves a name before the container can be
+        inspected, so for a moment a name is taken by nothing: then someone is creating it right now."""
+        for _ in range(20):
+            found = self.engine.inspect_container(name)
+            if found is not None:
+                return found
+            self.sleep(0.1)
+        raise InProgress(f"{lease.IN_PROGRESS}: {name} is being created by someone else; not touched")
+
+    def _lease_seconds(self, spec: ContainerSpec, old: Json | None) -> float:
+        stop = spec.stop_timeout if spec.stop_timeout is not None else (old or {}).get("Config", {}).get("StopTimeout")
+        return float(stop if stop is not None else 10) + (self.health_gate or 0.0) + lease.LEASE_MARGIN
+
+    def _declared_volumes(self, spec: ContainerSpec) -> set[str]:
+        """Targets the replacement gets anonymous volumes at: the map's `shares` and the image's VOLUMEs,
+        less what the map mounts there itself."""
+        image = self.engine.inspect_image(spec.image) or {}
+        declared = set(spec.anonymous_volumes) | set((image.get("Config") or {}).get("Volumes") or {})
+        return {_clean(t) for t in declared} - {_clean(m.target) for m in spec.mounts}
+
+    def _switch(self, spec: ContainerSpec, old: Json | None, new_id: str) -> None:
+        """Stop the old container, start the replacement, pass the gate; restore the old one on failure."""
+        was_running = bool(old is not None and _running(old))
         try:
+            if old is not None and was_running:
+                timeout = spec.stop_timeout if spec.stop_timeout is not None else old["Config"].get("StopTimeout")
+                self.engine.stop(old["Id"], timeout)
+                self.step()
             self.engine.start(new_id)
+            problem = self._gate(spec, new_id)
         except EngineError as exc:
-            self._restore(new_id, old, was_running)
-            raise ActionError(f"the replacement failed to start; the old container keeps running: {exc}") from exc
-        problem = self._gate(spec, new_id)
+            what = "stopping the old container or starting the replacement failed"
+            raise ActionError(self._restore(spec, new_id, old, was_running, what, exc)) from exc
         if problem:
-            self._restore(new_id, old, was_running)
             new_image = (self.engine.inspect_container(new_id) or {}).get("Image", "")
+            message = self._restore(spec, new_id, old, was_running, f"the replacement {problem}", None)
             created = self.engine.inspect_image(spec.image) or {}
-            raise RolledBack(
-                f"the replacement {problem}; rolled back to the previous container",
-                spec.image,
-                str(created.get("Id") or new_image),
-            )
-        self.crash.step()
+            raise RolledBack(message, spec.image, str(created.get("Id") or new_image))
+        self.step()
+        self._retire(spec, old, new_id)
+
+    def _retire(self, spec: ContainerSpec, old: Json | None, new_id: str) -> None:
+        """The replacement runs (and is healthy): the old container goes and the replacement takes its name."""
         if old is not None:
+            current = self.engine.inspect_container(old["Id"])
+            if current is not None and _running(current):
+                self.engine.stop(old["Id"], spec.stop_timeout)  # only when adopting: the old one was started again
             self.engine.remove_container(old["Id"], force=True)
-            self.crash.step()
+            self.step()
         self.engine.rename(new_id, spec.name)
         self._exec(spec, policies=("restart", "initial"))
 
-    def _restore(self, new_id: str, old: dict[str, Any] | None, was_running: bool) -> None:
-        self.engine.remove_container(new_id, force=True)
-        if old is not None and was_running:
-            self.engine.start(old["Id"])
+    def _restore(
+        self, spec: ContainerSpec, new_id: str, old: Json | None, was_running: bool, what: str, cause: Exception | None
+    ) -> str:
+        """Best effort back to what the map wants while its change failed: the replacement goes and the old
+        container runs — also when it was stopped by an interrupted earlier run (only a `persistent`
+        helper that had finished stays exited). Every step is tried; the message names every error."""
+        errors: list[str] = []
+        try:
+            self.engine.remove_container(new_id, force=True)
+        except EngineError as exc:
+            errors.append(f"removing the replacement failed: {exc}")
+        if old is not None and (was_running or not spec.persistent):
+            try:
+                current = self.engine.inspect_container(old["Id"])
+                if current is not None and not _running(current):
+                    self.engine.start(old["Id"])
+            except EngineError as exc:
+                errors.append(f"starting the old container again failed: {exc}")
+        reason = f"{what}: {cause}" if cause is not None else what
+        if errors:
+            return f"{reason}; restoring failed too: {'; '.join(errors)}"
+        if old is None:
+            return reason
+        return f"{reason}; rolled back, the old container {'keeps running' if was_running else 'runs again'}"
+
+    def _adopt(self, spec: ContainerSpec) -> None:
+        """An interrupted recreate left a finished replacement and no container under the name: rename it."""
+        temp_name = replacement_name(spec.name)
+        temp = self.engine.inspect_container(temp_name)
+        if temp is None or not _managed(_labels(temp)):
+            raise ActionError(f"{temp_name} is gone before it could take the name; run again")
+        self._check_lease(temp, temp_name)
+        if not adoptable(spec, parse_container(temp)):
+            raise ActionError(f"{temp_name} changed before it could take the name; run again")
+        if self.engine.inspect_container(spec.name) is not None:
+            raise ActionError(f"{spec.name} exists again; run again")
+        self.engine.rename(temp["Id"], spec.name)
+        self._exec(spec, policies=("restart", "initial"))
 
     def _gate(self, spec: ContainerSpec, ident: str) -> str | None:
         """Wait for a container with a healthcheck to become healthy; what went wrong, or None. Whether it has
@@ -434,8 +597,39 @@ class Executor:
                 self.engine.exec_run(spec.name, cmd, command.user)
 
 
+def carried_volumes(old: Json | None, targets: set[str]) -> list[str]:
+    """Binds that hand the old container's anonymous volumes to its replacement (as compose does): for
+    each target in `targets` where the old container has an anonymous volume (named by the engine with 64
+    hex digits), `<volume>:<target>:rw`. Named volumes and binds come from the map and are not carried."""
+    binds = []
+    for mount in (old or {}).get("Mounts") or []:
+        target = _clean(str(mount.get("Destination", "")))
+        name = str(mount.get("Name") or "")
+        if mount.get("Type") == "volume" and _ANONYMOUS.match(name) and target in targets:
+            binds.append(f"{name}:{target}:rw")
+    return sorted(binds)
+
+
+_ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _clean(path: str) -> str:
+    """The engine stores container paths cleaned (`/data/` as `/data`)."""
+    return path.rstrip("/") or "/"
+
+
+def _labels(found: Json) -> dict[str, str]:
+    labels = (found.get("Config") or {}).get("Labels") or {}
+    return labels if isinstance(labels, dict) else {}
+
+
+def _running(found: Json) -> bool:
+    return bool((found.get("State") or {}).get("Running"))
+
+
 def _managed(labels: Any) -> bool:
-    return isinstance(labels, dict) and labels.get(naming.LABEL_MANAGED) == "true"
+    """The one ownership rule (naming.owned), on labels from raw engine JSON."""
+    return isinstance(labels, dict) and naming.owned(labels)
 
 
 @dataclass
@@ -459,11 +653,22 @@ def converge(
     concurrency: int = DEFAULT_CONCURRENCY,
     on_event: Callable[[str, Action, str | None], None] | None = None,
     health_gate: float | None = None,
+    pull_idle_timeout: float = PULL_IDLE_TIMEOUT,
+    pull_timeout: float = PULL_TIMEOUT,
 ) -> Converged:
     """Observe, plan, execute. Images are pulled first, then the world is observed again, so containers
-    are compared with the images that are really there (a pull may move a tag)."""
+    are compared with the images that are really there (a pull may move a tag); what depends on a failed
+    pull is skipped."""
     options = options or PlanOptions()
-    executor = Executor(engine, desired, concurrency=concurrency, on_event=on_event, health_gate=health_gate)
+    executor = Executor(
+        engine,
+        desired,
+        concurrency=concurrency,
+        on_event=on_event,
+        health_gate=health_gate,
+        pull_idle_timeout=pull_idle_timeout,
+        pull_timeout=pull_timeout,
+    )
     plan = plan_update(desired, observe(engine, desired), options)
     pulls = [a for a in plan.actions if a.op is Op.PULL]
     pulled = None
@@ -471,7 +676,8 @@ def converge(
         pulled = executor.run(Plan(waves=(tuple(pulls),)))
         # Pulls move tags: look again, and compare containers with the images that are really there now.
         plan = plan_update(desired, observe(engine, desired), replace(options, pull=False)).keep(not_a_pull)
-    return Converged(plan, executor.run(plan), pulled)
+    failed_pulls = [r.action.resource for r in pulled.failed] if pulled else []
+    return Converged(plan, executor.run(plan, failed_before=failed_pulls), pulled)
 
 
 def not_a_pull(action: Action) -> bool:

@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import docker
 import docker.errors
 import docker.types
+import requests
+import urllib3.exceptions
+from docker import auth
 
-from .errors import NotFound, classify, retrying
+from .errors import EngineError, NotFound, PermanentEngineError, RetryableEngineError, classify, classify_pull, retrying
 
 Json = dict[str, Any]
 
 DEFAULT_TIMEOUT = 60.0
+PULL_IDLE_TIMEOUT = 60.0  # no progress message for this long: the registry (or the engine) stalls
+PULL_TIMEOUT = 1800.0  # the whole pull, retries included
 
 
 class Engine(Protocol):
@@ -57,7 +63,14 @@ class Engine(Protocol):
     def remove_network(self, ident: str) -> None: ...
     def disconnect(self, network: str, container: str) -> None: ...
     def inspect_network(self, ident: str) -> Json | None: ...
-    def pull(self, ref: str, progress: Callable[[Json], None] | None = None) -> None: ...
+    def pull(
+        self,
+        ref: str,
+        progress: Callable[[Json], None] | None = None,
+        *,
+        idle_timeout: float = PULL_IDLE_TIMEOUT,
+        timeout: float = PULL_TIMEOUT,
+    ) -> None: ...
     def events(self) -> EventStream: ...
 
 
@@ -117,13 +130,14 @@ class DockerEngine:
         """Engine API calls made so far (benchmarks and the daemon's idle check read it)."""
         return self._requests
 
-    def _call(self, func: Callable[[], Any]) -> Any:
+    def _call(self, func: Callable[[], Any], max_delay: float | None = None) -> Any:
         def counted() -> Any:
             with self._lock:
                 self._requests += 1
             return func()
 
-        return retrying(counted, attempts=self.attempts, max_delay=self.retry_for, sleep=self.sleep)
+        limit = self.retry_for if max_delay is None else max_delay
+        return retrying(counted, attempts=self.attempts, max_delay=limit, sleep=self.sleep)
 
     def _maybe(self, func: Callable[[], Any]) -> Any:
         try:
@@ -294,19 +308,65 @@ class DockerEngine:
         stream: EventStream = self._call(lambda: _events(self.api))
         return stream
 
-    def pull(self, ref: str, progress: Callable[[Json], None] | None = None) -> None:
+    def pull(
+        self,
+        ref: str,
+        progress: Callable[[Json], None] | None = None,
+        *,
+        idle_timeout: float = PULL_IDLE_TIMEOUT,
+        timeout: float = PULL_TIMEOUT,
+    ) -> None:
+        """Pull `ref`. docker-py pulls with no timeout at all, so a registry that stalls mid-layer would hang
+        us forever: here every read of the progress stream waits at most `idle_timeout`, and the pull with
+        its retries (transient registry errors only, see `classify_pull`) ends after `timeout`."""
         repository, tag = split_reference(ref)
+        deadline = time.monotonic() + timeout
 
-        def pull() -> None:
-            # The timeout applies per read of the progress stream, not to the whole pull.
-            stream: Iterator[Json] = self.api.pull(repository, tag=tag, stream=True, decode=True)
-            for event in stream:
-                if "error" in event:
-                    raise NotFound(f"pull {ref}: {event['error']}")
-                if progress is not None:
-                    progress(event)
+        def attempt() -> None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PermanentEngineError(f"pull {ref}: not done within {timeout:g}s")
+            response = self._pull_request(ref, repository, tag, min(idle_timeout, remaining))
+            try:
+                for event in self.api._stream_helper(response, decode=True):
+                    if "error" in event:
+                        raise classify_pull(f"pull {ref}: {event['error']}")
+                    if time.monotonic() > deadline:
+                        raise PermanentEngineError(f"pull {ref}: not done within {timeout:g}s")
+                    if progress is not None:
+                        progress(event)
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                raise RetryableEngineError(f"pull {ref}: no progress for {idle_timeout:g}s or cut off: {exc}") from exc
+            finally:
+                response.close()
 
-        self._call(pull)
+        self._call(attempt, max_delay=timeout)
+
+    def _pull_request(self, ref: str, repository: str, tag: str | None, read_timeout: float) -> Any:
+        """`POST /images/create` as docker-py sends it (with the registry's credentials), but with a read
+        timeout: it bounds every wait for the next progress message."""
+        registry, _ = auth.resolve_repository_name(repository)
+        headers = {}
+        header = auth.get_config_header(self.api, registry)
+        if header:
+            headers["X-Registry-Auth"] = header
+        params = {"fromImage": repository, "tag": tag}
+        try:
+            response = self.api._post(
+                self.api._url("/images/create"),
+                params=params,
+                headers=headers,
+                stream=True,
+                timeout=(self.timeout, read_timeout),
+            )
+            self.api._raise_for_status(response)
+        except docker.errors.APIError as exc:
+            raise classify_pull(f"pull {ref}: {classify(exc)}", exc.status_code) from exc
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise classify(exc) from exc
+        return response
 
 
 EVENT_TYPES = ("container", "image", "volume", "network")

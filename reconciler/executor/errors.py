@@ -4,6 +4,10 @@ Every failure of an engine call becomes either a `RetryableEngineError` (connect
 timeout, 5xx, "removal already in progress", a container that is restarting) or a `PermanentEngineError`
 (`NotFound`, `Conflict` — e.g. a name held by someone else —, a bad request). Only retryable errors are
 retried, with exponential backoff and jitter (tenacity), by `retrying`; everything else fails at once.
+
+Pulls fail in their own words (a registry's answer relayed by the engine, in the HTTP status or in the
+progress stream): `classify_pull` reads them — missing or unauthorized images are permanent, a registry's
+5xx, a reset or refused connection, a timeout and rate limits are retryable.
 """
 
 from __future__ import annotations
@@ -81,6 +85,48 @@ def classify(exc: BaseException) -> EngineError:
     if isinstance(exc, docker.errors.DockerException):
         return PermanentEngineError(str(exc))
     return PermanentEngineError(f"{type(exc).__name__}: {exc}")
+
+
+_PULL_PERMANENT = (
+    "not found",
+    "manifest unknown",
+    "unauthorized",
+    "denied",
+    "authentication required",
+    "invalid reference",
+    "does not exist",
+    "no matching manifest",
+)
+_PULL_RETRYABLE = (
+    "500",
+    "502",
+    "503",
+    "504",
+    "internal server error",
+    "bad gateway",
+    "service unavailable",
+    "gateway timeout",
+    "connection reset",
+    "connection refused",
+    "broken pipe",
+    "timeout",
+    "timed out",
+    "eof",
+    "too many requests",
+    "toomanyrequests",
+    "temporary failure",
+    "no such host",
+)
+
+
+def classify_pull(message: str, status: int | None = None) -> EngineError:
+    """A failed pull's message (from the engine's HTTP answer or its progress stream) as an error type."""
+    text = message.lower()
+    if status == 404 or any(marker in text for marker in _PULL_PERMANENT):
+        return NotFound(message, status) if status in (None, 404) else PermanentEngineError(message, status)
+    if (status is not None and status >= 500) or any(marker in text for marker in _PULL_RETRYABLE):
+        return RetryableEngineError(message, status)
+    return PermanentEngineError(message, status)
 
 
 def retrying(

@@ -2,9 +2,11 @@
 
 Cheap by construction: one list per kind (containers, images, volumes, networks), then one inspect per
 container that matters (ours by label, or holding one of our names), one inspect per distinct image in use,
-and `top` plus an inspect of each exec instance only for running containers that have exec commands; an
-inspect by name of each container outside the maps that a map names in `network_mode` (the engine stores
-its id). Parsing is `reconciler.plan.observed`'s job.
+and `top` plus an inspect of each exec instance only for running containers that have exec commands; one
+inspect per network of ours (the engine's network list leaves `Containers` empty, and the planner must
+know who is attached before it recreates a network); an inspect by name of each container outside the
+maps that a map names in `network_mode` (the engine stores its id). Parsing is
+`reconciler.plan.observed`'s job.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class EngineReader(Protocol):
     def inspect_image(self, ref: str) -> Json | None: ...
     def list_volumes(self) -> list[Json]: ...
     def list_networks(self) -> list[Json]: ...
+    def inspect_network(self, ident: str) -> Json | None: ...
     def top(self, ident: str) -> Json | None: ...
     def inspect_exec(self, exec_id: str) -> Json | None: ...
 
@@ -48,7 +51,9 @@ def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = Fal
         v for v in engine.list_volumes() if _relevant(v.get("Labels"), v["Name"], desired, all_maps)
     ]
     networks: list[Mapping[str, Any]] = [
-        n for n in engine.list_networks() if _relevant(n.get("Labels"), n["Name"], desired, all_maps)
+        _with_endpoints(engine, n)
+        for n in engine.list_networks()
+        if _relevant(n.get("Labels"), n["Name"], desired, all_maps)
     ]
     images = _images(engine, desired, containers)
     return observed_state(containers, images, volumes, networks, processes, execs, _peers(engine, desired))
@@ -126,3 +131,11 @@ def _relevant(labels: Mapping[str, str] | None, name: str, desired: DesiredState
     if naming.owned(labels) if all_maps else naming.owned_by(labels, desired.maps):
         return True
     return name in desired.volumes or name in desired.networks
+
+
+def _with_endpoints(engine: EngineReader, network: Json) -> Json:
+    """The network as inspect answers it (with `Containers`) when it is ours; a stranger is never changed,
+    so its list entry is enough."""
+    if not naming.owned(network.get("Labels")):
+        return network
+    return engine.inspect_network(network["Id"]) or network

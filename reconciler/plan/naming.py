@@ -28,6 +28,8 @@ LABEL_IMAGE = f"{LABEL_PREFIX}.image"  # the image reference the container was c
 LABEL_SELF = f"{LABEL_PREFIX}.self"  # on the daemon's own container: never manage it
 LABEL_TEMPORARY = f"{LABEL_PREFIX}.temporary"  # a recreate's replacement, before it takes the name
 LABEL_VOLUME_CREATED = f"{LABEL_PREFIX}.volume-created"  # on a volume init: the volume it prepared
+LABEL_LEASE_OWNER = f"{LABEL_PREFIX}.lease-owner"  # on a replacement: the reconciler working on it
+LABEL_LEASE_EXPIRES = f"{LABEL_PREFIX}.lease-expires"  # … and until when (unix time)
 
 
 def is_self(labels: Mapping[str, str] | None) -> bool:

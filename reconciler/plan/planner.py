@@ -34,7 +34,7 @@ from .drift import (
     volume_drift,
 )
 from .graph import closure, dependents, waves
-from .observed import ObservedContainer, ObservedState
+from .observed import ObservedContainer, ObservedNetwork, ObservedState
 from .resources import ContainerSpec, DesiredState, Kind, ResourceId
 
 
@@ -47,6 +47,7 @@ class Op(StrEnum):
     UPDATE = "update"
     EXEC = "exec"
     RUN = "run"  # a volume init: (re)create, run to completion
+    ADOPT = "adopt"  # rename a finished replacement (`<name>..next`) into place: an interrupted recreate
     REMOVE = "remove"
     STOP = "stop"  # only asked for explicitly (the Python API's stop)
     SIGNAL = "signal"  # likewise (the Python API's signal)
@@ -237,8 +238,27 @@ def _network(desired: DesiredState, observed: ObservedState, rid: ResourceId, wo
         work.blocked[rid] = _stranger(rid)
     else:
         drifts = network_drift(desired.networks[rid.name], found)
-        if drifts:
+        strangers = _strangers_on(found, observed)
+        if drifts and strangers:
+            # Recreating disconnects every endpoint: never do that to containers that are not ours.
+            shown = ", ".join(s[:12] for s in strangers)
+            work.blocked[rid] = (
+                f"network '{rid.name}' differs from its map ({drifts[0].describe()}) but containers without "
+                f"reconciler's labels are attached ({shown}): not recreated; disconnect them to let it be"
+            )
+        elif drifts:
             work.set(rid, Op.RECREATE, (Op.RECREATE,), drifts, found.id)
+
+
+def _strangers_on(network: ObservedNetwork, observed: ObservedState) -> list[str]:
+    """Ids of containers attached to `network` that are not ours (observation only inspects ours and those
+    holding our names, so an unknown id is a stranger too)."""
+    strangers = []
+    for ident in network.containers:
+        container = observed.container_by_id(ident)
+        if container is None or not container.managed:
+            strangers.append(ident)
+    return sorted(strangers)
 
 
 def _volume(desired: DesiredState, observed: ObservedState, rid: ResourceId, work: _Work) -> None:
@@ -274,6 +294,13 @@ def _init(desired: DesiredState, observed: ObservedState, rid: ResourceId, work:
 
 def _container(spec: ContainerSpec, observed: ObservedState, ctx: ContainerContext, work: _Work) -> None:
     found = observed.containers.get(spec.name)
+    replacement = observed.containers.get(naming.replacement_name(spec.name))
+    if found is None and replacement is not None and adoptable(spec, replacement):
+        # A recreate was interrupted after the old container went and before the rename: the replacement
+        # is complete and runs, so it takes the name (a new container would be a second outage).
+        drift = Drift(Reason.MISSING, "container", spec.name, "replacement ready under a temporary name", Fix.CREATE)
+        work.set(spec.id, Op.ADOPT, (Op.ADOPT,), [drift], replacement.id)
+        return
     if found is None:
         work.set(
             spec.id,
@@ -326,6 +353,17 @@ def _hold_back(desired: DesiredState, observed: ObservedState, held: frozenset[H
             del work.ops[rid]
 
 
+def adoptable(spec: ContainerSpec, replacement: ObservedContainer) -> bool:
+    """A replacement left by an interrupted recreate can take the name: ours, built from the spec the map
+    wants now, running, and healthy if it has a healthcheck."""
+    return (
+        replacement.managed
+        and replacement.spec_hash in spec.spec_hashes
+        and replacement.status == "running"
+        and replacement.health in (None, "healthy")
+    )
+
+
 def _relation(spec: ContainerSpec, dependency: str) -> Fix:
     """How a dependent must follow when `dependency` is created anew: recreate, restart or nothing."""
     if spec.network_mode == f"container:{dependency}":
@@ -343,7 +381,7 @@ def _relation(spec: ContainerSpec, dependency: str) -> Fix:
 
 def _cascade(desired: DesiredState, observed: ObservedState, work: _Work) -> None:
     reverse = dependents(desired.depends_on)
-    pending = sorted(rid for rid, (op, *_rest) in work.ops.items() if op in (Op.CREATE, Op.RECREATE))
+    pending = sorted(rid for rid, (op, *_rest) in work.ops.items() if op in (Op.CREATE, Op.RECREATE, Op.ADOPT))
     while pending:
         rid = pending.pop(0)
         for dependent in sorted(reverse.get(rid, ())):
@@ -391,7 +429,11 @@ def _orphans(desired: DesiredState, observed: ObservedState, options: PlanOption
     for name, container in sorted(observed.containers.items()):
         base = name.removesuffix(naming.REPLACEMENT_SUFFIX)
         if base != name and base in desired.containers and container.managed:
-            # A replacement left behind by an interrupted recreate: always cleaned up.
+            planned = work.ops.get(ResourceId(Kind.CONTAINER, base))
+            if planned is not None and planned[0] is Op.ADOPT:
+                continue  # it takes the name
+            # A replacement left behind by an interrupted recreate: cleaned up (unless another reconcile
+            # holds its lease: the executor checks, the planner has no clock).
             drift = Drift(Reason.MISSING, "temporary", "absent", "left by an interrupted recreate", Fix.CREATE)
             work.set(ResourceId(Kind.CONTAINER, name), Op.REMOVE, (Op.REMOVE,), [drift], container.id)
             continue

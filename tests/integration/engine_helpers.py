@@ -71,11 +71,15 @@ def container_id(client: Any, name: str) -> str:
     return str(client.api.inspect_container(name)["Id"])
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, crash_after: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The command line in a subprocess; `crash_after`: killed (exit 137) at that step boundary."""
     import os
 
+    entry = ["-m", "reconciler"] if crash_after is None else ["-m", "tests.integration.crashing_cli", str(crash_after)]
     return subprocess.run(
-        [sys.executable, "-m", "reconciler", "--log-level", "warning", *args],
+        [sys.executable, *entry, "--log-level", "warning", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -167,7 +167,9 @@ def test_a_crash_at_any_step_converges_on_the_next_run(docker_client: Any, tmp_p
         healed = run_cli("apply", str(map_file))
         assert healed.returncode == 0, healed.stderr
         assert run_cli("plan", "--detailed-exitcode", str(map_file)).returncode == 0
-        names = sorted(c.name for c in docker_client.containers.list(all=True) if c.name.startswith(name))
+        # The plain list (no inspects: others' containers come and go); link aliases are names too.
+        listed = docker_client.api.containers(all=True, filters={"name": name})
+        names = sorted(n[1:] for c in listed for n in c["Names"] if n.count("/") == 1 and n[1:].startswith(name))
         assert names == expected
 
     crashes = {"cold": 0, "update": 0}
@@ -181,7 +183,7 @@ def test_a_crash_at_any_step_converges_on_the_next_run(docker_client: Any, tmp_p
                 base = docker_client.containers.get(f"{name}.base")
                 base.exec_run(["sh", "-c", "echo kept > /data/mark"], user="2000")
             map_file.write_text(after)
-            crashed = run_cli("apply", str(map_file), env={"RECONCILER_FAULT_CRASH_AFTER": str(crash_after)})
+            crashed = run_cli("apply", str(map_file), crash_after=crash_after)
             if crashed.returncode == 0:
                 break  # the change has fewer step boundaries than this: all of them were covered
             assert crashed.returncode == 137, crashed.stderr
