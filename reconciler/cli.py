@@ -20,22 +20,15 @@ from pydantic import ValidationError
 from reconciler import __version__, logs
 from reconciler.daemon.run import run as run_daemon
 from reconciler.daemon.settings import load_settings
-from reconciler.executor.apply import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_HEALTH_GATE,
-    Converged,
-    Executor,
-    RunResult,
-    converge,
-)
+from reconciler.executor.apply import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GATE, Executor, RunResult
+from reconciler.executor.converge import Converged, Planner, converge, teardown, update
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
-from reconciler.executor.observe import observe
 from reconciler.model import MapError, MapSet, load_map_files, model_json_schema
 from reconciler.plan.desired import desired_state
 from reconciler.plan.graph import TargetError, select_targets
 from reconciler.plan.naming import attached_volume_name, container_name, network_name
-from reconciler.plan.planner import Action, PlanOptions, plan_down, plan_update
+from reconciler.plan.planner import Action, PlanOptions
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import DesiredState, ResourceId
 
@@ -205,13 +198,8 @@ def plan(
 ) -> None:
     """Show what `apply` would change on the engine, and why. Changes nothing."""
     selected, desired, engine = prepare(args, target, as_json)
-    try:
-        observed = observe(engine, desired)
-    except EngineError as exc:
-        raise engine_failure(exc) from None
-    result = plan_update(
-        desired, observed, PlanOptions(targets=selected, prune=prune, update_persistent=update_persistent)
-    )
+    options = PlanOptions(targets=selected, prune=prune, update_persistent=update_persistent)
+    result = _converge(engine, desired, update(options), execute=False).plan
     if as_json:
         _print_json(result.as_dict())
     else:
@@ -287,19 +275,12 @@ def apply(
         targets=selected, prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull
     )
     if dry_run:
-        try:
-            result = plan_update(desired, observe(engine, desired), options)
-        except EngineError as exc:
-            raise engine_failure(exc) from None
+        result = _converge(engine, desired, update(options), execute=False).plan
         _print_json(result.as_dict()) if as_json else typer.echo(render_plan(result))
         return
     show = _progress(not as_json and sys.stdout.isatty())
-    try:
-        done: Converged = converge(
-            engine, desired, options, concurrency=parallel, on_event=show, health_gate=health_gate or None
-        )
-    except EngineError as exc:
-        raise engine_failure(exc) from None
+    executor = Executor(engine, concurrency=parallel, on_event=show, health_gate=health_gate or None)
+    done = _converge(engine, desired, update(options), executor=executor)
     if not as_json:
         for blocked in done.plan.blocked:
             typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
@@ -323,20 +304,22 @@ def down(
 ) -> None:
     """Stop and remove what the maps own, dependents first. Volumes stay unless --volumes."""
     selected, desired, engine = prepare(args, target, as_json)
+    executor = Executor(engine, concurrency=parallel, on_event=_progress(not as_json and sys.stdout.isatty()))
+    done = _converge(engine, desired, teardown(selected, volumes=volumes), executor=executor, pull=False)
+    if not as_json:
+        for blocked in done.plan.blocked:
+            typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
+    _report(done.result, len(done.plan.blocked), as_json)
+    if not done.ok:
+        raise typer.Exit(1)
+
+
+def _converge(engine: DockerEngine, desired: DesiredState, planner: Planner, **how: Any) -> Converged:
+    """The one loop, with the command line's one way of reporting an engine that fails."""
     try:
-        teardown = plan_down(desired, observe(engine, desired), selected, volumes=volumes)
-        executor = Executor(
-            engine, desired, concurrency=parallel, on_event=_progress(not as_json and sys.stdout.isatty())
-        )
-        result = executor.run(teardown)
+        return converge(engine, desired, planner, **how)
     except EngineError as exc:
         raise engine_failure(exc) from None
-    if not as_json:
-        for blocked in teardown.blocked:
-            typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
-    _report(result, len(teardown.blocked), as_json)
-    if not result.ok or teardown.blocked:
-        raise typer.Exit(1)
 
 
 @app.command()
@@ -346,11 +329,9 @@ def status(
 ) -> None:
     """Each resource of the maps: state, health and a drift summary."""
     _selected, desired, engine = prepare(args, None, as_json)
-    try:
-        observed = observe(engine, desired)
-    except EngineError as exc:
-        raise engine_failure(exc) from None
-    current = plan_update(desired, observed)
+    looked = _converge(engine, desired, update(), execute=False)
+    current, observed = looked.plan, looked.observed
+    assert observed is not None  # a plan-only converge always looked
     rows: list[dict[str, Any]] = []
     for rid in desired.all_ids():
         if rid.kind.value == "image":

@@ -20,9 +20,9 @@ from typing import Any
 import docker
 import yaml
 
-from reconciler.executor.apply import DEFAULT_HEALTH_GATE, ActionResult, Executor, Outcome, RunResult, converge
+from reconciler.executor.apply import DEFAULT_HEALTH_GATE, ActionResult, Executor, Outcome, RunResult
+from reconciler.executor.converge import Planner, converge, teardown, update
 from reconciler.executor.engine import DockerEngine
-from reconciler.executor.observe import observe
 from reconciler.executor.translate import container_config
 from reconciler.model import MapError, MapSet, ResolvedMap, combine_maps, load_map_dict, load_map_text
 from reconciler.model.integrity import check_integrity as check
@@ -30,7 +30,7 @@ from reconciler.model.schema import ContainerConfig
 from reconciler.plan import naming
 from reconciler.plan.desired import desired_state
 from reconciler.plan.graph import closure, dependents, select_targets, waves
-from reconciler.plan.planner import Action, Op, Plan, PlanOptions, plan_down, plan_update
+from reconciler.plan.planner import Action, Op, Plan, PlanOptions, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
 
 
@@ -219,12 +219,18 @@ class MappingDockerClient:
             raise RuntimeError("; ".join(str(p) for p in problems))
         return result
 
-    def _execute(self, plan: Plan) -> MapResult:
-        executor = Executor(self.engine, self.desired, concurrency=self.concurrency, health_gate=self.health_gate)
-        return self._finish(plan, executor.run(plan))
+    def _executor(self) -> Executor:
+        return Executor(self.engine, concurrency=self.concurrency, health_gate=self.health_gate)
 
-    def _plan(self, targets: frozenset[ResourceId] | None, **options: Any) -> Plan:
-        return plan_update(self.desired, observe(self.engine, self.desired), PlanOptions(targets=targets, **options))
+    def _converge(self, planner: Planner, *, pull: bool = True) -> MapResult:
+        """docker-map's verbs all run the one loop; they differ in what they plan."""
+        done = converge(self.engine, self.desired, planner, executor=self._executor(), pull=pull)
+        run = RunResult([*(done.pulled.results if done.pulled else []), *done.result.results])
+        return self._finish(done.plan, run)
+
+    def _run(self, plan: Plan) -> MapResult:
+        """A plan made by hand from the verb's arguments (restart, pull): nothing to observe first."""
+        return self._finish(plan, self._executor().run(plan))
 
     def _names(self, targets: frozenset[ResourceId], *, with_dependents: bool = False) -> list[str]:
         scope = set(targets)
@@ -257,9 +263,7 @@ class MappingDockerClient:
         options = PlanOptions(
             targets=self._targets(container, instances, map_name), pull=pull, update_persistent=update_persistent
         )
-        done = converge(self.engine, self.desired, options, concurrency=self.concurrency, health_gate=self.health_gate)
-        run = RunResult([*(done.pulled.results if done.pulled else []), *done.result.results])
-        return self._finish(done.plan, run)
+        return self._converge(update(options))
 
     def create(
         self,
@@ -269,13 +273,8 @@ class MappingDockerClient:
         **kwargs: Any,
     ) -> MapResult:
         """Create what is missing (volumes prepared, containers created) without starting containers."""
-        plan = self._plan(self._targets(container, instances, map_name)).keep(
-            lambda a: a.op in (Op.CREATE, Op.RUN, Op.PULL)
-        )
-        unstarted = tuple(
-            tuple(replace(a, steps=tuple(s for s in a.steps if s is not Op.START)) for a in wave) for wave in plan.waves
-        )
-        return self._execute(replace(plan, waves=unstarted))
+        options = PlanOptions(targets=self._targets(container, instances, map_name))
+        return self._converge(lambda desired, observed: _unstarted(plan_update(desired, observed, options)))
 
     def start(
         self,
@@ -285,8 +284,11 @@ class MappingDockerClient:
         **kwargs: Any,
     ) -> MapResult:
         """Start existing containers that are not running (and their dependencies)."""
-        plan = self._plan(self._targets(container, instances, map_name))
-        return self._execute(plan.keep(lambda a: a.op is Op.START))
+        options = PlanOptions(targets=self._targets(container, instances, map_name))
+        return self._converge(
+            lambda desired, observed: plan_update(desired, observed, options).keep(lambda a: a.op is Op.START),
+            pull=False,
+        )
 
     def restart(
         self,
@@ -297,8 +299,11 @@ class MappingDockerClient:
     ) -> MapResult:
         targets = self._targets(container, instances, map_name)
         names = [n for n in self._names(targets) if self._ours_running(n)]
-        actions = tuple(Action(ResourceId(Kind.CONTAINER, n), Op.RESTART, (Op.RESTART,)) for n in names)
-        return self._execute(Plan(waves=(actions,) if actions else ()))
+        actions = tuple(
+            Action(ResourceId(Kind.CONTAINER, n), Op.RESTART, (Op.RESTART,), spec=self.desired.containers[n])
+            for n in names
+        )
+        return self._run(Plan(waves=(actions,) if actions else ()))
 
     def _ours_running(self, name: str) -> bool:
         """Only containers with our labels are ever stopped, signalled or restarted — and only running ones."""
@@ -349,8 +354,7 @@ class MappingDockerClient:
     ) -> MapResult:
         """Stop and remove the containers and those depending on them (dependents first)."""
         targets = self._targets(container, instances, map_name)
-        plan = plan_down(self.desired, observe(self.engine, self.desired), targets, volumes=volumes)
-        return self._execute(plan)
+        return self._converge(teardown(targets, volumes=volumes), pull=False)
 
     def signal(
         self,
@@ -378,8 +382,12 @@ class MappingDockerClient:
         """Pull the images of the containers and their dependencies (newer versions too)."""
         targets = self._targets(container, instances, map_name)
         scope = closure(self.desired.depends_on, targets)
-        pulls = tuple(Action(r, Op.PULL, (Op.PULL,)) for r in sorted(scope) if r.kind is Kind.IMAGE)
-        return self._execute(Plan(waves=(pulls,) if pulls else ()))
+        pulls = tuple(
+            Action(r, Op.PULL, (Op.PULL,), spec=self.desired.images[r.name])
+            for r in sorted(scope)
+            if r.kind is Kind.IMAGE
+        )
+        return self._run(Plan(waves=(pulls,) if pulls else ()))
 
     def run_script(
         self,
@@ -459,3 +467,12 @@ def _engine(client: Any) -> DockerEngine:
     if isinstance(api, docker.APIClient):
         return DockerEngine.from_api(api)
     raise TypeError(f"cannot use {type(client).__name__} as a Docker client")
+
+
+def _unstarted(plan: Plan) -> Plan:
+    """docker-map's `create`: what is missing is created (volumes prepared), nothing is started."""
+    created = plan.keep(lambda a: a.op in (Op.CREATE, Op.RUN, Op.PULL))
+    waves = tuple(
+        tuple(replace(a, steps=tuple(s for s in a.steps if s is not Op.START)) for a in wave) for wave in created.waves
+    )
+    return replace(created, waves=waves)

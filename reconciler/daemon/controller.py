@@ -34,11 +34,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.executor.apply import ActionResult, Executor, Outcome, RunResult, not_a_pull
+from reconciler.executor.apply import ActionResult, Executor, Outcome, RunResult
 from reconciler.executor.cache import CachedEngine
+from reconciler.executor.converge import Planner, converge, teardown
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
-from reconciler.executor.observe import observe
 from reconciler.logs import get_logger
 from reconciler.model import MapSet
 from reconciler.plan import naming
@@ -46,7 +46,7 @@ from reconciler.plan.desired import desired_state
 from reconciler.plan.drift import Reason
 from reconciler.plan.naming import REPLACEMENT_SUFFIX
 from reconciler.plan.observed import ObservedState
-from reconciler.plan.planner import Action, HeldBack, Op, Plan, PlanOptions, held_key, plan_down, plan_update
+from reconciler.plan.planner import Action, HeldBack, Op, Plan, PlanOptions, held_key, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
 from reconciler.watch.maps import MapSource
 
@@ -185,15 +185,22 @@ class Controller:
             return Result()  # the map came back meanwhile
         gone = DesiredState(maps=frozenset({name}))
         try:
-            teardown = plan_down(gone, observe(self.engine, gone))
-            if self.locks.try_acquire(key, _touched(teardown)) is None:
-                return self._busy_elsewhere(key, teardown)
-            result = self._execute(key, gone, teardown)
+            done = converge(
+                self.engine,
+                gone,
+                teardown(),
+                executor=self._executor(key, gone),
+                admit=lambda plan, _replan: plan if self.locks.try_acquire(key, _touched(plan)) is not None else None,
+                pull=False,
+            )
         except EngineError as exc:
             log.warning("pruning a deleted map failed, retrying", map=name, error=str(exc))
             return Result(failed=True)
-        log.info("pruned a deleted map", map=name, result=result.summary())
-        return Result(failed=not result.ok)
+        if not done.admitted:
+            return self._busy_elsewhere(key, done.plan)
+        self._results(gone, done.result)
+        log.info("pruned a deleted map", map=name, result=done.result.summary())
+        return Result(failed=not done.result.ok)
 
     # --- events --------------------------------------------------------------------------------------
 
@@ -329,20 +336,25 @@ class Controller:
         if key != ALL and key not in desired.containers:
             return Result()  # no longer in any map
         try:
-            first = self._plan(key, desired, pull=True)
-            if self.locks.try_acquire(key, _touched(first)) is None:
-                return self._busy_elsewhere(key, first)
-            plan = self._plan(key, desired, pull=False)  # a fresh look, now that nobody else changes these
-            if not _touched(plan) <= self.locks.held_by(key):
-                return self._busy_elsewhere(key, plan)
-            self.locks.release(key, self.locks.held_by(key) - _touched(plan))
+            done = converge(
+                self.engine,
+                desired,
+                self._planner(key),
+                executor=self._executor(key, desired),
+                reader=self.cache,
+                refresh=self.cache.relist,
+                admit=lambda plan, replan: self._admit(key, plan, replan),
+                stop=self.stopping,
+            )
         except EngineError as exc:
             self.metrics.engine_errors.inc()
             self.metrics.reconciles.labels("failed").inc()
             log.warning("engine error while observing", key=key, error=str(exc))
             return Result(failed=True)
-        self._report(plan)
-        result = self._execute(key, desired, plan) if plan.actions else RunResult()
+        if not done.admitted:
+            return self._busy_elsewhere(key, done.plan)
+        plan, result = done.plan, done.result
+        self._results(desired, RunResult([*(done.pulled.results if done.pulled else []), *result.results]))
         self._touch(plan)
         self.metrics.reconcile_seconds.observe(self.clock() - started)
         if key == ALL:
@@ -371,20 +383,29 @@ class Controller:
             update_persistent=self.settings.update_persistent,
         )
 
-    def _plan(self, key: str, desired: DesiredState, *, pull: bool) -> Plan:
-        """The plan for a key, from the cached view. With `pull`, missing images are pulled first (outside any
-        lock: pulls are slow and touch no container) and the world is looked at again."""
+    def _planner(self, key: str) -> Planner:
+        """The key's plan: an update within its scope, minus what is held back (failed health gates, crash
+        loops); the holds that no longer match the maps or the tags are let go on the way."""
         options = self._options(key)
-        observed = observe(self.cache, desired)
-        plan = plan_update(desired, observed, options)
-        pulls = [a for a in plan.actions if a.op is Op.PULL]
-        if pulls and pull:
-            self._execute(key, desired, Plan(waves=(tuple(pulls),)))
-            self.cache.relist()
-            observed = observe(self.cache, desired)
-            plan = plan_update(desired, observed, options)
-        self.holds.keep_only(held_key(s, observed) for s in desired.containers.values() if s.image in observed.images)
-        return self._hold_crash_loops(plan.keep(not_a_pull), observed, key)
+
+        def plan(desired: DesiredState, observed: ObservedState) -> Plan:
+            current = (held_key(s, observed) for s in desired.containers.values() if s.image in observed.images)
+            self.holds.keep_only(current)
+            return self._hold_crash_loops(plan_update(desired, observed, options), observed, key)
+
+        return plan
+
+    def _admit(self, key: str, plan: Plan, replan: Callable[[], Plan]) -> Plan | None:
+        """Lock what the plan touches, then look once more: nobody else changes these now. None: another
+        key is busy with one of them (the caller requeues; no worker ever waits holding a lock)."""
+        if self.locks.try_acquire(key, _touched(plan)) is None:
+            return None
+        fresh = replan()
+        if not _touched(fresh) <= self.locks.held_by(key):
+            return None
+        self.locks.release(key, self.locks.held_by(key) - _touched(fresh))
+        self._report(fresh)
+        return fresh
 
     def _report(self, plan: Plan) -> None:
         for blocked in plan.blocked:
@@ -402,22 +423,22 @@ class Controller:
                 reasons=[r.describe() for r in action.reasons],
             )
 
-    def _execute(self, key: str, desired: DesiredState, plan: Plan) -> RunResult:
-        executor = Executor(
+    def _executor(self, key: str, desired: DesiredState) -> Executor:
+        return Executor(
             self.engine,
-            desired,
             concurrency=self.settings.concurrency,
             health_gate=self.settings.health_gate or None,
             on_event=lambda event, action, _error: self._on_action(key, desired, event, action),
         )
-        result = executor.run(plan, stop=self.stopping)
+
+    def _results(self, desired: DesiredState, result: RunResult) -> None:
+        """Metrics for every action; a rollback becomes a hold."""
         for r in result.results:
             self.metrics.actions.labels(r.action.op.value, r.outcome.value).inc()
             if r.rolled_back is not None:
                 self._rolled_back(desired, r)
             elif r.outcome is Outcome.DONE and any(d.reason is Reason.IMAGE for d in r.action.reasons):
                 self.metrics.updates.inc()
-        return result
 
     def _on_action(self, key: str, desired: DesiredState, event: str, action: Action) -> None:
         """Executor progress: feeds the watchdog, and frees each resource as soon as its action is over."""

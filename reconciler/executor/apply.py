@@ -30,9 +30,9 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -41,18 +41,19 @@ from reconciler.plan import naming
 from reconciler.plan.drift import Reason
 from reconciler.plan.naming import REPLACEMENT_SUFFIX, replacement_name
 from reconciler.plan.observed import parse_container
-from reconciler.plan.planner import Action, Op, Plan, PlanOptions, adoptable, plan_update
+from reconciler.plan.planner import Action, Op, Plan, adoptable
 from reconciler.plan.resources import (
     ContainerSpec,
-    DesiredState,
     Kind,
+    NetworkSpec,
     ResourceId,
+    VolumeInitSpec,
+    VolumeSpec,
 )
 
 from . import lease, translate
 from .engine import PULL_IDLE_TIMEOUT, PULL_TIMEOUT, Engine, Json
 from .errors import Conflict, EngineError
-from .observe import observe
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_HEALTH_GATE = 60.0
@@ -120,7 +121,6 @@ class Executor:
     def __init__(
         self,
         engine: Engine,
-        desired: DesiredState,
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         on_event: Callable[[str, Action, str | None], None] | None = None,
@@ -141,7 +141,6 @@ class Executor:
         `init_timeout`: how long a volume init may run (None: as long as it takes).
         `on_step`: called at every step boundary (fault injection in crash-safety tests)."""
         self.engine = engine
-        self.desired = desired
         self.health_gate = health_gate
         self.concurrency = max(1, concurrency)
         self.on_event = on_event or (lambda _event, _action, _error: None)
@@ -154,6 +153,7 @@ class Executor:
         self.poll_interval = poll_interval
         self.step = on_step or (lambda: None)
         self._stop: threading.Event | None = None
+        self._graph: Mapping[ResourceId, frozenset[ResourceId]] = {}
 
     # --- running plans -------------------------------------------------------------------------------
 
@@ -164,6 +164,7 @@ class Executor:
         `failed_before`: resources that failed in an earlier run (a pull): their dependents are skipped."""
         result = RunResult()
         failed: set[ResourceId] = set(failed_before)
+        self._graph = plan.depends_on
         self._stop = stop  # a health gate in progress gives up (and rolls back) once it is set
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="reconcile") as pool:
             for wave in plan.waves:
@@ -188,14 +189,14 @@ class Executor:
 
     def _failed_dependency(self, rid: ResourceId, failed: set[ResourceId]) -> ResourceId | None:
         seen: set[ResourceId] = set()
-        stack = list(self.desired.depends_on.get(rid, ()))
+        stack = list(self._graph.get(rid, ()))
         while stack:
             dep = stack.pop()
             if dep in failed:
                 return dep
             if dep not in seen:
                 seen.add(dep)
-                stack.extend(self.desired.depends_on.get(dep, ()))
+                stack.extend(self._graph.get(dep, ()))
         return None
 
     def _run_one(self, action: Action) -> ActionResult:
@@ -234,11 +235,11 @@ class Executor:
         elif rid.kind is Kind.NETWORK:
             self._network(action)
         elif rid.kind is Kind.VOLUME:
-            self._create_volume(rid.name)
+            self._create_volume(action.spec_as(VolumeSpec))
         elif rid.kind is Kind.VOLUME_INIT:
-            self._run_init(rid.name)
+            self._run_init(action.spec_as(VolumeInitSpec))
         elif rid.kind is Kind.CONTAINER:
-            spec = self.desired.containers[rid.name]
+            spec = action.spec_as(ContainerSpec)
             for step in action.steps:
                 self._container_step(step, spec, action)
         self.step()
@@ -285,7 +286,7 @@ class Executor:
             raise InProgress(f"{lease.IN_PROGRESS}: {name} is leased by {holder}; not touched")
 
     def _network(self, action: Action) -> None:
-        spec = self.desired.networks[action.resource.name]
+        spec = action.spec_as(NetworkSpec)
         if action.op is Op.RECREATE and action.observed_id:
             endpoints = (self.engine.inspect_network(action.observed_id) or {}).get("Containers") or {}
             self._refuse_strangers(spec.name, list(endpoints))
@@ -312,8 +313,8 @@ class Executor:
                 "not recreated"
             )
 
-    def _create_volume(self, name: str) -> None:
-        spec = self.desired.volumes[name]
+    def _create_volume(self, spec: VolumeSpec) -> None:
+        name = spec.name
         existing = self.engine.inspect_volume(name)
         if existing is not None:
             if not _managed(existing.get("Labels")):
@@ -321,11 +322,11 @@ class Executor:
             return
         self.engine.create_volume(name, spec.driver, dict(spec.driver_options), translate.volume_labels(spec))
 
-    def _run_init(self, name: str) -> None:
+    def _run_init(self, spec: VolumeInitSpec) -> None:
         """Prepare a volume with a one-shot container, waited for by polling (a long `chown -R` of a big
         volume must finish, whatever the client timeout); an init of this very preparation that is still
         running (an earlier run was interrupted) is waited for, not killed and started over."""
-        spec = self.desired.inits[name]
+        name = spec.name
         volume = self.engine.inspect_volume(spec.volume)
         if volume is None:
             raise ActionError(f"volume {spec.volume} does not exist")
@@ -630,55 +631,3 @@ def _running(found: Json) -> bool:
 def _managed(labels: Any) -> bool:
     """The one ownership rule (naming.owned), on labels from raw engine JSON."""
     return isinstance(labels, dict) and naming.owned(labels)
-
-
-@dataclass
-class Converged:
-    """What one `converge` did: the plan it executed and what happened to each action."""
-
-    plan: Plan
-    result: RunResult
-    pulled: RunResult | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.result.ok and (self.pulled is None or self.pulled.ok) and not self.plan.blocked
-
-
-def converge(
-    engine: Engine,
-    desired: DesiredState,
-    options: PlanOptions | None = None,
-    *,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    on_event: Callable[[str, Action, str | None], None] | None = None,
-    health_gate: float | None = None,
-    pull_idle_timeout: float = PULL_IDLE_TIMEOUT,
-    pull_timeout: float = PULL_TIMEOUT,
-) -> Converged:
-    """Observe, plan, execute. Images are pulled first, then the world is observed again, so containers
-    are compared with the images that are really there (a pull may move a tag); what depends on a failed
-    pull is skipped."""
-    options = options or PlanOptions()
-    executor = Executor(
-        engine,
-        desired,
-        concurrency=concurrency,
-        on_event=on_event,
-        health_gate=health_gate,
-        pull_idle_timeout=pull_idle_timeout,
-        pull_timeout=pull_timeout,
-    )
-    plan = plan_update(desired, observe(engine, desired), options)
-    pulls = [a for a in plan.actions if a.op is Op.PULL]
-    pulled = None
-    if pulls:
-        pulled = executor.run(Plan(waves=(tuple(pulls),)))
-        # Pulls move tags: look again, and compare containers with the images that are really there now.
-        plan = plan_update(desired, observe(engine, desired), replace(options, pull=False)).keep(not_a_pull)
-    failed_pulls = [r.action.resource for r in pulled.failed] if pulled else []
-    return Converged(plan, executor.run(plan, failed_before=failed_pulls), pulled)
-
-
-def not_a_pull(action: Action) -> bool:
-    return action.op is not Op.PULL

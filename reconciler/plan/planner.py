@@ -16,10 +16,10 @@ with a dead link (docker-map 1.1.1 leaves it broken).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from . import naming
 from .drift import (
@@ -35,7 +35,9 @@ from .drift import (
 )
 from .graph import closure, dependents, waves
 from .observed import ObservedContainer, ObservedNetwork, ObservedState
-from .resources import ContainerSpec, DesiredState, Kind, ResourceId
+from .resources import ContainerSpec, DesiredState, Kind, ResourceId, ResourceSpec
+
+_S = TypeVar("_S")
 
 
 class Op(StrEnum):
@@ -60,6 +62,14 @@ class Action:
     steps: tuple[Op, ...]
     reasons: tuple[Drift, ...] = ()
     observed_id: str | None = None
+    # What the executor builds from (the desired spec): a plan is a self-contained instruction.
+    spec: ResourceSpec | None = field(default=None, compare=False, repr=False)
+
+    def spec_as(self, kind: type[_S]) -> _S:
+        """The action's spec, which must be of this type (the executor's one check that a plan is whole)."""
+        if not isinstance(self.spec, kind):
+            raise TypeError(f"{self.resource}: the plan carries no {kind.__name__} for this action")
+        return self.spec
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +108,8 @@ class Plan:
     waves: tuple[tuple[Action, ...], ...] = ()
     blocked: tuple[Blocked, ...] = ()
     notes: tuple[Note, ...] = ()
+    # The dependency graph the plan was made from: a failed action fails what depends on it.
+    depends_on: Mapping[ResourceId, frozenset[ResourceId]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def actions(self) -> list[Action]:
@@ -112,7 +124,7 @@ class Plan:
     def keep(self, wanted: Callable[[Action], bool]) -> Plan:
         """The same plan with only the actions `wanted` accepts (waves left empty are dropped)."""
         waves = tuple(w for w in (tuple(a for a in wave if wanted(a)) for wave in self.waves) if w)
-        return Plan(waves=waves, blocked=self.blocked, notes=self.notes)
+        return Plan(waves=waves, blocked=self.blocked, notes=self.notes, depends_on=self.depends_on)
 
     def action_for(self, resource: ResourceId) -> Action | None:
         return next((a for a in self.actions if a.resource == resource), None)
@@ -476,7 +488,7 @@ def _assemble(desired: DesiredState, work: _Work) -> Plan:
     grouped = waves(edges, work.ops)
     plan_waves = tuple(
         tuple(
-            Action(rid, op, steps, tuple(reasons), observed_id)
+            Action(rid, op, steps, tuple(reasons), observed_id, desired.find(rid))
             for rid in wave
             for op, steps, reasons, observed_id in [work.ops[rid]]
         )
@@ -486,6 +498,7 @@ def _assemble(desired: DesiredState, work: _Work) -> Plan:
         waves=plan_waves,
         blocked=tuple(Blocked(rid, msg) for rid, msg in sorted(work.blocked.items())),
         notes=tuple(sorted(work.notes, key=lambda n: (n.resource, n.message))),
+        depends_on=desired.depends_on,
     )
 
 
@@ -535,9 +548,11 @@ def plan_down(
     grouped = waves(edges, work.ops, reverse=True)
     return Plan(
         waves=tuple(
-            tuple(Action(rid, Op.REMOVE, (Op.REMOVE,), (), work.ops[rid][3]) for rid in wave) for wave in grouped
+            tuple(Action(rid, Op.REMOVE, (Op.REMOVE,), (), work.ops[rid][3], desired.find(rid)) for rid in wave)
+            for wave in grouped
         ),
         blocked=tuple(Blocked(rid, msg) for rid, msg in sorted(work.blocked.items())),
+        depends_on=desired.depends_on,
     )
 
 

@@ -245,6 +245,13 @@ class DesiredState:
         spec: ResourceSpec = table[rid.kind][rid.name]
         return spec
 
+    def find(self, rid: ResourceId) -> ResourceSpec | None:
+        """The spec of `rid`, or None for what the maps do not declare (an orphan, a leftover replacement)."""
+        try:
+            return self.spec(rid)
+        except KeyError:
+            return None
+
     def all_ids(self) -> list[ResourceId]:
         return sorted(
             [s.id for s in self.images.values()]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from reconciler.executor.apply import Converged, converge
+from reconciler.executor.converge import Converged, converge, update
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.observe import observe
 from reconciler.model import MapSet, combine_maps, load_map_text
@@ -53,7 +53,7 @@ def plan_for(engine: DockerEngine, maps: MapSet, options: PlanOptions | None = N
 
 
 def apply(engine: DockerEngine, maps: MapSet, options: PlanOptions | None = None) -> Converged:
-    done = converge(engine, desired_state(maps), options)
+    done = converge(engine, desired_state(maps), update(options))
     assert done.ok, [r.error for r in done.result.failed] + [b.message for b in done.plan.blocked]
     return done
 

@@ -236,7 +236,7 @@ def test_a_stranger_holding_our_name_is_reported_and_left_alone(
     [blocked] = plan.blocked
     assert blocked.resource.name == f"{name}.app"
     assert "without reconciler's labels" in blocked.message
-    from reconciler.executor.apply import converge
+    from reconciler.executor.converge import converge
     from reconciler.plan.desired import desired_state
 
     done = converge(engine, desired_state(load(text)))

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.executor.apply import converge
+from reconciler.executor.converge import converge
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.observe import observe
 from reconciler.model import combine_maps, load_map_text

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.executor.apply import converge
+from reconciler.executor.converge import converge
 from reconciler.executor.engine import DockerEngine
 from reconciler.plan.desired import desired_state
 from tests.integration.engine_helpers import (

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 from reconciler.executor import lease
-from reconciler.executor.apply import converge
+from reconciler.executor.apply import Executor
+from reconciler.executor.converge import converge
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
 from reconciler.plan.desired import desired_state
@@ -117,7 +118,7 @@ def test_anonymous_volume_data_survives_recreate_image_update_and_rollback(
         third = check(True, second)
 
         broken = text.replace('V: "2"', 'V: "2", BROKEN: "1"')  # fails its health gate: rolled back
-        done = converge(engine, desired_state(load(broken)), health_gate=20)
+        done = converge(engine, desired_state(load(broken)), executor=Executor(engine, health_gate=20))
         assert not done.ok
         [failure] = done.result.failed
         assert failure.rolled_back is not None, failure.error
@@ -150,7 +151,7 @@ def test_after_a_crash_between_stop_and_start_a_failing_recreate_starts_the_old_
         # The next run's change fails its health gate: the old container must run again, although it was
         # not running when that run began.
         broken = text.replace('V: "1"', 'V: "3", BROKEN: "1"')
-        done = converge(engine, desired_state(load(broken)), health_gate=20)
+        done = converge(engine, desired_state(load(broken)), executor=Executor(engine, health_gate=20))
         [failure] = done.result.failed
         assert "the old container runs again" in (failure.error or ""), failure.error
         old = docker_client.api.inspect_container(app)
@@ -358,7 +359,9 @@ def test_dependents_of_a_stalled_pull_are_skipped_and_the_rest_goes_on(
     name = unique_map_name("pulldeps")
     ref = f"127.0.0.1:{stalling_registry.port}/{name}/app:1"
     text = map_text(name, PULL_MAP).replace("REF", ref)
-    done = converge(engine, desired_state(load(text)), pull_idle_timeout=1, pull_timeout=4)
+    done = converge(
+        engine, desired_state(load(text)), executor=Executor(engine, pull_idle_timeout=1, pull_timeout=4)
+    )
     assert done.pulled is not None
     [pull] = done.pulled.failed
     assert pull.action.resource.name == ref

@@ -63,7 +63,7 @@ def test_a_failed_resource_fails_its_dependents_and_independent_ones_carry_on() 
     observed = ObservedState(images={"x:latest": _image()})
     plan = plan_update(desired, observed)
     engine = FakeEngine(fail={"m.db"})
-    result = Executor(engine, desired, concurrency=2).run(plan)  # type: ignore[arg-type]
+    result = Executor(engine, concurrency=2).run(plan)  # type: ignore[arg-type]
     outcomes = {r.action.resource.name: r.outcome for r in result.results}
     assert outcomes == {
         "m.db": Outcome.FAILED,

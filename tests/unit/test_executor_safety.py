@@ -25,7 +25,7 @@ from reconciler.plan import naming
 from reconciler.plan.desired import desired_state
 from reconciler.plan.planner import Action, Op, Plan, plan_update
 from reconciler.plan.render import render_plan
-from reconciler.plan.resources import ContainerSpec, DesiredState, Kind, ResourceId
+from reconciler.plan.resources import ContainerSpec, DesiredState, Kind, ResourceId, VolumeInitSpec
 from tests.planfakes import container_json, state_json, stranger_container_json, synthesize
 
 Json = dict[str, Any]
@@ -288,11 +288,15 @@ def _running_old(port: FakePort, state: DesiredState, running: bool = True) -> s
 
 
 def _recreate(state: DesiredState, old_id: str) -> Action:
-    return Action(c("r.app"), Op.RECREATE, (Op.RECREATE,), (), old_id)
+    return Action(c("r.app"), Op.RECREATE, (Op.RECREATE,), (), old_id, state.containers["r.app"])
+
+
+def _init(state: DesiredState) -> VolumeInitSpec:
+    return state.inits["v.data.init"]
 
 
 def executor(port: FakePort, state: DesiredState, **kwargs: Any) -> Executor:
-    return Executor(port, state, owner="test/1/me", sleep=lambda _s: None, **kwargs)  # type: ignore[arg-type]
+    return Executor(port, owner="test/1/me", sleep=lambda _s: None, **kwargs)  # type: ignore[arg-type]
 
 
 def test_recreate_hands_the_anonymous_volumes_to_the_replacement_and_leases_it() -> None:
@@ -381,7 +385,7 @@ def test_adopt_renames_the_replacement_into_place() -> None:
     temp = port.create_container("r.app..next", container_config(spec, temporary=True))
     port.containers[temp]["State"] = state_json("running")
     port.calls.clear()
-    action = Action(c("r.app"), Op.ADOPT, (Op.ADOPT,), (), temp)
+    action = Action(c("r.app"), Op.ADOPT, (Op.ADOPT,), (), temp, state.containers["r.app"])
     assert executor(port, state).run(Plan(waves=((action,),))).ok
     assert port.calls == [("rename", "r.app")]
 
@@ -402,8 +406,8 @@ def test_a_volume_init_is_waited_for_by_polling() -> None:
 
     port.create_container = slow  # type: ignore[method-assign]
     naps: list[float] = []
-    runner = Executor(port, state, sleep=naps.append)  # type: ignore[arg-type]
-    runner.perform(Action(ResourceId(Kind.VOLUME_INIT, "v.data.init"), Op.RUN, (Op.RUN,)))
+    runner = Executor(port, sleep=naps.append)  # type: ignore[arg-type]
+    runner.perform(Action(ResourceId(Kind.VOLUME_INIT, "v.data.init"), Op.RUN, (Op.RUN,), (), None, _init(state)))
     assert naps == [0.5] * 4
 
 
@@ -420,8 +424,8 @@ def test_a_running_init_of_the_same_preparation_is_waited_for_not_restarted() ->
     port.containers[ident]["State"] = state_json("running")
     port.exits_after[ident] = 3
     port.calls.clear()
-    Executor(port, state, sleep=lambda _s: None).perform(  # type: ignore[arg-type]
-        Action(ResourceId(Kind.VOLUME_INIT, "v.data.init"), Op.RUN, (Op.RUN,))
+    Executor(port, sleep=lambda _s: None).perform(  # type: ignore[arg-type]
+        Action(ResourceId(Kind.VOLUME_INIT, "v.data.init"), Op.RUN, (Op.RUN,), (), None, _init(state))
     )
     assert port.calls == []  # not removed, not started again
 
@@ -434,7 +438,7 @@ def test_dependents_of_a_failed_pull_are_skipped() -> None:
     """)
     plan = plan_update(state, synthesize(state, containers=()).observed())
     plan = plan.keep(lambda a: a.resource.kind is Kind.CONTAINER)
-    results = Executor(FakePort(), state).run(  # type: ignore[arg-type]
+    results = Executor(FakePort()).run(  # type: ignore[arg-type]
         plan, failed_before=[ResourceId(Kind.IMAGE, "x:latest")]
     )
     outcomes = {r.action.resource.name: (r.outcome, r.error) for r in results.results}

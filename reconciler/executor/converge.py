@@ -1,0 +1,108 @@
+"""The one converge loop: observe → plan (pure) → execute, with the pull pass.
+
+Every caller runs this loop — `reconciler plan/apply/down/status`, the daemon's reconcile and prune, the
+Python API — and they differ only in what they pass:
+- a `Planner` (what to plan from the desired and the observed state: an update with its options and
+  holds, or a teardown), built by `update(...)` / `teardown(...)` or the daemon's own wrapper of them;
+- where to look (`reader`: the engine itself, or the daemon's cached view of it) and how to make it see
+  what a pull changed (`refresh`);
+- a gate before executing (`admit`: the daemon takes its resource locks there, and may plan once more
+  under them, or decline for now);
+- whether to execute at all (`plan` and `status` only look), and the `Executor` that runs the actions.
+
+Images are pulled first and the world is looked at again, so containers are compared with the images
+that are really there (a pull may move a tag); what depends on a failed pull is skipped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reconciler.plan.observed import ObservedState
+from reconciler.plan.planner import Action, Op, Plan, PlanOptions, plan_down, plan_update
+from reconciler.plan.resources import DesiredState, ResourceId
+
+from .apply import Executor, RunResult
+from .engine import Engine
+from .observe import EngineReader, observe
+
+Planner = Callable[[DesiredState, ObservedState], Plan]
+# Given the plan and a way to plan again (a fresh look), the plan to execute now — or None: not now.
+Admit = Callable[[Plan, Callable[[], Plan]], Plan | None]
+
+
+def update(options: PlanOptions | None = None) -> Planner:
+    """Plan what makes the engine match the maps (`plan_update` with these options)."""
+    return lambda desired, observed: plan_update(desired, observed, options)
+
+
+def teardown(targets: frozenset[ResourceId] | None = None, *, volumes: bool = False) -> Planner:
+    """Plan removing what the maps own (`plan_down`)."""
+    return lambda desired, observed: plan_down(desired, observed, targets, volumes=volumes)
+
+
+@dataclass
+class Converged:
+    """What one `converge` did: the plan (executed, or only made) and what happened to each action."""
+
+    plan: Plan
+    result: RunResult
+    pulled: RunResult | None = None
+    admitted: bool = True  # False: `admit` declined (nothing executed)
+    observed: ObservedState | None = None  # the last look the plan was made from (for status displays)
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok and (self.pulled is None or self.pulled.ok) and not self.plan.blocked
+
+
+def converge(
+    engine: Engine,
+    desired: DesiredState,
+    planner: Planner | None = None,
+    *,
+    executor: Executor | None = None,
+    reader: EngineReader | None = None,
+    refresh: Callable[[], None] | None = None,
+    admit: Admit | None = None,
+    execute: bool = True,
+    pull: bool = True,
+    stop: threading.Event | None = None,
+) -> Converged:
+    """Observe, plan, (pull, observe and plan again,) admit, execute. See the module docstring."""
+    planner = planner or update()
+    executor = executor or Executor(engine)
+    look = reader or engine
+
+    seen: list[ObservedState] = []
+
+    def plan_now() -> Plan:
+        seen.append(observe(look, desired))
+        return planner(desired, seen[-1])
+
+    plan = plan_now()
+    if not execute:
+        # Pulls stay in the plan: they are what `apply` would do first.
+        return Converged(plan, RunResult(), observed=seen[-1])
+    pulled = None
+    pulls = [a for a in plan.actions if a.op is Op.PULL]
+    if pulls and pull:
+        pulled = executor.run(Plan(waves=(tuple(pulls),), depends_on=plan.depends_on), stop=stop)
+        if refresh is not None:
+            refresh()
+        plan = plan_now()
+    plan = plan.keep(not_a_pull)
+    if admit is not None:
+        admitted = admit(plan, lambda: plan_now().keep(not_a_pull))
+        if admitted is None:
+            return Converged(plan, RunResult(), pulled, admitted=False, observed=seen[-1])
+        plan = admitted
+    failed_pulls = [r.action.resource for r in pulled.failed] if pulled else []
+    result = executor.run(plan, stop=stop, failed_before=failed_pulls) if plan.waves else RunResult()
+    return Converged(plan, result, pulled, observed=seen[-1])
+
+
+def not_a_pull(action: Action) -> bool:
+    return action.op is not Op.PULL
