@@ -30,7 +30,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +45,11 @@ from reconciler.plan.desired import desired_state
 from reconciler.plan.drift import Reason
 from reconciler.plan.naming import REPLACEMENT_SUFFIX
 from reconciler.plan.observed import ObservedState
-from reconciler.plan.planner import Action, HeldBack, Op, Plan, PlanOptions, held_key, plan_update
+from reconciler.plan.planner import Action, HeldBack, Plan, PlanOptions, held_key, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
 from reconciler.watch.maps import MapSource
 
+from .crashloop import CrashLoops
 from .holds import HoldStore, state_dir
 from .locks import ResourceLocks
 from .metrics import Metrics
@@ -78,18 +78,6 @@ _CONTAINER_ACTIONS = {
 _OWN_ACTION_EVENTS = {"create", "start", "stop", "kill", "die", "destroy", "rename", "restart"}
 LOCK_RETRY = 0.25  # seconds before a key whose resources another key is changing looks again
 _IMAGE_ACTIONS = {"pull", "tag", "untag", "delete", "load", "import"}
-
-
-def _parse_time(text: str) -> datetime | None:
-    """Docker's RFC 3339 with nanoseconds ("2026-11-28T00:29:02.6554356Z"); None for the zero time."""
-    if not text or text.startswith("0001-"):
-        return None
-    head, _, frac = text.rstrip("Z").partition(".")
-    frac = (frac[:6]).ljust(6, "0") if frac else "000000"
-    try:
-        return datetime.fromisoformat(f"{head}.{frac}+00:00")
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -142,8 +130,7 @@ class Controller:
         self.locks = ResourceLocks()
         self.progress = Progress(clock)
         self._suppressed: dict[str, set[str]] = {}  # key → containers whose events arrived while it acted on them
-        self.crashes: dict[str, tuple[int, str]] = {}  # name → (consecutive quick deaths, last FinishedAt)
-        self.stop_requests: dict[str, float] = {}  # name → when a kill/stop was asked (not a crash, then)
+        self.crash_loops = CrashLoops(settings.crash_threshold, settings.crash_backoff_max)
         self.stopping = threading.Event()
         self.first_reconcile_done = threading.Event()
         self.last_progress = clock()
@@ -241,7 +228,7 @@ class Controller:
                 return [n for n in (old, name) if n in desired.containers]
             if name in desired.containers:
                 if action in ("kill", "stop"):
-                    self.stop_requests[name] = time.time()
+                    self.crash_loops.stop_requested(name)
                 return [name]
             if name in desired.inits and action == "destroy":
                 return [ALL]
@@ -391,7 +378,7 @@ class Controller:
         def plan(desired: DesiredState, observed: ObservedState) -> Plan:
             current = (held_key(s, observed) for s in desired.containers.values() if s.image in observed.images)
             self.holds.keep_only(current)
-            return self._hold_crash_loops(plan_update(desired, observed, options), observed, key)
+            return self._hold_crash_loops(plan_update(desired, observed, options), observed)
 
         return plan
 
@@ -494,42 +481,11 @@ class Controller:
         if plan.actions:
             self.cache.relist_names({a.resource.name for a in plan.actions})
 
-    def _hold_crash_loops(self, plan: Plan, observed: ObservedState, key: str) -> Plan:
-        now = datetime.now(UTC)
-        held: list[Action] = []
-        for action in plan.actions:
-            if action.op is not Op.START or action.resource.kind is not Kind.CONTAINER:
-                continue
-            found = observed.containers.get(action.resource.name)
-            if found is None:
-                continue
-            started, finished = _parse_time(found.started_at), _parse_time(found.finished_at)
-            if started is None or finished is None:
-                continue
-            name = action.resource.name
-            ran = (finished - started).total_seconds()
-            asked = self.stop_requests.get(name)
-            stopped_on_request = asked is not None and asked >= started.timestamp() - 1
-            if ran >= self.settings.crash_threshold or stopped_on_request:
-                self.crashes.pop(name, None)
-                continue
-            count, last_finish = self.crashes.get(name, (0, ""))
-            if last_finish != found.finished_at:
-                count += 1
-                self.crashes[name] = (count, found.finished_at)
-            delay = min(2.0 ** min(count - 1, 30), self.settings.crash_backoff_max)
-            waited = (now - finished).total_seconds()
-            if waited < delay:
-                held.append(action)
-                self.queue.add_after(name, delay - waited)
-                log.warning(
-                    "crash loop: restart held back",
-                    container=name,
-                    crashes=count,
-                    exit_code=found.exit_code,
-                    restart_in=round(delay - waited, 1),
-                )
-        return plan.keep(lambda a: a not in held) if held else plan
+    def _hold_crash_loops(self, plan: Plan, observed: ObservedState) -> Plan:
+        held, waits = self.crash_loops.hold(plan, observed)
+        for name, wait in waits.items():
+            self.queue.add_after(name, wait)
+        return held
 
     # --- liveness ------------------------------------------------------------------------------------
 

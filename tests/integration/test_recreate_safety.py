@@ -359,9 +359,7 @@ def test_dependents_of_a_stalled_pull_are_skipped_and_the_rest_goes_on(
     name = unique_map_name("pulldeps")
     ref = f"127.0.0.1:{stalling_registry.port}/{name}/app:1"
     text = map_text(name, PULL_MAP).replace("REF", ref)
-    done = converge(
-        engine, desired_state(load(text)), executor=Executor(engine, pull_idle_timeout=1, pull_timeout=4)
-    )
+    done = converge(engine, desired_state(load(text)), executor=Executor(engine, pull_idle_timeout=1, pull_timeout=4))
     assert done.pulled is not None
     [pull] = done.pulled.failed
     assert pull.action.resource.name == ref

@@ -119,7 +119,7 @@ def test_event_keys() -> None:
 def test_a_requested_stop_is_not_a_crash() -> None:
     ctl = controller("name: m\napp: {image: nginx}\n")
     ctl.keys_for(event("container", "kill", "c1", name="m.app", signal="9"))
-    assert "m.app" in ctl.stop_requests
+    assert "m.app" in ctl.crash_loops.stop_requests
 
 
 def test_all_runs_beside_other_keys() -> None:
@@ -164,10 +164,10 @@ def test_crash_loop_backoff_holds_restarts_and_never_overflows() -> None:
     plan = plan_update(ctl.desired, observed)
     assert [a.op.value for a in plan.actions] == ["start"]
     # The first quick death: restarted after 1 s (held now: it died 1 s ago at most).
-    ctl.crashes["m.app"] = (5000, "an earlier crash")  # thousands of crashes: 2**5000 would overflow a float
-    held = ctl._hold_crash_loops(plan, observed, "m.app")
+    ctl.crash_loops.crashes["m.app"] = (5000, "an earlier crash")  # 2**5000 would overflow a float
+    held = ctl._hold_crash_loops(plan, observed)
     assert not held.actions  # held back, with the capped delay
-    assert ctl.crashes["m.app"][0] == 5001
+    assert ctl.crash_loops.crashes["m.app"][0] == 5001
     assert ctl.queue.depth == 1  # and scheduled again
 
 
