@@ -40,7 +40,6 @@ from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
 from reconciler.logs import get_logger
 from reconciler.model import MapSet
-from reconciler.plan import naming
 from reconciler.plan.desired import desired_state
 from reconciler.plan.drift import Reason
 from reconciler.plan.naming import REPLACEMENT_SUFFIX
@@ -51,33 +50,16 @@ from reconciler.watch.maps import MapSource
 
 from .crashloop import CrashLoops
 from .holds import HoldStore, state_dir
+from .keys import ALL, OWN_ACTION_EVENTS, STOP_ACTIONS, AllKey, ContainerKey, Key, PruneKey, action_of, keys_for
 from .locks import ResourceLocks
 from .metrics import Metrics
 from .notify import Notifier
 from .progress import Progress
-from .queue import ALL, WorkQueue
+from .queue import WorkQueue
 from .settings import Settings
 
 log = get_logger(__name__)
-PRUNE = "prune:"  # key prefix: tear down the objects of a map whose file was deleted
-_CONTAINER_ACTIONS = {
-    "create",
-    "destroy",
-    "die",
-    "stop",
-    "kill",
-    "oom",
-    "start",
-    "rename",
-    "update",
-    "restart",
-    "pause",
-    "unpause",
-}
-# Container events our own actions cause (a recreate's stop/start/rename, a rollback's destroy/start).
-_OWN_ACTION_EVENTS = {"create", "start", "stop", "kill", "die", "destroy", "rename", "restart"}
 LOCK_RETRY = 0.25  # seconds before a key whose resources another key is changing looks again
-_IMAGE_ACTIONS = {"pull", "tag", "untag", "delete", "load", "import"}
 
 
 @dataclass(frozen=True)
@@ -123,13 +105,13 @@ class Controller:
         self.metrics.engine_requests.set_function(lambda: float(engine.request_count))
         self.notifier = notifier or Notifier()
         self.clock = clock
-        self.queue = WorkQueue(rate=settings.rate, max_delay=settings.crash_backoff_max)
+        self.queue: WorkQueue[Key] = WorkQueue(rate=settings.rate, max_delay=settings.crash_backoff_max)
         self.maps = MapSet()
         self.desired = DesiredState()
         self.holds = HoldStore(holds_dir(settings))
         self.locks = ResourceLocks()
         self.progress = Progress(clock)
-        self._suppressed: dict[str, set[str]] = {}  # key → containers whose events arrived while it acted on them
+        self._suppressed: dict[Key, set[Key]] = {}  # key → containers whose events arrived while it acted on them
         self.crash_loops = CrashLoops(settings.crash_threshold, settings.crash_backoff_max)
         self.stopping = threading.Event()
         self.first_reconcile_done = threading.Event()
@@ -156,7 +138,7 @@ class Controller:
         for name in removed_maps:
             log.warning("map no longer present: not managed any more", map=name, prune=self.settings.prune_deleted_maps)
             if self.settings.prune_deleted_maps:
-                self.queue.add(f"{PRUNE}{name}")  # work for the workers, retried on engine errors
+                self.queue.add(PruneKey(name))  # work for the workers, retried on engine errors
         for resource, message in self.desired.problems:
             log.error("cannot build resource", resource=str(resource), error=message)
         return result.changed or bool(removed_maps)
@@ -166,8 +148,8 @@ class Controller:
             log.info("maps changed", maps=sorted(self.maps.maps))
         self.queue.add(ALL)
 
-    def _prune(self, key: str) -> Result:
-        name = key.removeprefix(PRUNE)
+    def _prune(self, key: PruneKey) -> Result:
+        name = key.map
         if name in self.maps.maps:
             return Result()  # the map came back meanwhile
         gone = DesiredState(maps=frozenset({name}))
@@ -194,6 +176,8 @@ class Controller:
     def on_event(self, event: dict[str, Any]) -> None:
         self.cache.invalidate(event)
         for key in self.keys_for(event):
+            if isinstance(key, ContainerKey) and action_of(event) in STOP_ACTIONS:
+                self.crash_loops.stop_requested(key.name)
             owner = self._acting_on(key, event)
             if owner is None:
                 self.queue.add(key)
@@ -205,51 +189,17 @@ class Controller:
                 self._suppressed.setdefault(owner, set()).add(key)
         self.metrics.queue_depth.set(self.queue.depth)
 
-    def _acting_on(self, key: str, event: dict[str, Any]) -> str | None:
+    def _acting_on(self, key: Key, event: dict[str, Any]) -> Key | None:
         """The key whose reconcile is changing the container this event is about, if any."""
-        if key == ALL or event.get("Type") != "container":
+        if not isinstance(key, ContainerKey) or event.get("Type") != "container":
             return None
-        if str(event.get("Action") or "").split(":")[0] not in _OWN_ACTION_EVENTS:
+        if action_of(event) not in OWN_ACTION_EVENTS:
             return None
-        return self.locks.holder_of({_lock_name(ResourceId(Kind.CONTAINER, key))})
+        holder = self.locks.holder_of({_lock_name(ResourceId(Kind.CONTAINER, key.name))})
+        return holder if isinstance(holder, (ContainerKey, AllKey, PruneKey)) else None
 
-    def keys_for(self, event: dict[str, Any]) -> list[str]:
-        kind = event.get("Type")
-        action = str(event.get("Action") or "").split(":")[0]
-        attributes = (event.get("Actor") or {}).get("Attributes") or {}
-        desired = self.desired
-        if kind == "container":
-            name = str(attributes.get("name", ""))
-            if action not in _CONTAINER_ACTIONS or name.endswith(REPLACEMENT_SUFFIX) or naming.is_self(attributes):
-                return []
-            if action == "rename":
-                # `docker rename ours other`: the event carries the new name; the old one is what went missing.
-                old = str(attributes.get("oldName", "")).lstrip("/")
-                return [n for n in (old, name) if n in desired.containers]
-            if name in desired.containers:
-                if action in ("kill", "stop"):
-                    self.crash_loops.stop_requested(name)
-                return [name]
-            if name in desired.inits and action == "destroy":
-                return [ALL]
-            return []
-        if kind == "image" and action in _IMAGE_ACTIONS:
-            # `tag` names the reference in Attributes.name (the actor is the image id); `pull` names it in the
-            # actor's ID (Attributes.name is the repository without the tag). Either may be ours.
-            refs = [str(attributes.get("name") or ""), str((event.get("Actor") or {}).get("ID") or "")]
-            used = {spec.image for spec in desired.containers.values()}
-            if action == "delete" or any(_same_ref(r, u) for r in refs if r for u in used):
-                return [ALL]
-            return []
-        if kind == "network" and action in ("connect", "disconnect"):
-            # Someone (or a start) changed a container's endpoints: look at that container.
-            name = self._container_name(str(attributes.get("container", "")))
-            return [name] if name in desired.containers else []
-        if kind in ("volume", "network") and action in ("create", "destroy", "remove"):
-            name = str(attributes.get("name") or (event.get("Actor") or {}).get("ID") or "")
-            if name in desired.volumes or name in desired.networks:
-                return [ALL]
-        return []
+    def keys_for(self, event: dict[str, Any]) -> list[Key]:
+        return keys_for(event, self.desired, self._container_name)
 
     def _container_name(self, ident: str) -> str:
         for summary in self.cache.list_containers():
@@ -296,7 +246,7 @@ class Controller:
             self.metrics.queue_depth.set(self.queue.depth)
             self.heartbeat()
 
-    def _follow_up(self, key: str, result: Result) -> None:
+    def _follow_up(self, key: Key, result: Result) -> None:
         """The worker loop, not the reconcile, decides when a key runs again."""
         with self._lock:
             suppressed = self._suppressed.pop(key, set())
@@ -308,19 +258,19 @@ class Controller:
             self.queue.add_after(key, result.requeue_after)  # not a success either: the backoff count stays
         else:
             self.queue.forget(key)
-        for name in sorted(suppressed):
+        for name in sorted(suppressed, key=str):
             # Events arrived while we were changing these containers: look once more (cheap, from the cache).
             # A failed reconcile skips this — its backoff decides.
             self.queue.add(name)
 
-    def reconcile(self, key: str) -> Result:
+    def reconcile(self, key: Key) -> Result:
         """Observe → plan → lock what the plan touches → plan again under the locks → execute."""
-        if key.startswith(PRUNE):
+        if isinstance(key, PruneKey):
             return self._prune(key)
         started = self.clock()
         with self._lock:
             desired = self.desired
-        if key != ALL and key not in desired.containers:
+        if isinstance(key, ContainerKey) and key.name not in desired.containers:
             return Result()  # no longer in any map
         try:
             done = converge(
@@ -353,7 +303,7 @@ class Controller:
         self.metrics.reconciles.labels("blocked" if plan.blocked else "ok").inc()
         return Result()
 
-    def _busy_elsewhere(self, key: str, plan: Plan) -> Result:
+    def _busy_elsewhere(self, key: Key, plan: Plan) -> Result:
         """Another key is changing a resource this plan touches: look again shortly (never wait holding a
         worker, and never hold a lock while waiting — that is what keeps unrelated healing fast)."""
         self.locks.release_all(key)
@@ -361,8 +311,8 @@ class Controller:
         log.debug("overlapping work in progress: later", key=key, busy_with=holder)
         return Result(requeue_after=LOCK_RETRY)
 
-    def _options(self, key: str) -> PlanOptions:
-        targets = None if key == ALL else frozenset({ResourceId(Kind.CONTAINER, key)})
+    def _options(self, key: ContainerKey | AllKey) -> PlanOptions:
+        targets = None if isinstance(key, AllKey) else frozenset({ResourceId(Kind.CONTAINER, key.name)})
         return PlanOptions(
             targets=targets,
             rejected_images=self.holds.rejected_images,
@@ -370,7 +320,7 @@ class Controller:
             update_persistent=self.settings.update_persistent,
         )
 
-    def _planner(self, key: str) -> Planner:
+    def _planner(self, key: ContainerKey | AllKey) -> Planner:
         """The key's plan: an update within its scope, minus what is held back (failed health gates, crash
         loops); the holds that no longer match the maps or the tags are let go on the way."""
         options = self._options(key)
@@ -382,7 +332,7 @@ class Controller:
 
         return plan
 
-    def _admit(self, key: str, plan: Plan, replan: Callable[[], Plan]) -> Plan | None:
+    def _admit(self, key: Key, plan: Plan, replan: Callable[[], Plan]) -> Plan | None:
         """Lock what the plan touches, then look once more: nobody else changes these now. None: another
         key is busy with one of them (the caller requeues; no worker ever waits holding a lock)."""
         if self.locks.try_acquire(key, _touched(plan)) is None:
@@ -410,7 +360,7 @@ class Controller:
                 reasons=[r.describe() for r in action.reasons],
             )
 
-    def _executor(self, key: str, desired: DesiredState) -> Executor:
+    def _executor(self, key: Key, desired: DesiredState) -> Executor:
         return Executor(
             self.engine,
             concurrency=self.settings.concurrency,
@@ -427,7 +377,7 @@ class Controller:
             elif r.outcome is Outcome.DONE and any(d.reason is Reason.IMAGE for d in r.action.reasons):
                 self.metrics.updates.inc()
 
-    def _on_action(self, key: str, desired: DesiredState, event: str, action: Action) -> None:
+    def _on_action(self, key: Key, desired: DesiredState, event: str, action: Action) -> None:
         """Executor progress: feeds the watchdog, and frees each resource as soon as its action is over."""
         name = _lock_name(action.resource)
         if event == "start":
@@ -484,7 +434,7 @@ class Controller:
     def _hold_crash_loops(self, plan: Plan, observed: ObservedState) -> Plan:
         held, waits = self.crash_loops.hold(plan, observed)
         for name, wait in waits.items():
-            self.queue.add_after(name, wait)
+            self.queue.add_after(ContainerKey(name), wait)
         return held
 
     # --- liveness ------------------------------------------------------------------------------------
@@ -561,11 +511,3 @@ class Controller:
         for thread in self._workers:
             thread.join(max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._workers)
-
-
-def _same_ref(event_ref: str, wanted: str) -> bool:
-    def norm(ref: str) -> str:
-        ref = ref.removeprefix("docker.io/").removeprefix("library/")
-        return ref if ":" in ref.rsplit("/", 1)[-1] or "@" in ref else f"{ref}:latest"
-
-    return norm(event_ref) == norm(wanted)

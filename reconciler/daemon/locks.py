@@ -11,15 +11,15 @@ container's own name, so two keys can never fight over one replacement.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 
 
 class ResourceLocks:
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._owners: dict[str, str] = {}  # resource → the key holding it
+        self._owners: dict[str, Hashable] = {}  # resource → the key holding it
 
-    def try_acquire(self, owner: str, resources: Iterable[str]) -> frozenset[str] | None:
+    def try_acquire(self, owner: Hashable, resources: Iterable[str]) -> frozenset[str] | None:
         """Take every resource for `owner`, or none: the resources taken, or None if one is held by another
         key (`holder_of` names it)."""
         wanted = frozenset(resources)
@@ -30,24 +30,24 @@ class ResourceLocks:
                 self._owners[resource] = owner
             return wanted
 
-    def release(self, owner: str, resources: Iterable[str]) -> None:
+    def release(self, owner: Hashable, resources: Iterable[str]) -> None:
         with self._cond:
             for resource in resources:
                 if self._owners.get(resource) == owner:
                     del self._owners[resource]
             self._cond.notify_all()
 
-    def release_all(self, owner: str) -> None:
+    def release_all(self, owner: Hashable) -> None:
         with self._cond:
             for resource in [r for r, o in self._owners.items() if o == owner]:
                 del self._owners[resource]
             self._cond.notify_all()
 
-    def holder_of(self, resources: Iterable[str]) -> str | None:
+    def holder_of(self, resources: Iterable[str]) -> Hashable | None:
         """Which key holds one of these resources (for logs), or None."""
         with self._cond:
             return next((self._owners[r] for r in sorted(resources) if r in self._owners), None)
 
-    def held_by(self, owner: str) -> frozenset[str]:
+    def held_by(self, owner: Hashable) -> frozenset[str]:
         with self._cond:
             return frozenset(r for r, o in self._owners.items() if o == owner)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 
@@ -26,23 +26,23 @@ class Progress:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._lock = threading.Lock()
-        self._reconciles: dict[str, _InFlight] = {}
+        self._reconciles: dict[Hashable, _InFlight] = {}
 
-    def begin(self, key: str) -> None:
+    def begin(self, key: Hashable) -> None:
         with self._lock:
             self._reconciles[key] = _InFlight(self.clock())
 
-    def end(self, key: str) -> None:
+    def end(self, key: Hashable) -> None:
         with self._lock:
             self._reconciles.pop(key, None)
 
-    def action_started(self, key: str, action: str, budget: float) -> None:
+    def action_started(self, key: Hashable, action: str, budget: float) -> None:
         with self._lock:
             flight = self._reconciles.setdefault(key, _InFlight(self.clock()))
             flight.last = self.clock()
             flight.running[action] = budget
 
-    def action_finished(self, key: str, action: str) -> None:
+    def action_finished(self, key: Hashable, action: str) -> None:
         with self._lock:
             flight = self._reconciles.get(key)
             if flight is not None:
@@ -59,4 +59,4 @@ class Progress:
 
     def in_flight(self) -> list[str]:
         with self._lock:
-            return sorted(self._reconciles)
+            return sorted(str(k) for k in self._reconciles)

@@ -1,8 +1,8 @@
 """The work queue: de-duplicated keys, per-key exponential backoff, a global rate limit.
 
 Modelled on controller-runtime's workqueue. A key is a name of something to look at (a container, or
-`ALL`); adding a key that is already waiting does nothing, and adding a key that is being processed marks it
-dirty so it is processed once more afterwards — never twice at once. Different keys, `ALL` included, may
+the all-key); adding a key that is already waiting does nothing, and adding a key that is being processed marks it
+dirty so it is processed once more afterwards — never twice at once. Different keys, the all-key included, may
 run side by side: which of them may not (their plans touch a common resource) is decided by the controller's
 resource locks, which know what each plan touches. Failures back off per key
 (`base · 2^n`, capped); `forget` resets that after a success. A token bucket caps how many keys per second
@@ -15,12 +15,13 @@ import heapq
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
-ALL = "*"  # reconcile everything
+K = TypeVar("K", bound=Hashable)  # the key type (the daemon's typed keys; anything hashable in tests)
 
 
-class WorkQueue:
+class WorkQueue(Generic[K]):
     def __init__(
         self,
         *,
@@ -36,20 +37,20 @@ class WorkQueue:
         self.max_delay = max_delay
         self.clock = clock
         self._cond = threading.Condition()
-        self._queue: deque[str] = deque()
-        self._queued: set[str] = set()
-        self._processing: set[str] = set()
-        self._dirty: set[str] = set()
-        self._delayed: list[tuple[float, int, str]] = []
+        self._queue: deque[K] = deque()
+        self._queued: set[K] = set()
+        self._processing: set[K] = set()
+        self._dirty: set[K] = set()
+        self._delayed: list[tuple[float, int, K]] = []
         self._seq = 0
-        self._failures: dict[str, int] = {}
+        self._failures: dict[K, int] = {}
         self._tokens = float(burst)
         self._last_refill = clock()
         self._closed = False
 
     # --- adding --------------------------------------------------------------------------------------
 
-    def add(self, key: str) -> None:
+    def add(self, key: K) -> None:
         with self._cond:
             if self._closed:
                 return
@@ -60,7 +61,7 @@ class WorkQueue:
                 self._queue.append(key)
             self._cond.notify()
 
-    def add_after(self, key: str, delay: float) -> None:
+    def add_after(self, key: K, delay: float) -> None:
         if delay <= 0:
             self.add(key)
             return
@@ -71,7 +72,7 @@ class WorkQueue:
             heapq.heappush(self._delayed, (self.clock() + delay, self._seq, key))
             self._cond.notify()
 
-    def retry(self, key: str) -> float:
+    def retry(self, key: K) -> float:
         """Schedule a failed key again after its backoff; returns the delay."""
         with self._cond:
             failures = self._failures.get(key, 0)
@@ -80,17 +81,17 @@ class WorkQueue:
         self.add_after(key, delay)
         return delay
 
-    def forget(self, key: str) -> None:
+    def forget(self, key: K) -> None:
         with self._cond:
             self._failures.pop(key, None)
 
-    def failures(self, key: str) -> int:
+    def failures(self, key: K) -> int:
         with self._cond:
             return self._failures.get(key, 0)
 
     # --- taking --------------------------------------------------------------------------------------
 
-    def get(self, timeout: float | None = None) -> str | None:
+    def get(self, timeout: float | None = None) -> K | None:
         """The next key to process (marked as processing), or None on timeout or shutdown."""
         deadline = None if timeout is None else self.clock() + timeout
         with self._cond:
@@ -114,10 +115,10 @@ class WorkQueue:
                     waits.append(remaining)
                 self._cond.wait(min(waits) if self._queue or self._delayed or deadline else None)
 
-    def _next_eligible(self) -> str | None:
+    def _next_eligible(self) -> K | None:
         return self._queue[0] if self._queue else None
 
-    def done(self, key: str) -> None:
+    def done(self, key: K) -> None:
         with self._cond:
             self._processing.discard(key)
             if key in self._dirty:

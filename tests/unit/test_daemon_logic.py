@@ -14,9 +14,10 @@ from structlog.testing import capture_logs
 
 from reconciler.daemon.controller import LOCK_RETRY, Controller, Result
 from reconciler.daemon.holds import HoldStore, state_dir
+from reconciler.daemon.keys import ALL, ContainerKey
 from reconciler.daemon.locks import ResourceLocks
 from reconciler.daemon.progress import Progress
-from reconciler.daemon.queue import ALL, WorkQueue
+from reconciler.daemon.queue import WorkQueue
 from reconciler.daemon.settings import Settings
 from reconciler.model import combine_maps, load_map_text
 from reconciler.plan.desired import desired_state
@@ -108,7 +109,7 @@ def test_event_keys() -> None:
     tag = event("image", "tag", "sha256:9f10", name="nginx:latest")
     assert ctl.keys_for(tag) == [ALL]
     assert ctl.keys_for(event("image", "tag", "sha256:1", name="other:1")) == []
-    assert ctl.keys_for(event("container", "die", "c1", name="m.app", exitCode="1")) == ["m.app"]
+    assert ctl.keys_for(event("container", "die", "c1", name="m.app", exitCode="1")) == [ContainerKey("m.app")]
     assert ctl.keys_for(event("container", "die", "c2", name="someone-else")) == []
     assert ctl.keys_for(event("container", "die", "c3", name="m.app..next")) == []  # our own replacement
     assert ctl.keys_for(event("container", "exec_start: sh", "c1", name="m.app")) == []
@@ -118,7 +119,7 @@ def test_event_keys() -> None:
 
 def test_a_requested_stop_is_not_a_crash() -> None:
     ctl = controller("name: m\napp: {image: nginx}\n")
-    ctl.keys_for(event("container", "kill", "c1", name="m.app", signal="9"))
+    ctl.on_event(event("container", "kill", "c1", name="m.app", signal="9"))  # keys_for itself is pure
     assert "m.app" in ctl.crash_loops.stop_requests
 
 
@@ -139,9 +140,9 @@ def test_all_runs_beside_other_keys() -> None:
 def test_rename_and_network_events() -> None:
     ctl = controller("name: m\napp: {image: nginx}\n")
     renamed = event("container", "rename", "c1", name="elsewhere", oldName="/m.app")
-    assert ctl.keys_for(renamed) == ["m.app"]  # the map's name went missing: bring it back
+    assert ctl.keys_for(renamed) == [ContainerKey("m.app")]  # the map's name went missing: bring it back
     ctl.cache._containers = [{"Id": "c1", "Names": ["/m.app"]}]
-    assert ctl.keys_for(event("network", "disconnect", "n1", container="c1", name="bridge")) == ["m.app"]
+    assert ctl.keys_for(event("network", "disconnect", "n1", container="c1", name="bridge")) == [ContainerKey("m.app")]
     assert ctl.keys_for(event("network", "disconnect", "n1", container="zz", name="bridge")) == []
 
 
@@ -258,11 +259,11 @@ def test_resource_locks_are_all_or_nothing() -> None:
 def test_an_unrelated_key_runs_while_a_slow_one_is_in_flight_and_an_overlapping_one_waits() -> None:
     ctl, engine = fake_controller(TWO, ("m.a", "m.b"), slow={"m.a"})
     results: dict[str, Any] = {}
-    slow = threading.Thread(target=lambda: results.setdefault("a", ctl.reconcile("m.a")))
+    slow = threading.Thread(target=lambda: results.setdefault("a", ctl.reconcile(ContainerKey("m.a"))))
     slow.start()
     assert engine.entered.wait(5)  # m.a's start is in flight (and m.a is locked)
     try:
-        assert ctl.reconcile("m.b") == Result()  # not held back by m.a's slow action
+        assert ctl.reconcile(ContainerKey("m.b")) == Result()  # not held back by m.a's slow action
         assert "m.b" in engine.started
         # A full reconcile would touch m.a too: it does not wait (no worker blocked), it comes back shortly.
         assert ctl.reconcile(ALL) == Result(requeue_after=LOCK_RETRY)
@@ -285,7 +286,7 @@ def test_a_full_reconcile_frees_each_resource_once_its_action_is_over() -> None:
         wait_until(lambda: ctl.locks.held_by(ALL) == {"container:m.a"})
         engine.snapshot.container("m.b")["State"] = state_json("exited", 137)  # killed again meanwhile
         ctl.cache.relist()
-        assert ctl.reconcile("m.b") == Result()
+        assert ctl.reconcile(ContainerKey("m.b")) == Result()
         assert engine.started.count("m.b") == 2
     finally:
         engine.release.set()
@@ -301,16 +302,16 @@ def wait_until(condition: Any, timeout: float = 5) -> None:
 
 def test_events_of_our_own_actions_do_not_requeue_a_key_past_its_backoff() -> None:
     ctl = controller(TWO)
-    ctl.locks.try_acquire("m.a", {"container:m.a"})  # m.a's reconcile is recreating m.a
+    ctl.locks.try_acquire(ContainerKey("m.a"), {"container:m.a"})  # m.a's reconcile is recreating m.a
     for action in ("stop", "die", "start", "destroy", "rename"):
         ctl.on_event(event("container", action, "c1", name="m.a", oldName="/m.a..next"))
     assert ctl.queue.depth == 0  # noted, not queued
     ctl.on_event(event("container", "die", "c2", name="m.b"))  # another container: queued as ever
     assert ctl.queue.depth == 1
-    ctl.locks.release_all("m.a")
-    ctl._follow_up("m.a", Result(failed=True))
+    ctl.locks.release_all(ContainerKey("m.a"))
+    ctl._follow_up(ContainerKey("m.a"), Result(failed=True))
     assert ctl.queue.depth == 2  # only the delayed retry (its backoff), not an immediate second attempt
-    assert ctl.queue.get(timeout=0) == "m.b"
+    assert ctl.queue.get(timeout=0) == ContainerKey("m.b")
     assert ctl.queue.get(timeout=0) is None
 
 
@@ -320,7 +321,7 @@ def test_after_a_successful_reconcile_suppressed_events_are_looked_at_once() -> 
     ctl.on_event(event("container", "die", "c1", name="m.a"))
     ctl.locks.release_all(ALL)
     ctl._follow_up(ALL, Result())
-    assert ctl.queue.get(timeout=0) == "m.a"
+    assert ctl.queue.get(timeout=0) == ContainerKey("m.a")
 
 
 def test_watchdog_tells_busy_from_stuck() -> None:
