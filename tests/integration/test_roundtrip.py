@@ -56,8 +56,9 @@ FEATURES = frozenset(
         "bind_host_path",  # binds: [/path, host], {/path: [host, ro]}, [/path, host, ro]
         "host_per_instance",  # host: {alias: {default: …, <instance>: …}}
         "attach",  # attaches: alias, [alias, path], {alias: path}
-        "uses_volume",  # uses: alias, [alias, ro], {alias: [path, ro]}, config.alias
-        "uses_config",  # uses: config (volumes_from)
+        "uses_volume",  # uses: alias, [alias, ro], {alias: [path, ro]}, {alias: ro}
+        "uses_config",  # uses: config / config.instance (volumes_from)
+        "attached_parent_name",  # use_attached_parent_name: true (uses: config.alias)
         "shares",  # shares: [/path]
         "links",  # links: config, [config, alias]
         "link_two_aliases",  # two links to one container under two aliases
@@ -93,9 +94,10 @@ FEATURES = frozenset(
         "restart_policy",  # host_config.restart_policy
         "stop",  # stop_signal, stop_timeout
         "overlap_binds",  # host_config.binds beside (or instead of) map binds
-        "overlap_port_bindings",  # host_config.port_bindings (+ create_options.ports)
+        "overlap_port_bindings",  # host_config.port_bindings (with create_options.ports)
         "overlap_links",  # host_config.links
         "overlap_volumes_from",  # host_config.volumes_from
+        "overlap_ports",  # create_options.ports
         "overlap_volumes",  # create_options.volumes
         "reorder",  # the same map with binds/attaches/uses/shares/links/exposes/env lists reversed
     }
@@ -171,7 +173,8 @@ class MapBuilder:
         """Draw whether this feature is used here (never when excluded)."""
         if feature in EXCLUDED:
             return False
-        hit = bool(self.draw(st.booleans() if p == 0.5 else st.floats(0, 1).map(lambda x: x < p)))
+        chance = st.just(True) if p >= 1 else st.booleans() if p == 0.5 else st.floats(0, 1).map(lambda x: x < p)
+        hit = bool(self.draw(chance))
         if hit:
             self.features.add(feature)
         return hit
@@ -229,8 +232,8 @@ class MapBuilder:
 
     def network(self, cfg: Config) -> None:
         earlier = [c for c in self.configs if c.net in ("bridge", "networks")]
-        roll = self.draw(st.integers(0, 9))
-        if roll <= 1 and self.use("networks", 1):
+        roll = self.choice(["default", "default", "default", "networks", "networks", "preset", "config", "external"])
+        if roll == "networks" and self.use("networks", 1):
             cfg.net = "networks"
             count = self.draw(st.integers(1, 2))
             for n in range(count):
@@ -255,16 +258,16 @@ class MapBuilder:
                 cfg.body["networks"] = [[k, v] if v else k for k, v in entries.items()]
             else:
                 cfg.body["networks"] = entries
-        elif roll == 2 and self.use("network_mode_preset", 1):
+        elif roll == "preset" and self.use("network_mode_preset", 1):
             cfg.net = self.choice(["bridge", "host", "none"])
             cfg.body["network_mode"] = cfg.net
             if cfg.net == "bridge":
                 cfg.net = "bridge"
-        elif roll == 3 and earlier and self.use("network_mode_config", 1):
+        elif roll == "config" and earlier and self.use("network_mode_config", 1):
             target = self.choice(earlier)
             cfg.net = "container"
             cfg.body["network_mode"] = self.choice(target.refs())
-        elif roll == 4 and self.use("network_mode_external", 1):
+        elif roll == "external" and self.use("network_mode_external", 1):
             cfg.net = "container"
             cfg.body["network_mode"] = self.choice([f"container:{self.external}", f"/{self.external}"])
 
@@ -332,17 +335,15 @@ class MapBuilder:
         if providers and self.use("uses_config", 0.3):
             provider = self.choice(providers)
             cfg.uses_configs.append(provider.name)
-            uses.append(self.choice([provider.name, [provider.name, "ro"], {provider.name: "ro"}]))
+            ref = self.choice([provider.name, *provider.refs()])  # all its instances, or one
+            uses.append(self.choice([ref, [ref, "ro"], {ref: "ro"}]))
         taken = {a for c in self.configs if c.name in cfg.uses_configs for a in c.attaches}
         attached = [(c, a) for c, a in attached if a not in taken]
         if attached and self.use("uses_volume", 0.4):
             owner, alias = self.choice(attached)
             cfg.uses_aliases.append(alias)
-            uses.append(
-                self.choice(
-                    [alias, [alias, "ro"], {alias: [self.path("use"), "ro"]}, f"{owner.name}.{alias}", [alias, None]]
-                )
-            )
+            ref = f"{owner.name}.{alias}" if self.doc.get("use_attached_parent_name") else alias
+            uses.append(self.choice([ref, [ref, "ro"], {ref: [self.path("use"), "ro"]}, [ref, None], {ref: "ro"}]))
         if uses:
             body["uses"] = self.listed(uses)
 
@@ -491,6 +492,8 @@ class MapBuilder:
         doc["host_root"] = host_root
         if self.use("hostname", 0.1):
             doc["set_hostname"] = False
+        if self.use("attached_parent_name", 0.2):
+            doc["use_attached_parent_name"] = True
         bases: list[str] = []
         base_bodies: dict[str, dict[str, Any]] = {}
         if self.use("extends", 0.3):
@@ -503,7 +506,7 @@ class MapBuilder:
             if self.draw(st.booleans()):
                 base["user"] = 2000
             base_bodies["base"] = base
-        count = self.draw(st.integers(1, 4))
+        count = self.choice([3, 2, 4, 1])  # dependencies between configs need more than one
         for index in range(count):
             cfg = self.config(index, bases)
             self.configs.append(cfg)
