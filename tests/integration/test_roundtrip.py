@@ -168,6 +168,7 @@ class MapBuilder:
         self.configs: list[Config] = []
         self.features: set[str] = set()
         self.doc: dict[str, Any] = {"name": name}
+        self.base: dict[str, Any] = {}  # the abstract base config, when there is one
 
     def use(self, feature: str, p: float = 0.5) -> bool:
         """Draw whether this feature is used here (never when excluded)."""
@@ -220,6 +221,8 @@ class MapBuilder:
             body["instances"] = self.choice([["a", "b"], "a"])  # a list, or one name
             cfg.instances = [body["instances"]] if isinstance(body["instances"], str) else body["instances"]
         self.network(cfg)
+        if cfg.net not in ("bridge", "networks") and "exposes" in self.base:
+            body.pop("extends", None)  # the engine refuses exposed ports beside another container's network
         self.command(cfg)
         self.mounts(cfg)
         self.ports(cfg)
@@ -505,7 +508,7 @@ class MapBuilder:
                 base["exposes"] = [9100]
             if self.draw(st.booleans()):
                 base["user"] = 2000
-            base_bodies["base"] = base
+            base_bodies["base"] = self.base = base
         count = self.choice([3, 2, 4, 1])  # dependencies between configs need more than one
         for index in range(count):
             cfg = self.config(index, bases)
@@ -852,6 +855,24 @@ app:
   image: IMAGE
   stop_timeout: 1
   create_options: {command: [sh, -c, "TRAP"], volumes: [/srv/anon]}
+""",
+    "healthcheck_none_on_image_with_healthcheck": """
+app:
+  image: RICH
+  stop_timeout: 1
+  healthcheck: NONE
+""",
+    "healthcheck_short_form": """
+app:
+  image: RICH
+  stop_timeout: 1
+  healthcheck: ["true", 1s]
+""",
+    "exec_long": f"""
+app:
+  image: IMAGE
+  exec_commands: ["sleep 3600 3600 3600 3600 3600 3600 3600 3600"]
+  {RUN}
 """,
     "exec_quoted": f"""
 app:
