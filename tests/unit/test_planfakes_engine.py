@@ -163,6 +163,10 @@ FALSE_DRIFT = {
         "app: {image: IMAGE, create_options: {ports: [7000]},"
         " host_config: {port_bindings: {7000: {HostIp: 127.0.0.1, HostPort: 27000}}}}"
     ),
+    "overlap_host_config_links": "db: {image: IMAGE}\napp: {image: IMAGE, host_config: {links: {m.db: hc}}}",
+    "overlap_host_config_volumes_from": (
+        "db: {image: IMAGE, shares: [/srv/shared]}\napp: {image: IMAGE, host_config: {volumes_from: [m.db]}}"
+    ),
     "exec_quoted": "app: {image: IMAGE, exec_commands: [\"sh -c 'sleep 3604'\"]}",
     "exec_double_quoted": "app: {image: IMAGE, exec_commands: ['sleep \"3605\"']}",
 }
