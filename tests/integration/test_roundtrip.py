@@ -263,9 +263,7 @@ class MapBuilder:
                 cfg.body["networks"] = entries
         elif roll == "preset" and self.use("network_mode_preset", 1):
             cfg.net = self.choice(["bridge", "host", "none"])
-            cfg.body["network_mode"] = cfg.net
-            if cfg.net == "bridge":
-                cfg.net = "bridge"
+            cfg.body["network_mode"] = cfg.net  # explicit bridge: still no legacy links (see `links`)
         elif roll == "config" and earlier and self.use("network_mode_config", 1):
             target = self.choice(earlier)
             cfg.net = "container"
