@@ -654,11 +654,14 @@ def external(docker_client: Any) -> Iterator[str]:
     except Exception as exc:
         pytest.fail(f"the test image {RICH_IMAGE} is missing ({exc}); run scripts/test-images.sh", pytrace=False)
     name = f"{SESSION}-rtexternal"
-    container = docker_client.containers.run(
-        TEST_IMAGE, ["sh", "-c", TRAP], name=name, detach=True, labels={TEST_LABEL: SESSION}
-    )
-    yield name
-    container.remove(force=True)
+    try:
+        docker_client.containers.run(
+            TEST_IMAGE, ["sh", "-c", TRAP], name=name, detach=True, labels={TEST_LABEL: SESSION}
+        )
+        yield name
+    finally:
+        with contextlib.suppress(Exception):
+            docker_client.api.remove_container(name, force=True)
 
 
 # --- the property -------------------------------------------------------------------------------------------
