@@ -5,8 +5,14 @@ Unit tests of the observed-state parser and the drift rules are fed with these f
 hand-written engine JSON. Run as root with the engine up (scripts/engine.sh, scripts/test-images.sh):
 
     .venv/bin/python scripts/record-fixtures.py tests/fixtures/engine
+    .venv/bin/python scripts/record-fixtures.py --normalisations tests/fixtures/engine
 
 Everything it creates is named `fixture-rec.*`, labelled like reconciler's own objects, and removed again.
+`--normalisations` records only `normalisations.json`: for each case the create arguments (in the shape of
+reconciler's `executor/translate.py`: docker-py `create_container` kwargs, `host_config` kwargs) and what the
+engine stored for them, where it differs from what was sent (cleaned paths, the image's HEALTHCHECK merged
+field by field, link lists, `container:<name>` stored as `container:<id>`). `tests/planfakes.py` models these;
+`tests/unit/test_planfakes_engine.py` checks the fake against this file. Needs `reconciler-test/rich`.
 """
 
 from __future__ import annotations
@@ -126,5 +132,91 @@ def main() -> None:
                 print(f"cleanup of {kind} {ident}: {exc}", file=sys.stderr)
 
 
+RICH = "reconciler-test/rich:latest"
+TRAP_CMD = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
+
+
+def normalisation_cases(bind_dir: str) -> dict[str, dict[str, Any]]:
+    """Create arguments whose stored form is not what was sent. `DEP` is replaced by the dependency's name."""
+    return {
+        "paths": {
+            "image": IMAGE,
+            "command": TRAP_CMD,
+            "working_dir": "/srv/work/",
+            "volumes": ["/etc/app/", "/scratch/"],
+            "host_config": {"binds": [f"{bind_dir}:/etc/app/:ro"]},
+        },
+        "healthcheck_partial": {"image": RICH, "healthcheck": {"Test": ["CMD-SHELL", "true"]}},
+        "healthcheck_no_test": {"image": RICH, "healthcheck": {"Interval": 2_000_000_000}},
+        "healthcheck_none": {"image": RICH, "healthcheck": {"Test": ["NONE"]}},
+        "healthcheck_full": {
+            "image": RICH,
+            "healthcheck": {
+                "Test": ["CMD", "true"],
+                "Interval": 1_000_000_000,
+                "Timeout": 5_000_000_000,
+                "Retries": 2,
+                "StartPeriod": 1_000_000_000,
+            },
+        },
+        "image_defaults": {"image": RICH},
+        "two_link_aliases": {
+            "image": IMAGE,
+            "command": TRAP_CMD,
+            "host_config": {"links": [["DEP", "first"], ["DEP", "second"]]},
+        },
+        "network_mode_container_name": {
+            "image": IMAGE,
+            "command": TRAP_CMD,
+            "host_config": {"network_mode": "container:DEP"},
+        },
+    }
+
+
+def record_normalisations(out: Path) -> None:
+    client = docker.from_env(timeout=60)
+    api = client.api
+    created: list[str] = []
+    bind_dir = Path("/tmp/fixture-rec-bind")
+    bind_dir.mkdir(exist_ok=True)
+    dep_name = "fixture-rec.ndep"
+    recorded: dict[str, Any] = {"image_rich": api.inspect_image(RICH), "cases": {}}
+    try:
+        dep = api.create_container(IMAGE, TRAP_CMD, name=dep_name, labels={**LABELS, "io.reconciler.config": "ndep"})
+        created.append(dep["Id"])
+        api.start(dep)
+        recorded["dependency_id"] = dep["Id"]
+        for case, args in normalisation_cases(str(bind_dir)).items():
+            sent = json.loads(
+                json.dumps(args)
+                .replace('"DEP"', json.dumps(dep_name))
+                .replace("container:DEP", f"container:{dep_name}")
+            )
+            sent["labels"] = {**LABELS, "io.reconciler.config": case}
+            kwargs = dict(sent)
+            host = kwargs.pop("host_config", {})
+            if "links" in host:
+                host["links"] = [tuple(link) for link in host["links"]]
+            name = f"fixture-rec.n-{case.replace('_', '-')}"
+            ident = api.create_container(
+                name=name,
+                host_config=api.create_host_config(**host),
+                **kwargs,
+            )["Id"]
+            created.append(ident)
+            api.start(ident)
+            recorded["cases"][case] = {"name": name, "args": sent, "inspect": api.inspect_container(ident)}
+        save(out, "normalisations", recorded)
+    finally:
+        for ident in reversed(created):
+            try:
+                api.remove_container(ident, force=True, v=True)
+            except docker.errors.APIError as exc:
+                print(f"cleanup of container {ident}: {exc}", file=sys.stderr)
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "--normalisations":
+        record_normalisations(Path(sys.argv[2] if len(sys.argv) > 2 else "tests/fixtures/engine"))
+    else:
+        main()

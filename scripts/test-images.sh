@@ -11,15 +11,26 @@
 #   reconciler-test/busybox:latest  static busybox + all applet symlinks,
 #       /tmp, /etc/passwd and /etc/group with root (0), app (2000:2000) and
 #       nobody (65534); CMD ["/bin/sh"].
+#   reconciler-test/rich:latest  FROM the busybox image (classic builder, no
+#       registry) with what an image can set for a container: HEALTHCHECK
+#       (`true`, every second, passes at once), ENTRYPOINT /usr/local/bin/entry
+#       (runs its arguments, or idles until SIGTERM when it has none; no CMD),
+#       ENV APP_MODE=image and APP_HOME=/srv/app, USER app (2000:2000),
+#       VOLUME /data, EXPOSE 8080 and 5353/udp, WORKDIR /srv/app, a label.
+#       The round-trip test (tests/integration/test_roundtrip.py) checks that
+#       the map's silence about these means "as the image says".
 #
 # To add an image: write a function build_<name> DIR that fills DIR with the
 # root filesystem and prints the `docker import -c` changes it wants (one per
-# line), then add "REF build_<name>" to IMAGES below.
+# line), then add "REF build_<name>" to IMAGES below. An image built FROM
+# another one: write dockerfile_<name> DIR that writes DIR/Dockerfile (and
+# its build context) and add "REF dockerfile_<name>" after its base.
 set -euo pipefail
 
 IMAGES=(
     "reconciler-test/busybox:latest build_busybox"
     "reconciler-example/busybox:latest build_busybox"   # the example map in config/
+    "reconciler-test/rich:latest dockerfile_rich"
 )
 
 VERBOSE=0
@@ -102,7 +113,42 @@ EOF
     echo 'CMD ["/bin/sh"]'
 }
 
+dockerfile_rich() {
+    local dir=$1
+    mkdir -p "$dir"
+    cat >"$dir/entry" <<'EOF'
+#!/bin/sh
+# Runs its arguments; without any, idles until SIGTERM (so `docker stop` is quick).
+if [ "$#" -gt 0 ]; then exec "$@"; fi
+trap 'exit 0' TERM
+while :; do sleep 1; done
+EOF
+    cat >"$dir/Dockerfile" <<'EOF'
+FROM reconciler-test/busybox:latest
+COPY entry /usr/local/bin/entry
+RUN chmod 755 /usr/local/bin/entry && mkdir -p /data /srv/app && chown 2000:2000 /data /srv/app
+ENV APP_MODE=image APP_HOME=/srv/app
+LABEL io.reconciler.test-image=rich
+VOLUME /data
+EXPOSE 8080 5353/udp
+WORKDIR /srv/app
+USER app
+HEALTHCHECK --interval=1s --timeout=3s --start-period=0s --retries=3 CMD ["true"]
+ENTRYPOINT ["/usr/local/bin/entry"]
+EOF
+}
+
 # --- driver ----------------------------------------------------------------
+
+build_from_dockerfile() {
+    local ref=$1 builder=$2 dir
+    dir="$WORK/${builder}.context"
+    "$builder" "$dir"
+    log "building $ref"
+    # The classic builder needs no registry when the base image is local (BuildKit would try to reach one).
+    DOCKER_BUILDKIT=0 docker build --force-rm -q -t "$ref" "$dir" >"$WORK/${builder}.log" 2>&1 \
+        || { tail -n 20 "$WORK/${builder}.log" >&2; die "docker build of $ref failed"; }
+}
 
 build_image() {
     local ref=$1 builder=$2 dir changes=() line
@@ -126,5 +172,9 @@ for entry in "${IMAGES[@]}"; do
         log "$ref already present"
         continue
     fi
-    build_image "$ref" "$builder"
+    if [[ $builder == dockerfile_* ]]; then
+        build_from_dockerfile "$ref" "$builder"
+    else
+        build_image "$ref" "$builder"
+    fi
 done

@@ -25,11 +25,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import posixpath
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.executor.translate import container_config
 from reconciler.plan import naming
 from reconciler.plan.drift import LABEL_VOLUME_CREATED
 from reconciler.plan.observed import ObservedState, observed_state
@@ -76,6 +79,7 @@ host:
   app_data: /var/lib/site/data/app
 """
 
+API_VERSION = "1.45"  # the engine's (26.1.5): what docker-py builds request bodies for
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 VOLUME_CREATED_AT = "2026-11-28T00:29:02Z"
 _HOST_LIMIT_DEFAULTS: dict[str, Any] = {
@@ -175,11 +179,6 @@ def _env_list(image_env: Iterable[str], spec_env: Mapping[str, str]) -> list[str
     return [f"{k}={v}" for k, v in merged.items()]
 
 
-def _own_uts(spec: ContainerSpec) -> bool:
-    mode = spec.network_mode or ""
-    return mode != "host" and not mode.startswith("container:")
-
-
 def _mount(target: str, source: str, kind: str, read_only: bool) -> Json:
     if kind == "bind":
         return {
@@ -252,24 +251,6 @@ def state_json(status: str = "running", exit_code: int = 0, *, health: str | Non
     return state
 
 
-def _inherited_mounts(
-    spec: ContainerSpec, providers: Mapping[str, ContainerSpec], seen: set[str]
-) -> list[tuple[str, str, str, bool]]:
-    """The mounts `volumes_from` copies: every mount of each provider (its own, its shares, and what it got from
-    its own providers), read-only when taken with `:ro`."""
-    found: list[tuple[str, str, str, bool]] = []
-    for source in spec.volumes_from:
-        name, _, mode = source.partition(":")
-        provider = providers.get(name)
-        if provider is None or name in seen:
-            continue
-        own = [(m.target, m.source, m.type, m.read_only) for m in provider.mounts]
-        own += [(p, hex_id("anonymous", provider.name, p), "volume", False) for p in provider.anonymous_volumes]
-        own += _inherited_mounts(provider, providers, seen | {name})
-        found += [(target, src, kind, read_only or mode == "ro") for target, src, kind, read_only in own]
-    return found
-
-
 def container_json(
     spec: ContainerSpec,
     *,
@@ -280,93 +261,202 @@ def container_json(
     ident: str | None = None,
 ) -> Json:
     """`GET /containers/{id}/json` of the container the executor creates from `spec`, on `image` (by default a
-    busybox-like image tagged `spec.image`). `providers` are the specs of the containers in `volumes_from`, whose
-    mounts the engine copies."""
-    image = image if image is not None else image_json(spec.image)
+    busybox-like image tagged `spec.image`): the executor's create arguments (`translate.container_config`,
+    exactly what it sends) run through `engine_container`. `providers` are the specs of the containers in
+    `volumes_from`, whose mounts the engine copies."""
+    providers = providers or {}
+    provider_mounts: dict[str, list[Json]] = {}
+    for source in spec.volumes_from:
+        name = source.partition(":")[0]
+        if name in providers and name != spec.name:
+            provider_mounts[name] = container_json(
+                providers[name], providers={k: v for k, v in providers.items() if k != spec.name}
+            )["Mounts"]
+    return engine_container(
+        spec.name,
+        container_config(spec),
+        image=image if image is not None else image_json(spec.image),
+        status=status,
+        exit_code=exit_code,
+        provider_mounts=provider_mounts,
+        ident=ident,
+    )
+
+
+def _clean(path: str) -> str:
+    """The engine stores container paths cleaned (Go's `filepath.Clean`): `/etc/app/` is `/etc/app`."""
+    return posixpath.normpath(path) if path else path
+
+
+_HEALTH_FIELDS = ("Test", "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries")
+
+
+def merged_healthcheck(sent: Mapping[str, Any] | None, image: Mapping[str, Any] | None) -> Json | None:
+    """The engine's merge with the image's HEALTHCHECK: no healthcheck takes the image's; otherwise every field
+    left empty or zero (the test included — also beside `Test: ["NONE"]`) comes from the image."""
+    if not sent:
+        return dict(image) if image else None
+    merged = {k: v for k, v in sent.items() if v}
+    for key in _HEALTH_FIELDS:
+        if not merged.get(key) and image and image.get(key):
+            merged[key] = image[key]
+    return merged
+
+
+def _bind_mount(entry: str) -> tuple[str, str, bool]:
+    """A `Binds` entry `source:target[:mode]` (as sent, and as the engine keeps it in HostConfig.Binds)."""
+    parts = entry.split(":")
+    source, target = parts[0], parts[1]
+    modes = parts[2].split(",") if len(parts) > 2 else []
+    return source, target, "ro" in modes
+
+
+def top_lines(cmd: str | Iterable[str]) -> list[str]:
+    """The CMD column `GET /containers/{id}/top` shows for an exec'd command: the argv joined by spaces, no
+    quotes (a string is split as docker-py splits it); a `sh -c` with one simple command is exec'd by the
+    shell, so only that command shows; a shell script shows as `sh -c <script>` plus its running child."""
+    argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+    if len(argv) >= 3 and posixpath.basename(argv[0]) == "sh" and argv[1] == "-c":
+        script = argv[2]
+        if not any(c in script for c in ";&|<>()$`\n"):
+            return [" ".join(shlex.split(script))]
+        first = script.split(";")[0].strip()
+        return [" ".join(argv), *([" ".join(shlex.split(first))] if first else [])]
+    return [" ".join(argv)]
+
+
+def engine_container(
+    name: str,
+    args: Mapping[str, Any],
+    *,
+    image: Mapping[str, Any],
+    status: str = "running",
+    exit_code: int = 0,
+    provider_mounts: Mapping[str, list[Json]] | None = None,
+    ident: str | None = None,
+    container_ids: Mapping[str, str] | None = None,
+) -> Json:
+    """The engine's answer for a container created with `args` (`DockerEngine.create_container`'s config:
+    docker-py `create_container` kwargs plus `host_config` and `networking`), shaped like the recorded answers.
+
+    docker-py turns the kwargs into the request body (`docker.types.ContainerConfig` / `HostConfig`, used here
+    as they are); then the engine does what it does with a body (recorded in `normalisations.json`):
+    - merges the image's config: environment (the container's wins), command and entrypoint (a new entrypoint
+      drops the image's command), user, working dir, exposed ports, volumes, labels, and the healthcheck
+      field by field (`merged_healthcheck`);
+    - keeps `Config.Volumes` and `HostConfig.Binds` as sent, but cleans container paths in `Mounts` and the
+      working dir (`/etc/app/` → `/etc/app`);
+    - stores legacy links as a list `/<target>:/<name>/<alias>` (one per alias: two aliases of one target
+      are two entries) and `network_mode: container:<name>` as `container:<id>` (`container_ids`, else
+      the fake id of that name);
+    - copies the mounts of `volumes_from` providers (`provider_mounts`, by container name); binds win over
+      them, and both over the anonymous volumes the remaining `Config.Volumes` paths get;
+    - sets MemorySwap to twice Memory when only Memory is set.
+    """
+    from docker.types import ContainerConfig, HostConfig
+
+    ident = ident or container_id(name)
+    kwargs = dict(args)
+    host_kwargs = dict(kwargs.pop("host_config", None) or {})
+    networking = kwargs.pop("networking", None) or {}
+    kwargs.setdefault("command", None)
+    body: Json = dict(ContainerConfig(API_VERSION, **kwargs))
+    host_body: Json = dict(HostConfig(API_VERSION, **host_kwargs))
     image_config: Mapping[str, Any] = image.get("Config") or {}
-    ident = ident or container_id(spec.name)
+    ids = dict(container_ids or {})
 
-    if spec.command is not None:
-        cmd: list[str] | None = list(spec.command)
-    elif spec.entrypoint is not None:
-        cmd = None  # a new entrypoint resets the image's command
-    else:
+    cmd = body.get("Cmd")
+    entrypoint = body.get("Entrypoint")
+    if cmd is None and entrypoint is None:
         cmd = image_config.get("Cmd")
-    entrypoint = list(spec.entrypoint) if spec.entrypoint is not None else image_config.get("Entrypoint")
-    exposed = {p.container_port for p in spec.ports} | set(image_config.get("ExposedPorts") or {})
+    if entrypoint is None:
+        entrypoint = image_config.get("Entrypoint")
+    env = _env_list(image_config.get("Env") or [], dict(e.partition("=")[::2] for e in body.get("Env") or []))
     labels = dict(image_config.get("Labels") or {})
-    labels.update(container_labels(spec))
-
-    # Mounts: the spec's, then shares and image volumes as anonymous volumes, then those of volumes_from.
-    mounts = [_mount(m.target, m.source, m.type, m.read_only) for m in spec.mounts]
-    targets = {m.target for m in spec.mounts}
-    for path in [*spec.anonymous_volumes, *sorted(image_config.get("Volumes") or {})]:
-        if path not in targets:
-            mounts.append(_mount(path, hex_id("anonymous", spec.name, path), "volume", False))
-            targets.add(path)
-    for target, src, kind, read_only in _inherited_mounts(spec, providers or {}, {spec.name}):
-        if target not in targets:
-            mounts.append(_mount(target, src, kind, read_only))
-            targets.add(target)
+    labels.update(body.get("Labels") or {})
+    volumes = dict(body.get("Volumes") or {}) | dict(image_config.get("Volumes") or {})
+    exposed = dict(image_config.get("ExposedPorts") or {}) | dict(body.get("ExposedPorts") or {})
+    network_mode = str(host_body.get("NetworkMode") or "default")
+    if network_mode == "default":  # docker-py's default; the engine stores the bridge it means
+        network_mode = "bridge"
+    if network_mode.startswith("container:"):
+        other = network_mode.removeprefix("container:")
+        network_mode = f"container:{ids.get(other) or container_id(other)}"
+        hostname = network_mode.removeprefix("container:")[:12]  # it shares the other's UTS namespace
+    elif network_mode == "host":
+        hostname = "host"
+    else:
+        hostname = body.get("Hostname") or ident[:12]
 
     config: Json = {
         "AttachStderr": True,
         "AttachStdin": False,
         "AttachStdout": True,
         "Cmd": cmd,
-        "Domainname": spec.domainname or "",
+        "Domainname": body.get("Domainname") or "",
         "Entrypoint": entrypoint,
-        "Env": _env_list(image_config.get("Env") or [], spec.env),
-        "Hostname": spec.hostname if spec.hostname and _own_uts(spec) else ident[:12],
-        "Image": spec.image,
+        "Env": env,
+        "Hostname": hostname,
+        "Image": body["Image"],
         "Labels": labels,
         "OnBuild": None,
         "OpenStdin": False,
         "StdinOnce": False,
         "Tty": False,
-        "User": spec.user if spec.user is not None else image_config.get("User", ""),
-        "Volumes": {m.target: {} for m in spec.mounts}
-        | {p: {} for p in spec.anonymous_volumes}
-        | dict(image_config.get("Volumes") or {})
-        or None,
-        "WorkingDir": "",
+        "User": body.get("User") or image_config.get("User", ""),
+        "Volumes": volumes or None,
+        "WorkingDir": _clean(body.get("WorkingDir") or "") or image_config.get("WorkingDir", ""),
     }
     if exposed:
-        config["ExposedPorts"] = {p: {} for p in sorted(exposed)}
-    healthcheck = dict(spec.healthcheck) if spec.healthcheck is not None else image_config.get("Healthcheck")
+        config["ExposedPorts"] = dict(sorted(exposed.items()))
+    healthcheck = merged_healthcheck(body.get("Healthcheck"), image_config.get("Healthcheck"))
     if healthcheck:
         config["Healthcheck"] = healthcheck
-    stop_signal = spec.stop_signal or image_config.get("StopSignal")
+    stop_signal = body.get("StopSignal") or image_config.get("StopSignal")
     if stop_signal:
         config["StopSignal"] = stop_signal
-    if spec.stop_timeout is not None:
-        config["StopTimeout"] = spec.stop_timeout
+    if body.get("StopTimeout") is not None:
+        config["StopTimeout"] = body["StopTimeout"]
 
-    bindings: dict[str, list[Json]] = {}
-    for port in spec.ports:
-        if port.host_port is not None:
-            bindings.setdefault(port.container_port, []).append(
-                {"HostIp": port.host_ip or "", "HostPort": port.host_port}
-            )
+    # Mounts: binds, then what volumes_from copies, then anonymous volumes for the remaining Config.Volumes.
+    mounts: list[Json] = []
+    taken: set[str] = set()
+    for entry in host_body.get("Binds") or []:
+        source, target, read_only = _bind_mount(entry)
+        kind = "bind" if source.startswith("/") else "volume"
+        mounts.append(_mount(_clean(target), source, kind, read_only))
+        taken.add(_clean(target))
+    for source in host_body.get("VolumesFrom") or []:
+        provider, _, mode = source.partition(":")
+        for mount in (provider_mounts or {}).get(provider, []):
+            if mount["Destination"] not in taken:
+                copied = dict(mount)
+                if mode == "ro":
+                    copied.update(RW=False, Mode="ro")
+                mounts.append(copied)
+                taken.add(mount["Destination"])
+    for path in volumes:
+        if _clean(path) not in taken:
+            mounts.append(_mount(_clean(path), hex_id("anonymous", name, _clean(path)), "volume", False))
+            taken.add(_clean(path))
+
     host: Json = dict(_HOST_LIMIT_DEFAULTS)
-    limits = dict(spec.limits)
-    host.update(limits)
-    if limits.get("Memory") and "MemorySwap" not in limits:
-        host["MemorySwap"] = 2 * int(limits["Memory"])
-    policy = dict(spec.restart_policy or {})
-    network_mode = spec.network_mode or "bridge"
-    if network_mode.startswith("container:"):
-        # The engine resolves the other container at create time and stores its id, not the name given.
-        network_mode = f"container:{container_id(network_mode.removeprefix('container:'))}"
+    for key in _HOST_LIMIT_DEFAULTS:
+        if key in host_body:
+            host[key] = host_body[key]
+    if host.get("Memory") and "MemorySwap" not in host_body:
+        host["MemorySwap"] = 2 * int(host["Memory"])
+    policy = host_body.get("RestartPolicy") or {}
     host.update(
         {
             "AutoRemove": False,
-            "Binds": [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts] or None,
+            "Binds": host_body.get("Binds"),
+            "Init": host_body.get("Init"),
             "IpcMode": "private",
-            "Links": [f"/{target}:/{spec.name}/{alias}" for target, alias in spec.links] or None,
+            "Links": [_stored_link(link, name) for link in host_body.get("Links") or []] or None,
             "LogConfig": {"Config": {}, "Type": "json-file"},
             "NetworkMode": network_mode,
-            "PortBindings": bindings or None,
+            "PortBindings": host_body.get("PortBindings"),
             "Privileged": False,
             "RestartPolicy": {
                 "MaximumRetryCount": int(policy.get("MaximumRetryCount") or 0),
@@ -374,24 +464,27 @@ def container_json(
             },
             "Runtime": "runc",
             "ShmSize": 67108864,
-            "VolumesFrom": list(spec.volumes_from) or None,
+            "VolumesFrom": host_body.get("VolumesFrom"),
         }
     )
 
     if network_mode.startswith("container:"):
         networks: Json = {}
-    elif spec.endpoints:
-        networks = {
-            e.network: _endpoint(e.network, e.aliases, [f"{n}:{a}" for n, a in e.links], e.ipv4_address)
-            for e in spec.endpoints
-        }
+    elif networking:
+        networks = {}
+        for net, endpoint in networking.items():
+            ep_links = endpoint.get("links") or {}
+            ep_links = ep_links.items() if isinstance(ep_links, Mapping) else ep_links
+            networks[net] = _endpoint(
+                net, endpoint.get("aliases") or (), [f"{n}:{a}" for n, a in ep_links], endpoint.get("ipv4_address")
+            )
     else:
         networks = {network_mode: _endpoint(network_mode)}
     running = status in ("running", "restarting", "paused")
     return _as_json(
         {
             "AppArmorProfile": "",
-            "Args": (cmd or [])[1:],
+            "Args": (cmd or [])[1:] if not entrypoint else [*entrypoint[1:], *(cmd or [])],
             "Config": config,
             "Created": "2026-11-28T00:29:02.499633718Z",
             "Driver": "overlay2",
@@ -400,14 +493,20 @@ def container_json(
             "Id": ident,
             "Image": image["Id"],
             "Mounts": mounts,
-            "Name": f"/{spec.name}",
+            "Name": f"/{name}",
             "NetworkSettings": {"Networks": networks, "Ports": {}},
-            "Path": (cmd or entrypoint or [""])[0],
+            "Path": (entrypoint or cmd or [""])[0],
             "Platform": "linux",
             "RestartCount": 0,
             "State": state_json(status, exit_code, health="healthy" if running and healthcheck else None),
         }
     )
+
+
+def _stored_link(link: str, name: str) -> str:
+    """docker-py sends `target:alias` (or `target`); the engine stores `/target:/name/alias`."""
+    target, _, alias = link.partition(":")
+    return f"/{target.lstrip('/')}:/{name}/{alias or target.lstrip('/')}"
 
 
 def _as_json(data: Json) -> Json:
@@ -544,7 +643,7 @@ def synthesize(
         if name not in wanted:
             continue
         snapshot.containers.append(container_json(spec, image=images[spec.image], providers=desired.containers))
-        running = [_exec_text(c.cmd) for c in spec.exec_commands if c.policy == "restart"]
+        running = [line for c in spec.exec_commands if c.policy == "restart" for line in top_lines(c.cmd)]
         if running:
             snapshot.processes[container_id(name)] = (
                 " ".join(spec.command or ()) or "/bin/sh",
@@ -562,7 +661,3 @@ def synthesize(
         ]
         snapshot.networks.append(network_json(network, containers=attached))
     return snapshot
-
-
-def _exec_text(cmd: tuple[str, ...] | str) -> str:
-    return cmd if isinstance(cmd, str) else " ".join(cmd)
