@@ -606,12 +606,16 @@ class EngineSnapshot:
     volumes: list[Json] = field(default_factory=list)
     networks: list[Json] = field(default_factory=list)
     processes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Running exec instances by container id, argv as sent (the engine's `ExecIDs` + `GET /exec/{id}/json`).
+    execs: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    # Containers outside the maps that a map names (`network_mode: container:vpn`), by name → id.
+    peers: dict[str, str] = field(default_factory=dict)
 
     def observed(self) -> ObservedState:
         containers: list[Mapping[str, Any]] = list(self.containers)
         volumes: list[Mapping[str, Any]] = list(self.volumes)
         networks: list[Mapping[str, Any]] = list(self.networks)
-        return observed_state(containers, self.images, volumes, networks, self.processes)
+        return observed_state(containers, self.images, volumes, networks, self.processes, self.execs, self.peers)
 
     def container(self, name: str) -> Json:
         """The inspect of the container named `name` (to change it in place)."""
@@ -645,10 +649,19 @@ def synthesize(
         snapshot.containers.append(container_json(spec, image=images[spec.image], providers=desired.containers))
         running = [line for c in spec.exec_commands if c.policy == "restart" for line in top_lines(c.cmd)]
         if running:
+            snapshot.execs[container_id(name)] = tuple(
+                tuple(shlex.split(c.cmd)) if isinstance(c.cmd, str) else tuple(c.cmd)
+                for c in spec.exec_commands
+                if c.policy == "restart"
+            )
             snapshot.processes[container_id(name)] = (
                 " ".join(spec.command or ()) or "/bin/sh",
                 *running,
             )
+    for spec in desired.containers.values():
+        peer = (spec.network_mode or "").removeprefix("container:")
+        if spec.network_mode != peer and peer not in desired.containers:
+            snapshot.peers[peer] = container_id(peer)  # running outside the maps, as the map expects
     for init in desired.inits.values():
         snapshot.containers.append(init_json(init))
     for volume in desired.volumes.values():

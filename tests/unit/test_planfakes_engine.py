@@ -6,9 +6,7 @@ fields the engine normalises — cleaned container paths, the image's HEALTHCHEC
 lists, `container:<name>` stored as `container:<id>`, the image's defaults.
 
 Part 2 is the pure form of the round trip (tests/integration/test_roundtrip.py): the smallest maps that showed
-a false drift on the real engine, planned against the fake. Each is `xfail(strict=True)` while the planner
-expects something the engine does not store (issue 10, item 1): when a fix lands, the test passes, strict
-xfail fails it, and the marker goes.
+a false drift on the real engine (issue 10), planned against the fake: each must now plan in sync.
 """
 
 from __future__ import annotations
@@ -189,8 +187,7 @@ def plan_against_fake(body: str) -> Any:
 
 
 @pytest.mark.parametrize("case", sorted(FALSE_DRIFT))
-@pytest.mark.xfail(strict=True, reason="issue 10: the planner expects what the engine does not store")
-def test_false_drift_seen_on_the_real_engine(case: str) -> None:
+def test_false_drift_seen_on_the_real_engine_is_gone(case: str) -> None:
     plan = plan_against_fake(FALSE_DRIFT[case])
     assert plan.in_sync, render_plan(plan)
 

@@ -657,6 +657,7 @@ def test_missing_exec_command_is_run_and_combined_with_an_update() -> None:
     state, snapshot = single()
     web_id = snapshot.container("s.web")["Id"]
     snapshot.processes[web_id] = ("/bin/sh",)
+    snapshot.execs[web_id] = ()  # the exec instance ended too
     plan = plan_update(state, snapshot.observed())
     found = action(plan, c("s.web"))
     assert (found.op, found.steps) == (Op.EXEC, (Op.EXEC,))
