@@ -13,6 +13,7 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .errors import MapProblem
 from .schema import PRESET_NETWORKS, ContainerConfig, ContainerMapModel, NetworkModeKind, Use
 from .yamlfile import Positions
 
@@ -49,6 +50,7 @@ class ResolvedMap:
     positions: Positions
     configs: dict[str, ContainerConfig] = field(default_factory=dict)  # extended, non-abstract
     extended: dict[str, ContainerConfig] = field(default_factory=dict)  # extended, all
+    notes: list[MapProblem] = field(default_factory=list)  # warnings found while loading (legacy keys)
 
     @property
     def name(self) -> str:
