@@ -27,6 +27,7 @@ from .extends import ExtendsError, extend_all
 from .integrity import check_integrity, warnings_for
 from .legacy import legacy_keys
 from .limits import DEFAULT_LIMITS, Limits
+from .options import check_options
 from .resolved import ResolvedMap
 from .yamlfile import Positions, read_yaml
 
@@ -183,6 +184,9 @@ def load_map_dict(
     if problems:
         raise MapError(problems)
     _check_count(model, positions, limits)
+    problems = check_options(model, origin, positions)
+    if problems:
+        raise MapError(problems)
     try:
         extended = extend_all(model.containers)
     except ExtendsError as exc:
