@@ -140,7 +140,8 @@ class _Builder:
             message = f"more than {self.limits.setting('max_values')} values with YAML aliases expanded"
             raise _TooBig(None, None, f"{message} (an alias bomb?)", node.start_mark)
         if len(path) > self.limits.max_depth or id(node) in self._active:
-            self.fail(node, path, "value nests too deeply (recursive YAML alias?)")
+            limit = self.limits.setting("max_depth")
+            self.fail(node, path, f"nested deeper than {limit} levels through YAML aliases (a recursive alias?)")
             return None
         self._active.add(id(node))
         try:
