@@ -24,8 +24,8 @@ from reconciler.executor.apply import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GATE, 
 from reconciler.executor.converge import Converged, Planner, converge, teardown, update
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
-from reconciler.model import MapError, MapSet, load_map_files, model_json_schema
-from reconciler.plan.desired import desired_state
+from reconciler.model import MapError, MapProblem, MapSet, load_map_files, model_json_schema
+from reconciler.plan.desired import desired_state, desired_state_with_sources
 from reconciler.plan.graph import TargetError, select_targets
 from reconciler.plan.naming import attached_volume_name, container_name, network_name
 from reconciler.plan.planner import Action, PlanOptions
@@ -164,10 +164,38 @@ def _summary(maps: MapSet) -> list[dict[str, Any]]:
     return out
 
 
+def deploy_problems(maps: MapSet) -> list[MapProblem]:
+    """What `plan` would block because of the maps themselves: the desired state is built as the planner
+    builds it (one code path), and each problem is shown where its key was written."""
+    desired, sources = desired_state_with_sources(maps)
+    problems = []
+    for rid, message in desired.problems:
+        source = sources.get(rid)
+        if source is None:  # pragma: no cover - every container problem has a source
+            problems.append(MapProblem(f"{rid.name} cannot be created: {message}"))
+            continue
+        resolved = maps[source.map]
+        problems.append(resolved.problem_at(source.config, source.key, f"{message} ({rid.name} cannot be created)"))
+    return problems
+
+
+def _refuse(problems: list[MapProblem], as_json: bool) -> typer.Exit:
+    if as_json:
+        _print_json({"valid": False, "problems": [p.as_dict() for p in problems]})
+    else:
+        for problem in problems:
+            typer.echo(str(problem), err=True)
+    return typer.Exit(1)
+
+
 @app.command()
 def validate(paths: MapPaths, as_json: JsonFlag = False) -> None:
-    """Check map files (schema and integrity) and show the containers they resolve to."""
+    """Check map files (schema, integrity, and that every container can be built as `plan` builds it) and
+    show the containers they resolve to."""
     maps = load_maps(paths, as_json=as_json)
+    problems = deploy_problems(maps)
+    if problems:
+        raise _refuse(problems, as_json)
     summary = _summary(maps)
     if as_json:
         _print_json({"valid": True, "maps": summary, "warnings": [w.as_dict() for w in maps.warnings]})

@@ -11,11 +11,21 @@ A `MapError` carries one or more problems; nothing else escapes the loader for b
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 KeyPath = tuple[str | int, ...]
+
+# Names whose values are never shown (the rule of `plan.drift.is_secret`, here for messages about maps that
+# are rejected before any desired state exists).
+_SECRET = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|KEY|CREDENTIAL|PRIVATE|AUTH|PASS$|_PW$|^PW_", re.IGNORECASE)
+
+
+def looks_secret(name: str) -> bool:
+    """`DB_PASSWORD`, `api_token`, `AWS_SECRET_ACCESS_KEY`: a value under such a name is not echoed."""
+    return bool(_SECRET.search(name))
 
 
 class Severity(StrEnum):

@@ -257,8 +257,9 @@ class _Checker:
 
 
 def warnings_for(resolved: ResolvedMap) -> list[MapProblem]:
-    """Things docker-map let pass that will fail later for some instance: say so at load time."""
-    found: list[MapProblem] = []
+    """Things docker-map let pass that will fail later for some instance (and the loader's notes on old
+    keys): say so at load time."""
+    found: list[MapProblem] = list(resolved.notes)
     for name, cfg in resolved.configs.items():
         for bind in cfg.binds:
             if bind.host_path is not None or is_path(bind.path) or bind.path not in resolved.model.host:

@@ -9,9 +9,11 @@ convenience that opens files, and it does no other I/O).
 
 from __future__ import annotations
 
+import codecs
 import os
 import posixpath
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,9 @@ from . import schema
 from .errors import KeyPath, MapError, MapProblem, Severity, did_you_mean
 from .extends import ExtendsError, extend_all
 from .integrity import check_integrity, warnings_for
+from .legacy import legacy_keys
+from .limits import DEFAULT_LIMITS, Limits
+from .options import check_options
 from .resolved import ResolvedMap
 from .yamlfile import Positions, read_yaml
 
@@ -58,23 +63,56 @@ class MapSet:
         return len(self.maps)
 
 
-def load_map_files(paths: Iterable[str | os.PathLike[str]], *, check: bool = True) -> MapSet:
+def load_map_files(
+    paths: Iterable[str | os.PathLike[str]], *, check: bool = True, limits: Limits = DEFAULT_LIMITS
+) -> MapSet:
     """Load several map files; every problem of every file is collected before raising `MapError`."""
     problems: list[MapProblem] = []
     loaded: list[ResolvedMap] = []
     for path in paths:
         file = os.fspath(path)
         try:
-            text = Path(file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            problems.append(MapProblem(f"cannot read map file: {reason}", file=file))
-            continue
-        try:
-            loaded.append(load_map_text(text, file, check=check))
+            text = read_map_file(file, limits)
+            loaded.append(load_map_text(text, file, check=check, limits=limits))
         except MapError as exc:
             problems.extend(exc.problems)
     return _combine(loaded, problems)
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def read_map_file(file: str, limits: Limits = DEFAULT_LIMITS) -> str:
+    """A map file's text: a regular file (a FIFO or a device would hang or never end) of at most
+    `limits.max_bytes`, read no further than that; UTF-8, or UTF-16/32 with a byte order mark (YAML's
+    encodings)."""
+    try:
+        info = os.stat(file)
+        if not stat.S_ISREG(info.st_mode):
+            raise MapError([MapProblem("cannot read map file: not a regular file", file=file)])
+        with open(file, "rb") as handle:
+            data = handle.read(limits.max_bytes + 1)
+    except OSError as exc:
+        raise MapError([MapProblem(f"cannot read map file: {exc.strerror or exc}", file=file)]) from None
+    if len(data) > limits.max_bytes:
+        raise MapError([_too_large(file, limits)])
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise MapError(
+            [MapProblem(f"cannot read map file: not {encoding} text at byte {exc.start} (a binary file?)", file=file)]
+        ) from None
+
+
+def _too_large(file: str, limits: Limits) -> MapProblem:
+    return MapProblem(f"refused: the file is larger than {limits.setting('max_bytes')}", file=file)
 
 
 def _combine(loaded: Sequence[ResolvedMap], problems: list[MapProblem]) -> MapSet:
@@ -99,14 +137,21 @@ def combine_maps(maps: Sequence[ResolvedMap]) -> MapSet:
 
 
 def load_map_text(
-    text: str, file: str = "<map>", *, default_name: str | None = None, check: bool = True
+    text: str,
+    file: str = "<map>",
+    *,
+    default_name: str | None = None,
+    check: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ResolvedMap:
-    data, positions = read_yaml(text, file)
+    if len(text) > limits.max_bytes or len(text.encode("utf-8", "surrogatepass")) > limits.max_bytes:
+        raise MapError([_too_large(file, limits)])
+    data, positions = read_yaml(text, file, limits)
     if default_name is None and file != "<map>":
         default_name = Path(file).stem
     base_dir = posixpath.dirname(posixpath.abspath(file)) if file != "<map>" else os.getcwd()
     return load_map_dict(
-        data, file=file, positions=positions, default_name=default_name, base_dir=base_dir, check=check
+        data, file=file, positions=positions, default_name=default_name, base_dir=base_dir, check=check, limits=limits
     )
 
 
@@ -118,6 +163,7 @@ def load_map_dict(
     default_name: str | None = None,
     base_dir: str | None = None,
     check: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ResolvedMap:
     """Validate and resolve one map given as plain data (what YAML gives, or a docker-map style dict)."""
     positions = positions or Positions(file)
@@ -128,11 +174,17 @@ def load_map_dict(
     structured, origin = _structure(data, default_name)
     if "name" not in structured:
         raise MapError([positions.problem((), "the map has no 'name' (add `name: <map name>`)")])
-    problems = _modes_as_written(structured, origin, positions)
+    _check_count(structured, positions, limits)
+    notes = legacy_keys(structured, origin, positions)
+    problems = [n for n in notes if n.severity is Severity.ERROR] + _modes_as_written(structured, origin, positions)
     try:
         model = schema.ContainerMapModel.model_validate(structured)
     except ValidationError as exc:
         problems.extend(_problems_from_validation(exc, structured, origin, positions))
+    if problems:
+        raise MapError(problems)
+    _check_count(model, positions, limits)
+    problems = check_options(model, origin, positions)
     if problems:
         raise MapError(problems)
     try:
@@ -146,12 +198,26 @@ def load_map_dict(
         positions=positions,
         configs={name: cfg for name, cfg in extended.items() if not cfg.abstract},
         extended=extended,
+        notes=[n for n in notes if n.severity is Severity.WARNING],
     )
     if check:
         found = check_integrity(resolved, origin)
         if any(p.severity is Severity.ERROR for p in found):
             raise MapError(found)
     return resolved
+
+
+def _check_count(data: dict[str, Any] | schema.ContainerMapModel, positions: Positions, limits: Limits) -> None:
+    """At most `limits.max_containers`: configs counted before validation (which is what takes the time),
+    configs times instances after it."""
+    if isinstance(data, schema.ContainerMapModel):
+        count = sum(max(1, len(cfg.instances)) for cfg in data.containers.values() if not cfg.abstract)
+    else:
+        containers = data.get("containers")
+        count = len(containers) if isinstance(containers, Mapping) else 0
+    if count > limits.max_containers:
+        message = f"refused: {count} containers, more than {limits.setting('max_containers')}"
+        raise MapError([positions.problem((), message)])
 
 
 # --- structure and error translation -------------------------------------------------------------------
@@ -292,6 +358,10 @@ def _problems_from_validation(
         path, rest = _walk(data, error["loc"], origin)
         by_place.setdefault((path, ".".join(map(str, rest))), []).append((error, rest))
     problems: list[MapProblem] = []
+    index: dict[KeyPath, list[tuple[KeyPath, str]]] = {}
+    if any(rest for (_, rest) in by_place):
+        for at, (_, _, text) in positions.values.items():
+            index.setdefault(at[:2], []).append((at, text))
     for (path, _), errors in by_place.items():
         type_errors = [e for e, _ in errors if str(e["type"]).endswith("_type")]
         if len(type_errors) > 1:
@@ -304,8 +374,25 @@ def _problems_from_validation(
         for error, rest in errors:
             if len(type_errors) > 1 and error in type_errors:
                 continue
-            problems.append(positions.problem(path, _message(error, path, rest)))
+            located = _at_value(error, path, rest, positions, index.get(path[:2], []))
+            problems.append(located or positions.problem(path, _message(error, path, rest)))
     return problems
+
+
+def _at_value(
+    error: Any, path: KeyPath, rest: list[int | str], positions: Positions, scalars: list[tuple[KeyPath, str]]
+) -> MapProblem | None:
+    """A short form (`exposes: {80: eighty}`) has no canonical index in the file: find the scalar at fault
+    under `path` by its value, and point at it (with the field's name, not a canonical index)."""
+    if not rest or len(path) < 2 or error["type"] == "extra_forbidden" or isinstance(error.get("input"), (dict, list)):
+        return None
+    wanted = str(error.get("input"))
+    hits = [p for p, text in scalars if p[: len(path)] == path and text == wanted]
+    if not hits or hits[0] == path:
+        return None
+    names = [r for r in rest if isinstance(r, str)]
+    text = _message(error, path, [])
+    return positions.value_problem(hits[0], f"{names[-1]}: {text}" if names else text)
 
 
 def _message(error: Any, path: KeyPath, rest: list[int | str]) -> str:

@@ -13,6 +13,7 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .errors import KeyPath, MapProblem
 from .schema import PRESET_NETWORKS, ContainerConfig, ContainerMapModel, NetworkModeKind, Use
 from .yamlfile import Positions
 
@@ -49,6 +50,7 @@ class ResolvedMap:
     positions: Positions
     configs: dict[str, ContainerConfig] = field(default_factory=dict)  # extended, non-abstract
     extended: dict[str, ContainerConfig] = field(default_factory=dict)  # extended, all
+    notes: list[MapProblem] = field(default_factory=list)  # warnings found while loading (legacy keys)
 
     @property
     def name(self) -> str:
@@ -149,3 +151,73 @@ class ResolvedMap:
     def network_names(self) -> list[str]:
         """Networks the map creates (presets excluded)."""
         return [n for n in self.model.networks if n not in PRESET_NETWORKS]
+
+    # --- where a value was written (for problems found after `extends`) ------------------------------
+
+    def written_path(self, config: str) -> KeyPath:
+        """The config's own key path in the file: top level, or under `containers`."""
+        return (config,) if (config,) in self.positions.where else ("containers", config)
+
+    def source_path(self, config: str, key: KeyPath) -> KeyPath:
+        """Where `key` of the *extended* config was written: in the config itself or the base it came from
+        (nearest first, as a later source wins in docker-map's merge). A list item (`("exposes", 2, …)`) is
+        found by its value, since its index in the merged list is not its index in the file."""
+        for name in self._sources(config, set()):
+            own = self.model.containers.get(name)
+            if own is None:
+                continue
+            found = _own_key(own, self.extended[config], key)
+            if found is not None:
+                return (*self.written_path(name), *found)
+        return self.written_path(config)
+
+    def problem_at(self, config: str, key: KeyPath, message: str) -> MapProblem:
+        """A problem with the extended config's `key`, shown where it was written — at the scalar itself when
+        a short form hides the canonical key (`exposes: {8080: [80, private]}`)."""
+        path = self.source_path(config, key)
+        value = _value_at(self.extended[config], key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and len(path) > len(key):
+            field = path[: len(path) - len(key) + 1]  # the config's field (`web.exposes`)
+            for at, (_, _, text) in self.positions.values.items():
+                if at[: len(field)] == field and text == str(value):
+                    return self.positions.value_problem(at, message)
+        return self.positions.problem(path, message)
+
+    def _sources(self, config: str, seen: set[str]) -> Iterator[str]:
+        if config in seen:
+            return
+        seen.add(config)
+        yield config
+        own = self.model.containers.get(config)
+        for base in reversed(own.extends if own else []):
+            yield from self._sources(base, seen)
+
+
+def _own_key(own: ContainerConfig, merged: ContainerConfig, key: KeyPath) -> KeyPath | None:
+    """`key` as written in `own`, or None when `own` does not hold that value."""
+    if not key or not isinstance(key[0], str):
+        return None
+    field, rest = key[0], key[1:]
+    value = getattr(own, field, None)
+    if rest and isinstance(rest[0], int) and isinstance(value, list):
+        items = getattr(merged, field)
+        item = items[rest[0]] if rest[0] < len(items) else None
+        return (field, value.index(item), *rest[1:]) if item in value else None
+    if rest and isinstance(value, dict):
+        return key if rest[0] in value else None
+    return (field,) if field in own.model_fields_set else None
+
+
+def _value_at(cfg: ContainerConfig, key: KeyPath) -> object:
+    """The merged config's value at `key` (attributes, list indexes, dict keys), or None."""
+    value: object = cfg
+    for part in key:
+        if isinstance(part, int) and isinstance(value, list) and part < len(value):
+            value = value[part]
+        elif isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(part, str) and hasattr(value, part):
+            value = getattr(value, part)
+        else:
+            return None
+    return value

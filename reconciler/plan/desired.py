@@ -13,10 +13,12 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler.model import MapSet, NetworkModeKind, ResolvedMap, resolve_image
+from reconciler.model.errors import KeyPath
 from reconciler.model.schema import HealthCheck
 
 from . import naming, options
@@ -55,6 +57,33 @@ _BYTE_LIMITS = {"Memory", "MemorySwap", "MemoryReservation", "KernelMemory"}
 # create_options keys we model ourselves (everything else passes through to create_container).
 _MODELLED_CREATE = {"command", "entrypoint", "environment", "user", "labels", "hostname", "domainname"}
 _UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a desired-state problem comes from, for `validate`: the map, the config and the key path
+    inside that config (after `extends`: `ResolvedMap.source_path` finds where it was written)."""
+
+    map: str
+    config: str
+    key: KeyPath = ()
+
+
+class KeyedError(ValueError):
+    """A ValueError that knows the config key at fault (`("host_config", "mem_limit")`)."""
+
+    def __init__(self, message: str, key: KeyPath) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _keyed(key: KeyPath, func: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        return func(value)
+    except KeyedError:
+        raise
+    except ValueError as exc:
+        raise KeyedError(str(exc), key) from None
 
 
 def parse_bytes(value: object) -> int:
@@ -190,6 +219,7 @@ class _Builder:
         self.images: dict[str, ImageSpec] = {}
         self.edges: dict[ResourceId, set[ResourceId]] = {}
         self.problems: list[tuple[ResourceId, str]] = []
+        self.sources: dict[ResourceId, Source] = {}
         # Every container the maps imply, so that options naming one (host_config.links, volumes_from)
         # depend on it whichever is built first.
         self.all_containers = {
@@ -217,7 +247,9 @@ class _Builder:
                     try:
                         self.container(m, config, instance)
                     except ValueError as exc:
-                        self.problems.append((ResourceId(Kind.CONTAINER, name), str(exc)))
+                        rid = ResourceId(Kind.CONTAINER, name)
+                        self.problems.append((rid, str(exc)))
+                        self.sources[rid] = Source(m.name, config, getattr(exc, "key", ()))
         return DesiredState(
             containers=self.containers,
             volumes=self.volumes,
@@ -309,7 +341,7 @@ class _Instance:
         image = self.m.image(self.config)
         self.deps.add(self.builder.image(image))
         limits, restart_policy = self.limits()  # popped first: the rest of host_config is options
-        folded = options.fold(create, self.host)
+        folded = _keyed(("host_config",), lambda _: options.fold(create, self.host), None)
         mounts = self.binds() + self.attaches()
         used, volumes_from = self.uses()
         mounts += used
@@ -327,11 +359,11 @@ class _Instance:
             hostname=_opt_str(create.pop("hostname", None))
             or (naming.hostname(self.name) if self.m.model.set_hostname else None),
             domainname=_opt_str(create.pop("domainname", None)) or self.m.model.default_domain,
-            command=split_command(create.pop("command", None)),
-            entrypoint=split_command(create.pop("entrypoint", None)),
-            environment=environment(create.pop("environment", None)),
+            command=_keyed(("create_options", "command"), split_command, create.pop("command", None)),
+            entrypoint=_keyed(("create_options", "entrypoint"), split_command, create.pop("entrypoint", None)),
+            environment=_keyed(("create_options", "environment"), environment, create.pop("environment", None)),
             user=cfg.run_user if cfg.user is not None else _opt_str(create.pop("user", None)),
-            labels=_labels(create.pop("labels", None)),
+            labels=_keyed(("create_options", "labels"), _labels, create.pop("labels", None)),
             mounts=tuple(mounts),
             anonymous_volumes=_unique(
                 p for p in (*(clean_path(s) for s in cfg.shares), *folded.anonymous) if p not in targets
@@ -359,27 +391,30 @@ class _Instance:
         (older docker-map maps do): they are host settings all the same."""
         limits: dict[str, Any] = {}
         restart_policy = None
-        for source in (self.create, self.host):
+        policy_key: KeyPath = ()
+        for where, source in (("create_options", self.create), ("host_config", self.host)):
             for key in list(source):
                 if key in LIMIT_OPTIONS:
                     engine_key = LIMIT_OPTIONS[key]
                     value = source.pop(key)
-                    limits[engine_key] = parse_bytes(value) if engine_key in _BYTE_LIMITS else value
+                    limits[engine_key] = (
+                        _keyed((where, key), parse_bytes, value) if engine_key in _BYTE_LIMITS else value
+                    )
                 elif key == "restart_policy":
-                    restart_policy = source.pop(key)
+                    restart_policy, policy_key = source.pop(key), (where, key)
         if restart_policy is not None and not isinstance(restart_policy, Mapping):
-            raise ValueError("host_config.restart_policy must be a mapping like {Name: always}")
+            raise KeyedError("host_config.restart_policy must be a mapping like {Name: always}", policy_key)
         return limits, restart_policy
 
     def binds(self) -> list[Mount]:
         mounts = []
-        for bind in self.cfg.binds:
+        for index, bind in enumerate(self.cfg.binds):
             if bind.is_alias:
                 target = self.m.volume_path(bind.path)
                 source = self.m.host_path(bind.path, self.instance)
                 if source is None or target is None:
                     where = f"instance '{self.instance}'" if self.instance else "this container"
-                    raise ValueError(f"no host path for volume alias '{bind.path}' for {where}")
+                    raise KeyedError(f"no host path for volume alias '{bind.path}' for {where}", ("binds", index))
             else:
                 target, source = bind.path, self.m.absolute_host_path(bind.host_path or "")
             mounts.append(Mount(clean_path(target), clean_path(source), "bind", bind.readonly))
@@ -399,10 +434,10 @@ class _Instance:
         """`uses`: an attached volume (a mount of it) or a container config (`volumes_from`)."""
         mounts: list[Mount] = []
         volumes_from: list[str] = []
-        for use in self.cfg.uses:
+        for index, use in enumerate(self.cfg.uses):
             source = self.m.use_source(use)
             if source is None:
-                raise ValueError(f"uses '{use.name}' does not resolve")
+                raise KeyedError(f"uses '{use.name}' does not resolve", ("uses", index))
             if source.alias is not None:
                 volume = self.volume_name(source.config, source.alias)
                 path = self.m.use_path(use)
@@ -422,9 +457,9 @@ class _Instance:
             PortSpec(
                 port_key(port.exposed_port),
                 None if port.host_port is None else str(port.host_port),
-                _interface_ip(port.interface),
+                _keyed(("exposes", index, "interface"), _interface_ip, port.interface),
             )
-            for port in self.cfg.exposes
+            for index, port in enumerate(self.cfg.exposes)
         ]
 
     def links(self, links: Iterable[Any]) -> list[tuple[str, str]]:
@@ -506,3 +541,10 @@ def _config_instance(ref: str) -> tuple[str, str | None]:
 def desired_state(maps: MapSet) -> DesiredState:
     """Every resource the maps imply, with dependency edges; unbuildable containers are listed in `problems`."""
     return _Builder(maps).build()
+
+
+def desired_state_with_sources(maps: MapSet) -> tuple[DesiredState, dict[ResourceId, Source]]:
+    """`desired_state`, and for each of its problems the config key at fault (what `validate` shows, so that
+    `validate` and `plan` judge a map by the same build)."""
+    builder = _Builder(maps)
+    return builder.build(), builder.sources

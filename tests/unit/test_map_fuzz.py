@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import codecs
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.model import MapError, ResolvedMap, load_map_dict, load_map_text
+from reconciler.model import MapError, MapProblem, ResolvedMap, load_map_dict, load_map_files, load_map_text
+from reconciler.model.limits import Limits
 from reconciler.model.schema import MAP_KEYS, ContainerConfig
 
 NAMES = [
@@ -169,3 +173,81 @@ def test_arbitrary_text(text: str) -> None:
         load_map_text(text, "fuzz.yaml")
     except MapError as exc:
         _check_error(exc)
+
+
+# --- hostile shapes (issue 19): aliases, merge keys, depth, size, encodings, NUL bytes, BOMs -------------
+
+SMALL = Limits(max_bytes=4096, max_depth=12, max_values=2_000, max_containers=20)
+FRAGMENTS = [
+    "&a [x, x, x]",
+    "*a",
+    "[*a, *a, *a]",
+    "{<<: *a}",
+    "{<<: [*a, *a]}",
+    "&b {k: *a}",
+    "*b",
+    "!path [a, $HOME]",
+    "!path_lazy {a: ~/x}",
+    "!env name",
+    "!env_lazy",
+    "[[[[[[[[[[[[[[[[x]]]]]]]]]]]]]]]]",
+    "{a: {b: {c: {d: {e: {f: {g: {h: {i: {j: {k: {l: {m: x}}}}}}}}}}}}}",
+    "\x00",
+    "\ufeff",
+    "\x85",
+    "\u2028",
+    "'\\x00'",
+    "!!binary AAAA",
+    "!!python/object:os.system x",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["web", "app", "a", "b", "create_options", "labels"]), st.sampled_from(FRAGMENTS)),
+        max_size=8,
+    )
+)
+def test_hostile_yaml_is_refused_cleanly_and_within_limits(pairs: list[tuple[str, str]]) -> None:
+    lines = [f"{'  ' * (i % 3)}{key}{i}: {fragment}" for i, (key, fragment) in enumerate(pairs)]
+    try:
+        load_map_text("\n".join(lines) + "\n", "fuzz.yaml", limits=SMALL)
+    except MapError as exc:
+        _check_error(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=300),
+    st.sampled_from([b"", codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE]),
+)
+def test_arbitrary_bytes_with_byte_order_marks(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, bom: bytes
+) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "fuzz.yaml"
+    path.write_bytes(bom + data)
+    problems = _refusal(lambda: load_map_files([path], limits=SMALL))
+    assert all(str(p).startswith(str(path)) and "without problems" not in str(p) for p in problems)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 6), st.sampled_from(["[", "{a: "]))
+def test_nesting_and_alias_fanout_never_exceed_the_limits(depth: int, fanout: int, opener: str) -> None:
+    closer = "]" if opener == "[" else "}"
+    nested = opener * depth + "x" + closer * depth
+    lines = [f"a0: &a0 {nested}"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * fanout) + "]" for i in range(1, 8)]
+    problems = _refusal(lambda: load_map_text("\n".join(lines) + "\n", "fuzz.yaml", limits=SMALL))
+    assert all(str(p).startswith("fuzz.yaml") for p in problems)
+    assert not problems or any("setting map_" in p.message or "container config" in p.message for p in problems)
+
+
+def _refusal(load: Callable[[], object]) -> list[MapProblem]:
+    """The problems of a refused map, or none; any other exception fails the test."""
+    problems: list[MapProblem] = []
+    try:
+        load()
+    except MapError as exc:
+        problems = exc.problems or [MapProblem("a MapError without problems")]
+    return problems
