@@ -22,6 +22,11 @@ keep `/healthz` from answering:
   with 408 when it does not arrive within `body_timeout`; uvicorn's flow control stops reading a socket
   while 64 KiB of body wait unread.
 
+The deadlines and the limit live in a subclass of uvicorn's `H11Protocol` (uvicorn has no header timeout of
+its own, and its `limit_concurrency` answers 503 to everyone, probes included, once slow clients fill it); it
+relies on the protocol's `cycle` and `on_response_complete`, which `tests/integration/test_http_hardening.py`
+exercises against the pinned major version.
+
 The server binds its socket in `StatusServer.__init__` (an address in use fails there, at start), and
 imports uvicorn only in `start()`, so that the command line's other commands do not pay for it.
 """
