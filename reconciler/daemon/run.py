@@ -31,9 +31,10 @@ from reconciler.watch.events import EventWatcher
 from reconciler.watch.maps import MapSource, MapWatcher
 
 from .controller import Controller
+from .http_auth import HttpConfigError, required_token, resolve_token
 from .metrics import Metrics
 from .notify import Notifier
-from .server import StatusServer
+from .server import HttpLimits, StatusServer
 from .settings import Settings
 
 log = get_logger(__name__)
@@ -77,7 +78,11 @@ class Daemon:
     def run(self) -> int:
         self.install_signals()
         self.started = time.monotonic()
-        self._serve()
+        try:
+            self._serve()
+        except (HttpConfigError, OSError) as exc:
+            log.error("cannot open the status server", error=str(exc), address=self.settings.http)
+            return 2
         engine = self._connect()
         if engine is None:
             return 0  # asked to stop before the engine came
@@ -164,10 +169,22 @@ class Daemon:
         address = self.settings.http_address
         if address is None:
             return
-        self.server = StatusServer(address[0], address[1], self.metrics, self.health, self.ready)
+        settings = self.settings
+        # Before binding: a non-loopback address without a token is refused (DESIGN §7).
+        token = required_token(address[0], resolve_token(settings.http_token, settings.http_token_file))
+        limits = HttpLimits(
+            max_connections=settings.http_max_connections,
+            header_timeout=settings.http_header_timeout,
+            idle_timeout=settings.http_idle_timeout,
+            body_timeout=settings.http_body_timeout,
+            body_limit=settings.http_body_limit,
+        )
+        self.server = StatusServer(
+            address[0], address[1], self.metrics, self.health, self.ready, token=token, limits=limits
+        )
         self.server.start()
         host, port = self.server.address[0], self.server.address[1]
-        log.info("status server listening", address=f"{host!s}:{port}")
+        log.info("status server listening", address=f"{host!s}:{port}", token_required=token is not None)
 
 
 def run(settings: Settings) -> int:

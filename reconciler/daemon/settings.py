@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 
@@ -16,6 +16,23 @@ class Settings(BaseSettings):
     resync: float = Field(300.0, gt=0, description="Seconds between full relists and reconciles (safety net).")
     poll_images: float | None = Field(None, gt=0, description="Seconds between pulls of the tags in use.")
     http: str = Field("127.0.0.1:9105", description="host:port for /healthz, /readyz, /metrics; 'off' disables.")
+    http_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for everything on the status server but /healthz and /readyz; required when"
+        " `http` is not a loopback address. Never logged.",
+    )
+    http_token_file: Path | None = Field(
+        None, description="A file holding http_token (e.g. a systemd credential: %d/http-token)."
+    )
+    http_max_connections: int = Field(128, ge=1, le=10000, description="Status server connections open at once.")
+    http_header_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds for a request's headers, from connect or the previous answer."
+    )
+    http_idle_timeout: float = Field(5.0, gt=0, le=300, description="Seconds an idle keep-alive connection stays.")
+    http_body_timeout: float = Field(10.0, gt=0, le=300, description="Seconds for a whole request body to arrive.")
+    http_body_limit: int = Field(
+        1024 * 1024, ge=0, le=64 * 1024 * 1024, description="Largest request body in bytes (webhook payloads)."
+    )
     workers: int = Field(
         4, ge=1, le=16, description="Keys reconciled at once (keys whose plans overlap never run together)."
     )
