@@ -226,7 +226,7 @@ class ConnectionGuard:
         self.open.pop(conn, None)
 
 
-def _protocol_class(guard: ConnectionGuard, limits: HttpLimits) -> type[asyncio.Protocol]:
+def _protocol_class(guard: ConnectionGuard, limits: HttpLimits) -> type[asyncio.Protocol]:  # noqa: C901 - small methods of one class
     """uvicorn's h11 protocol with the connection limit and the header and response deadlines."""
     from uvicorn.protocols.http.h11_impl import H11Protocol  # noqa: PLC0415 - only the daemon pays for uvicorn
 
