@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import docker
 import yaml
 
 from reconciler.executor.apply import DEFAULT_HEALTH_GATE, ActionResult, Executor, Outcome, RunResult
@@ -454,19 +453,8 @@ def _manual(done: list[ActionOutcome], op: Op) -> MapResult:
 
 
 def _engine(client: Any) -> DockerEngine:
-    """The engine port for what the caller passed: a client (`DockerClientWrapper`, docker-py's APIClient or
-    DockerClient), a base URL, or nothing (the environment, as the docker CLI)."""
-    if client is None:
-        return DockerEngine()
-    if isinstance(client, str):
-        url = client
-        if url.startswith("unix://") and not url.startswith("unix:///"):
-            url = "unix:///" + url.removeprefix("unix://")  # docker-map's docs write unix://var/run/…
-        return DockerEngine(base_url=url)
-    api = getattr(client, "api", client)
-    if isinstance(api, docker.APIClient):
-        return DockerEngine.from_api(api)
-    raise TypeError(f"cannot use {type(client).__name__} as a Docker client")
+    """The engine port for what the caller passed (see `DockerEngine.for_client`)."""
+    return DockerEngine.for_client(client)
 
 
 def _unstarted(plan: Plan) -> Plan:

@@ -111,6 +111,22 @@ class DockerEngine:
         self._lock = threading.Lock()
 
     @classmethod
+    def for_client(cls, client: Any) -> DockerEngine:
+        """The port for what a docker-map caller passes: a client (`DockerClientWrapper`, docker-py's
+        APIClient or DockerClient), a base URL, or nothing (the environment, as the docker CLI)."""
+        if client is None:
+            return cls()
+        if isinstance(client, str):
+            url = client
+            if url.startswith("unix://") and not url.startswith("unix:///"):
+                url = "unix:///" + url.removeprefix("unix://")  # docker-map's docs write unix://var/run/…
+            return cls(base_url=url)
+        api = getattr(client, "api", client)
+        if isinstance(api, docker.APIClient):
+            return cls.from_api(api)
+        raise TypeError(f"cannot use {type(client).__name__} as a Docker client")
+
+    @classmethod
     def from_api(cls, api: docker.APIClient, *, timeout: float = DEFAULT_TIMEOUT, attempts: int = 5) -> DockerEngine:
         """Wrap an existing docker-py APIClient (e.g. a caller's `DockerClientWrapper`)."""
         engine = cls.__new__(cls)
