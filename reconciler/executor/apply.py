@@ -37,10 +37,15 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.logs import get_logger
-from reconciler.plan import naming
 from reconciler.plan.drift import Reason
 from reconciler.plan.naming import REPLACEMENT_SUFFIX, replacement_name
-from reconciler.plan.observed import parse_container
+from reconciler.plan.observed import (
+    ObservedContainer,
+    parse_container,
+    parse_image,
+    parse_network,
+    parse_volume,
+)
 from reconciler.plan.planner import Action, Op, Plan, adoptable
 from reconciler.plan.resources import (
     ContainerSpec,
@@ -52,7 +57,7 @@ from reconciler.plan.resources import (
 )
 
 from . import lease, translate
-from .engine import PULL_IDLE_TIMEOUT, PULL_TIMEOUT, Engine, Json
+from .engine import PULL_IDLE_TIMEOUT, PULL_TIMEOUT, Engine
 from .errors import Conflict, EngineError
 
 DEFAULT_CONCURRENCY = 4
@@ -258,37 +263,43 @@ class Executor:
     def _remove(self, rid: ResourceId, ident: str | None) -> None:
         if rid.kind in (Kind.CONTAINER, Kind.VOLUME_INIT):
             target = ident or rid.name
-            found = self.engine.inspect_container(target)
+            found = self._look(target)
             if found is None:
                 return
-            if not _managed(_labels(found)):
+            if not found.managed:
                 raise ActionError(f"{rid.name} is not ours (no reconciler labels): not removed")
             if rid.name.endswith(REPLACEMENT_SUFFIX):
                 self._check_lease(found, rid.name)
-            if found.get("State", {}).get("Running"):
-                self.engine.stop(target, found.get("Config", {}).get("StopTimeout"))
+            if found.running:
+                self.engine.stop(target, found.stop_timeout)
                 self.step()
             self.engine.remove_container(target, force=True)
         elif rid.kind is Kind.VOLUME:
-            found = self.engine.inspect_volume(rid.name)
-            if found is None:
+            volume = self.engine.inspect_volume(rid.name)
+            if volume is None:
                 return
-            if not _managed(found.get("Labels")):
+            if not parse_volume(volume).managed:
                 raise ActionError(f"volume {rid.name} is not ours: not removed")
             self.engine.remove_volume(rid.name)
         elif rid.kind is Kind.NETWORK:
             self.engine.remove_network(ident or rid.name)
 
-    def _check_lease(self, replacement: Json, name: str) -> None:
+    def _look(self, ident: str) -> ObservedContainer | None:
+        """A container as typed observed values (the one parser of engine JSON), or None when it is gone."""
+        data = self.engine.inspect_container(ident)
+        return None if data is None else parse_container(data)
+
+    def _check_lease(self, replacement: ObservedContainer, name: str) -> None:
         """Refuse to touch a replacement another live reconciler is working with."""
-        holder = lease.foreign_holder(_labels(replacement), self.owner, self.clock())
+        holder = lease.foreign_holder(dict(replacement.labels), self.owner, self.clock())
         if holder is not None:
             raise InProgress(f"{lease.IN_PROGRESS}: {name} is leased by {holder}; not touched")
 
     def _network(self, action: Action) -> None:
         spec = action.spec_as(NetworkSpec)
         if action.op is Op.RECREATE and action.observed_id:
-            endpoints = (self.engine.inspect_network(action.observed_id) or {}).get("Containers") or {}
+            found = self.engine.inspect_network(action.observed_id)
+            endpoints = parse_network(found).containers if found is not None else ()
             self._refuse_strangers(spec.name, list(endpoints))
             # Attached containers are recreated by the cascade in later waves; detach them first, or the
             # engine refuses to remove a network with active endpoints.
@@ -299,14 +310,14 @@ class Executor:
         try:
             self.engine.create_network(spec.name, translate.network_config(spec))
         except Conflict:
-            existing = [n for n in self.engine.list_networks() if n["Name"] == spec.name]
-            if not existing or not _managed(existing[0].get("Labels")):
+            existing = [parse_network(n) for n in self.engine.list_networks() if n["Name"] == spec.name]
+            if not existing or not existing[0].managed:
                 raise
             # Created meanwhile (or by a crashed earlier run): ours, so fine.
 
     def _refuse_strangers(self, network: str, containers: list[str]) -> None:
         """The planner blocks such a recreate; this re-check covers strangers that connected since."""
-        strangers = [c[:12] for c in containers if not _managed(_labels(self.engine.inspect_container(c) or {}))]
+        strangers = [c[:12] for c in containers if not _owned(self._look(c))]
         if strangers:
             raise ActionError(
                 f"network {network}: containers without reconciler's labels are attached ({', '.join(strangers)}): "
@@ -317,7 +328,7 @@ class Executor:
         name = spec.name
         existing = self.engine.inspect_volume(name)
         if existing is not None:
-            if not _managed(existing.get("Labels")):
+            if not parse_volume(existing).managed:
                 raise ActionError(f"volume {name} exists without reconciler's labels: not touched")
             return
         self.engine.create_volume(name, spec.driver, dict(spec.driver_options), translate.volume_labels(spec))
@@ -330,15 +341,15 @@ class Executor:
         volume = self.engine.inspect_volume(spec.volume)
         if volume is None:
             raise ActionError(f"volume {spec.volume} does not exist")
-        config = translate.init_config(spec, volume.get("CreatedAt", ""))
-        existing = self.engine.inspect_container(name)
-        if existing is not None and not _managed(_labels(existing)):
+        config = translate.init_config(spec, parse_volume(volume).created_at)
+        existing = self._look(name)
+        if existing is not None and not existing.managed:
             raise ActionError(f"{name} exists without reconciler's labels: not touched")
-        if existing is not None and _running(existing) and _labels(existing) == config["labels"]:
-            ident = str(existing["Id"])
+        if existing is not None and existing.running and dict(existing.labels) == config["labels"]:
+            ident = existing.id
         else:
             if existing is not None:
-                self.engine.remove_container(existing["Id"], force=True)
+                self.engine.remove_container(existing.id, force=True)
                 self.step()
             ident = self._start_init(name, config)
         code = self._wait_exit(ident, f"preparing volume {spec.volume}")
@@ -361,12 +372,11 @@ class Executor:
         timeout cuts a long run short; an engine error leaves the container running for the next run."""
         deadline = None if self.init_timeout is None else time.monotonic() + self.init_timeout
         while True:
-            found = self.engine.inspect_container(ident)
+            found = self._look(ident)
             if found is None:
                 raise ActionError(f"{what}: the container disappeared while running")
-            state = found.get("State") or {}
-            if not state.get("Running") and state.get("Status") in ("exited", "dead"):
-                return int(state.get("ExitCode", -1))
+            if not found.running and found.status in ("exited", "dead"):
+                return found.exit_code
             if deadline is not None and time.monotonic() >= deadline:
                 raise ActionError(f"{what}: still running after {self.init_timeout:g}s (left running)")
             self.sleep(self.poll_interval)
@@ -394,28 +404,27 @@ class Executor:
         self.step()
 
     def _create(self, spec: ContainerSpec) -> None:
-        temp = self.engine.inspect_container(replacement_name(spec.name))
-        if temp is not None and _managed(_labels(temp)):
+        temp = self._look(replacement_name(spec.name))
+        if temp is not None and temp.managed:
             self._check_lease(temp, replacement_name(spec.name))
-            self.engine.remove_container(temp["Id"], force=True)  # left by an interrupted recreate
+            self.engine.remove_container(temp.id, force=True)  # left by an interrupted recreate
         try:
             self.engine.create_container(spec.name, translate.container_config(spec))
         except Conflict:
-            existing = self.engine.inspect_container(spec.name)
-            labels = _labels(existing or {})
-            if existing is None or not _managed(labels):
+            existing = self._look(spec.name)
+            if existing is None or not existing.managed:
                 raise ActionError(f"a container named {spec.name} exists without reconciler's labels") from None
-            if labels.get(naming.LABEL_SPEC_HASH) not in spec.spec_hashes:
+            if existing.spec_hash not in spec.spec_hashes:
                 raise ActionError(f"{spec.name} was created meanwhile with another spec; run again") from None
 
     def _start(self, spec: ContainerSpec, *, fresh: bool) -> None:
-        found = self.engine.inspect_container(spec.name)
+        found = self._look(spec.name)
         if found is None:
             raise ActionError(f"{spec.name} disappeared before it could be started")
-        if not found.get("State", {}).get("Running"):
-            self.engine.start(found["Id"])
+        if not found.running:
+            self.engine.start(found.id)
             if fresh:
-                problem = self._gate(spec, found["Id"])
+                problem = self._gate(spec, found.id)
                 if problem:
                     raise HealthGateFailed(f"{spec.name} {problem}")
         self._exec(spec, policies=("restart", "initial") if fresh else ("restart",))
@@ -428,33 +437,33 @@ class Executor:
         replacement and pass its health gate → remove the old one → rename. On any failure the old
         container runs again (see `_restore`). A finished replacement left by an interrupted run is
         adopted instead of built again."""
-        old = self.engine.inspect_container(spec.name)
-        if old is not None and not _managed(_labels(old)):
+        old = self._look(spec.name)
+        if old is not None and not old.managed:
             raise ActionError(f"a container named {spec.name} exists without reconciler's labels: not touched")
-        if old is not None and old["Id"] != old_id and _labels(old).get(naming.LABEL_SPEC_HASH) in spec.spec_hashes:
+        if old is not None and old.id != old_id and old.spec_hash in spec.spec_hashes:
             return  # another reconcile replaced it meanwhile with what the map wants
         ready = self._leftover_replacement(spec)
         if ready is not None:
-            self._retire(spec, old, str(ready["Id"]))
+            self._retire(spec, old, ready.id)
             return
         new_id = self._create_replacement(spec, old)
         self.step()
         self._switch(spec, old, new_id)
 
-    def _leftover_replacement(self, spec: ContainerSpec) -> Json | None:
+    def _leftover_replacement(self, spec: ContainerSpec) -> ObservedContainer | None:
         """A replacement left by an interrupted recreate: returned if it can take over as it is, removed
         otherwise; a live lease of another reconciler stops us (`InProgress`)."""
         temp_name = replacement_name(spec.name)
-        stale = self.engine.inspect_container(temp_name)
-        if stale is None or not _managed(_labels(stale)):
+        stale = self._look(temp_name)
+        if stale is None or not stale.managed:
             return None
         self._check_lease(stale, temp_name)
-        if adoptable(spec, parse_container(stale)):
+        if adoptable(spec, stale):
             return stale
-        self.engine.remove_container(stale["Id"], force=True)
+        self.engine.remove_container(stale.id, force=True)
         return None
 
-    def _create_replacement(self, spec: ContainerSpec, old: Json | None) -> str:
+    def _create_replacement(self, spec: ContainerSpec, old: ObservedContainer | None) -> str:
         config = translate.container_config(spec, temporary=True)
         config["labels"].update(lease.lease_labels(self.owner, self.clock() + self._lease_seconds(spec, old)))
         carried = carried_volumes(old, self._declared_volumes(spec))
@@ -471,34 +480,35 @@ class Executor:
         except EngineError as exc:
             raise ActionError(f"creating the replacement failed; the old container keeps running: {exc}") from exc
 
-    def _being_created(self, name: str) -> Json:
+    def _being_created(self, name: str) -> ObservedContainer:
         """The container that holds `name`. The engine reserves a name before the container can be
         inspected, so for a moment a name is taken by nothing: then someone is creating it right now."""
         for _ in range(20):
-            found = self.engine.inspect_container(name)
+            found = self._look(name)
             if found is not None:
                 return found
             self.sleep(0.1)
         raise InProgress(f"{lease.IN_PROGRESS}: {name} is being created by someone else; not touched")
 
-    def _lease_seconds(self, spec: ContainerSpec, old: Json | None) -> float:
-        stop = spec.stop_timeout if spec.stop_timeout is not None else (old or {}).get("Config", {}).get("StopTimeout")
+    def _lease_seconds(self, spec: ContainerSpec, old: ObservedContainer | None) -> float:
+        stop = spec.stop_timeout if spec.stop_timeout is not None else (old.stop_timeout if old else None)
         return float(stop if stop is not None else 10) + (self.health_gate or 0.0) + lease.LEASE_MARGIN
 
     def _declared_volumes(self, spec: ContainerSpec) -> set[str]:
         """Targets the replacement gets anonymous volumes at: the map's `shares` and the image's VOLUMEs,
         less what the map mounts there itself."""
-        image = self.engine.inspect_image(spec.image) or {}
-        declared = set(spec.anonymous_volumes) | set((image.get("Config") or {}).get("Volumes") or {})
+        data = self.engine.inspect_image(spec.image)
+        image_volumes = parse_image(data).volumes if data is not None else frozenset()
+        declared = set(spec.anonymous_volumes) | set(image_volumes)
         return {_clean(t) for t in declared} - {_clean(m.target) for m in spec.mounts}
 
-    def _switch(self, spec: ContainerSpec, old: Json | None, new_id: str) -> None:
+    def _switch(self, spec: ContainerSpec, old: ObservedContainer | None, new_id: str) -> None:
         """Stop the old container, start the replacement, pass the gate; restore the old one on failure."""
-        was_running = bool(old is not None and _running(old))
+        was_running = bool(old is not None and old.running)
         try:
             if old is not None and was_running:
-                timeout = spec.stop_timeout if spec.stop_timeout is not None else old["Config"].get("StopTimeout")
-                self.engine.stop(old["Id"], timeout)
+                timeout = spec.stop_timeout if spec.stop_timeout is not None else old.stop_timeout
+                self.engine.stop(old.id, timeout)
                 self.step()
             self.engine.start(new_id)
             problem = self._gate(spec, new_id)
@@ -506,26 +516,33 @@ class Executor:
             what = "stopping the old container or starting the replacement failed"
             raise ActionError(self._restore(spec, new_id, old, was_running, what, exc)) from exc
         if problem:
-            new_image = (self.engine.inspect_container(new_id) or {}).get("Image", "")
+            new = self._look(new_id)
+            new_image = new.image_id if new is not None else ""
             message = self._restore(spec, new_id, old, was_running, f"the replacement {problem}", None)
-            created = self.engine.inspect_image(spec.image) or {}
-            raise RolledBack(message, spec.image, str(created.get("Id") or new_image))
+            created = self.engine.inspect_image(spec.image)
+            raise RolledBack(message, spec.image, parse_image(created).id if created is not None else new_image)
         self.step()
         self._retire(spec, old, new_id)
 
-    def _retire(self, spec: ContainerSpec, old: Json | None, new_id: str) -> None:
+    def _retire(self, spec: ContainerSpec, old: ObservedContainer | None, new_id: str) -> None:
         """The replacement runs (and is healthy): the old container goes and the replacement takes its name."""
         if old is not None:
-            current = self.engine.inspect_container(old["Id"])
-            if current is not None and _running(current):
-                self.engine.stop(old["Id"], spec.stop_timeout)  # only when adopting: the old one was started again
-            self.engine.remove_container(old["Id"], force=True)
+            current = self._look(old.id)
+            if current is not None and current.running:
+                self.engine.stop(old.id, spec.stop_timeout)  # only when adopting: the old one was started again
+            self.engine.remove_container(old.id, force=True)
             self.step()
         self.engine.rename(new_id, spec.name)
         self._exec(spec, policies=("restart", "initial"))
 
     def _restore(
-        self, spec: ContainerSpec, new_id: str, old: Json | None, was_running: bool, what: str, cause: Exception | None
+        self,
+        spec: ContainerSpec,
+        new_id: str,
+        old: ObservedContainer | None,
+        was_running: bool,
+        what: str,
+        cause: Exception | None,
     ) -> str:
         """Best effort back to what the map wants while its change failed: the replacement goes and the old
         container runs — also when it was stopped by an interrupted earlier run (only a `persistent`
@@ -537,9 +554,9 @@ class Executor:
             errors.append(f"removing the replacement failed: {exc}")
         if old is not None and (was_running or not spec.persistent):
             try:
-                current = self.engine.inspect_container(old["Id"])
-                if current is not None and not _running(current):
-                    self.engine.start(old["Id"])
+                current = self._look(old.id)
+                if current is not None and not current.running:
+                    self.engine.start(old.id)
             except EngineError as exc:
                 errors.append(f"starting the old container again failed: {exc}")
         reason = f"{what}: {cause}" if cause is not None else what
@@ -552,15 +569,15 @@ class Executor:
     def _adopt(self, spec: ContainerSpec) -> None:
         """An interrupted recreate left a finished replacement and no container under the name: rename it."""
         temp_name = replacement_name(spec.name)
-        temp = self.engine.inspect_container(temp_name)
-        if temp is None or not _managed(_labels(temp)):
+        temp = self._look(temp_name)
+        if temp is None or not temp.managed:
             raise ActionError(f"{temp_name} is gone before it could take the name; run again")
         self._check_lease(temp, temp_name)
-        if not adoptable(spec, parse_container(temp)):
+        if not adoptable(spec, temp):
             raise ActionError(f"{temp_name} changed before it could take the name; run again")
-        if self.engine.inspect_container(spec.name) is not None:
+        if self._look(spec.name) is not None:
             raise ActionError(f"{spec.name} exists again; run again")
-        self.engine.rename(temp["Id"], spec.name)
+        self.engine.rename(temp.id, spec.name)
         self._exec(spec, policies=("restart", "initial"))
 
     def _gate(self, spec: ContainerSpec, ident: str) -> str | None:
@@ -570,15 +587,14 @@ class Executor:
             return None
         deadline = time.monotonic() + self.health_gate
         while True:
-            found = self.engine.inspect_container(ident)
+            found = self._look(ident)
             if found is None:
                 return "disappeared"
-            state = found.get("State", {})
-            if not state.get("Running"):
-                return f"exited with code {state.get('ExitCode')}"
-            if not state.get("Health"):
+            if not found.running:
+                return f"exited with code {found.exit_code}"
+            health = found.health
+            if health is None:
                 return None  # no healthcheck (none in the map or the image, or switched off with NONE)
-            health = state["Health"].get("Status")
             if health == "healthy":
                 return None
             if health == "unhealthy":
@@ -598,16 +614,15 @@ class Executor:
                 self.engine.exec_run(spec.name, cmd, command.user)
 
 
-def carried_volumes(old: Json | None, targets: set[str]) -> list[str]:
+def carried_volumes(old: ObservedContainer | None, targets: set[str]) -> list[str]:
     """Binds that hand the old container's anonymous volumes to its replacement (as compose does): for
     each target in `targets` where the old container has an anonymous volume (named by the engine with 64
     hex digits), `<volume>:<target>:rw`. Named volumes and binds come from the map and are not carried."""
     binds = []
-    for mount in (old or {}).get("Mounts") or []:
-        target = _clean(str(mount.get("Destination", "")))
-        name = str(mount.get("Name") or "")
-        if mount.get("Type") == "volume" and _ANONYMOUS.match(name) and target in targets:
-            binds.append(f"{name}:{target}:rw")
+    for mount in old.mounts if old is not None else ():
+        target = _clean(mount.target)
+        if mount.type == "volume" and _ANONYMOUS.match(mount.source or "") and target in targets:
+            binds.append(f"{mount.source}:{target}:rw")
     return sorted(binds)
 
 
@@ -619,15 +634,5 @@ def _clean(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
-def _labels(found: Json) -> dict[str, str]:
-    labels = (found.get("Config") or {}).get("Labels") or {}
-    return labels if isinstance(labels, dict) else {}
-
-
-def _running(found: Json) -> bool:
-    return bool((found.get("State") or {}).get("Running"))
-
-
-def _managed(labels: Any) -> bool:
-    """The one ownership rule (naming.owned), on labels from raw engine JSON."""
-    return isinstance(labels, dict) and naming.owned(labels)
+def _owned(found: ObservedContainer | None) -> bool:
+    return found is not None and found.managed

@@ -23,6 +23,7 @@ from reconciler.executor.translate import container_config
 from reconciler.model import combine_maps, load_map_text
 from reconciler.plan import naming
 from reconciler.plan.desired import desired_state
+from reconciler.plan.observed import parse_container
 from reconciler.plan.planner import Action, Op, Plan, plan_update
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import ContainerSpec, DesiredState, Kind, ResourceId, VolumeInitSpec
@@ -139,14 +140,17 @@ def test_an_unchanged_network_with_strangers_is_fine() -> None:
 
 def test_carried_volumes_are_the_old_containers_anonymous_volumes_at_declared_targets() -> None:
     anon, other = "a" * 64, "b" * 64
-    old = {
-        "Mounts": [
-            {"Type": "volume", "Name": anon, "Destination": "/data"},
-            {"Type": "volume", "Name": other, "Destination": "/gone"},  # no longer declared
-            {"Type": "volume", "Name": "m.named", "Destination": "/var/named"},  # the map's own volume
-            {"Type": "bind", "Source": "/srv", "Destination": "/srv"},
-        ]
-    }
+    old = parse_container(
+        {
+            "Id": "c" * 64,
+            "Mounts": [
+                {"Type": "volume", "Name": anon, "Destination": "/data"},
+                {"Type": "volume", "Name": other, "Destination": "/gone"},  # no longer declared
+                {"Type": "volume", "Name": "m.named", "Destination": "/var/named"},  # the map's own volume
+                {"Type": "bind", "Source": "/srv", "Destination": "/srv"},
+            ],
+        }
+    )
     assert carried_volumes(old, {"/data", "/var/named", "/srv"}) == [f"{anon}:/data:rw"]
     assert carried_volumes(None, {"/data"}) == []
 
