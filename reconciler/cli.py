@@ -8,6 +8,7 @@ traceback: map problems are `MapError`s, printed one line each.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -25,6 +26,7 @@ from reconciler.executor.converge import Converged, Planner, converge, teardown,
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
 from reconciler.model import MapError, MapProblem, MapSet, load_map_files, model_json_schema
+from reconciler.model.limits import Limits, limits_from
 from reconciler.plan.desired import desired_state, desired_state_with_sources
 from reconciler.plan.graph import TargetError, select_targets
 from reconciler.plan.naming import attached_volume_name, container_name, network_name
@@ -64,13 +66,23 @@ def expand_map_paths(paths: list[Path]) -> list[Path]:
     return files
 
 
+def _map_limits() -> Limits:
+    """The bounds on map files, from `RECONCILER_MAP_MAX_*` (the daemon's settings of the same names)."""
+    values = {name.removeprefix("RECONCILER_").lower(): v for name, v in os.environ.items()}
+    try:
+        return limits_from({k: v for k, v in values.items() if k.startswith("map_max_")})
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def load_maps(paths: list[Path], *, as_json: bool = False) -> MapSet:
     """Load the maps or exit 1 with every problem on stderr (or as JSON on stdout)."""
     files = expand_map_paths(paths)
     try:
         if not files:
             raise MapError([])
-        maps = load_map_files(files)
+        maps = load_map_files(files, limits=_map_limits())
     except MapError as exc:
         if as_json:
             _print_json({"valid": False, "problems": [p.as_dict() for p in exc.problems]})

@@ -46,7 +46,7 @@ class Daemon:
         self.settings = settings
         self.notifier = Notifier()
         self.metrics = Metrics()
-        self.source = MapSource(settings.paths)
+        self.source = MapSource(settings.paths, settings.map_limits)
         self.wake = threading.Event()
         self.reload_requested = threading.Event()
         self.terminate = threading.Event()

@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
+from reconciler.model.limits import Limits, limits_from
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RECONCILER_", extra="forbid")
@@ -33,6 +35,10 @@ class Settings(BaseSettings):
     http_body_limit: int = Field(
         1024 * 1024, ge=0, le=64 * 1024 * 1024, description="Largest request body in bytes (webhook payloads)."
     )
+    map_max_bytes: int = Field(Limits().max_bytes, gt=0, description="Largest map file in bytes.")
+    map_max_depth: int = Field(Limits().max_depth, gt=0, description="Deepest nesting of a map file.")
+    map_max_values: int = Field(Limits().max_values, gt=0, description="Most YAML values, aliases expanded.")
+    map_max_containers: int = Field(Limits().max_containers, gt=0, description="Most containers of one map.")
     workers: int = Field(
         4, ge=1, le=16, description="Keys reconciled at once (keys whose plans overlap never run together)."
     )
@@ -63,6 +69,11 @@ class Settings(BaseSettings):
             if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
                 raise ValueError(f"{value!r} is not host:port (or 'off')")
         return value
+
+    @property
+    def map_limits(self) -> Limits:
+        """The bounds on loading one map file (README: Limits and hardening)."""
+        return limits_from({name: getattr(self, name) for name in type(self).model_fields if name.startswith("map_")})
 
     @property
     def http_address(self) -> tuple[str, int] | None:

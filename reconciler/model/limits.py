@@ -34,3 +34,22 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+SETTINGS = ("max_bytes", "max_depth", "max_values", "max_containers")  # each is the setting `map_<name>`
+
+
+def limits_from(values: dict[str, object]) -> Limits:
+    """`Limits` from settings named `map_<name>` (as the command line's environment and the daemon's settings
+    give them); a value that is not a positive whole number is refused with the setting's name."""
+    chosen: dict[str, int] = {}
+    for name in SETTINGS:
+        raw = values.get(f"map_{name}")
+        if raw is None:
+            continue
+        try:
+            number = int(str(raw))
+        except ValueError:
+            raise ValueError(f"setting map_{name}: {raw!r} is not a whole number") from None
+        if number <= 0:
+            raise ValueError(f"setting map_{name}: must be positive, got {number}")
+        chosen[name] = number
+    return Limits(**chosen)

@@ -19,6 +19,7 @@ import watchfiles
 
 from reconciler.logs import get_logger
 from reconciler.model import MapError, MapProblem, MapSet, ResolvedMap, combine_maps, load_map_files
+from reconciler.model.limits import DEFAULT_LIMITS, Limits
 
 log = get_logger(__name__)
 MAP_SUFFIXES = (".yml", ".yaml")
@@ -33,8 +34,9 @@ class ReloadResult:
 
 
 class MapSource:
-    def __init__(self, paths: Iterable[str | Path]) -> None:
+    def __init__(self, paths: Iterable[str | Path], limits: Limits = DEFAULT_LIMITS) -> None:
         self.paths = [Path(p) for p in paths]
+        self.limits = limits
         self.good: dict[Path, ResolvedMap] = {}
         self._lock = threading.Lock()
 
@@ -58,7 +60,7 @@ class MapSource:
             removed = [str(p) for p in gone]
             for path in current:
                 try:
-                    [loaded] = list(load_map_files([path]))
+                    [loaded] = list(load_map_files([path], limits=self.limits))
                 except MapError as exc:
                     problems.extend(exc.problems)
                     continue

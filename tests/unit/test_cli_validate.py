@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "reconciler", *args],
         capture_output=True,
@@ -18,6 +19,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -90,3 +92,21 @@ def test_schema_is_json_schema_of_the_map_format() -> None:
     assert {"image", "binds", "attaches", "uses", "links", "exposes", "healthcheck"} <= set(config["properties"])
     # top-level unknown keys are container configs, as in docker-map
     assert schema["additionalProperties"] == {"$ref": "#/$defs/ContainerConfig"}
+
+
+def test_map_limits_are_settings_of_the_command_line_and_the_daemon(tmp_path: Path) -> None:
+    """The bounds the README names can be raised or lowered: `RECONCILER_MAP_MAX_*` for every command, the
+    settings `map_max_*` for the daemon; a bad value is a usage error naming the setting."""
+    from reconciler.daemon.settings import Settings
+    from reconciler.model.limits import Limits
+
+    big = tmp_path / "big.yaml"
+    big.write_text("name: big\n" + "".join(f"c{i}: {{image: x}}\n" for i in range(30)))
+    assert run("validate", str(big)).returncode == 0
+    refused = run("validate", str(big), env={"RECONCILER_MAP_MAX_CONTAINERS": "10"})
+    assert refused.returncode == 1
+    assert "map_max_containers" in refused.stderr
+    bad = run("validate", str(big), env={"RECONCILER_MAP_MAX_BYTES": "lots"})
+    assert bad.returncode == 2
+    assert "setting map_max_bytes: 'lots' is not a whole number" in bad.stderr
+    assert Settings(map_max_depth=8).map_limits == Limits(max_depth=8)
