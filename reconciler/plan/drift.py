@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from reconciler.model.errors import looks_secret
+
 from . import naming
 from .desired import LIMIT_OPTIONS
 from .observed import (
@@ -122,11 +124,9 @@ class Drift:
         }
 
 
-_SECRET = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|KEY|CREDENTIAL|PRIVATE|AUTH|PASS$|_PW$|^PW_", re.IGNORECASE)
-
-
 def is_secret(name: str) -> bool:
-    return bool(_SECRET.search(name))
+    """One rule for what looks secret, the map errors' (`model.errors.looks_secret`)."""
+    return looks_secret(name)
 
 
 def _show(value: Any) -> str:
