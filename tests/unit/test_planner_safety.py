@@ -1,0 +1,114 @@
+"""The planner's ownership and volume-preparation promises, against synthesized engine answers (pure).
+
+- a container named like a recreate's replacement (`<name>..next`) is cleaned up only when it is ours;
+- a volume counts as prepared only when its init ran to completion with exit 0: an init still running (an
+  interrupted run), never started, or failed is run again.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.model import combine_maps, load_map_text
+from reconciler.plan import naming
+from reconciler.plan.desired import desired_state
+from reconciler.plan.planner import Op, PlanOptions, plan_update
+from reconciler.plan.render import render_plan
+from reconciler.plan.resources import DesiredState, Kind, ResourceId
+from tests.planfakes import container_id, init_json, stranger_container_json, synthesize
+
+
+def desired_of(text: str) -> DesiredState:
+    return desired_state(combine_maps([load_map_text(text, "/tmp/m.yaml")]))
+
+
+APP = "name: m\napp: {image: x}\n"
+NEXT = naming.replacement_name("m.app")
+
+
+@pytest.mark.parametrize("options", [PlanOptions(), PlanOptions(prune=True, prune_volumes=True)])
+def test_an_unlabelled_replacement_name_is_never_planned_for_removal(options: PlanOptions) -> None:
+    desired = desired_of(APP)
+    snapshot = synthesize(desired)
+    snapshot.containers.append(stranger_container_json(NEXT))
+    plan = plan_update(desired, snapshot.observed(), options)
+    assert all(a.resource.name != NEXT for a in plan.actions), render_plan(plan)
+    assert plan.in_sync, render_plan(plan)
+
+
+def test_our_leftover_replacement_is_planned_for_removal() -> None:
+    desired = desired_of(APP)
+    snapshot = synthesize(desired)
+    leftover = synthesize(desired).container("m.app")
+    leftover.update(Id=container_id(NEXT), Name=f"/{NEXT}")
+    snapshot.containers.append(leftover)
+    plan = plan_update(desired, snapshot.observed())
+    action = plan.action_for(ResourceId(Kind.CONTAINER, NEXT))
+    assert action is not None
+    assert action.op is Op.REMOVE
+    assert action.observed_id == container_id(NEXT)
+
+
+def test_a_leftover_replacement_of_a_container_of_another_map_is_not_ours_to_clean() -> None:
+    desired = desired_of(APP)
+    snapshot = synthesize(desired)
+    other = synthesize(desired_of("name: o\napp: {image: x}\n")).container("o.app")
+    other.update(Id=container_id("o.app..next"), Name="/o.app..next")
+    snapshot.containers.append(other)
+    plan = plan_update(desired, snapshot.observed(), PlanOptions(prune=True))
+    assert plan.in_sync, render_plan(plan)
+
+
+VOLUME_MAP = """
+name: m
+app: {image: x, attaches: data, user: 2000, permissions: u=rwX}
+volumes: {data: /data}
+"""
+INIT = ResourceId(Kind.VOLUME_INIT, "m.data.init")
+
+
+def test_a_prepared_volume_is_in_sync() -> None:
+    desired = desired_of(VOLUME_MAP)
+    assert plan_update(desired, synthesize(desired).observed()).in_sync
+
+
+@pytest.mark.parametrize(
+    ("status", "exit_code", "why"),
+    [
+        ("running", 0, "still running"),  # interrupted: the chown may be half done
+        ("created", 0, "never started"),
+        ("exited", 1, "exit code"),
+        ("dead", 137, "exit code"),
+    ],
+)
+def test_an_init_that_did_not_finish_cleanly_is_run_again(status: str, exit_code: int, why: str) -> None:
+    desired = desired_of(VOLUME_MAP)
+    snapshot = synthesize(desired)
+    snapshot.drop_container("m.data.init")
+    snapshot.containers.append(init_json(desired.inits["m.data.init"], status=status, exit_code=exit_code))
+    plan = plan_update(desired, snapshot.observed())
+    action = plan.action_for(INIT)
+    assert action is not None, render_plan(plan)
+    assert action.op is Op.RUN
+    assert any(why in str(d.found) or why in d.field for d in action.reasons), [d.describe() for d in action.reasons]
+    # The attaching container is not touched before its volume is prepared: it depends on the init.
+    assert INIT in desired.depends_on[ResourceId(Kind.CONTAINER, "m.app")]
+
+
+def test_an_init_of_a_recreated_volume_is_run_again() -> None:
+    desired = desired_of(VOLUME_MAP)
+    snapshot = synthesize(desired)
+    snapshot.volumes[0]["CreatedAt"] = "2027-01-01T00:00:00Z"
+    action = plan_update(desired, snapshot.observed()).action_for(INIT)
+    assert action is not None
+    assert action.op is Op.RUN
+
+
+def test_a_strangers_container_named_like_the_init_is_blocked_not_replaced() -> None:
+    desired = desired_of(VOLUME_MAP)
+    snapshot = synthesize(desired)
+    snapshot.drop_container("m.data.init")
+    snapshot.containers.append(stranger_container_json("m.data.init"))
+    plan = plan_update(desired, snapshot.observed(), PlanOptions(prune=True, prune_volumes=True))
+    assert plan.action_for(INIT) is None
+    assert any(b.resource == INIT for b in plan.blocked)
