@@ -9,6 +9,6 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== ruff"; paths=(reconciler tests); [ -d bench ] && paths+=(bench)
 ruff check "${paths[@]}"; ruff format --check "${paths[@]}"
-echo "== mypy --strict"; mypy reconciler
+echo "== mypy --strict (the package, and the tests: fakes are checked against the Engine protocol)"; mypy reconciler tests
 echo "== import contract"; lint-imports --no-cache
 echo "== pytest"; exec pytest "$@"

@@ -36,7 +36,7 @@ from typing import Any
 
 from reconciler.executor.apply import ActionResult, Executor, Outcome, RunResult, not_a_pull
 from reconciler.executor.cache import CachedEngine
-from reconciler.executor.engine import DockerEngine
+from reconciler.executor.engine import CountingEngine
 from reconciler.executor.errors import EngineError
 from reconciler.executor.observe import observe
 from reconciler.logs import get_logger
@@ -119,7 +119,7 @@ class Controller:
     def __init__(
         self,
         settings: Settings,
-        engine: DockerEngine,
+        engine: CountingEngine,
         source: MapSource,
         *,
         metrics: Metrics | None = None,

@@ -55,7 +55,7 @@ def test_the_image_runs_the_daemon(image: str, docker_client: Any, tmp_path: Pat
 
         def healthy() -> bool:
             state = docker_client.api.inspect_container(own_name)["State"]
-            return state.get("Health", {}).get("Status") == "healthy"
+            return bool(state.get("Health", {}).get("Status") == "healthy")
 
         wait_for(healthy, 60)
         logs = daemon.logs().decode()
