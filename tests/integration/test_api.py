@@ -107,7 +107,7 @@ def test_dockerfile_text_and_context() -> None:
     assert names == ["Dockerfile"]
 
 
-class ConfinedWrapper(DockerClientWrapper):  # type: ignore[misc]  # (docker-py is untyped)
+class ConfinedWrapper(DockerClientWrapper):
     """The guide's client, but its container listing only ever sees this session's containers (by the test
     label): `cleanup_containers` then cannot reach anything another test or user creates meanwhile."""
 
