@@ -1,9 +1,14 @@
 """A private dockerd for tests that stop, kill or restart the engine: never the main one.
 
 The installed `dockerd` is started with paths of its own — its own `-H unix://` socket, `--data-root`,
-`--exec-root` (so its own managed containerd, under that root), `--pidfile` — no bridge (`--bridge none`),
-`--iptables=false` and `--ip6tables=false` (the host's firewall is not touched) and the `vfs` storage driver
-(no overlay mounts left behind in a test folder). See engine-facts.md, "A second engine beside the main one".
+`--exec-root` (so its own managed containerd, under that root), `--pidfile`, containerd namespaces — a bridge
+of its own (`--bridge br-<session>`, created here and deleted afterwards), `--iptables=false`,
+`--ip6tables=false`, `--ip-forward=false` (the host's firewall and sysctls are not touched) and the `vfs`
+storage driver (no overlay mounts left behind in a test folder). See engine-facts.md, "A second engine beside
+the main one".
+
+Never `--bridge none`: a dockerd started without a bridge *deletes the host's `docker0`* (moby's
+`removeDefaultBridgeInterface`), which cuts every container of the main engine off its network.
 The test image is copied into it with `docker save | docker load`. Stopping the engine stops only what runs
 in it; everything it holds goes with its folders at the end.
 """
@@ -34,6 +39,8 @@ class PrivateEngine:
         self.pidfile = run_dir / "docker.pid"
         self.log = root / "dockerd.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.bridge = f"br-{SESSION}"[:15]  # interface names have at most 15 characters
+        self.made_bridge = False
 
     @property
     def env(self) -> dict[str, str]:
@@ -42,7 +49,23 @@ class PrivateEngine:
         env["DOCKER_HOST"] = self.url
         return env
 
+    def _make_bridge(self) -> None:
+        """A bridge of this engine's own, on a /24 no route of the host uses yet."""
+        if Path(f"/sys/class/net/{self.bridge}").exists():
+            return
+        routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, check=True).stdout
+        base = int(SESSION[2:6], 16) % 200
+        for offset in range(200):
+            subnet = f"10.{231 + (base + offset) // 200 % 20}.{(base + offset) % 200}"
+            if f"{subnet}.0/24" not in routes:
+                break
+        subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True)
+        self.made_bridge = True
+        subprocess.run(["ip", "addr", "add", f"{subnet}.1/24", "dev", self.bridge], check=True)
+        subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True)
+
     def start(self, timeout: float = 60) -> None:
+        self._make_bridge()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.root / "data").mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
@@ -57,7 +80,7 @@ class PrivateEngine:
                 "--pidfile",
                 str(self.pidfile),
                 "--bridge",
-                "none",
+                self.bridge,
                 "--iptables=false",
                 "--ip6tables=false",
                 "--ip-forward=false",
@@ -131,6 +154,8 @@ class PrivateEngine:
                     subprocess.run(["umount", "-l", target], check=False, capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self.made_bridge:  # only the bridge this object made
+            subprocess.run(["ip", "link", "del", self.bridge], check=False, capture_output=True)
 
 
 @contextlib.contextmanager
@@ -138,9 +163,13 @@ def private_engine(main_client: Any) -> Iterator[PrivateEngine]:
     """A private engine holding the test image, removed afterwards with everything in it."""
     root = Path(f"/var/tmp/{SESSION}-engine")
     engine = PrivateEngine(root, Path(f"/run/{SESSION}-engine"))
+    main_bridge = Path("/sys/class/net/docker0")
+    had_main_bridge = main_bridge.exists()
     try:
         engine.start()
         engine.load_image(main_client)
         yield engine
     finally:
         engine.destroy()
+        # Do no harm: the main engine's bridge is still there.
+        assert main_bridge.exists() or not had_main_bridge, "the private engine removed the host's docker0"

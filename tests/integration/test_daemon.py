@@ -302,7 +302,7 @@ def test_engine_restart_is_survived(docker_client: Any, maps_dir: Path, daemon_f
     reconnects, relists and converges. Against a private dockerd: stopping the main one would stop every
     container on the host."""
     name = unique_map_name("restart")
-    (maps_dir / "site.yaml").write_text(map_text(name, APP + "  network_mode: none\n"))
+    (maps_dir / "site.yaml").write_text(map_text(name, APP))
     with private_engine(docker_client) as engine:
         client = engine.client()
         try:
