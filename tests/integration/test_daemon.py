@@ -49,9 +49,9 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, maps: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, maps: Path, *extra: str, env: dict[str, str] | None = None, log: Path | None = None) -> None:
         self.port = free_port()
-        self.log = maps / "daemon.log"
+        self.log = log or maps / "daemon.log"
         self.proc = subprocess.Popen(
             [
                 sys.executable,
