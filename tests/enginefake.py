@@ -12,7 +12,9 @@ private functions, so they hold across refactors of `reconciler/executor/apply.p
 
 Knobs, by container name at the time of the call: `health` (the `State.Health.Status` a container gets
 when it starts: "starting", "healthy", "unhealthy"), `exit_codes` (what `wait` returns; default 0),
-`fail_start` (start raises a permanent engine error), `fail_create` (create does).
+`fail_start` (start raises a permanent engine error), `fail_create` (create does), `exit_on_start` (the
+container dies right after it started, with that code), `after_start` (a hook called after each start).
+Recorded besides `calls`: `stop_timeouts` (the grace period of each stop) and `configs` (create arguments).
 
 `RecordingEngine` is checked against the `Engine` protocol by mypy (see `_: type[Engine]` below).
 """
@@ -50,6 +52,10 @@ class RecordingEngine:
         self.exit_codes: dict[str, int] = {}
         self.fail_start: set[str] = set()
         self.fail_create: set[str] = set()
+        self.exit_on_start: dict[str, int] = {}  # name → exit code: the container dies right after starting
+        self.after_start: Callable[[str], None] | None = None  # called with the name after each start
+        self.stop_timeouts: dict[str, int | None] = {}  # name → the grace period of its last stop
+        self.configs: dict[str, Json] = {}  # name → the config it was created with
         self.lock = threading.RLock()
         self._ids = itertools.count(1)
         self.request_count = 0
@@ -70,6 +76,12 @@ class RecordingEngine:
                 ):
                     return container
         return None
+
+    def container(self, ident: str) -> Json:
+        """Like `find`, for a container the test knows is there."""
+        found = self.find(ident)
+        assert found is not None, f"no container {ident} on the fake engine"
+        return found
 
     def _name(self, ident: str) -> str:
         found = self.find(ident)
@@ -181,6 +193,7 @@ class RecordingEngine:
         with self.lock:
             if self.find(name) is not None:
                 raise Conflict(f'Conflict. The container name "/{name}" is already in use', 409)
+            self.configs[name] = copy.deepcopy(config)
             image = self.snapshot.images.get(str(config.get("image")))
             ident = hashlib.sha256(f"fake-{next(self._ids)}-{name}".encode()).hexdigest()
             self.snapshot.containers.append(
@@ -211,9 +224,14 @@ class RecordingEngine:
             found = self._need(ident)
             health = self.health.get(name)
             found["State"] = state_json("running", health=health)
+            if name in self.exit_on_start:
+                found["State"] = state_json("exited", self.exit_on_start[name])
+        if self.after_start is not None:
+            self.after_start(name)
 
     def stop(self, ident: str, timeout: int | None) -> None:
         self._record("stop", self._name(ident))
+        self.stop_timeouts[self._name(ident)] = timeout
         with self.lock:
             found = self._need(ident)
             if found["State"]["Running"]:
