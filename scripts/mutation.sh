@@ -35,9 +35,12 @@ case "$mode" in
                'reconciler.executor.apply.xǁExecutorǁ_recreate__mutmut_*'
                'reconciler.executor.apply.xǁExecutorǁ_restore__mutmut_*'
                'reconciler.executor.apply.xǁExecutorǁ_run_init__mutmut_*'
-               'reconciler.executor.apply.x_managed__mutmut_*'
+               'reconciler.executor.apply.x__managed__mutmut_*'
                'reconciler.plan.drift.x_init_drift__mutmut_*'
-               'reconciler.plan.resources.x_canonical__mutmut_*') ;;
+               'reconciler.plan.planner.x__orphans__mutmut_*'
+               'reconciler.plan.planner.x__ours__mutmut_*'
+               'reconciler.plan.resources.x_canonical__mutmut_*'
+               'reconciler.plan.resources.x__is_empty__mutmut_*') ;;
     *)
         globs=("$@") ;;
 esac

@@ -12,6 +12,7 @@ import pytest
 from reconciler.model import combine_maps, load_map_text
 from reconciler.plan import naming
 from reconciler.plan.desired import desired_state
+from reconciler.plan.drift import Drift, Fix, Reason
 from reconciler.plan.planner import Op, PlanOptions, plan_update
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
@@ -47,6 +48,31 @@ def test_our_leftover_replacement_is_planned_for_removal() -> None:
     assert action is not None
     assert action.op is Op.REMOVE
     assert action.observed_id == container_id(NEXT)
+    assert action.reasons == (
+        Drift(Reason.MISSING, "temporary", "absent", "left by an interrupted recreate", Fix.CREATE),
+    )
+
+
+def test_a_leftover_replacement_does_not_hide_the_orphans_after_it() -> None:
+    """The cleanup of a `..next` and the orphans sorted after it, in one plan; orphans go by their ids."""
+    desired = desired_of(APP)
+    snapshot = synthesize(desired)
+    leftover = synthesize(desired).container("m.app")
+    leftover.update(Id=container_id(NEXT), Name=f"/{NEXT}")
+    snapshot.containers.append(leftover)
+    old = desired_of("name: m\nzzz: {image: x, attaches: gone}\nnetworks: {oldnet: {}}\nvolumes: {gone: /g}\n")
+    orphans = synthesize(old)
+    snapshot.containers.extend(c for c in orphans.containers if c["Name"] == "/m.zzz")
+    snapshot.volumes.extend(orphans.volumes)
+    snapshot.networks.extend(orphans.networks)
+    plan = plan_update(desired, snapshot.observed(), PlanOptions(prune=True, prune_volumes=True))
+    removals = {a.resource: a.observed_id for a in plan.actions if a.op is Op.REMOVE}
+    assert removals == {
+        ResourceId(Kind.CONTAINER, NEXT): container_id(NEXT),
+        ResourceId(Kind.CONTAINER, "m.zzz"): container_id("m.zzz"),
+        ResourceId(Kind.VOLUME, "m.gone"): "m.gone",
+        ResourceId(Kind.NETWORK, "m.oldnet"): orphans.networks[0]["Id"],
+    }
 
 
 def test_a_leftover_replacement_of_a_container_of_another_map_is_not_ours_to_clean() -> None:
@@ -75,13 +101,14 @@ def test_a_prepared_volume_is_in_sync() -> None:
 @pytest.mark.parametrize(
     ("status", "exit_code", "why"),
     [
-        ("running", 0, "still running"),  # interrupted: the chown may be half done
-        ("created", 0, "never started"),
-        ("exited", 1, "exit code"),
-        ("dead", 137, "exit code"),
+        ("running", 0, Drift(Reason.INIT, "state", "ran", "still running (interrupted?)", Fix.RECREATE)),
+        ("created", 0, Drift(Reason.INIT, "state", "ran", "never started", Fix.RECREATE)),
+        ("exited", 1, Drift(Reason.INIT, "exit code", 0, 1, Fix.RECREATE)),
+        ("dead", 137, Drift(Reason.INIT, "exit code", 0, 137, Fix.RECREATE)),
     ],
 )
-def test_an_init_that_did_not_finish_cleanly_is_run_again(status: str, exit_code: int, why: str) -> None:
+def test_an_init_that_did_not_finish_cleanly_is_run_again(status: str, exit_code: int, why: Drift) -> None:
+    """A running init was interrupted (the chown may be half done); one never started or failed did nothing."""
     desired = desired_of(VOLUME_MAP)
     snapshot = synthesize(desired)
     snapshot.drop_container("m.data.init")
@@ -90,7 +117,8 @@ def test_an_init_that_did_not_finish_cleanly_is_run_again(status: str, exit_code
     action = plan.action_for(INIT)
     assert action is not None, render_plan(plan)
     assert action.op is Op.RUN
-    assert any(why in str(d.found) or why in d.field for d in action.reasons), [d.describe() for d in action.reasons]
+    assert action.reasons == (why,)
+    assert action.observed_id == container_id("m.data.init")  # the one to replace
     # The attaching container is not touched before its volume is prepared: it depends on the init.
     assert INIT in desired.depends_on[ResourceId(Kind.CONTAINER, "m.app")]
 
