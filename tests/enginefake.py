@@ -12,9 +12,10 @@ private functions, so they hold across refactors of `reconciler/executor/apply.p
 
 Knobs, by container name at the time of the call: `health` (the `State.Health.Status` a container gets
 when it starts: "starting", "healthy", "unhealthy"), `exit_codes` (what `wait` returns; default 0),
-`fail_start` (start raises a permanent engine error), `fail_create` (create does), `exit_on_start` (the
-container dies right after it started, with that code), `after_start` (a hook called after each start).
-Recorded besides `calls`: `stop_timeouts` (the grace period of each stop) and `configs` (create arguments).
+`fail_start` (start raises a permanent engine error), `fail_create` (create does), `fail_wait` (wait raises
+a retryable one, the container still running), `exit_on_start` (the container dies right after it started,
+with that code), `after_start` (a hook called after each start). Recorded besides `calls`: `stop_timeouts`,
+`wait_timeouts` and `configs` (create arguments).
 
 `RecordingEngine` is checked against the `Engine` protocol by mypy (see `_: type[Engine]` below).
 """
@@ -28,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 
 from reconciler.executor.engine import Engine, EventStream, Json
-from reconciler.executor.errors import Conflict, NotFound, PermanentEngineError
+from reconciler.executor.errors import Conflict, NotFound, PermanentEngineError, RetryableEngineError
 from tests.planfakes import EngineSnapshot, state_json
 
 Call = tuple[str, ...]
@@ -56,6 +57,8 @@ class RecordingEngine:
         self.after_start: Callable[[str], None] | None = None  # called with the name after each start
         self.stop_timeouts: dict[str, int | None] = {}  # name → the grace period of its last stop
         self.configs: dict[str, Json] = {}  # name → the config it was created with
+        self.fail_wait: set[str] = set()  # wait raises a retryable error (a read timeout), leaving it running
+        self.wait_timeouts: dict[str, float] = {}  # name → the timeout of its last wait
         self.lock = threading.RLock()
         self._ids = itertools.count(1)
         self.request_count = 0
@@ -271,6 +274,9 @@ class RecordingEngine:
     def wait(self, ident: str, timeout: float) -> int:
         name = self._name(ident)
         self._record("wait", name)
+        self.wait_timeouts[name] = timeout
+        if name in self.fail_wait:
+            raise RetryableEngineError(f"read timeout waiting for {name}", None)
         code = self.exit_codes.get(name, 0)
         with self.lock:
             self._need(ident)["State"] = state_json("exited", code)

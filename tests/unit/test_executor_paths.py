@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from reconciler.executor.apply import INIT_TIMEOUT, Converged, Executor, Outcome, converge
+from reconciler.executor.translate import LABEL_TEMPORARY
 from reconciler.model import combine_maps, load_map_text
 from reconciler.plan import naming
 from reconciler.plan.desired import desired_state
@@ -145,6 +148,8 @@ def test_a_replacement_is_labelled_temporary_and_ours() -> None:
     engine, desired = drifted()
     converge(engine, desired)
     labels = engine.configs[NEXT]["labels"]
+    assert labels[LABEL_TEMPORARY] == "true"
+    assert LABEL_TEMPORARY not in engine.configs.get("m.app", {}).get("labels", {})
     assert labels[naming.LABEL_MANAGED] == "true"
     assert labels[naming.LABEL_SPEC_HASH] == desired.containers["m.app"].spec_hash
 
@@ -179,7 +184,7 @@ def test_a_replacement_that_exits_at_once_is_rolled_back() -> None:
     done = converge(engine, desired, health_gate=5)
     outcome, error = result_of(done, "m.app")
     assert outcome is Outcome.FAILED
-    assert "exited with code 3" in error
+    assert error == "the replacement exited with code 3; rolled back to the previous container"
     assert engine.container("m.app")["Id"] == container_id("m.app")
     assert engine.container("m.app")["State"]["Running"]
 
@@ -189,7 +194,7 @@ def test_a_replacement_that_stays_starting_past_the_gate_is_rolled_back_with_its
     done = converge(engine, desired, health_gate=0.3)
     outcome, error = result_of(done, "m.app")
     assert outcome is Outcome.FAILED
-    assert "not healthy within 0.3s" in error
+    assert error == "the replacement was not healthy within 0.3s; rolled back to the previous container"
     rolled = next(r for r in done.result.results if r.action.resource.name == "m.app").rolled_back
     assert rolled == ("x:latest", image_id("x:latest"))  # what the planner rejects next time
     assert engine.names() == {"m.app"}
@@ -220,7 +225,9 @@ def test_a_stop_request_during_the_gate_rolls_back_rather_than_leaving_a_replace
     plan = plan_update(desired, engine.snapshot.observed())
     result = Executor(engine, desired, health_gate=30).run(plan, stop)
     assert [r.outcome for r in result.results] == [Outcome.FAILED]
-    assert "asked to stop" in (result.results[0].error or "")
+    assert result.results[0].error == (
+        "the replacement was not healthy yet when we were asked to stop; rolled back to the previous container"
+    )
     assert engine.names() == {"m.app"}
     assert engine.container("m.app")["Id"] == container_id("m.app")
 
@@ -235,6 +242,7 @@ def test_a_replacement_without_a_healthcheck_passes_the_gate_at_once() -> None:
 
 def test_the_old_container_is_stopped_with_the_maps_grace_period() -> None:
     engine, desired = drifted()
+    engine.container("m.app")["Config"]["StopTimeout"] = 3  # created with another one: the map's wins
     assert converge(engine, desired).ok
     assert engine.stop_timeouts == {"m.app": 7}
 
@@ -304,8 +312,7 @@ def test_an_init_records_the_volume_it_prepared_and_waits_with_the_init_timeout(
     assert labels[LABEL_VOLUME_CREATED] == volume["CreatedAt"]
     assert labels[naming.LABEL_MANAGED] == "true"
     assert labels[naming.LABEL_SPEC_HASH] == desired.inits["m.data.init"].spec_hash
-    assert ("wait", "m.data.init") in engine.calls
-    assert INIT_TIMEOUT >= 60
+    assert engine.wait_timeouts == {"m.data.init": INIT_TIMEOUT}
 
 
 def test_an_init_whose_volume_vanished_fails_without_creating_anything() -> None:
@@ -347,3 +354,134 @@ def test_a_network_created_meanwhile_is_fine_when_ours_and_an_error_when_a_stran
     assert Executor(engine, desired).run(plan).ok
     engine.snapshot.networks[0] = network_json(desired.networks["m.n"], labelled=False)
     assert not Executor(engine, desired).run(plan).ok
+
+
+# --- idempotence against what happened between plan and execution ------------------------------------------
+
+
+def leftover(desired: DesiredState, *, running: bool = True) -> dict[str, object]:
+    """Our own `m.app..next`, as a crashed recreate leaves it (running, by default)."""
+    data = synthesize(desired).container("m.app")
+    data.update(Id=container_id(NEXT), Name=f"/{NEXT}")
+    if not running:
+        data["State"] = state_json("created")
+    return data
+
+
+def test_a_running_leftover_replacement_appearing_after_the_plan_is_removed_before_the_recreate() -> None:
+    engine, desired = drifted()
+    plan = plan_update(desired, engine.snapshot.observed())  # planned before the leftover existed
+    assert plan.action_for(ResourceId(Kind.CONTAINER, NEXT)) is None
+    engine.snapshot.containers.append(leftover(desired))
+    result = Executor(engine, desired).run(plan)
+    assert result.ok, result.summary()
+    ops = engine.ops()
+    assert ops[:2] == [("remove", NEXT), ("create", NEXT)]
+    assert engine.names() == {"m.app"}
+
+
+def test_a_running_leftover_replacement_appearing_after_the_plan_is_removed_before_a_create() -> None:
+    desired = desired_of(APP)
+    engine = RecordingEngine(synthesize(desired, containers=()))
+    plan = plan_update(desired, engine.snapshot.observed())
+    engine.snapshot.containers.append(leftover(desired))
+    assert Executor(engine, desired).run(plan).ok
+    assert engine.ops()[:2] == [("remove", NEXT), ("create", "m.app")]
+    assert engine.names() == {"m.app"}
+
+
+def test_failures_of_a_recreate_say_that_the_old_container_keeps_running() -> None:
+    engine, desired = drifted(fail_create={NEXT})
+    assert result_of(converge(engine, desired), "m.app")[1].startswith(
+        "creating the replacement failed; the old container keeps running: refused to create"
+    )
+    engine, desired = drifted(fail_start={NEXT})
+    assert result_of(converge(engine, desired), "m.app")[1].startswith(
+        "the replacement failed to start; the old container keeps running: cannot start"
+    )
+
+
+def test_a_replacement_that_disappears_during_its_gate_is_rolled_back() -> None:
+    engine, desired = drifted(health={NEXT: "starting"})
+
+    def vanish(name: str) -> None:
+        if name == NEXT:
+            with engine.lock:
+                engine.snapshot.containers.remove(engine.container(NEXT))
+
+    engine.after_start = vanish
+    done = converge(engine, desired, health_gate=10)
+    assert result_of(done, "m.app") == (
+        Outcome.FAILED,
+        "the replacement disappeared; rolled back to the previous container",
+    )
+    assert engine.container("m.app")["State"]["Running"]
+
+
+def test_an_unhealthy_replacement_is_reported_as_such_at_once() -> None:
+    engine, desired = drifted(health={NEXT: "unhealthy"})
+    done = converge(engine, desired, health_gate=30)
+    assert result_of(done, "m.app") == (
+        Outcome.FAILED,
+        "the replacement became unhealthy; rolled back to the previous container",
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by mutation testing: _recreate reads the replacement's image after _restore removed it, so "
+    "the fallback is always '' and a rollback whose tag vanished records no image id to avoid",
+)
+def test_a_rollback_names_the_replacements_image_when_the_tag_is_gone() -> None:
+    engine, desired = drifted(health={NEXT: "unhealthy"})
+    new_image = engine.snapshot.images["x:latest"]["Id"]
+
+    def untag(name: str) -> None:
+        if name == NEXT:
+            engine.snapshot.images.pop("x:latest", None)  # the tag vanished meanwhile
+
+    engine.after_start = untag
+    done = converge(engine, desired, health_gate=30)
+    rolled = next(r for r in done.result.results if r.action.resource.name == "m.app").rolled_back
+    assert rolled == ("x:latest", new_image)
+
+
+def test_a_volume_made_meanwhile_by_us_is_used_and_one_by_a_stranger_refused_with_a_reason() -> None:
+    text = "name: m\napp: {image: x, attaches: data}\nvolumes: {data: /d}\n"
+    desired = desired_of(text)
+    engine = RecordingEngine(synthesize(desired, containers=()))
+    engine.snapshot.volumes.clear()
+    engine.snapshot.containers.clear()
+    plan = plan_update(desired, engine.snapshot.observed()).keep(lambda a: a.resource.kind is Kind.VOLUME)
+    engine.snapshot.volumes.append(volume_json(desired.volumes["m.data"]))  # ours, made by another run
+    assert Executor(engine, desired).run(plan).ok
+    assert engine.ops("create_volume") == []
+    engine.snapshot.volumes[0] = volume_json(desired.volumes["m.data"], labelled=False)
+    result = Executor(engine, desired).run(plan)
+    assert result.results[0].error == "volume m.data exists without reconciler's labels: not touched"
+    engine.snapshot.volumes.clear()
+    assert Executor(engine, desired).run(plan).ok
+    made = next(v for v in engine.snapshot.volumes if v["Name"] == "m.data")
+    assert made["Driver"] == "local"
+
+
+def test_refusals_name_what_they_refused() -> None:
+    desired = desired_of(VOLUMES)
+    engine = RecordingEngine()
+    engine.snapshot.volumes.append(volume_json(desired.volumes["m.data"], labelled=False))
+    action = Action(ResourceId(Kind.VOLUME, "m.data"), Op.REMOVE, (Op.REMOVE,), (), "m.data")
+    result = Executor(engine, desired).run(Plan(waves=((action,),)))
+    assert result.results[0].error == "volume m.data is not ours: not removed"
+    engine.snapshot.containers.append(stranger_container_json("m.data.init"))
+    init = Action(ResourceId(Kind.VOLUME_INIT, "m.data.init"), Op.RUN, (Op.RUN,), (), None)
+    engine.snapshot.volumes[0] = volume_json(desired.volumes["m.data"])
+    result = Executor(engine, desired).run(Plan(waves=((init,),)))
+    assert result.results[0].error == "m.data.init exists without reconciler's labels: not touched"
+
+
+def test_an_init_whose_wait_fails_is_removed_although_it_still_runs() -> None:
+    engine, desired = init_engine()
+    engine.fail_wait = {"m.data.init"}
+    done = converge(engine, desired)
+    assert result_of(done, "m.data.init")[0] is Outcome.FAILED
+    assert "m.data.init" not in engine.names()  # removed by force: it was still running
