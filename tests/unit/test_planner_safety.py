@@ -13,7 +13,7 @@ from reconciler.model import combine_maps, load_map_text
 from reconciler.plan import naming
 from reconciler.plan.desired import desired_state
 from reconciler.plan.drift import Drift, Fix, Reason
-from reconciler.plan.planner import Op, PlanOptions, plan_update
+from reconciler.plan.planner import Op, PlanOptions, plan_down, plan_update
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
 from tests.planfakes import container_id, init_json, stranger_container_json, synthesize
@@ -140,3 +140,71 @@ def test_a_strangers_container_named_like_the_init_is_blocked_not_replaced() -> 
     plan = plan_update(desired, snapshot.observed(), PlanOptions(prune=True, prune_volumes=True))
     assert plan.action_for(INIT) is None
     assert any(b.resource == INIT for b in plan.blocked)
+
+
+# --- orphans and `down`: only ours, all of ours, by id -------------------------------------------------------
+
+
+def test_an_orphan_is_planned_for_removal_with_its_id_and_why() -> None:
+    desired = desired_of(APP)
+    snapshot = synthesize(desired)
+    snapshot.containers.extend(synthesize(desired_of("name: m\nold: {image: x}\n")).containers)
+    plan = plan_update(desired, snapshot.observed(), PlanOptions(prune=True))
+    action = plan.action_for(ResourceId(Kind.CONTAINER, "m.old"))
+    assert action is not None
+    assert action.op is Op.REMOVE
+    assert action.observed_id == container_id("m.old")
+    assert action.reasons == (Drift(Reason.MISSING, "map", "absent", "present", Fix.CREATE),)
+
+
+DOWN_MAP = """
+name: m
+a: {image: x, attaches: data, user: 2000}
+b: {image: x, links: a}
+c: {image: x}
+volumes: {data: /data}
+"""
+
+
+def test_down_removes_every_container_of_ours_by_id_and_skips_strangers_and_absent_ones() -> None:
+    desired = desired_of(DOWN_MAP)
+    snapshot = synthesize(desired, containers=("m.a", "m.c"))  # m.b is absent
+    snapshot.drop_container("m.c")
+    snapshot.containers.append(stranger_container_json("m.c"))  # m.c's name is a stranger's
+    plan = plan_down(desired, snapshot.observed())
+    removals = {a.resource: a.observed_id for a in plan.actions}
+    assert removals == {ResourceId(Kind.CONTAINER, "m.a"): container_id("m.a")}  # inits and volumes stay
+    assert all(a.op is Op.REMOVE and a.steps == (Op.REMOVE,) for a in plan.actions)
+    assert [b.resource for b in plan.blocked] == [ResourceId(Kind.CONTAINER, "m.c")]
+
+
+def test_down_with_volumes_takes_the_volume_and_its_init_after_the_containers() -> None:
+    desired = desired_of(DOWN_MAP)
+    snapshot = synthesize(desired)
+    plan = plan_down(desired, snapshot.observed(), volumes=True)
+    removals = {a.resource: a.observed_id for a in plan.actions}
+    assert removals == {
+        ResourceId(Kind.CONTAINER, "m.a"): container_id("m.a"),
+        ResourceId(Kind.CONTAINER, "m.b"): container_id("m.b"),
+        ResourceId(Kind.CONTAINER, "m.c"): container_id("m.c"),
+        ResourceId(Kind.VOLUME_INIT, "m.data.init"): container_id("m.data.init"),
+        ResourceId(Kind.VOLUME, "m.data"): "m.data",
+    }
+    order = [a.resource for a in plan.actions]
+    assert order.index(ResourceId(Kind.VOLUME, "m.data")) > max(
+        order.index(ResourceId(Kind.CONTAINER, n)) for n in ("m.a", "m.b", "m.c")
+    )
+    assert order.index(ResourceId(Kind.CONTAINER, "m.b")) < order.index(ResourceId(Kind.CONTAINER, "m.a"))
+
+
+def test_down_of_a_target_takes_its_dependents_and_leaves_absent_and_foreign_ones() -> None:
+    desired = desired_of(DOWN_MAP)
+    snapshot = synthesize(desired, containers=("m.a",))  # m.b, which depends on m.a, is absent
+    plan = plan_down(desired, snapshot.observed(), frozenset({ResourceId(Kind.CONTAINER, "m.a")}))
+    assert {a.resource: a.observed_id for a in plan.actions} == {ResourceId(Kind.CONTAINER, "m.a"): container_id("m.a")}
+    snapshot = synthesize(desired)
+    snapshot.drop_container("m.b")
+    snapshot.containers.append(stranger_container_json("m.b"))
+    plan = plan_down(desired, snapshot.observed(), frozenset({ResourceId(Kind.CONTAINER, "m.a")}))
+    assert {a.resource for a in plan.actions} == {ResourceId(Kind.CONTAINER, "m.a")}
+    assert [b.resource for b in plan.blocked] == [ResourceId(Kind.CONTAINER, "m.b")]
