@@ -16,7 +16,7 @@ from reconciler.plan.drift import Drift, Fix, Reason
 from reconciler.plan.planner import Op, PlanOptions, plan_down, plan_update
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
-from tests.planfakes import container_id, init_json, stranger_container_json, synthesize
+from tests.planfakes import container_id, init_json, network_json, stranger_container_json, synthesize, volume_json
 
 
 def desired_of(text: str) -> DesiredState:
@@ -208,3 +208,54 @@ def test_down_of_a_target_takes_its_dependents_and_leaves_absent_and_foreign_one
     plan = plan_down(desired, snapshot.observed(), frozenset({ResourceId(Kind.CONTAINER, "m.a")}))
     assert {a.resource for a in plan.actions} == {ResourceId(Kind.CONTAINER, "m.a")}
     assert [b.resource for b in plan.blocked] == [ResourceId(Kind.CONTAINER, "m.b")]
+
+
+def test_orphaned_volumes_go_only_with_prune_volumes_and_inits_as_inits() -> None:
+    desired = desired_of(APP)
+    snapshot = synthesize(desired)
+    old = synthesize(desired_of(VOLUME_MAP))
+    snapshot.volumes.extend(old.volumes)
+    snapshot.containers.extend(c for c in old.containers if c["Name"] == "/m.data.init")
+    pruned = plan_update(desired, snapshot.observed(), PlanOptions(prune=True))
+    assert {a.resource for a in pruned.actions} == {INIT}  # the volume (data!) stays without --volumes
+    assert any(n.resource == ResourceId(Kind.VOLUME, "m.data") for n in pruned.notes)
+    both = plan_update(desired, snapshot.observed(), PlanOptions(prune=True, prune_volumes=True))
+    assert {a.resource for a in both.actions} == {INIT, ResourceId(Kind.VOLUME, "m.data")}
+
+
+def test_strangers_volumes_and_networks_are_never_orphans() -> None:
+    desired = desired_of(APP)
+    snapshot = synthesize(desired)
+    other = desired_of(
+        "name: m\nnetworks: {theirs: {}}\no: {image: x, attaches: vol, networks: theirs}\nvolumes: {vol: /v}\n"
+    )
+    snapshot.volumes.append(volume_json(other.volumes["m.vol"], labelled=False))
+    snapshot.networks.append(network_json(other.networks["m.theirs"], labelled=False))
+    plan = plan_update(desired, snapshot.observed(), PlanOptions(prune=True, prune_volumes=True))
+    assert plan.in_sync, render_plan(plan)
+    assert not plan.notes
+
+
+def test_a_container_that_cannot_be_built_is_blocked_not_an_orphan() -> None:
+    text = "name: m\napp: {image: x, exposes: [[80, 8080, private]]}\n"  # an interface alias no client defines
+    desired = desired_of(text)
+    assert desired.problems
+    snapshot = synthesize(desired_of(APP))  # m.app exists, ours, from an earlier version of the map
+    plan = plan_update(desired, snapshot.observed(), PlanOptions(prune=True))
+    assert all(a.resource.name != "m.app" for a in plan.actions), render_plan(plan)
+
+
+def test_a_changed_owner_or_a_recreated_volume_says_so() -> None:
+    desired = desired_of(VOLUME_MAP)
+    snapshot = synthesize(desired)
+    snapshot.container("m.data.init")["Config"]["Labels"][naming.LABEL_SPEC_HASH] = "an-older-spec"
+    action = plan_update(desired, snapshot.observed()).action_for(INIT)
+    assert action is not None
+    assert action.reasons == (
+        Drift(Reason.INIT, "owner/permissions", "owner 2000:2000, mode u=rwX", "changed", Fix.RECREATE),
+    )
+    snapshot = synthesize(desired)
+    snapshot.volumes[0]["CreatedAt"] = "2027-01-01T00:00:00Z"
+    action = plan_update(desired, snapshot.observed()).action_for(INIT)
+    assert action is not None
+    assert action.reasons == (Drift(Reason.INIT, "volume", "prepared", "volume was recreated", Fix.RECREATE),)
