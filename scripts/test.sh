@@ -11,4 +11,7 @@ echo "== ruff"; paths=(reconciler tests); [ -d bench ] && paths+=(bench)
 ruff check "${paths[@]}"; ruff format --check "${paths[@]}"
 echo "== mypy --strict (the package, and the tests: fakes are checked against the Engine protocol)"; mypy reconciler tests
 echo "== import contract"; lint-imports --no-cache
-echo "== pytest"; exec pytest "$@"
+echo "== pytest"; pytest "$@"
+# A fixed subset of mutation testing over the safety paths (~2 min; SKIP_MUTATION=1 skips it; the full
+# run is `scripts/mutation.sh`, on demand).
+if [ "${SKIP_MUTATION:-0}" != 1 ] && [ "$#" -eq 0 ]; then echo "== mutation testing (ci subset)"; bash scripts/mutation.sh ci; fi
