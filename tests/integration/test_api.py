@@ -261,7 +261,7 @@ def test_mapping_docker_client_startup_and_update(docker_client: Any, tmp_path: 
     assert not docker_client.containers.list(all=True, filters=ours)
 
 
-def test_image_cleanup_and_listing_helpers(docker_client: Any, prefix: str) -> None:
+def test_image_cleanup_and_listing_helpers(docker_client: Any, prefix: str, test_labels: dict[str, str]) -> None:
     client = DockerClientWrapper(SOCKET)
     tag = f"{prefix}-cleanup:1"
     old = client.build_from_file(_df("LABEL gen=1"), tag)
@@ -277,8 +277,15 @@ def test_image_cleanup_and_listing_helpers(docker_client: Any, prefix: str) -> N
         assert client.get_image_tags()[tag] == new
         # Never touch what this test did not create: remove only our dangling image.
         docker_client.images.remove(old, force=True)
-        names = client.remove_all_containers(list_only=True)
-        assert set(names) == client.get_container_names()  # list_only lists, removes nothing
+        # list_only lists and removes nothing — over this session's containers only (other tests and users
+        # create and remove containers on the same engine meanwhile).
+        mine = docker_client.containers.create(TEST_IMAGE, ["true"], name=f"{prefix}-listed", labels=test_labels)
+        confined = ConfinedWrapper(SOCKET)
+        names = confined.remove_all_containers(list_only=True)
+        assert f"{prefix}-listed" in names
+        assert set(names) <= confined.get_container_names()
+        mine.reload()  # still there
+        mine.remove(force=True)
     finally:
         docker_client.images.remove(tag, force=True)
 
