@@ -11,4 +11,6 @@ echo "== ruff"; paths=(reconciler tests); [ -d bench ] && paths+=(bench)
 ruff check "${paths[@]}"; ruff format --check "${paths[@]}"
 echo "== mypy --strict"; mypy reconciler
 echo "== import contract"; lint-imports --no-cache
-echo "== pytest"; exec pytest "$@"
+echo "== pytest"; pytest "$@"
+# Mutation testing over the safety paths runs on demand (`RUN_MUTATION=1`, or `scripts/mutation.sh`).
+if [ "${RUN_MUTATION:-0}" = 1 ] && [ "$#" -eq 0 ]; then echo "== mutation testing (ci subset)"; bash scripts/mutation.sh ci; fi

@@ -36,7 +36,7 @@ from typing import Any
 from reconciler.executor.apply import ActionResult, Executor, Outcome, RunResult
 from reconciler.executor.cache import CachedEngine
 from reconciler.executor.converge import Planner, converge, teardown
-from reconciler.executor.engine import DockerEngine
+from reconciler.executor.engine import CountingEngine
 from reconciler.executor.errors import EngineError
 from reconciler.logs import get_logger
 from reconciler.model import MapSet
@@ -90,7 +90,7 @@ class Controller:
     def __init__(
         self,
         settings: Settings,
-        engine: DockerEngine,
+        engine: CountingEngine,
         source: MapSource,
         *,
         metrics: Metrics | None = None,

@@ -74,6 +74,13 @@ class Engine(Protocol):
     def events(self) -> EventStream: ...
 
 
+class CountingEngine(Engine, Protocol):
+    """An `Engine` that counts its API calls (the daemon's idle check and metrics read it)."""
+
+    @property
+    def request_count(self) -> int: ...
+
+
 class EventStream(Protocol):
     """A live stream of engine events; `close()` from another thread ends the iteration."""
 

@@ -17,7 +17,7 @@ from reconciler.executor.observe import observe
 from reconciler.model import MapSet, combine_maps, load_map_text
 from reconciler.plan.desired import desired_state
 from reconciler.plan.planner import Plan, PlanOptions, plan_update
-from tests.conftest import BUILT_IMAGES, SESSION, TEST_IMAGE
+from tests.conftest import BUILT_IMAGES, SESSION, TEST_IMAGE, TEST_LABEL
 
 ROOT = Path(__file__).resolve().parents[2]
 _counter = itertools.count(1)
@@ -87,6 +87,42 @@ def run_cli(
         cwd=ROOT,
         env={**os.environ, **(env or {})},
     )
+
+
+def interpreter_start_seconds() -> float:
+    """How long starting Python and importing what the daemon imports takes here and now: the part of a
+    daemon's start-up that no promise about reconciler itself covers (a baseline for "ready within a second")."""
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-c", "import reconciler.cli, reconciler.daemon.run, docker, watchfiles, prometheus_client"],
+        check=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    return time.monotonic() - started
+
+
+def engine_start_seconds(client: Any) -> tuple[float, float]:
+    """The engine's own (create, start) time for a small container here and now: the baseline healing bounds
+    are derived from (the daemon cannot bring a container back faster than the engine starts one)."""
+    name = f"{SESSION}-baseline{next(_counter)}"
+    began = time.monotonic()
+    container = client.containers.create(TEST_IMAGE, ["sh", "-c", TRAP], name=name, labels={TEST_LABEL: SESSION})
+    try:
+        created = time.monotonic()
+        container.start()
+        return created - began, time.monotonic() - created
+    finally:
+        container.remove(force=True)
+
+
+def engine_time(text: str) -> float:
+    """An engine timestamp (RFC 3339 with nanoseconds, `2026-11-28T00:29:02.499633718Z`) as epoch seconds."""
+    from datetime import datetime
+
+    head, _, frac = text.rstrip("Z").partition(".")
+    seconds = datetime.fromisoformat(head + "+00:00").timestamp()
+    return seconds + (float(f"0.{frac}") if frac else 0.0)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0, interval: float = 0.05) -> None:

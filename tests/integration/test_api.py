@@ -21,7 +21,8 @@ from reconciler.api import (
     MappingDockerClient,
     load_map,
 )
-from tests.conftest import BUILT_IMAGES, TEST_IMAGE, TEST_LABEL
+from reconciler.plan import naming
+from tests.conftest import BUILT_IMAGES, SESSION, TEST_IMAGE, TEST_LABEL
 from tests.integration.engine_helpers import TRAP, build_image, unique_map_name
 
 SOCKET = "unix://var/run/docker.sock"  # written as in the guide
@@ -106,28 +107,47 @@ def test_dockerfile_text_and_context() -> None:
     assert names == ["Dockerfile"]
 
 
+class ConfinedWrapper(DockerClientWrapper):
+    """The guide's client, but its container listing only ever sees this session's containers (by the test
+    label): `cleanup_containers` then cannot reach anything another test or user creates meanwhile."""
+
+    def containers(self, *args: Any, **kwargs: Any) -> Any:
+        filters = dict(kwargs.pop("filters", None) or {})
+        labels = filters.get("label") or []
+        filters["label"] = [*([labels] if isinstance(labels, str) else labels), f"{TEST_LABEL}={SESSION}"]
+        return super().containers(*args, filters=filters, **kwargs)
+
+
 def test_removing_stopped_containers_and_only_those(
     docker_client: Any, prefix: str, test_labels: dict[str, str]
 ) -> None:
-    stopped = docker_client.containers.create(TEST_IMAGE, ["true"], name=f"{prefix}-stopped", labels=test_labels)
-    stopped.start()
-    stopped.wait(timeout=30)
+    stopped, kept = f"{prefix}-stopped", f"{prefix}-kept"
+    for name in (stopped, kept):
+        container = docker_client.containers.create(TEST_IMAGE, ["true"], name=name, labels=test_labels)
+        container.start()
+        container.wait(timeout=30)
+    never_started = docker_client.containers.create(TEST_IMAGE, ["true"], name=f"{prefix}-new", labels=test_labels)
     runner = docker_client.containers.run(
         TEST_IMAGE, ["sh", "-c", TRAP], name=f"{prefix}-running", detach=True, labels=test_labels
     )
-    client = DockerClientWrapper(SOCKET)
-    # Never touch what this test did not create: everything else stopped on the engine is excluded.
-    mine = {f"{prefix}-stopped", f"{prefix}-running"}
-    others = [n for n in client.get_container_names() if n not in mine]
-    would = client.cleanup_containers(list_only=True)
-    assert f"{prefix}-stopped" in would
-    assert f"{prefix}-running" not in would
-    removed = client.cleanup_containers(exclude=others)
-    assert removed == [f"{prefix}-stopped"]
-    assert f"{prefix}-stopped" not in client.get_container_names()
-    runner.reload()
-    assert runner.status == "running"
-    runner.remove(force=True)
+    client = ConfinedWrapper(SOCKET)
+    try:
+        would = client.cleanup_containers(list_only=True)
+        assert sorted(would) == [kept, stopped]  # exited ones only: not running, not never-started
+        assert {stopped, kept} <= client.get_container_names()  # list_only removed nothing
+        removed = client.cleanup_containers(exclude=[kept])
+        assert removed == [stopped]
+        names = client.get_container_names()
+        assert stopped not in names
+        assert {kept, f"{prefix}-new", f"{prefix}-running"} <= names
+        initial = client.cleanup_containers(include_initial=True, list_only=True)
+        assert sorted(initial) == sorted([kept, f"{prefix}-new"])
+        runner.reload()
+        assert runner.status == "running"
+    finally:
+        for container in (runner, never_started):
+            container.remove(force=True)
+        docker_client.api.remove_container(kept, force=True)
 
 
 def seed_map(name: str, host_root: Path, port: int, image: str = TEST_IMAGE) -> ContainerMap:
@@ -212,6 +232,7 @@ def test_mapping_docker_client_startup_and_update(docker_client: Any, tmp_path: 
     # Nothing changed: update does nothing.
     ids = {n: docker_client.api.inspect_container(n)["Id"] for n in (f"{name}.uwsgi", f"{name}.nginx")}
     assert not map_client.update("nginx").actions
+    assert {n: docker_client.api.inspect_container(n)["Id"] for n in ids} == ids  # not even restarted
 
     # The image tag moves (a newer image was pulled): update recreates only what uses it.
     tag = f"{prefix}-app:live"
@@ -221,7 +242,7 @@ def test_mapping_docker_client_startup_and_update(docker_client: Any, tmp_path: 
         # uwsgi gets its own image; nginx keeps the test image.
         moved.resolved.configs["uwsgi"] = moved.resolved.configs["uwsgi"].model_copy(update={"image": tag})
         client2 = MappingDockerClient(moved, DockerClientWrapper(SOCKET))
-        client2.update("nginx")
+        assert client2.update("nginx").ok
         build_image(docker_client, tag, f"FROM {TEST_IMAGE}\nLABEL v=2\n")
         result = client2.update("nginx")
         assert result.ok
@@ -232,11 +253,15 @@ def test_mapping_docker_client_startup_and_update(docker_client: Any, tmp_path: 
     finally:
         MappingDockerClient(container_map, DockerClientWrapper(SOCKET)).shutdown("uwsgi", volumes=True)
         docker_client.images.remove(tag, force=True)
-    assert ids  # (ids were read before the move)
-    assert not docker_client.containers.list(all=True, filters={"label": f"{TEST_LABEL}=none"})
+    # Shutting uwsgi down took nginx (which needs its socket) along. (A *targeted* shutdown keeps the attached
+    # volumes and their init records even with volumes=True — plan_down scopes targets to containers; the
+    # session cleanup removes them.)
+    ours = {"label": [f"{naming.LABEL_MAP}={name}", f"{naming.LABEL_KIND}=container"]}
+    assert docker_client.containers.list(all=True, filters={"label": f"{naming.LABEL_MAP}={name}"})  # inits
+    assert not docker_client.containers.list(all=True, filters=ours)
 
 
-def test_image_cleanup_and_listing_helpers(docker_client: Any, prefix: str) -> None:
+def test_image_cleanup_and_listing_helpers(docker_client: Any, prefix: str, test_labels: dict[str, str]) -> None:
     client = DockerClientWrapper(SOCKET)
     tag = f"{prefix}-cleanup:1"
     old = client.build_from_file(_df("LABEL gen=1"), tag)
@@ -252,8 +277,15 @@ def test_image_cleanup_and_listing_helpers(docker_client: Any, prefix: str) -> N
         assert client.get_image_tags()[tag] == new
         # Never touch what this test did not create: remove only our dangling image.
         docker_client.images.remove(old, force=True)
-        names = client.remove_all_containers(list_only=True)
-        assert set(names) == client.get_container_names()  # list_only lists, removes nothing
+        # list_only lists and removes nothing — over this session's containers only (other tests and users
+        # create and remove containers on the same engine meanwhile).
+        mine = docker_client.containers.create(TEST_IMAGE, ["true"], name=f"{prefix}-listed", labels=test_labels)
+        confined = ConfinedWrapper(SOCKET)
+        names = confined.remove_all_containers(list_only=True)
+        assert f"{prefix}-listed" in names
+        assert set(names) <= confined.get_container_names()
+        mine.reload()  # still there
+        mine.remove(force=True)
     finally:
         docker_client.images.remove(tag, force=True)
 
@@ -268,6 +300,10 @@ def _df(line: str) -> DockerFile:
 def test_check_integrity_accepts_what_the_constructor_accepted() -> None:
     m = ContainerMap("m", {"app": {"attaches": "v", "user": 1000}, "volumes": {"v": "/v"}})
     m.check_integrity()  # no error: the same map, checked again
+    assert dict(m.dependency_items()) == {"app": set()}
+    # …while a map that breaks it is refused by the same check.
+    with pytest.raises(MapIntegrityError, match="'w'"):
+        ContainerMap("m", {"app": {"attaches": "v", "uses": "w"}, "volumes": {"v": "/v"}}, check_integrity=True)
 
 
 def test_pull_output_goes_to_the_log_hook(docker_client: Any, prefix: str) -> None:

@@ -20,7 +20,17 @@ from typing import Any
 import pytest
 
 from tests.conftest import TEST_IMAGE
-from tests.integration.engine_helpers import ROOT, build_image, map_text, unique_map_name, wait_for
+from tests.integration.engine_helpers import (
+    ROOT,
+    build_image,
+    engine_start_seconds,
+    engine_time,
+    interpreter_start_seconds,
+    map_text,
+    unique_map_name,
+    wait_for,
+)
+from tests.integration.private_engine import private_engine
 
 APP = """\
 app:
@@ -39,9 +49,9 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, maps: Path, *extra: str) -> None:
+    def __init__(self, maps: Path, *extra: str, env: dict[str, str] | None = None, log: Path | None = None) -> None:
         self.port = free_port()
-        self.log = maps / "daemon.log"
+        self.log = log or maps / "daemon.log"
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -63,7 +73,7 @@ class Daemon:
             stdout=subprocess.DEVNULL,
             stderr=self.log.open("w"),
             # Held-back state in the test's own folder, never in the machine's /var/lib/reconciler.
-            env={**os.environ, "RECONCILER_STATE_DIR": str(maps.parent / "state")},
+            env={**(env or os.environ), "RECONCILER_STATE_DIR": str(maps.parent / "state")},
         )
 
     def get(self, path: str) -> tuple[int, str]:
@@ -104,8 +114,8 @@ def maps_dir(tmp_path: Path) -> Path:
 def daemon_factory(maps_dir: Path) -> Iterator[Any]:
     started: list[Daemon] = []
 
-    def start(*extra: str) -> Daemon:
-        d = Daemon(maps_dir, *extra)
+    def start(*extra: str, env: dict[str, str] | None = None) -> Daemon:
+        d = Daemon(maps_dir, *extra, env=env)
         started.append(d)
         return d
 
@@ -134,26 +144,44 @@ def running(client: Any, name: str) -> bool:
     return bool(state(client, name).get("State", {}).get("Running"))
 
 
+@pytest.mark.timeout(300)  # the sum of its waits' deadlines, so a slow step fails with its own message
 def test_self_healing_edits_and_clean_shutdown(docker_client: Any, maps_dir: Path, daemon_factory: Any) -> None:
     name = unique_map_name("daemon")
     (maps_dir / "site.yaml").write_text(map_text(name, APP))
+    # Baselines measured here and now: the promises are about reconciler, not about a loaded machine.
+    interpreter = interpreter_start_seconds()
+    create, start = engine_start_seconds(docker_client)
     started = time.monotonic()
     daemon = daemon_factory()
-    wait_for(lambda: daemon.get("/healthz")[0] == 200, 10)
-    assert time.monotonic() - started < 10  # answering quickly (interpreter start included)
+    wait_for(lambda: daemon.get("/healthz")[0] == 200, 30)
+    ready_in = time.monotonic() - started
+    # "Ready within a second": one second after what Python and the imports took just now (doubled for noise).
+    assert ready_in < 1.0 + 2 * interpreter, f"answered after {ready_in:.2f}s (interpreter: {interpreter:.2f}s)"
     daemon.wait_ready()
     app = f"{name}.app"
     wait_for(lambda: running(docker_client, app))
 
-    # docker kill, docker stop, docker rm -f: each undone.
+    # docker kill, docker stop, docker rm -f: each undone "within about a second" — measured on the engine's
+    # own clock (died → started again), against a second plus three times the engine's own start time.
+    heal_bound = 1.0 + 3 * start
+
+    def downtime() -> float:
+        found = state(docker_client, app)["State"]
+        return engine_time(found["StartedAt"]) - engine_time(found["FinishedAt"])
+
     first_id = state(docker_client, app)["Id"]
     docker_client.api.kill(app)
     wait_for(lambda: running(docker_client, app), 10)
     assert state(docker_client, app)["Id"] == first_id  # started again, not recreated
+    assert downtime() < heal_bound, f"healed a kill after {downtime():.2f}s (engine start: {start:.2f}s)"
     docker_client.api.stop(app, timeout=1)
     wait_for(lambda: running(docker_client, app), 10)
+    assert downtime() < heal_bound, f"healed a stop after {downtime():.2f}s (engine start: {start:.2f}s)"
     docker_client.api.remove_container(app, force=True)
+    removed = time.monotonic()
     wait_for(lambda: running(docker_client, app), 10)
+    recreated_in = time.monotonic() - removed
+    assert recreated_in < 1.0 + 3 * (create + start), f"recreated after {recreated_in:.2f}s"
 
     # Editing the map (written by rename, as editors do) applies the change.
     write_atomically(maps_dir / "site.yaml", map_text(name, APP.replace("MODE: one", "MODE: two")))
@@ -215,6 +243,7 @@ front:
 """
 
 
+@pytest.mark.timeout(360)  # the sum of its waits' deadlines, so a slow step fails with its own message
 def test_auto_update_on_tag_move_and_rollback_of_an_unhealthy_image(
     docker_client: Any, maps_dir: Path, daemon_factory: Any, prefix: str
 ) -> None:
@@ -230,9 +259,13 @@ def test_auto_update_on_tag_move_and_rollback_of_an_unhealthy_image(
         assert state(docker_client, app)["Image"] == good1
 
         # The tag moves to a new, healthy image: the container is recreated (and its linked dependent too).
+        front_id = state(docker_client, front)["Id"]
         good2 = _build(docker_client, tag, f"FROM {TEST_IMAGE}\nRUN touch /ok\nLABEL v=2\n")
         wait_for(lambda: state(docker_client, app).get("Image") == good2 and running(docker_client, app), 30)
+        wait_for(lambda: state(docker_client, front).get("Id") not in (None, front_id), 30)
         wait_for(lambda: running(docker_client, front), 30)
+        links = state(docker_client, front)["HostConfig"]["Links"] or []
+        assert any(link.startswith(f"/{app}:") for link in links), links  # linked to the new app
 
         # The tag moves to an image whose healthcheck fails: rolled back to the previous image id.
         app_id = state(docker_client, app)["Id"]
@@ -245,10 +278,17 @@ def test_auto_update_on_tag_move_and_rollback_of_an_unhealthy_image(
         assert not docker_client.containers.list(all=True, filters={"name": f"{app}..next"})
         # …and the bad image id is not tried again (until the tag moves once more).
         attempts = sum(1 for e in daemon.logs() if e.get("event") == "update rolled back")
-        daemon.proc.send_signal(signal.SIGHUP)  # even a reload does not retry it
-        wait_for(lambda: daemon.get("/metrics")[1].count("reconciler_rollbacks_total 1.0") == 1, 10)
-        time.sleep(0)  # (no fixed waits: the next check is on state that must already hold)
+        # Even a reload does not retry it: wait until the daemon is idle, reload, and wait for the full
+        # reconcile the reload queues to be over (the count of reconciles grows and the queue is empty).
+        wait_idle(daemon)
+        before = reconciles(daemon)
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: any(e.get("event") == "reloading maps (SIGHUP)" for e in daemon.logs()), 10)
+        wait_for(lambda: reconciles(daemon) > before, 30)
+        wait_idle(daemon)
         assert sum(1 for e in daemon.logs() if e.get("event") == "update rolled back") == attempts
+        assert "reconciler_rollbacks_total 1.0" in daemon.get("/metrics")[1]
+        assert state(docker_client, app)["Id"] == app_id  # not even a replacement was tried
         assert state(docker_client, app)["Image"] == good2
         assert bad != good2
         assert daemon.stop() == 0
@@ -258,31 +298,53 @@ def test_auto_update_on_tag_move_and_rollback_of_an_unhealthy_image(
         docker_client.images.remove(tag, force=True)
 
 
+@pytest.mark.timeout(300)
 def test_engine_restart_is_survived(docker_client: Any, maps_dir: Path, daemon_factory: Any) -> None:
+    """The engine goes away (SIGTERM, no live-restore: its containers stop) and comes back: the daemon
+    reconnects, relists and converges. Against a private dockerd: stopping the main one would stop every
+    container on the host."""
     name = unique_map_name("restart")
     (maps_dir / "site.yaml").write_text(map_text(name, APP))
-    daemon = daemon_factory()
-    daemon.wait_ready()
-    app = f"{name}.app"
-    wait_for(lambda: running(docker_client, app), 20)
-    pid = int(Path("/var/run/docker.pid").read_text().strip())
-    os.kill(pid, signal.SIGTERM)
-    wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 60)
-    subprocess.run(["bash", str(ROOT / "scripts" / "engine.sh")], check=True, timeout=120)
-    # Without live-restore the engine stopped the container; the daemon reconnects, relists and converges.
-    wait_for(lambda: running(docker_client, app), 60)
-    assert daemon.proc.poll() is None
-    assert any(e.get("event") == "engine events disconnected" for e in daemon.logs())
-    assert daemon.stop() == 0
+    with private_engine(docker_client) as engine:
+        client = engine.client()
+        try:
+            daemon = daemon_factory(env=engine.env)
+            daemon.wait_ready()
+            app = f"{name}.app"
+            wait_for(lambda: running(client, app), 30)
+            assert not state(docker_client, app), "the daemon must work on the private engine only"
+            engine.stop(signal.SIGTERM)
+            wait_for(lambda: any(e.get("event") == "engine events disconnected" for e in daemon.logs()), 30)
+            engine.start()
+            # Without live-restore the engine stopped the container; the daemon reconnects, relists, converges.
+            wait_for(lambda: running(client, app), 60)
+            assert daemon.proc.poll() is None
+            assert daemon.stop() == 0
+        finally:
+            client.close()
 
 
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    except OSError:
-        return True
+def reconciles(daemon: Daemon) -> float:
+    """Reconciles finished so far, whatever their result (from /metrics)."""
+    total = 0.0
+    for line in daemon.get("/metrics")[1].splitlines():
+        if line.startswith("reconciler_reconciles_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
+def wait_idle(daemon: Daemon, timeout: float = 30) -> None:
+    """Until the queue is empty and no reconcile finished for half a second."""
+
+    def idle() -> bool:
+        first = reconciles(daemon)
+        time.sleep(0.5)
+        return "reconciler_queue_depth 0.0" in daemon.get("/metrics")[1] and reconciles(daemon) == first
+
+    wait_for(idle, timeout)
+
+
+@pytest.mark.timeout(180)  # the sum of its waits' deadlines, so a slow step fails with its own message
 def test_a_crash_looping_container_is_restarted_with_backoff(
     docker_client: Any, maps_dir: Path, daemon_factory: Any
 ) -> None:
@@ -305,6 +367,7 @@ def test_a_crash_looping_container_is_restarted_with_backoff(
     assert daemon.stop() == 0
 
 
+@pytest.mark.timeout(240)  # the sum of its waits' deadlines, so a slow step fails with its own message
 def test_registry_polling_catches_a_push(docker_client: Any, maps_dir: Path, daemon_factory: Any, prefix: str) -> None:
     """--poll-images pulls the tags in use, so an image pushed to a registry (Debian's docker-registry on
     127.0.0.1:5000) updates the containers that use its tag."""
@@ -341,21 +404,31 @@ def test_registry_polling_catches_a_push(docker_client: Any, maps_dir: Path, dae
 def test_a_deleted_map_stops_being_managed(
     docker_client: Any, maps_dir: Path, daemon_factory: Any, prune: bool
 ) -> None:
-    name = unique_map_name("deleted")
+    name, kept_name = unique_map_name("deleted"), unique_map_name("kept")
     (maps_dir / "site.yaml").write_text(map_text(name, APP))
-    app = f"{name}.app"
+    (maps_dir / "kept.yaml").write_text(map_text(kept_name, APP))  # the control: still managed
+    app, control = f"{name}.app", f"{kept_name}.app"
     daemon = daemon_factory(*(["--prune-deleted-maps"] if prune else []))
     daemon.wait_ready()
-    wait_for(lambda: running(docker_client, app), 20)
+    wait_for(lambda: running(docker_client, app) and running(docker_client, control), 20)
     (maps_dir / "site.yaml").unlink()
     wait_for(lambda: any(e.get("event") == "map no longer present: not managed any more" for e in daemon.logs()), 15)
     if prune:
         wait_for(lambda: not state(docker_client, app), 20)  # --prune-deleted-maps: its containers go
+        assert running(docker_client, control)
     else:
         assert running(docker_client, app)  # kept…
+        # …and no longer healed: both are stopped at once; once the daemon has healed the control (so it has
+        # seen the events of both), the deleted map's container is given twice that time more, and stays down.
+        stopped_at = time.monotonic()
         docker_client.api.stop(app, timeout=1)
-        with pytest.raises(AssertionError):  # …and no longer healed (a managed one is back in ~0.2 s)
-            wait_for(lambda: running(docker_client, app), 3)
+        docker_client.api.stop(control, timeout=1)
+        wait_for(lambda: running(docker_client, control), 20)
+        healed_in = time.monotonic() - stopped_at
+        deadline = time.monotonic() + 2 * healed_in + 0.5
+        while time.monotonic() < deadline:
+            assert not running(docker_client, app), "the container of a deleted map was healed"
+            time.sleep(0.05)
     assert daemon.stop() == 0
 
 
@@ -374,7 +447,9 @@ def test_a_second_sigterm_exits_at_once(docker_client: Any, maps_dir: Path, daem
     daemon.proc.send_signal(signal.SIGTERM)
     wait_for(lambda: any(e.get("event") == "stopping" for e in daemon.logs()), 10)
     assert daemon.proc.poll() is None  # still finishing the recreate (the old container takes 30 s to stop)
+    interpreter = interpreter_start_seconds()  # the exit must take far less than a fresh start takes
     started = time.monotonic()
     daemon.proc.send_signal(signal.SIGTERM)
-    assert daemon.proc.wait(timeout=10) == 1
-    assert time.monotonic() - started < 5
+    assert daemon.proc.wait(timeout=30) == 1
+    exited_in = time.monotonic() - started
+    assert exited_in < 0.5 + interpreter, f"a second SIGTERM took {exited_in:.2f}s (interpreter: {interpreter:.2f}s)"

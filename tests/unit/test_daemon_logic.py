@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 import time
@@ -19,10 +18,12 @@ from reconciler.daemon.locks import ResourceLocks
 from reconciler.daemon.progress import Progress
 from reconciler.daemon.queue import WorkQueue
 from reconciler.daemon.settings import Settings
+from reconciler.executor.engine import CountingEngine
 from reconciler.model import combine_maps, load_map_text
 from reconciler.plan.desired import desired_state
 from reconciler.watch.maps import MapSource
-from tests.planfakes import state_json, synthesize
+from tests.enginefake import RecordingEngine
+from tests.planfakes import EngineSnapshot, state_json, synthesize
 
 
 class Clock:
@@ -84,14 +85,11 @@ def test_shutdown_wakes_waiters() -> None:
     assert got == [None]
 
 
-class _Engine:
-    request_count = 0
-
-
-def controller(text: str, engine: Any = None, **settings: Any) -> Controller:
+def controller(text: str, engine: CountingEngine | None = None, **settings: Any) -> Controller:
+    """A controller over `engine` (default: an empty recording fake, for tests that never reach the engine)."""
     maps = combine_maps([load_map_text(text, "m.yaml")])
     settings.setdefault("state_dir", "off")
-    ctl = Controller(Settings(paths=[], **settings), engine or _Engine(), MapSource([]))
+    ctl = Controller(Settings(paths=[], **settings), engine or RecordingEngine(), MapSource([]))
     ctl.maps = maps
     ctl.desired = desired_state(maps)
     return ctl
@@ -175,60 +173,28 @@ def test_crash_loop_backoff_holds_restarts_and_never_overflows() -> None:
 # --- resource locks, progress and holds, against a fake of our own engine port ------------------------
 
 
-class FakeEngine:
-    """The `Engine` port over a planfakes snapshot: reads answer from it, `start` and `stop` change it.
-    `slow` names block in `start` until `release` is set, like a long recreate or health gate."""
+class FakeEngine(RecordingEngine):
+    """The `Engine` port over a planfakes snapshot (`tests.enginefake`): reads answer from it, `start` and
+    `stop` change it. `slow` names block in `start` until `release` is set, like a long recreate or health gate."""
 
-    request_count = 0
-
-    def __init__(self, snapshot: Any, slow: set[str] | None = None) -> None:
-        self.snapshot = snapshot
+    def __init__(self, snapshot: EngineSnapshot, slow: set[str] | None = None) -> None:
+        super().__init__(snapshot)
         self.slow = slow or set()
         self.release = threading.Event()
         self.entered = threading.Event()
         self.started: list[str] = []
-        self.lock = threading.Lock()
-
-    def _find(self, ident: str) -> dict[str, Any] | None:
-        return next((c for c in self.snapshot.containers if ident in (c["Id"], c["Name"].lstrip("/"))), None)
-
-    def list_containers(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return [
-                {"Id": c["Id"], "Names": [c["Name"]], "Labels": c["Config"]["Labels"]} for c in self.snapshot.containers
-            ]
-
-    def inspect_container(self, ident: str) -> dict[str, Any] | None:
-        with self.lock:
-            found = self._find(ident)
-            return None if found is None else copy.deepcopy(found)
-
-    def list_images(self) -> list[dict[str, Any]]:
-        return [{"Id": i["Id"], "RepoTags": [ref]} for ref, i in self.snapshot.images.items()]
-
-    def inspect_image(self, ref: str) -> dict[str, Any] | None:
-        return next((i for r, i in self.snapshot.images.items() if ref in (r, i["Id"])), None)
-
-    def list_volumes(self) -> list[dict[str, Any]]:
-        return list(self.snapshot.volumes)
-
-    def list_networks(self) -> list[dict[str, Any]]:
-        return list(self.snapshot.networks)
-
-    def top(self, ident: str) -> None:
-        return None
 
     def start(self, ident: str) -> None:
-        name = (self._find(ident) or {}).get("Name", "").lstrip("/")
+        name = self._name(ident)
         if name in self.slow:
             self.entered.set()
             assert self.release.wait(10)
+        super().start(ident)
         with self.lock:
-            self._find(ident)["State"].update(state_json("running"))  # type: ignore[index]
             self.started.append(name)
 
 
-def stopped(snapshot: Any, *names: str) -> Any:
+def stopped(snapshot: EngineSnapshot, *names: str) -> EngineSnapshot:
     for name in names:
         snapshot.container(name)["State"] = state_json("exited", 0)
     return snapshot
@@ -246,12 +212,12 @@ def fake_controller(text: str, stopped_names: tuple[str, ...], slow: set[str]) -
 
 def test_resource_locks_are_all_or_nothing() -> None:
     locks = ResourceLocks()
-    assert locks.try_acquire("k1", {"x", "y"}) == {"x", "y"}
+    assert locks.try_acquire("k1", {"x", "y"}) == frozenset({"x", "y"})
     assert locks.try_acquire("k2", {"y", "z"}) is None  # y is k1's: nothing taken
     assert locks.held_by("k2") == frozenset()
     assert locks.holder_of({"z", "y"}) == "k1"
     locks.release("k1", {"y"})
-    assert locks.try_acquire("k2", {"y", "z"}) == {"y", "z"}
+    assert locks.try_acquire("k2", {"y", "z"}) == frozenset({"y", "z"})
     locks.release_all("k1")
     assert locks.held_by("k1") == frozenset()
 

@@ -1051,8 +1051,12 @@ def test_container_specs_are_hashable_values() -> None:
     a spec unhashable."""
     state = desired_state(combine_maps([load_map_dict(HASH_BASE)]))
     spec = state.containers["h.web"]
-    assert hash(spec) == hash(desired_state(combine_maps([load_map_dict(HASH_BASE)])).containers["h.web"])
-    assert {spec} == {spec}
+    again = desired_state(combine_maps([load_map_dict(HASH_BASE)])).containers["h.web"]
+    assert again is not spec
+    assert hash(spec) == hash(again)
+    assert len({spec, again}) == 1  # equal values built twice are one set member
+    other = desired_state(combine_maps([load_map_dict({**HASH_BASE, "name": "h2"})])).containers["h2.web"]
+    assert len({spec, again, other}) == 2
 
 
 def test_spec_hash_is_pinned_across_versions() -> None:

@@ -118,13 +118,6 @@ def _check_error(exc: MapError) -> None:
         assert str(problem).startswith("fuzz.yaml")
 
 
-def _check_error(exc: MapError) -> None:
-    problems = exc.problems
-    assert problems, "a MapError must carry at least one problem"
-    for problem in problems:
-        assert str(problem).startswith("fuzz.yaml")
-
-
 def _load(data: Any) -> None:
     try:
         result = load_map_dict(data, file="fuzz.yaml")
