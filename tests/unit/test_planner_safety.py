@@ -259,3 +259,18 @@ def test_a_changed_owner_or_a_recreated_volume_says_so() -> None:
     action = plan_update(desired, snapshot.observed()).action_for(INIT)
     assert action is not None
     assert action.reasons == (Drift(Reason.INIT, "volume", "prepared", "volume was recreated", Fix.RECREATE),)
+
+
+def test_down_of_a_target_skips_an_absent_dependent_and_still_takes_the_next_one() -> None:
+    text = DOWN_MAP + "d: {image: x, links: a}\n"
+    desired = desired_of(text)
+    snapshot = synthesize(desired)
+    snapshot.drop_container("m.b")  # sorted between m.a and m.d: absent
+    plan = plan_down(desired, snapshot.observed(), frozenset({ResourceId(Kind.CONTAINER, "m.a")}))
+    assert {a.resource: a.observed_id for a in plan.actions} == {
+        ResourceId(Kind.CONTAINER, "m.a"): container_id("m.a"),
+        ResourceId(Kind.CONTAINER, "m.d"): container_id("m.d"),
+    }
+    shown = plan.as_dict()
+    assert [a["reasons"] for wave in shown["waves"] for a in wave] == [[], []]
+    assert [a["steps"] for wave in shown["waves"] for a in wave] == [["remove"], ["remove"]]
