@@ -323,12 +323,12 @@ class Controller:
     def _planner(self, key: ContainerKey | AllKey) -> Planner:
         """The key's plan: an update within its scope, minus what is held back (failed health gates, crash
         loops); the holds that no longer match the maps or the tags are let go on the way."""
-        options = self._options(key)
 
         def plan(desired: DesiredState, observed: ObservedState) -> Plan:
             current = (held_key(s, observed) for s in desired.containers.values() if s.image in observed.images)
             self.holds.keep_only(current)
-            return self._hold_crash_loops(plan_update(desired, observed, options), observed)
+            # The holds as they are now: the look under the locks must see a rollback another key just held.
+            return self._hold_crash_loops(plan_update(desired, observed, self._options(key)), observed)
 
         return plan
 

@@ -29,6 +29,7 @@ class CachedEngine:
         self._image_inspects: dict[str, Json | None] = {}
         self._volumes: list[Json] | None = None
         self._networks: list[Json] | None = None
+        self._network_inspects: dict[str, Json | None] = {}  # endpoints change with container events too
 
     def relist(self) -> None:
         with self._lock:
@@ -38,6 +39,7 @@ class CachedEngine:
             self._image_inspects.clear()
             self._volumes = None
             self._networks = None
+            self._network_inspects.clear()
 
     def invalidate(self, event: Json) -> None:
         """Forget what an engine event may have changed."""
@@ -46,6 +48,7 @@ class CachedEngine:
         with self._lock:
             if kind == "container":
                 self._containers = None  # names, labels and membership may change
+                self._network_inspects.clear()  # a start or destroy changes a network's endpoints
                 self._inspects.pop(actor, None)
                 for key in [k for k, v in self._inspects.items() if v is not None and v.get("Id") == actor]:
                     self._inspects.pop(key, None)
@@ -56,6 +59,7 @@ class CachedEngine:
                 self._volumes = None
             elif kind == "network":
                 self._networks = None
+                self._network_inspects.clear()
                 self._inspects.clear()  # endpoints live in container inspects
 
     def relist_names(self, names: set[str]) -> None:
@@ -64,6 +68,7 @@ class CachedEngine:
             self._containers = None
             self._volumes = None
             self._networks = None
+            self._network_inspects.clear()
             self._images = None
             for key, value in list(self._inspects.items()):
                 if value is None or str(value.get("Name", "")).lstrip("/").removesuffix(REPLACEMENT_SUFFIX) in names:
@@ -109,6 +114,12 @@ class CachedEngine:
 
     def top(self, ident: str) -> Json | None:
         return self.engine.top(ident)
+
+    def inspect_network(self, ident: str) -> Json | None:
+        with self._lock:
+            if ident not in self._network_inspects:
+                self._network_inspects[ident] = self.engine.inspect_network(ident)
+            return self._network_inspects[ident]
 
     def inspect_exec(self, exec_id: str) -> Json | None:
         return self.engine.inspect_exec(exec_id)  # live state: never cached
