@@ -46,6 +46,7 @@ from reconciler.plan.observed import (
     parse_network,
     parse_volume,
 )
+from reconciler.plan.options import clean_path
 from reconciler.plan.planner import Action, Op, Plan, adoptable
 from reconciler.plan.resources import (
     ContainerSpec,
@@ -500,7 +501,7 @@ class Executor:
         data = self.engine.inspect_image(spec.image)
         image_volumes = parse_image(data).volumes if data is not None else frozenset()
         declared = set(spec.anonymous_volumes) | set(image_volumes)
-        return {_clean(t) for t in declared} - {_clean(m.target) for m in spec.mounts}
+        return {clean_path(t) for t in declared} - {clean_path(m.target) for m in spec.mounts}
 
     def _switch(self, spec: ContainerSpec, old: ObservedContainer | None, new_id: str) -> None:
         """Stop the old container, start the replacement, pass the gate; restore the old one on failure."""
@@ -620,18 +621,13 @@ def carried_volumes(old: ObservedContainer | None, targets: set[str]) -> list[st
     hex digits), `<volume>:<target>:rw`. Named volumes and binds come from the map and are not carried."""
     binds = []
     for mount in old.mounts if old is not None else ():
-        target = _clean(mount.target)
+        target = clean_path(mount.target)
         if mount.type == "volume" and _ANONYMOUS.match(mount.source or "") and target in targets:
             binds.append(f"{mount.source}:{target}:rw")
     return sorted(binds)
 
 
 _ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
-
-
-def _clean(path: str) -> str:
-    """The engine stores container paths cleaned (`/data/` as `/data`)."""
-    return path.rstrip("/") or "/"
 
 
 def _owned(found: ObservedContainer | None) -> bool:
