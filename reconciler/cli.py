@@ -12,6 +12,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,8 +29,10 @@ from reconciler.executor.errors import EngineError
 from reconciler.model import MapError, MapProblem, MapSet, load_map_files, model_json_schema
 from reconciler.model.limits import Limits, limits_from
 from reconciler.plan.desired import desired_state, desired_state_with_sources
+from reconciler.plan.diagram import picture, render_dot, render_mermaid, state_of
 from reconciler.plan.graph import TargetError, select_targets
 from reconciler.plan.naming import attached_volume_name, container_name, network_name
+from reconciler.plan.observed import ObservedState
 from reconciler.plan.planner import Action, PlanOptions
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import DesiredState, ResourceId
@@ -374,20 +377,7 @@ def status(
     assert observed is not None  # a plan-only converge always looked
     rows: list[dict[str, Any]] = []
     for rid in desired.all_ids():
-        if rid.kind.value == "image":
-            image = observed.images.get(rid.name)
-            state = "present" if image else "missing"
-            health = None
-        elif rid.kind.value in ("container", "volume-init"):
-            c = observed.containers.get(rid.name)
-            state = "missing" if c is None else (c.status if c.status != "exited" else f"exited ({c.exit_code})")
-            health = None if c is None else c.health
-        elif rid.kind.value == "volume":
-            state = "present" if rid.name in observed.volumes else "missing"
-            health = None
-        else:
-            state = "present" if rid.name in observed.networks else "missing"
-            health = None
+        state, health = state_of(rid, observed)
         action = current.action_for(rid)
         rows.append(
             {
@@ -415,6 +405,44 @@ def status(
     for note in current.notes:
         typer.echo(f"note: {note.resource}: {note.message}")
     typer.echo("in sync" if current.in_sync else "drift: run `reconciler apply` to fix")
+
+
+class GraphFormat(StrEnum):
+    MERMAID = "mermaid"
+    DOT = "dot"
+
+
+@app.command()
+def graph(
+    args: Annotated[
+        list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+    ],
+    target: Targets = None,
+    fmt: Annotated[GraphFormat, typer.Option("--format", help="Mermaid or Graphviz DOT.")] = GraphFormat.MERMAID,
+    with_state: Annotated[
+        bool, typer.Option("--state", help="Colour each node by its state on the engine (when it answers).")
+    ] = False,
+) -> None:
+    """Print the dependency graph (containers, attached volumes and their inits, networks), grouped by the
+    waves `apply` creates them in, as Mermaid or Graphviz DOT. Needs no engine unless --state."""
+    paths, targets = split_args(args)
+    maps = load_maps(paths)
+    selected = resolve_targets(maps, [*targets, *(target or [])])
+    desired = desired_state(maps)
+    observed = _observe_if_reachable(desired) if with_state else None
+    pic = picture(desired, selected, observed)
+    typer.echo(render_mermaid(pic) if fmt is GraphFormat.MERMAID else render_dot(pic), nl=False)
+
+
+def _observe_if_reachable(desired: DesiredState) -> ObservedState | None:
+    """The engine's view for `graph --state`; without an engine the graph is still drawn (and we say so)."""
+    try:
+        engine = DockerEngine(attempts=1)
+        engine.ping()
+        return converge(engine, desired, update(), execute=False).observed
+    except EngineError as exc:
+        typer.echo(f"warning: the Docker engine does not answer, drawing without states: {exc}", err=True)
+        return None
 
 
 @app.command()
