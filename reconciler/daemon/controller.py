@@ -38,6 +38,7 @@ from reconciler.executor.cache import CachedEngine
 from reconciler.executor.converge import Planner, converge, teardown
 from reconciler.executor.engine import CountingEngine
 from reconciler.executor.errors import EngineError
+from reconciler.executor.observe import observe
 from reconciler.logs import get_logger
 from reconciler.model import MapSet
 from reconciler.plan.desired import desired_state
@@ -48,6 +49,7 @@ from reconciler.plan.planner import Action, HeldBack, Plan, PlanOptions, held_ke
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
 from reconciler.watch.maps import MapSource
 
+from .board import Board, View, status
 from .crashloop import CrashLoops
 from .holds import HoldStore, state_dir
 from .keys import ALL, OWN_ACTION_EVENTS, STOP_ACTIONS, AllKey, ContainerKey, Key, PruneKey, action_of, keys_for
@@ -111,6 +113,7 @@ class Controller:
         self.holds = HoldStore(holds_dir(settings))
         self.locks = ResourceLocks()
         self.progress = Progress(clock)
+        self.board = Board()  # what the status page shows of recent work
         self._suppressed: dict[Key, set[Key]] = {}  # key → containers whose events arrived while it acted on them
         self.crash_loops = CrashLoops(settings.crash_threshold, settings.crash_backoff_max)
         self.stopping = threading.Event()
@@ -127,6 +130,7 @@ class Controller:
     def load_maps(self) -> bool:
         """Reload the map files; broken ones keep their last good version. True if anything changed."""
         result = self.source.reload()
+        self.board.map_errors(result.problems)
         for problem in result.problems:
             self.metrics.map_errors.inc()
             log.error("map error: keeping the last good version", problem=str(problem))
@@ -365,7 +369,7 @@ class Controller:
             self.engine,
             concurrency=self.settings.concurrency,
             health_gate=self.settings.health_gate or None,
-            on_event=lambda event, action, _error: self._on_action(key, desired, event, action),
+            on_event=lambda event, action, error: self._on_action(key, desired, event, action, error),
         )
 
     def _results(self, desired: DesiredState, result: RunResult) -> None:
@@ -377,8 +381,10 @@ class Controller:
             elif r.outcome is Outcome.DONE and any(d.reason is Reason.IMAGE for d in r.action.reasons):
                 self.metrics.updates.inc()
 
-    def _on_action(self, key: Key, desired: DesiredState, event: str, action: Action) -> None:
-        """Executor progress: feeds the watchdog, and frees each resource as soon as its action is over."""
+    def _on_action(self, key: Key, desired: DesiredState, event: str, action: Action, error: str | None) -> None:
+        """Executor progress: feeds the watchdog and the status board, and frees each resource as soon as its
+        action is over."""
+        self.board.action(event, action, error)
         name = _lock_name(action.resource)
         if event == "start":
             self.progress.action_started(key, name, self._budget(desired, action))
@@ -403,6 +409,7 @@ class Controller:
         (container, spec, image) so the same failing replacement is not tried again."""
         assert r.rolled_back is not None
         self.metrics.rollbacks.inc()
+        self.board.rolled_back(r.action, r.error)
         name = r.action.resource.name
         spec = desired.containers.get(name)
         if self.stopping.is_set() or spec is None:
@@ -436,6 +443,29 @@ class Controller:
         for name, wait in waits.items():
             self.queue.add_after(ContainerKey(name), wait)
         return held
+
+    # --- the status page -----------------------------------------------------------------------------
+
+    def view(self) -> View:
+        """The current picture for the status page: a look through the cache (no requests when it is warm)
+        and a plan made from it, with the holds — pure, nothing executed, counted or held."""
+        with self._lock:
+            desired = self.desired
+        observed: ObservedState | None = None
+        plan: Plan | None = None
+        error = None
+        try:
+            observed = observe(self.cache, desired)
+            plan = plan_update(desired, observed, self._options(ALL))
+        except EngineError as exc:
+            error = str(exc)
+        engine = {"name": "__default__", "up": self.engine_down_since is None and error is None}
+        crash_loops = {name: count for name, (count, _finished) in self.crash_loops.crashes.items()}
+        return View(desired, observed, plan, error, crash_loops, self.health(), self.ready(), [engine])
+
+    def status(self) -> dict[str, Any]:
+        """`/api/status`: see `board`."""
+        return status(self.view(), self.board)
 
     # --- liveness ------------------------------------------------------------------------------------
 

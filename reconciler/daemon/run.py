@@ -23,13 +23,16 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import Any
 
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
 from reconciler.logs import get_logger
+from reconciler.plan.resources import DesiredState
 from reconciler.watch.events import EventWatcher
 from reconciler.watch.maps import MapSource, MapWatcher
 
+from .board import Board, View, status
 from .controller import Controller
 from .http_auth import HttpConfigError, required_token, resolve_token
 from .metrics import Metrics
@@ -165,6 +168,13 @@ class Daemon:
             return False, "waiting for the engine"
         return self.controller.ready()
 
+    def status(self) -> dict[str, Any]:
+        """The status page's JSON; before the engine answered, only that (and the health) is known."""
+        if self.controller is not None:
+            return self.controller.status()
+        waiting = View(DesiredState(), None, None, "waiting for the engine", {}, self.health(), self.ready(), [])
+        return status(waiting, Board())
+
     def _serve(self) -> None:
         address = self.settings.http_address
         if address is None:
@@ -180,7 +190,7 @@ class Daemon:
             body_limit=settings.http_body_limit,
         )
         self.server = StatusServer(
-            address[0], address[1], self.metrics, self.health, self.ready, token=token, limits=limits
+            *address, self.metrics, self.health, self.ready, token=token, limits=limits, status=self.status
         )
         self.server.start()
         host, port = self.server.address[0], self.server.address[1]

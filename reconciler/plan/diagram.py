@@ -42,6 +42,7 @@ class Node:
             "wave": self.wave,
             "state": self.state,
             "health": self.health,
+            "class": state_class(self),
         }
 
 
