@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from reconciler import __version__, logs
+from reconciler import __version__, live, logs
 from reconciler.daemon.run import run as run_daemon
 from reconciler.daemon.settings import load_settings
 from reconciler.executor.apply import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GATE, Executor, RunResult
@@ -33,7 +33,7 @@ from reconciler.plan.diagram import picture, render_dot, render_mermaid, state_o
 from reconciler.plan.graph import TargetError, select_targets
 from reconciler.plan.naming import attached_volume_name, container_name, network_name
 from reconciler.plan.observed import ObservedState
-from reconciler.plan.planner import Action, PlanOptions
+from reconciler.plan.planner import PlanOptions
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import DesiredState, ResourceId
 
@@ -254,15 +254,25 @@ def plan(
 Parallel = Annotated[int, typer.Option("--parallel", "-j", min=1, max=64, help="Actions run at once within a wave.")]
 
 
-def _progress(enabled: bool) -> Any:
-    def show(event: str, action: Action, error: str | None) -> None:
-        if not enabled or event == "start":
-            return
-        mark = {"done": "ok", "failed": "FAILED", "skipped": "skipped"}[event]
-        line = f"  {mark:<8} {action.op.value:<9} {action.resource.kind.value:<12} {action.resource.name}"
-        typer.echo(line + (f": {error}" if error else ""))
+ProgressFlag = Annotated[
+    live.Mode | None,
+    typer.Option(
+        "--progress",
+        help="tty: lines updated in place (default on a terminal); plain: a line per finished action (default "
+        "off one); json: a JSON object per state change; quiet: only the summary.",
+        show_default=False,
+    ),
+]
 
-    return show
+
+def _display(mode: live.Mode | None, as_json: bool) -> live.Progress:
+    """The progress display; `--json` owns stdout, so it goes with `quiet` only."""
+    if as_json:
+        if mode not in (None, live.Mode.QUIET):
+            typer.echo("error: --progress cannot be combined with --json (both write to stdout)", err=True)
+            raise typer.Exit(2)
+        mode = live.Mode.QUIET
+    return live.progress_for(mode, typer.echo)
 
 
 def _report(result: RunResult, blocked: int, as_json: bool, extra: dict[str, Any] | None = None) -> None:
@@ -311,8 +321,10 @@ def apply(
         ),
     ] = DEFAULT_HEALTH_GATE,
     as_json: JsonFlag = False,
+    progress: ProgressFlag = None,
 ) -> None:
     """Make the engine match the maps: plan, then execute in dependency order."""
+    display = _display(progress, as_json)
     selected, desired, engine = prepare(args, target, as_json)
     options = PlanOptions(
         targets=selected, prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull
@@ -321,9 +333,9 @@ def apply(
         result = _converge(engine, desired, update(options), execute=False).plan
         _print_json(result.as_dict()) if as_json else typer.echo(render_plan(result))
         return
-    show = _progress(not as_json and sys.stdout.isatty())
-    executor = Executor(engine, concurrency=parallel, on_event=show, health_gate=health_gate or None)
-    done = _converge(engine, desired, update(options), executor=executor)
+    executor = Executor(engine, concurrency=parallel, health_gate=health_gate or None, **display.executor_hooks())
+    with display.showing():
+        done = _converge(engine, desired, update(options), executor=executor)
     if not as_json:
         for blocked in done.plan.blocked:
             typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
@@ -344,11 +356,14 @@ def down(
     volumes: Annotated[bool, typer.Option("--volumes", help="Also remove attached volumes (their data!).")] = False,
     parallel: Parallel = DEFAULT_CONCURRENCY,
     as_json: JsonFlag = False,
+    progress: ProgressFlag = None,
 ) -> None:
     """Stop and remove what the maps own, dependents first. Volumes stay unless --volumes."""
+    display = _display(progress, as_json)
     selected, desired, engine = prepare(args, target, as_json)
-    executor = Executor(engine, concurrency=parallel, on_event=_progress(not as_json and sys.stdout.isatty()))
-    done = _converge(engine, desired, teardown(selected, volumes=volumes), executor=executor, pull=False)
+    executor = Executor(engine, concurrency=parallel, **display.executor_hooks())
+    with display.showing():
+        done = _converge(engine, desired, teardown(selected, volumes=volumes), executor=executor, pull=False)
     if not as_json:
         for blocked in done.plan.blocked:
             typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)

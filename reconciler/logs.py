@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
 
 _configured = False
+_settings: tuple[str, bool] = ("info", True)  # the level and format configured last
 
 
 class _CurrentStderr:
@@ -26,9 +29,10 @@ class _CurrentStderr:
 
 def configure(level: str = "info", *, json: bool | None = None) -> None:
     """Set up structlog; `json=None` picks JSON unless stderr is a terminal. Idempotent."""
-    global _configured  # noqa: PLW0603 - logging is process-wide by nature
+    global _configured, _settings  # noqa: PLW0603 - logging is process-wide by nature
     if json is None:
         json = not sys.stderr.isatty()
+    _settings = (level, json)
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
@@ -44,6 +48,22 @@ def configure(level: str = "info", *, json: bool | None = None) -> None:
         cache_logger_on_first_use=False,
     )
     _configured = True
+
+
+@contextmanager
+def at_least(level: str) -> Iterator[None]:
+    """Only `level` and above for a while (a live display owns the terminal: below-warning lines would
+    tear it); the configuration before is restored afterwards."""
+    before, json = _settings
+    names = logging.getLevelNamesMapping()
+    raise_it = names[level.upper()] > names[before.upper()]
+    if raise_it:
+        configure(level, json=json)
+    try:
+        yield
+    finally:
+        if raise_it:
+            configure(before, json=json)
 
 
 def get_logger(name: str) -> Any:

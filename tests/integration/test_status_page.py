@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.integration.engine_helpers import ROOT, map_text, unique_map_name, wait_for
-from tests.integration.test_daemon import daemon_factory, maps_dir, running  # noqa: F401 - fixtures
+from tests.integration.test_daemon import Daemon, running
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(240)]
 
@@ -116,16 +116,12 @@ def remove_map_objects(client: Any, name: str) -> None:
             volume.remove(force=True)
 
 
-def test_status_page_in_a_browser(
-    docker_client: Any,
-    maps_dir: Path,
-    daemon_factory: Any,
-    browser: Any,
-    tmp_path: Path,  # noqa: F811
-) -> None:
+def test_status_page_in_a_browser(docker_client: Any, browser: Any, tmp_path: Path) -> None:
     name = unique_map_name("page")
+    maps_dir = tmp_path / "maps"
+    maps_dir.mkdir()
     (maps_dir / "site.yaml").write_text(map_text(name, SITE.replace("SECRET", SECRET)))
-    daemon = daemon_factory(env={**os.environ, "RECONCILER_HTTP_TOKEN": TOKEN})
+    daemon = Daemon(maps_dir, env={**os.environ, "RECONCILER_HTTP_TOKEN": TOKEN})
     db, app = f"{name}.db", f"{name}.app"
     try:
         wait_for(lambda: get(daemon.port, "/readyz")[0] == 200, 60)
@@ -175,5 +171,9 @@ def test_status_page_in_a_browser(
         if os.environ.get("UPDATE_SCREENSHOT") == "1":
             shutil.copyfile(shot, ROOT / "docs" / "status.png")
     finally:
-        daemon.stop()
+        try:
+            daemon.stop()
+        finally:
+            if daemon.proc.poll() is None:
+                daemon.proc.kill()
         remove_map_objects(docker_client, name)
