@@ -1,9 +1,10 @@
 """Structured logging, configured once: JSON lines off a terminal, readable console output on one.
 
 Everything logs through structlog to stderr (stdout is for command output such as tables and JSON).
-structlog (and, through its console renderer, rich) is imported only once something logs: the command line
-hands its options to `configure_on_first_use`, so commands that never log (`validate`, `schema`, `--help`)
-do not pay for it at start-up.
+structlog (and, through its console renderer, rich: together ~50 ms) is imported only once something logs:
+`get_logger` hands out a stand-in that becomes structlog's logger at its first call, and the command line
+passes its options to `configure_on_first_use`, so a command that never logs (`validate`, a no-op `apply`)
+does not pay for it.
 """
 
 from __future__ import annotations
@@ -58,7 +59,24 @@ def configure_on_first_use(level: str = "info", *, json: bool | None = None) -> 
         configure(level, json=json)
 
 
+class _Deferred:
+    """A module-level logger that is structlog's once used (`log.info(...)`, `log.bind(...)`)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._logger is None:
+            self._logger = _structlog_logger(self._name)
+        return getattr(self._logger, attr)
+
+
 def get_logger(name: str) -> Any:
+    return _Deferred(name)
+
+
+def _structlog_logger(name: str) -> Any:
     if not _configured:
         configure(_wanted[0], json=_wanted[1])
     import structlog  # noqa: PLC0415 - see the module docstring

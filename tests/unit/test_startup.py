@@ -49,3 +49,19 @@ def test_commands_without_the_engine_import_none_of_its_packages(args: list[str]
 def test_help_does_not_import_the_model() -> None:
     loaded = loaded_after("--help")
     assert "yaml" not in loaded
+
+
+def test_loggers_cost_nothing_until_used() -> None:
+    probe = (
+        "import sys, reconciler.executor.apply, reconciler.daemon.controller\n"
+        "assert 'structlog' not in sys.modules, 'imported before anything logged'\n"
+        "from reconciler import logs\n"
+        "logs.configure_on_first_use('info', json=True)\n"
+        "reconciler.executor.apply.log.info('first', n=1)\n"
+        "assert 'structlog' in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stderr.strip().splitlines()[-1])["event"] == "first"
