@@ -9,7 +9,6 @@ does not pay for it.
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
@@ -30,7 +29,9 @@ class _CurrentStderr:
 def configure(level: str = "info", *, json: bool | None = None) -> None:
     """Set up structlog; `json=None` picks JSON unless stderr is a terminal. Idempotent."""
     global _configured  # noqa: PLW0603 - logging is process-wide by nature
-    import structlog  # noqa: PLC0415 - see the module docstring
+    import logging  # noqa: PLC0415 - see the module docstring
+
+    import structlog  # noqa: PLC0415
 
     if json is None:
         json = not sys.stderr.isatty()
