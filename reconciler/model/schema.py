@@ -36,7 +36,7 @@ _DURATION_UNITS = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
 
 def _names(value: object) -> object:
@@ -363,7 +363,7 @@ def _host(value: object) -> object:
 class HostPath(_Strict):
     """A host path for an alias: one for every instance (`default`) and/or one per instance name."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="allow", frozen=True)
     default: str | None = None
 
     @model_validator(mode="after")
