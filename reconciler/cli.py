@@ -3,6 +3,10 @@
 Exit codes are a contract: 0 success, 1 failure or invalid map, 2 usage error (click's own code for bad
 arguments). Command output goes to stdout; problems and logs go to stderr. No input ever produces a Python
 traceback: map problems are `MapError`s, printed one line each.
+
+Start-up is part of the interface: each command imports what it uses inside its own body (the model for
+`validate`, the engine for `plan`/`apply`, the daemon for `run`), so `--help` and `validate` never load the
+docker SDK, the daemon or its HTTP server. Types for annotations come in under `TYPE_CHECKING`.
 """
 
 from __future__ import annotations
@@ -10,29 +14,24 @@ from __future__ import annotations
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from reconciler import __version__, logs
-from reconciler.daemon.run import run as run_daemon
-from reconciler.daemon.settings import load_settings
-from reconciler.executor.apply import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GATE, Executor, RunResult
-from reconciler.executor.converge import Converged, Planner, converge, teardown, update
-from reconciler.executor.engine import DockerEngine
-from reconciler.executor.errors import EngineError
-from reconciler.model import MapError, MapProblem, MapSet, load_map_files, model_json_schema
-from reconciler.model.limits import Limits, limits_from
-from reconciler.plan.desired import desired_state, desired_state_with_sources
-from reconciler.plan.graph import TargetError, select_targets
-from reconciler.plan.naming import attached_volume_name, container_name, network_name
-from reconciler.plan.planner import Action, PlanOptions
-from reconciler.plan.render import render_plan
-from reconciler.plan.resources import DesiredState, ResourceId
+from reconciler.executor.defaults import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GATE
+
+if TYPE_CHECKING:
+    from reconciler.daemon.settings import Settings
+    from reconciler.executor.apply import RunResult
+    from reconciler.executor.converge import Converged, Planner
+    from reconciler.executor.engine import DockerEngine
+    from reconciler.executor.errors import EngineError
+    from reconciler.model import MapProblem, MapSet
+    from reconciler.model.limits import Limits
+    from reconciler.plan.planner import Action
+    from reconciler.plan.resources import DesiredState, ResourceId
 
 app = typer.Typer(
     name="reconciler",
@@ -40,6 +39,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: rendering it with rich costs more than the rest of start-up
 )
 
 MapPaths = Annotated[
@@ -68,6 +68,8 @@ def expand_map_paths(paths: list[Path]) -> list[Path]:
 
 def _map_limits() -> Limits:
     """The bounds on map files, from `RECONCILER_MAP_MAX_*` (the daemon's settings of the same names)."""
+    from reconciler.model.limits import limits_from
+
     values = {name.removeprefix("RECONCILER_").lower(): v for name, v in os.environ.items()}
     try:
         return limits_from({k: v for k, v in values.items() if k.startswith("map_max_")})
@@ -78,6 +80,8 @@ def _map_limits() -> Limits:
 
 def load_maps(paths: list[Path], *, as_json: bool = False) -> MapSet:
     """Load the maps or exit 1 with every problem on stderr (or as JSON on stdout)."""
+    from reconciler.model import MapError, load_map_files
+
     files = expand_map_paths(paths)
     try:
         if not files:
@@ -108,6 +112,8 @@ def split_args(args: list[Path]) -> tuple[list[Path], list[str]]:
 def resolve_targets(maps: MapSet, targets: list[str]) -> frozenset[ResourceId] | None:
     if not targets:
         return None
+    from reconciler.plan.graph import TargetError, select_targets
+
     try:
         return frozenset(select_targets(maps, targets))
     except TargetError as exc:
@@ -120,6 +126,8 @@ def prepare(
 ) -> tuple[frozenset[ResourceId] | None, DesiredState, DockerEngine]:
     """What plan/apply/down share: load the maps (exit 1 if invalid), resolve targets (exit 2 if unknown),
     build the desired state, and reach the engine (exit 1 if it does not answer)."""
+    from reconciler.plan.desired import desired_state
+
     paths, targets = split_args(args)
     maps = load_maps(paths, as_json=as_json)
     selected = resolve_targets(maps, [*targets, *(target or [])])
@@ -127,6 +135,9 @@ def prepare(
 
 
 def connect() -> DockerEngine:
+    from reconciler.executor.engine import DockerEngine
+    from reconciler.executor.errors import EngineError
+
     try:
         engine = DockerEngine()
         engine.ping()
@@ -146,6 +157,8 @@ def _print_json(data: Any) -> None:
 
 
 def _summary(maps: MapSet) -> list[dict[str, Any]]:
+    from reconciler.plan.naming import attached_volume_name, container_name, network_name
+
     out = []
     for m in maps:
         containers = []
@@ -179,6 +192,9 @@ def _summary(maps: MapSet) -> list[dict[str, Any]]:
 def deploy_problems(maps: MapSet) -> list[MapProblem]:
     """What `plan` would block because of the maps themselves: the desired state is built as the planner
     builds it (one code path), and each problem is shown where its key was written."""
+    from reconciler.model import MapProblem
+    from reconciler.plan.desired import desired_state_with_sources
+
     desired, sources = desired_state_with_sources(maps)
     problems = []
     for rid, message in desired.problems:
@@ -237,6 +253,10 @@ def plan(
     update_persistent: Annotated[bool, typer.Option(help="Also update persistent containers' images.")] = False,
 ) -> None:
     """Show what `apply` would change on the engine, and why. Changes nothing."""
+    from reconciler.executor.converge import update
+    from reconciler.plan.planner import PlanOptions
+    from reconciler.plan.render import render_plan
+
     selected, desired, engine = prepare(args, target, as_json)
     options = PlanOptions(targets=selected, prune=prune, update_persistent=update_persistent)
     result = _converge(engine, desired, update(options), execute=False).plan
@@ -310,6 +330,11 @@ def apply(
     as_json: JsonFlag = False,
 ) -> None:
     """Make the engine match the maps: plan, then execute in dependency order."""
+    from reconciler.executor.apply import Executor, RunResult
+    from reconciler.executor.converge import update
+    from reconciler.plan.planner import PlanOptions
+    from reconciler.plan.render import render_plan
+
     selected, desired, engine = prepare(args, target, as_json)
     options = PlanOptions(
         targets=selected, prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull
@@ -343,6 +368,9 @@ def down(
     as_json: JsonFlag = False,
 ) -> None:
     """Stop and remove what the maps own, dependents first. Volumes stay unless --volumes."""
+    from reconciler.executor.apply import Executor
+    from reconciler.executor.converge import teardown
+
     selected, desired, engine = prepare(args, target, as_json)
     executor = Executor(engine, concurrency=parallel, on_event=_progress(not as_json and sys.stdout.isatty()))
     done = _converge(engine, desired, teardown(selected, volumes=volumes), executor=executor, pull=False)
@@ -356,6 +384,9 @@ def down(
 
 def _converge(engine: DockerEngine, desired: DesiredState, planner: Planner, **how: Any) -> Converged:
     """The one loop, with the command line's one way of reporting an engine that fails."""
+    from reconciler.executor.converge import converge
+    from reconciler.executor.errors import EngineError
+
     try:
         return converge(engine, desired, planner, **how)
     except EngineError as exc:
@@ -368,6 +399,8 @@ def status(
     as_json: JsonFlag = False,
 ) -> None:
     """Each resource of the maps: state, health and a drift summary."""
+    from reconciler.executor.converge import update
+
     _selected, desired, engine = prepare(args, None, as_json)
     looked = _converge(engine, desired, update(), execute=False)
     current, observed = looked.plan, looked.observed
@@ -417,6 +450,13 @@ def status(
     typer.echo("in sync" if current.in_sync else "drift: run `reconciler apply` to fix")
 
 
+def run_daemon(settings: Settings) -> int:
+    """The daemon, imported only by the command that runs it (tests replace this function)."""
+    from reconciler.daemon.run import run as run_daemon
+
+    return run_daemon(settings)
+
+
 @app.command()
 def run(
     paths: Annotated[list[Path] | None, typer.Argument(help="Map files or folders.", show_default=False)] = None,
@@ -440,6 +480,10 @@ def run(
     ] = None,
 ) -> None:
     """Run the daemon: keep the engine matching the maps, now and whenever anything changes."""
+    from pydantic import ValidationError
+
+    from reconciler.daemon.settings import load_settings
+
     try:
         settings = load_settings(
             config,
@@ -469,6 +513,9 @@ def healthcheck(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 5.0,
 ) -> None:
     """Ask a running daemon whether it is healthy (exit 0) or not (exit 1): for container HEALTHCHECKs."""
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             typer.echo(response.read().decode(errors="replace").strip())
@@ -483,6 +530,8 @@ def healthcheck(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the map format (for editors), generated from the model."""
+    from reconciler.model import model_json_schema
+
     _print_json(model_json_schema())
 
 
@@ -509,7 +558,7 @@ def _root(
 ) -> None:
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
-    logs.configure(log_level.lower(), json=log_json)
+    logs.configure_on_first_use(log_level.lower(), json=log_json)
 
 
 def main() -> None:

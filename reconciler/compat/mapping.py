@@ -19,8 +19,9 @@ from typing import Any
 
 import yaml
 
-from reconciler.executor.apply import DEFAULT_HEALTH_GATE, ActionResult, Executor, Outcome, RunResult
+from reconciler.executor.apply import ActionResult, Executor, Outcome, RunResult
 from reconciler.executor.converge import Planner, converge, teardown, update
+from reconciler.executor.defaults import DEFAULT_HEALTH_GATE
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.translate import container_config
 from reconciler.model import MapError, MapSet, ResolvedMap, combine_maps, load_map_dict, load_map_text

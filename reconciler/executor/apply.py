@@ -58,11 +58,10 @@ from reconciler.plan.resources import (
 )
 
 from . import lease, translate
+from .defaults import DEFAULT_CONCURRENCY
 from .engine import PULL_IDLE_TIMEOUT, PULL_TIMEOUT, Engine
 from .errors import Conflict, EngineError
 
-DEFAULT_CONCURRENCY = 4
-DEFAULT_HEALTH_GATE = 60.0
 POLL_INTERVAL = 0.5  # how often a running volume init is looked at
 
 log = get_logger(__name__)

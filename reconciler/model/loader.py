@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import schema
+from .collector import collector_paused
 from .errors import KeyPath, MapError, MapProblem, Severity, did_you_mean
 from .extends import ExtendsError, extend_all
 from .integrity import check_integrity, warnings_for
@@ -146,13 +147,20 @@ def load_map_text(
 ) -> ResolvedMap:
     if len(text) > limits.max_bytes or len(text.encode("utf-8", "surrogatepass")) > limits.max_bytes:
         raise MapError([_too_large(file, limits)])
-    data, positions = read_yaml(text, file, limits)
     if default_name is None and file != "<map>":
         default_name = Path(file).stem
     base_dir = posixpath.dirname(posixpath.abspath(file)) if file != "<map>" else os.getcwd()
-    return load_map_dict(
-        data, file=file, positions=positions, default_name=default_name, base_dir=base_dir, check=check, limits=limits
-    )
+    with collector_paused():
+        data, positions = read_yaml(text, file, limits)
+        return load_map_dict(
+            data,
+            file=file,
+            positions=positions,
+            default_name=default_name,
+            base_dir=base_dir,
+            check=check,
+            limits=limits,
+        )
 
 
 def load_map_dict(

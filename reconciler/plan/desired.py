@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.model import MapSet, NetworkModeKind, ResolvedMap, resolve_image
+from reconciler.model.collector import collector_paused
 from reconciler.model.errors import KeyPath
 from reconciler.model.schema import HealthCheck
 
@@ -540,11 +541,13 @@ def _config_instance(ref: str) -> tuple[str, str | None]:
 
 def desired_state(maps: MapSet) -> DesiredState:
     """Every resource the maps imply, with dependency edges; unbuildable containers are listed in `problems`."""
-    return _Builder(maps).build()
+    with collector_paused():
+        return _Builder(maps).build()
 
 
 def desired_state_with_sources(maps: MapSet) -> tuple[DesiredState, dict[ResourceId, Source]]:
     """`desired_state`, and for each of its problems the config key at fault (what `validate` shows, so that
     `validate` and `plan` judge a map by the same build)."""
     builder = _Builder(maps)
-    return builder.build(), builder.sources
+    with collector_paused():
+        return builder.build(), builder.sources
