@@ -8,7 +8,10 @@ traceback: map problems are `MapError`s, printed one line each.
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,6 +21,8 @@ import typer
 from pydantic import ValidationError
 
 from reconciler import __version__, logs
+from reconciler.daemon.holds import HoldStore, state_dir
+from reconciler.daemon.intents import PauseFile, running_daemon
 from reconciler.daemon.run import run as run_daemon
 from reconciler.daemon.settings import load_settings
 from reconciler.executor.apply import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GATE, Executor, RunResult
@@ -28,9 +33,10 @@ from reconciler.model import MapError, MapProblem, MapSet, load_map_files, model
 from reconciler.plan.desired import desired_state, desired_state_with_sources
 from reconciler.plan.graph import TargetError, select_targets
 from reconciler.plan.naming import attached_volume_name, container_name, network_name
-from reconciler.plan.planner import Action, PlanOptions
+from reconciler.plan.observed import ObservedState
+from reconciler.plan.planner import Action, Plan, PlanOptions
 from reconciler.plan.render import render_plan
-from reconciler.plan.resources import DesiredState, ResourceId
+from reconciler.plan.resources import DesiredState, Kind, ResourceId
 
 app = typer.Typer(
     name="reconciler",
@@ -122,6 +128,49 @@ def connect() -> DockerEngine:
         typer.echo(f"error: cannot reach the Docker engine: {exc}", err=True)
         raise typer.Exit(1) from None
     return engine
+
+
+# --- the daemon's state directory: holds and a person's pauses (see daemon.holds, daemon.intents) --------
+
+
+def state_directory() -> Path | None:
+    """The daemon's state directory as `run` finds it (`--state-dir`/RECONCILER_STATE_DIR, systemd's, the
+    default); None when it is 'off'."""
+    configured = os.environ.get("RECONCILER_STATE_DIR")
+    return None if configured == "off" else state_dir(configured)
+
+
+def in_scope(desired: DesiredState, selected: frozenset[ResourceId] | None) -> list[str]:
+    """The containers of the maps that the targets name (all of them without targets), sorted."""
+    return sorted(n for n in desired.containers if selected is None or ResourceId(Kind.CONTAINER, n) in selected)
+
+
+def held_options(force: bool, scope: list[str]) -> dict[str, Any]:
+    """PlanOptions fields for what the daemon holds back; `force` first lets the holds in scope go."""
+    store = HoldStore(state_directory())
+    if force:
+        for name in store.release(scope):
+            typer.echo(f"note: released the hold on {name}: its replacement is tried again", err=True)
+    return {"held": store.holds, "rejected_images": store.rejected_images}
+
+
+def daemon_line() -> str | None:
+    """'a daemon (pid N, maps …) is running', or None."""
+    found = running_daemon(state_directory())
+    if found is None:
+        return None
+    return f"a reconciler daemon (pid {found.get('pid')}, maps {', '.join(found.get('paths', []))}) is running"
+
+
+DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+
+
+def parse_duration(text: str) -> float:
+    """`90s`, `30m`, `2h`, `1h30m`, `1d` → seconds (BadParameter otherwise)."""
+    parts = DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
+        raise typer.BadParameter(f"{text!r}: write e.g. 90s, 30m, 2h or 1h30m", param_hint="--for")
+    return sum(float(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[u] for n, u in parts)
 
 
 def engine_failure(exc: EngineError) -> typer.Exit:
@@ -226,7 +275,8 @@ def plan(
 ) -> None:
     """Show what `apply` would change on the engine, and why. Changes nothing."""
     selected, desired, engine = prepare(args, target, as_json)
-    options = PlanOptions(targets=selected, prune=prune, update_persistent=update_persistent)
+    held = held_options(False, [])
+    options = PlanOptions(targets=selected, prune=prune, update_persistent=update_persistent, **held)
     result = _converge(engine, desired, update(options), execute=False).plan
     if as_json:
         _print_json(result.as_dict())
@@ -295,17 +345,24 @@ def apply(
             "dependents; a recreate that fails it is rolled back. 0: do not wait.",
         ),
     ] = DEFAULT_HEALTH_GATE,
+    force: Annotated[
+        bool, typer.Option("--force", help="Retry what the daemon holds back after a failed health gate.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Make the engine match the maps: plan, then execute in dependency order."""
+    """Make the engine match the maps: plan, then execute in dependency order. Containers in scope that a
+    person paused are handed back to the daemon; what it holds back stays held unless --force."""
     selected, desired, engine = prepare(args, target, as_json)
+    scope = in_scope(desired, selected)
+    held = held_options(force and not dry_run, scope)
     options = PlanOptions(
-        targets=selected, prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull
+        targets=selected, prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull, **held
     )
     if dry_run:
         result = _converge(engine, desired, update(options), execute=False).plan
         _print_json(result.as_dict()) if as_json else typer.echo(render_plan(result))
         return
+    _resume_in(scope, "apply")
     show = _progress(not as_json and sys.stdout.isatty())
     executor = Executor(engine, concurrency=parallel, on_event=show, health_gate=health_gate or None)
     done = _converge(engine, desired, update(options), executor=executor)
@@ -333,13 +390,101 @@ def down(
     """Stop and remove what the maps own, dependents first. Volumes stay unless --volumes."""
     selected, desired, engine = prepare(args, target, as_json)
     executor = Executor(engine, concurrency=parallel, on_event=_progress(not as_json and sys.stdout.isatty()))
-    done = _converge(engine, desired, teardown(selected, volumes=volumes), executor=executor, pull=False)
+    planner = _pausing(teardown(selected, volumes=volumes))
+    done = _converge(engine, desired, planner, executor=executor, pull=False)
     if not as_json:
         for blocked in done.plan.blocked:
             typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
     _report(done.result, len(done.plan.blocked), as_json)
     if not done.ok:
         raise typer.Exit(1)
+
+
+MapsAndTargets = Annotated[
+    list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+]
+
+
+def _scope_of(args: list[Path], target: list[str] | None) -> list[str]:
+    """The containers `MAP… [TARGET…]` names (no engine needed)."""
+    paths, targets = split_args(args)
+    maps = load_maps(paths)
+    return in_scope(desired_state(maps), resolve_targets(maps, [*targets, *(target or [])]))
+
+
+@app.command()
+def pause(
+    args: MapsAndTargets,
+    target: Targets = None,
+    for_: Annotated[
+        str | None, typer.Option("--for", help="Resume by itself after this long: 90s, 30m, 2h, 1h30m.")
+    ] = None,
+) -> None:
+    """Maintenance: tell the daemon to leave these containers alone — no healing, no updates — until
+    `resume` (or --for runs out, or `apply` of them). Containers are not stopped: do that yourself."""
+    scope = _scope_of(args, target)
+    until = time.time() + parse_duration(for_) if for_ else None
+    try:
+        names = PauseFile(state_directory()).pause(scope, until, "by `reconciler pause`")
+    except OSError as exc:
+        typer.echo(f"error: cannot record the pause in the state directory: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"paused: {', '.join(names)}" + (f" for {for_}" if for_ else ""))
+    daemon = daemon_line()
+    typer.echo(f"{daemon}: it leaves them alone" if daemon else "no daemon is running: a daemon started later obeys")
+
+
+@app.command()
+def resume(args: MapsAndTargets, target: Targets = None) -> None:
+    """End a pause (or the pause `down` left while a daemon ran): the daemon manages them again at once."""
+    resumed = _resume_in(_scope_of(args, target), "resume")
+    if not resumed:
+        typer.echo("nothing was paused")
+        return
+    daemon = daemon_line()
+    typer.echo(f"{daemon}: it converges them now" if daemon else "no daemon is running: `reconciler apply` acts")
+
+
+@app.command()
+def release(
+    containers: Annotated[list[str], typer.Argument(help="Container names, as `status` shows them.")],
+) -> None:
+    """Let a daemon's hold go on purpose: the replacement that failed its health gate is tried again."""
+    released = HoldStore(state_directory()).release(containers)
+    for name in sorted(set(containers) - set(released)):
+        typer.echo(f"{name}: not held back", err=True)
+    if released:
+        typer.echo(f"released: {', '.join(released)} (a running daemon tries them again on its next reconcile)")
+
+
+def _pausing(planner: Planner) -> Planner:
+    """With a daemon running, `down` first pauses the containers it takes down — before any of them goes —
+    so the daemon keeps them down instead of bringing them back; without one, `down` only acts."""
+    daemon = daemon_line()
+    if daemon is None:
+        return planner
+
+    def plan(desired: DesiredState, observed: ObservedState) -> Plan:
+        made = planner(desired, observed)
+        names = sorted({a.resource.name for a in made.actions if a.resource.kind is Kind.CONTAINER})
+        if names and not PauseFile(state_directory()).active().keys() >= set(names):
+            PauseFile(state_directory()).pause(names, None, "taken down by `reconciler down`")
+            typer.echo(f"note: {daemon}: paused {', '.join(names)} so it keeps them down;", err=True)
+            typer.echo("      `reconciler resume MAP…` (or `apply`) hands them back to it", err=True)
+        return made
+
+    return plan
+
+
+def _resume_in(scope: list[str], why: str) -> list[str]:
+    """Hand paused containers of this scope back to the daemon (a person's `apply`, `resume`)."""
+    try:
+        resumed = PauseFile(state_directory()).resume(scope)
+    except OSError:
+        return []
+    if resumed:
+        typer.echo(f"note: {why}: resumed {', '.join(resumed)} (the daemon manages them again)", err=True)
+    return resumed
 
 
 def _converge(engine: DockerEngine, desired: DesiredState, planner: Planner, **how: Any) -> Converged:
@@ -357,7 +502,7 @@ def status(
 ) -> None:
     """Each resource of the maps: state, health and a drift summary."""
     _selected, desired, engine = prepare(args, None, as_json)
-    looked = _converge(engine, desired, update(), execute=False)
+    looked = _converge(engine, desired, update(PlanOptions(**held_options(False, []))), execute=False)
     current, observed = looked.plan, looked.observed
     assert observed is not None  # a plan-only converge always looked
     rows: list[dict[str, Any]] = []
@@ -387,11 +532,10 @@ def status(
                 "action": action.op.value if action else None,
             }
         )
-    blocked = {b.resource.name: b.message for b in current.blocked}
-    for row in rows:
-        if row["name"] in blocked:
-            row["drift"] = [blocked[row["name"]]]
-            row["action"] = "blocked"
+    _mark(rows, {b.resource.name: b.message for b in current.blocked}, "blocked")
+    _mark(rows, {n.resource.name: n.message for n in current.notes if n.message.startswith("held back")}, "held")
+    paused = PauseFile(state_directory()).active()
+    _mark(rows, {name: pause.describe() for name, pause in paused.items()}, "paused")
     if as_json:
         _print_json({"in_sync": current.in_sync, "resources": rows, "notes": [n.as_dict() for n in current.notes]})
         return
@@ -401,8 +545,27 @@ def status(
         state = f"{row['state']}{health}"
         typer.echo(f"{row['kind']:<12} {row['name']:<40} {state:<22} {drift}")
     for note in current.notes:
-        typer.echo(f"note: {note.resource}: {note.message}")
-    typer.echo("in sync" if current.in_sync else "drift: run `reconciler apply` to fix")
+        if not note.message.startswith("held back"):
+            typer.echo(f"note: {note.resource}: {note.message}")
+    typer.echo(_status_line(rows, current.in_sync))
+
+
+def _mark(rows: list[dict[str, Any]], why: dict[str, str], action: str) -> None:
+    """Rows the daemon will not act on (blocked, held back, paused): that says why, not the drift."""
+    for row in rows:
+        if row["name"] in why and (row["kind"] == "container" or action == "blocked"):
+            row["drift"] = [why[row["name"]]]
+            row["action"] = action
+
+
+def _status_line(rows: list[dict[str, Any]], in_sync: bool) -> str:
+    """The last line: in sync, or what to do — never `apply` for what only a hold or a pause keeps."""
+    held = [r["name"] for r in rows if r["action"] in ("held", "paused")]
+    acting = [r for r in rows if r["action"] not in (None, "held", "paused")]
+    line = "drift: run `reconciler apply` to fix" if acting or (not in_sync and not held) else "in sync"
+    if held:
+        line += f" ({len(held)} held back or paused: `reconciler release` / `reconciler resume` when ready)"
+    return line
 
 
 @app.command()
