@@ -1,0 +1,134 @@
+"""Day two (issue 18) without an engine: pauses, presence, holds read back by the CLI, honest readiness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from structlog.testing import capture_logs
+
+from reconciler.cli import parse_duration
+from reconciler.daemon.controller import Result
+from reconciler.daemon.holds import HoldStore
+from reconciler.daemon.intents import PauseFile, Presence, running_daemon
+from reconciler.daemon.keys import ALL
+from reconciler.executor.apply import ActionResult, Outcome, RunResult
+from reconciler.model import MapProblem
+from reconciler.plan.planner import HeldBack, plan_update
+from reconciler.watch.maps import ReloadResult
+from tests.planfakes import synthesize
+from tests.unit.test_daemon_logic import HEALTHY, Clock, controller
+
+APP = "name: m\napp: {image: x}\nweb: {image: x}\n"
+
+
+def test_a_paused_container_is_not_healed_and_resume_brings_it_back(tmp_path: Path) -> None:
+    ctl = controller(APP, state_dir=str(tmp_path))
+    observed = synthesize(controller("name: m\nweb: {image: x}\n").desired).observed()  # m.app is missing
+    assert [a.resource.name for a in ctl._planner(ALL)(ctl.desired, observed).actions] == ["m.app"]
+
+    PauseFile(tmp_path).pause(["m.app"], None, "by `reconciler pause`")  # the CLI, another process
+    plan = ctl._planner(ALL)(ctl.desired, observed)
+    assert not plan.actions
+    assert [n.message for n in plan.notes] == ["paused (by `reconciler pause`, until `reconciler resume`)"]
+    with capture_logs() as logs:
+        ctl.watch_pauses()
+    assert [e["event"] for e in logs] == ["paused by a person: not healed until resumed"]
+    ctl.map_files = ["m.yaml"]
+    ctl.first_reconcile_done.set()
+    assert ctl.ready() == (True, "ready; 1 containers paused by a person")
+
+    assert PauseFile(tmp_path).resume(["m.app"]) == ["m.app"]
+    ctl.queue.get(timeout=0)  # drain
+    with capture_logs() as logs:
+        ctl.watch_pauses()
+    assert [e["event"] for e in logs] == ["resumed: managed again"]
+    assert ctl.queue.get(timeout=0) == ALL  # looked at again at once
+    assert [a.resource.name for a in ctl._planner(ALL)(ctl.desired, observed).actions] == ["m.app"]
+
+
+def test_a_pause_for_a_while_runs_out(tmp_path: Path) -> None:
+    clock = Clock()
+    pauses = PauseFile(tmp_path, clock=clock)
+    pauses.pause(["m.app"], clock.now + 60, "maintenance")
+    assert set(pauses.active()) == {"m.app"}
+    clock.now += 61
+    assert pauses.active() == {}
+    assert pauses.resume(["m.app"]) == []  # nothing in force to resume
+
+
+def test_resuming_what_was_never_paused_writes_nothing(tmp_path: Path) -> None:
+    assert PauseFile(tmp_path / "state").resume(["m.app"]) == []
+    assert not (tmp_path / "state").exists()  # `apply` never creates a state directory for nothing
+
+
+def test_durations() -> None:
+    assert [parse_duration(t) for t in ("90s", "30m", "2h", "1h30m", "1d")] == [90, 1800, 7200, 5400, 86400]
+    with pytest.raises(typer.BadParameter):
+        parse_duration("soon")
+    with pytest.raises(typer.BadParameter):
+        parse_duration("10x")
+
+
+def test_presence_says_whether_a_daemon_runs(tmp_path: Path) -> None:
+    clock = Clock()
+    presence = Presence(tmp_path, ["/maps"], clock=clock)
+    assert running_daemon(tmp_path, clock=clock) is None
+    presence.beat()
+    found = running_daemon(tmp_path, clock=clock)
+    assert found is not None and found["paths"] == ["/maps"]
+    clock.now += 60  # killed: no heartbeat for a minute
+    assert running_daemon(tmp_path, clock=clock) is None
+    presence.withdraw()
+    assert not (tmp_path / "daemon.json").exists()
+
+
+def test_a_release_by_the_cli_reaches_the_daemons_store(tmp_path: Path) -> None:
+    daemon = HoldStore(tmp_path)
+    daemon.hold(HeldBack("m.app", "h", "sha256:bad", "failed"), ("x:latest", "sha256:bad"))
+    cli = HoldStore(tmp_path)
+    assert cli.holds == daemon.holds  # the CLI reads what the daemon holds
+    assert cli.release(["m.app", "m.other"]) == ["m.app"]
+    assert daemon.holds == frozenset() and daemon.rejected_images == frozenset()  # re-read on change
+    daemon.hold(HeldBack("m.web", "h", "sha256:2"))  # …and a later write does not bring m.app back
+    assert [h["container"] for h in json.loads((tmp_path / "held.json").read_text())["holds"]] == ["m.web"]
+
+
+def test_a_held_rollback_promises_no_retry() -> None:
+    ctl = controller(HEALTHY)
+    observed = synthesize(controller(HEALTHY.replace("'2'", "'1'")).desired).observed()
+    action = plan_update(ctl.desired, observed).actions[0]
+    rolled = ActionResult(action, Outcome.FAILED, "unhealthy", 1.0, ("x:latest", "sha256:1"))
+    with capture_logs() as logs:
+        assert ctl._failed(ALL, RunResult([rolled])) == Result()
+    assert not [e for e in logs if "retry" in e["event"]]
+    other = ActionResult(action, Outcome.FAILED, "engine said no", 1.0)
+    assert ctl._failed(ALL, RunResult([rolled, other])) == Result(failed=True)
+
+
+def test_no_valid_map_is_not_ready_and_the_gauge_says_which(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: b\napp: {image: x, bogus: 1}\n")
+    ctl = controller("name: m\n")
+    ctl.maps = type(ctl.maps)()
+    ctl.source.paths = [tmp_path]
+    with capture_logs() as logs:
+        ctl._map_health(ReloadResult(ctl.maps, [MapProblem("unknown key 'bogus'", file=str(broken))]))
+    assert [e["event"] for e in logs] == ["map error: not managed (no good version of this file yet)"]
+    assert ctl.ready() == (False, f"no valid map loaded (broken: {broken})")
+    sample = ctl.metrics.registry.get_sample_value("reconciler_maps_broken", {"file": str(broken)})
+    assert sample == 1.0
+    with capture_logs() as logs:
+        ctl._map_health(ReloadResult(ctl.maps))
+    assert [e["event"] for e in logs] == ["map OK again"]
+    assert ctl.metrics.registry.get_sample_value("reconciler_maps_broken", {"file": str(broken)}) == 0.0
+
+
+def test_no_map_files_is_not_ready(tmp_path: Path) -> None:
+    ctl = controller("name: m\n")
+    ctl.source.paths = [tmp_path / "wrong"]
+    ctl.settings.paths = [str(tmp_path / "wrong")]
+    ctl._map_health(ReloadResult(ctl.maps))
+    assert ctl.ready() == (False, f"no map files found in {tmp_path / 'wrong'}")
