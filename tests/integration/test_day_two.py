@@ -17,7 +17,7 @@ from tests.integration.test_daemon import APP, daemon_factory, maps_dir, running
 
 __all__ = ["daemon_factory", "maps_dir"]  # fixtures shared with the daemon's own tests
 
-TWO = APP + "\nweb:\n  image: IMAGE\n  stop_timeout: 1\n  links: app\n  create_options:\n    command: [sh, -c, 'TRAP']\n"
+TWO = APP + "\nweb:\n  image: IMAGE\n  stop_timeout: 1\n  links: app\n  create_options: {command: [sh, -c, 'TRAP']}\n"
 
 
 def _cleanup(client: Any, *names: str) -> None:
@@ -38,16 +38,18 @@ def test_down_beside_a_running_daemon_stays_down_until_resume(
     try:
         daemon.wait_ready()
         wait_for(lambda: running(docker_client, app) and running(docker_client, web), 30)
-        wait_for(lambda: (maps_dir.parent / "state" / "daemon.json").exists(), 10)
+        wait_for((maps_dir.parent / "state" / "daemon.json").exists, 10)
 
         down = run_cli("down", str(site), env=env)
         assert down.returncode == 0, down.stderr
-        assert "daemon" in down.stderr and "paused" in down.stderr  # the CLI says a daemon manages the maps
+        assert "daemon" in down.stderr
+        assert "paused" in down.stderr
         # Kept down: the daemon logs the pause and does not bring them back.
         wait_for(lambda: any(e.get("event", "").startswith("paused by a person") for e in daemon.logs()), 10)
         deadline = time.monotonic() + 4
         while time.monotonic() < deadline:
-            assert not state(docker_client, app) and not state(docker_client, web)
+            assert not state(docker_client, app)
+            assert not state(docker_client, web)
             time.sleep(0.2)
         assert not [e for e in daemon.logs() if e.get("log_level") == "error"]
         status = run_cli("status", str(site), env=env)

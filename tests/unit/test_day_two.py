@@ -78,7 +78,8 @@ def test_presence_says_whether_a_daemon_runs(tmp_path: Path) -> None:
     assert running_daemon(tmp_path, clock=clock) is None
     presence.beat()
     found = running_daemon(tmp_path, clock=clock)
-    assert found is not None and found["paths"] == ["/maps"]
+    assert found is not None
+    assert found["paths"] == ["/maps"]
     clock.now += 60  # killed: no heartbeat for a minute
     assert running_daemon(tmp_path, clock=clock) is None
     presence.withdraw()
@@ -91,7 +92,8 @@ def test_a_release_by_the_cli_reaches_the_daemons_store(tmp_path: Path) -> None:
     cli = HoldStore(tmp_path)
     assert cli.holds == daemon.holds  # the CLI reads what the daemon holds
     assert cli.release(["m.app", "m.other"]) == ["m.app"]
-    assert daemon.holds == frozenset() and daemon.rejected_images == frozenset()  # re-read on change
+    assert daemon.holds == frozenset()
+    assert daemon.rejected_images == frozenset()
     daemon.hold(HeldBack("m.web", "h", "sha256:2"))  # …and a later write does not bring m.app back
     assert [h["container"] for h in json.loads((tmp_path / "held.json").read_text())["holds"]] == ["m.web"]
 
