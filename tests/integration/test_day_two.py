@@ -53,7 +53,8 @@ def test_down_beside_a_running_daemon_stays_down_until_resume(
             time.sleep(0.2)
         assert not [e for e in daemon.logs() if e.get("log_level") == "error"]
         status = run_cli("status", str(site), env=env)
-        assert "paused" in status.stdout and "run `reconciler apply`" not in status.stdout, status.stdout
+        assert "paused" in status.stdout, status.stdout
+        assert "run `reconciler apply`" not in status.stdout
         assert "reconciler_paused_containers 2.0" in daemon.get("/metrics")[1]
         assert "paused" in daemon.get("/readyz")[1]
 
@@ -136,7 +137,8 @@ def test_status_plan_and_apply_respect_a_hold_until_forced(docker_client: Any, t
         assert "held back: failed its health gate" in status.stdout, status.stdout
         assert "run `reconciler apply`" not in status.stdout
         plan = run_cli("plan", str(site), "--detailed-exitcode", env=env)
-        assert plan.returncode == 0 and "held back" in plan.stdout, plan.stdout
+        assert plan.returncode == 0, plan.stdout
+        assert "held back" in plan.stdout
         assert run_cli("apply", str(site), env=env).returncode == 0
         assert state(docker_client, app)["Image"] == first  # the known-bad image was not deployed
         forced = run_cli("apply", str(site), "--force", env=env)
