@@ -17,7 +17,7 @@ from tests.integration.test_daemon import APP, daemon_factory, maps_dir, running
 
 __all__ = ["daemon_factory", "maps_dir"]  # fixtures shared with the daemon's own tests
 
-TWO = APP + "\nweb:\n  image: IMAGE\n  stop_timeout: 1\n  links: app\n  create_options: {command: [sh, -c, 'TRAP']}\n"
+TWO = APP + 'web:\n  image: IMAGE\n  stop_timeout: 1\n  links: app\n  create_options: {command: [sh, -c, "TRAP"]}\n'
 
 
 def _cleanup(client: Any, *names: str) -> None:
@@ -51,7 +51,7 @@ def test_down_beside_a_running_daemon_stays_down_until_resume(
             assert not state(docker_client, app)
             assert not state(docker_client, web)
             time.sleep(0.2)
-        assert not [e for e in daemon.logs() if e.get("log_level") == "error"]
+        assert not [e for e in daemon.logs() if e.get("level") == "error"]
         status = run_cli("status", str(site), env=env)
         assert "paused" in status.stdout, status.stdout
         assert "run `reconciler apply`" not in status.stdout
