@@ -423,6 +423,9 @@ def pause(
     """Maintenance: tell the daemon to leave these containers alone — no healing, no updates — until
     `resume` (or --for runs out, or `apply` of them). Containers are not stopped: do that yourself."""
     scope = _scope_of(args, target)
+    if not scope:
+        typer.echo("nothing to pause: the maps have no containers")
+        return
     until = time.time() + parse_duration(for_) if for_ else None
     try:
         names = PauseFile(state_directory()).pause(scope, until, "by `reconciler pause`")
@@ -654,6 +657,14 @@ def _root(
             show_default=False,
         ),
     ] = None,
+    state_dir_option: Annotated[
+        str | None,
+        typer.Option(
+            "--state-dir",
+            help="The daemon's state directory (holds, pauses); 'off' for none. Default: as `run` finds it.",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
@@ -661,6 +672,9 @@ def _root(
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
     logs.configure(log_level.lower(), json=log_json)
+    if state_dir_option is not None:
+        # One place for every command, `run` included (its settings read RECONCILER_STATE_DIR too).
+        os.environ["RECONCILER_STATE_DIR"] = state_dir_option
 
 
 def main() -> None:
