@@ -289,13 +289,23 @@ def plan(
 Parallel = Annotated[int, typer.Option("--parallel", "-j", min=1, max=64, help="Actions run at once within a wave.")]
 
 
-def _progress(enabled: bool) -> Any:
+def _progress(enabled: bool, clock: Any = time.monotonic) -> Any:
+    """One plain line per finished action — outcome, what, which, seconds — on a terminal or not (CI logs
+    need them as much as people do); nothing with --json, whose results carry the same."""
+    began: dict[ResourceId, float] = {}
+
     def show(event: str, action: Action, error: str | None) -> None:
-        if not enabled or event == "start":
+        if not enabled:
+            return
+        if event == "start":
+            began[action.resource] = clock()
             return
         mark = {"done": "ok", "failed": "FAILED", "skipped": "skipped"}[event]
+        took = clock() - began.pop(action.resource, clock())
         line = f"  {mark:<8} {action.op.value:<9} {action.resource.kind.value:<12} {action.resource.name}"
+        line += f" ({took:.1f}s)" if event != "skipped" else ""
         typer.echo(line + (f": {error}" if error else ""))
+        sys.stdout.flush()
 
     return show
 
@@ -363,7 +373,7 @@ def apply(
         _print_json(result.as_dict()) if as_json else typer.echo(render_plan(result))
         return
     _resume_in(scope, "apply")
-    show = _progress(not as_json and sys.stdout.isatty())
+    show = _progress(not as_json)
     executor = Executor(engine, concurrency=parallel, on_event=show, health_gate=health_gate or None)
     done = _converge(engine, desired, update(options), executor=executor)
     if not as_json:
@@ -389,7 +399,7 @@ def down(
 ) -> None:
     """Stop and remove what the maps own, dependents first. Volumes stay unless --volumes."""
     selected, desired, engine = prepare(args, target, as_json)
-    executor = Executor(engine, concurrency=parallel, on_event=_progress(not as_json and sys.stdout.isatty()))
+    executor = Executor(engine, concurrency=parallel, on_event=_progress(not as_json))
     planner = _pausing(teardown(selected, volumes=volumes))
     done = _converge(engine, desired, planner, executor=executor, pull=False)
     if not as_json:

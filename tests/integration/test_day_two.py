@@ -7,6 +7,7 @@ valid map is not ready; what the daemon holds back is shown by `status`/`plan` a
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,13 @@ def test_status_plan_and_apply_respect_a_hold_until_forced(docker_client: Any, t
     env = {"RECONCILER_STATE_DIR": str(tmp_path / "state")}
     app = f"{name}.app"
     try:
-        assert run_cli("apply", str(site), env=env).returncode == 0
+        applied = run_cli("apply", str(site), env=env)
+        assert applied.returncode == 0
+        # Off a terminal: one plain line per action (outcome, what, which, seconds), then the summary.
+        assert re.search(rf"^  ok +create +container +{re.escape(app)} \(\d+\.\ds\)$", applied.stdout, re.M), (
+            applied.stdout
+        )
+        assert applied.stdout.splitlines()[-1].startswith("summary: ")
         second = build_image(docker_client, tag, "FROM " + _test_image() + "\nLABEL v=2\n")
         # As the daemon records a rolled-back update of `app` to the second image:
         spec = desired_state(load(text, tmp_path)).containers[app]
