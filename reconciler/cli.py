@@ -13,6 +13,7 @@ import re
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Annotated, Any
@@ -93,10 +94,23 @@ def load_maps(paths: list[Path], *, as_json: bool = False) -> MapSet:
 
 
 def split_args(args: list[Path]) -> tuple[list[Path], list[str]]:
-    """`MAP… [TARGET…]`: arguments that exist on disk are maps, the rest are targets."""
+    """`MAP… [TARGET…]`: the first argument is always a map (a typo in it is reported as a missing file, not
+    taken for a target); after it, arguments that exist on disk or end in .yml/.yaml are maps, the rest
+    targets."""
+    if args and not args[0].exists():
+        typer.echo(f"error: {args[0]}: no such map file or folder", err=True)
+        raise typer.Exit(1)
     maps = [a for a in args if a.exists() or a.suffix in (".yml", ".yaml")]
     targets = [str(a) for a in args if a not in maps]
     return maps, targets
+
+
+def no_targets(command: str, args: list[Path]) -> None:
+    """Commands that take only maps reject anything else (instead of silently ignoring it)."""
+    _maps, targets = split_args(args)
+    if targets:
+        typer.echo(f"error: `{command}` takes map files or folders only, not {', '.join(targets)}", err=True)
+        raise typer.Exit(2)
 
 
 def resolve_targets(maps: MapSet, targets: list[str]) -> frozenset[ResourceId] | None:
@@ -514,6 +528,7 @@ def status(
     as_json: JsonFlag = False,
 ) -> None:
     """Each resource of the maps: state, health and a drift summary."""
+    no_targets("status", args)
     _selected, desired, engine = prepare(args, None, as_json)
     looked = _converge(engine, desired, update(PlanOptions(**held_options(False, []))), execute=False)
     current, observed = looked.plan, looked.observed
@@ -627,12 +642,36 @@ def run(
     raise typer.Exit(run_daemon(settings))
 
 
+def health_url(url: str | None, config: Path | None) -> str:
+    """The endpoint to ask: `--url` (a URL, or `host:port`), else the `http` setting `run` would use (flags
+    aside: RECONCILER_HTTP, the config file, the default), with a wildcard address asked on loopback."""
+    if url is None:
+        try:
+            address = load_settings(config).http_address
+        except (ValidationError, ValueError) as exc:
+            typer.echo(f"error: invalid settings: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if address is None:
+            typer.echo("error: the status server is off (http: off): nothing to ask", err=True)
+            raise typer.Exit(2)
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(address[0], address[0])
+        url = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    if "://" not in url:
+        url = "http://" + url
+    return url if urllib.parse.urlsplit(url).path not in ("", "/") else url.rstrip("/") + "/healthz"
+
+
 @app.command()
 def healthcheck(
-    url: Annotated[str, typer.Option(help="The daemon's health endpoint.")] = "http://127.0.0.1:9105/healthz",
+    url: Annotated[
+        str | None,
+        typer.Option(help="The daemon's health endpoint, or host:port. Default: the `http` setting of `run`."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file with daemon settings.", exists=True)] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 5.0,
 ) -> None:
     """Ask a running daemon whether it is healthy (exit 0) or not (exit 1): for container HEALTHCHECKs."""
+    url = health_url(url, config)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             typer.echo(response.read().decode(errors="replace").strip())
@@ -687,8 +726,34 @@ def _root(
         os.environ["RECONCILER_STATE_DIR"] = state_dir_option
 
 
+GLOBAL_VALUES = ("--log-level", "--state-dir")
+GLOBAL_FLAGS = ("--log-json", "--log-console")
+
+
+def hoist_globals(argv: list[str]) -> list[str]:
+    """`reconciler plan x.yaml --log-level debug` means `reconciler --log-level debug plan x.yaml`: the
+    options of `reconciler` itself are moved before the command wherever they were written (up to `--`)."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in GLOBAL_FLAGS or (arg.split("=", 1)[0] in GLOBAL_VALUES and "=" in arg):
+            front.append(arg)
+        elif arg in GLOBAL_VALUES and i + 1 < len(argv):
+            front.extend(argv[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
     try:
-        app()
+        app(args=hoist_globals(sys.argv[1:]))
     except KeyboardInterrupt:  # pragma: no cover - interactive
         sys.exit(130)

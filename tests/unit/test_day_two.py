@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +137,67 @@ def test_no_map_files_is_not_ready(tmp_path: Path) -> None:
     ctl.settings.paths = [str(tmp_path / "wrong")]
     ctl._map_health(ReloadResult(ctl.maps))
     assert ctl.ready() == (False, f"no map files found in {tmp_path / 'wrong'}")
+
+
+# --- the command line's edges ---------------------------------------------------------------------------
+
+
+def test_global_options_work_after_the_command() -> None:
+    from reconciler.cli import hoist_globals
+
+    argv = ["plan", "x.yaml", "--log-level", "debug", "--json", "--log-json", "--state-dir=/s"]
+    assert hoist_globals(argv) == ["--log-level", "debug", "--log-json", "--state-dir=/s", "plan", "x.yaml", "--json"]
+    assert hoist_globals(["--log-level", "info", "run", "/maps"]) == ["--log-level", "info", "run", "/maps"]
+    assert hoist_globals(["plan", "--", "--log-json"]) == ["plan", "--", "--log-json"]
+    result = run("validate", "config/example.yaml", "--log-level", "warning")
+    assert result.returncode == 0, result.stderr
+
+
+def test_healthcheck_reads_the_run_setting_and_accepts_host_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.cli import health_url
+
+    monkeypatch.setenv("RECONCILER_HTTP", "0.0.0.0:18650")
+    assert health_url(None, None) == "http://127.0.0.1:18650/healthz"  # a wildcard is asked on loopback
+    assert health_url("127.0.0.1:18650", None) == "http://127.0.0.1:18650/healthz"
+    assert health_url("http://h:1/readyz", None) == "http://h:1/readyz"
+    monkeypatch.setenv("RECONCILER_HTTP", "127.0.0.1:1")  # nothing listens there
+    result = run("healthcheck", "--timeout", "1", env={"RECONCILER_HTTP": "127.0.0.1:1"})
+    assert result.returncode == 1
+    assert "127.0.0.1:1" in result.stderr or "refused" in result.stderr
+
+
+def test_a_missing_map_is_reported_as_such_and_status_rejects_targets() -> None:
+    typo = run("plan", "ncshop.yam")
+    assert typo.returncode == 1
+    assert "ncshop.yam: no such map file or folder" in typo.stderr
+    extra = run("status", "config/example.yaml", "web")
+    assert extra.returncode == 2
+    assert "takes map files or folders only, not web" in extra.stderr
+
+
+def test_progress_lines_name_outcome_action_and_seconds(capsys: pytest.CaptureFixture[str]) -> None:
+    from reconciler.cli import _progress
+
+    ctl = controller(APP)
+    observed = synthesize(controller("name: m\nweb: {image: x}\n").desired).observed()
+    action = plan_update(ctl.desired, observed).actions[0]
+    clock = Clock()
+    show = _progress(True, clock)
+    show("start", action, None)
+    clock.now += 1.25
+    show("done", action, None)
+    assert capsys.readouterr().out == "  ok       create    container    m.app (1.2s)\n"
+    _progress(False)("done", action, None)
+    assert capsys.readouterr().out == ""
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, **(env or {})},
+    )
