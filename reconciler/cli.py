@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -21,15 +22,18 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from reconciler import __version__, logs
+from reconciler import __version__
+from reconciler import logs as logging_setup
 from reconciler.daemon.holds import HoldStore, state_dir
 from reconciler.daemon.intents import PauseFile, running_daemon
 from reconciler.daemon.run import run as run_daemon
 from reconciler.daemon.settings import load_settings
 from reconciler.executor.apply import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GATE, Executor, RunResult
 from reconciler.executor.converge import Converged, Planner, converge, teardown, update
+from reconciler.executor.direct import act, follow_logs
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
+from reconciler.executor.observe import observe
 from reconciler.model import MapError, MapProblem, MapSet, load_map_files, model_json_schema
 from reconciler.plan.desired import desired_state, desired_state_with_sources
 from reconciler.plan.graph import TargetError, select_targets
@@ -484,6 +488,85 @@ def release(
         typer.echo(f"released: {', '.join(released)} (a running daemon tries them again on its next reconcile)")
 
 
+def _verb(verb: str, args: list[Path], target: list[str] | None) -> None:
+    """stop/start/restart: tell a running daemon (stop pauses, start resumes), then act directly."""
+    selected, desired, engine = prepare(args, target, False)
+    names = in_scope(desired, selected)
+    daemon = daemon_line()
+    if verb == "stop" and daemon is not None:
+        PauseFile(state_directory()).pause(names, None, "stopped by `reconciler stop`")
+        typer.echo(f"note: {daemon}: paused {', '.join(names)} so it keeps them stopped;", err=True)
+        typer.echo("      `reconciler start` (or `resume`, `apply`) hands them back to it", err=True)
+    if verb == "start":
+        _resume_in(names, "start")
+    try:
+        observed = observe(engine, desired)
+        results = list(act(engine, desired, observed, verb, names))
+    except EngineError as exc:
+        raise engine_failure(exc) from None
+    for done in results:
+        seconds = f" ({done.seconds:.1f}s)" if done.outcome != "skipped" else ""
+        typer.echo(
+            f"  {done.outcome:<8} {verb:<9} {done.container}{seconds}" + (f": {done.detail}" if done.detail else "")
+        )
+    counts = {o: sum(1 for d in results if d.outcome == o) for o in ("ok", "failed", "skipped")}
+    typer.echo(f"summary: {counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped")
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def stop(args: MapsAndTargets, target: Targets = None) -> None:
+    """Stop containers of the maps (only ours, each with its stop_timeout); a running daemon is told to
+    keep them stopped until `start`, `resume` or `apply`."""
+    _verb("stop", args, target)
+
+
+@app.command()
+def start(args: MapsAndTargets, target: Targets = None) -> None:
+    """Start stopped containers of the maps (dependencies first), and hand them back to a running daemon."""
+    _verb("start", args, target)
+
+
+@app.command()
+def restart(args: MapsAndTargets, target: Targets = None) -> None:
+    """Restart containers of the maps (each with its stop_timeout). A daemon does not count it as a crash."""
+    _verb("restart", args, target)
+
+
+@app.command("logs")
+def show_logs(
+    args: MapsAndTargets,
+    target: Targets = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    tail: Annotated[int | None, typer.Option("--tail", "-n", min=0, help="Only the last N lines of each.")] = None,
+) -> None:
+    """The logs of containers of the maps (stdout and stderr), each line prefixed with its container's name
+    when there are several; --follow with several follows them all."""
+    selected, desired, engine = prepare(args, target, False)
+    names = in_scope(desired, selected)
+    width = max(map(len, names), default=0)
+    lock = threading.Lock()
+
+    def show(name: str) -> None:
+        prefix = f"{name:<{width}} | " if len(names) > 1 else ""
+        try:
+            for line in follow_logs(engine, name, follow=follow, tail=tail):
+                with lock:
+                    typer.echo(prefix + line)
+        except EngineError as exc:
+            typer.echo(f"error: {name}: {exc}", err=True)
+
+    threads = [threading.Thread(target=show, args=(n,), daemon=True) for n in names]
+    for thread in threads:
+        thread.start()
+        if not follow:
+            thread.join()  # one container after the other, whole
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.5)
+
+
 def _pausing(planner: Planner) -> Planner:
     """With a daemon running, `down` first pauses the containers it takes down — before any of them goes —
     so the daemon keeps them down instead of bringing them back; without one, `down` only acts."""
@@ -720,7 +803,7 @@ def _root(
 ) -> None:
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
-    logs.configure(log_level.lower(), json=log_json)
+    logging_setup.configure(log_level.lower(), json=log_json)
     if state_dir_option is not None:
         # One place for every command, `run` included (its settings read RECONCILER_STATE_DIR too).
         os.environ["RECONCILER_STATE_DIR"] = state_dir_option

@@ -162,3 +162,71 @@ def _test_image() -> str:
     from tests.conftest import TEST_IMAGE
 
     return TEST_IMAGE
+
+
+LOGGING = """\
+app:
+  image: IMAGE
+  stop_timeout: 1
+  create_options:
+    command: [sh, -c, "echo hello-from-app; TRAP"]
+"""
+
+
+def test_stop_beside_a_daemon_stays_stopped_until_start_and_logs_show(
+    docker_client: Any, maps_dir: Path, daemon_factory: Any
+) -> None:
+    name = unique_map_name("stopd")
+    site = maps_dir / "site.yaml"
+    site.write_text(map_text(name, LOGGING))
+    app = f"{name}.app"
+    env = {"RECONCILER_STATE_DIR": str(maps_dir.parent / "state")}
+    daemon = daemon_factory()
+    try:
+        daemon.wait_ready()
+        wait_for(lambda: running(docker_client, app), 30)
+        stopped = run_cli("stop", str(site), "app", env=env)
+        assert stopped.returncode == 0, stopped.stderr
+        assert f"ok       stop      {app}" in stopped.stdout
+        assert "paused" in stopped.stderr
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            assert not running(docker_client, app)  # not started again behind the person's back
+            time.sleep(0.2)
+        logs = run_cli("logs", str(site), "--tail", "5", env=env)
+        assert logs.returncode == 0, logs.stderr
+        assert "hello-from-app" in logs.stdout
+        started = run_cli("start", str(site), "app", env=env)
+        assert started.returncode == 0, started.stderr
+        assert running(docker_client, app)
+        wait_for(lambda: any(e.get("event") == "resumed: managed again" for e in daemon.logs()), 10)
+        docker_client.api.kill(app)  # managed again: healed
+        wait_for(lambda: running(docker_client, app), 15)
+        assert daemon.stop() == 0
+    finally:
+        _cleanup(docker_client, app)
+
+
+def test_stop_start_restart_without_a_daemon_act_directly(docker_client: Any, tmp_path: Path) -> None:
+    name = unique_map_name("verbs")
+    site = tmp_path / "site.yaml"
+    site.write_text(map_text(name, LOGGING))
+    app = f"{name}.app"
+    env = {"RECONCILER_STATE_DIR": str(tmp_path / "state")}
+    try:
+        missing = run_cli("start", str(site), env=env)
+        assert "missing: `reconciler apply` creates it" in missing.stdout
+        assert run_cli("apply", str(site), env=env).returncode == 0
+        first_start = state(docker_client, app)["State"]["StartedAt"]
+        restarted = run_cli("restart", str(site), env=env)
+        assert restarted.returncode == 0, restarted.stderr
+        assert state(docker_client, app)["State"]["StartedAt"] != first_start
+        stopped = run_cli("stop", str(site), env=env)
+        assert stopped.returncode == 0, stopped.stderr
+        assert "daemon" not in stopped.stderr
+        assert not running(docker_client, app)
+        assert not (tmp_path / "state" / "paused.json").exists()  # no daemon: nothing to tell
+        assert run_cli("start", str(site), env=env).returncode == 0
+        assert running(docker_client, app)
+    finally:
+        _cleanup(docker_client, app)
