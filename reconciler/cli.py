@@ -433,11 +433,17 @@ MapsAndTargets = Annotated[
 ]
 
 
-def _scope_of(args: list[Path], target: list[str] | None) -> list[str]:
-    """The containers `MAP… [TARGET…]` names (no engine needed)."""
+def _scope_of(args: list[Path], target: list[str] | None) -> dict[str, str]:
+    """The containers `MAP… [TARGET…]` names, with their spec hashes (no engine needed)."""
     paths, targets = split_args(args)
     maps = load_maps(paths)
-    return in_scope(desired_state(maps), resolve_targets(maps, [*targets, *(target or [])]))
+    desired = desired_state(maps)
+    return specs_of(desired, in_scope(desired, resolve_targets(maps, [*targets, *(target or [])])))
+
+
+def specs_of(desired: DesiredState, names: list[str]) -> dict[str, str]:
+    """name → spec hash: what a pause records, so that a map change of the container ends it."""
+    return {name: desired.containers[name].spec_hash for name in names}
 
 
 @app.command()
@@ -468,7 +474,7 @@ def pause(
 @app.command()
 def resume(args: MapsAndTargets, target: Targets = None) -> None:
     """End a pause (or the pause `down` left while a daemon ran): the daemon manages them again at once."""
-    resumed = _resume_in(_scope_of(args, target), "resume")
+    resumed = _resume_in(list(_scope_of(args, target)), "resume")
     if not resumed:
         typer.echo("nothing was paused")
         return
@@ -494,7 +500,7 @@ def _verb(verb: str, args: list[Path], target: list[str] | None) -> None:
     names = in_scope(desired, selected)
     daemon = daemon_line()
     if verb == "stop" and daemon is not None:
-        PauseFile(state_directory()).pause(names, None, "stopped by `reconciler stop`")
+        PauseFile(state_directory()).pause(specs_of(desired, names), None, "stopped by `reconciler stop`")
         typer.echo(f"note: {daemon}: paused {', '.join(names)} so it keeps them stopped;", err=True)
         typer.echo("      `reconciler start` (or `resume`, `apply`) hands them back to it", err=True)
     if verb == "start":
@@ -578,7 +584,8 @@ def _pausing(planner: Planner) -> Planner:
         made = planner(desired, observed)
         names = sorted({a.resource.name for a in made.actions if a.resource.kind is Kind.CONTAINER})
         if names and not PauseFile(state_directory()).active().keys() >= set(names):
-            PauseFile(state_directory()).pause(names, None, "taken down by `reconciler down`")
+            pausing = specs_of(desired, [n for n in names if n in desired.containers])
+            PauseFile(state_directory()).pause(pausing, None, "taken down by `reconciler down`")
             typer.echo(f"note: {daemon}: paused {', '.join(names)} so it keeps them down;", err=True)
             typer.echo("      `reconciler resume MAP…` (or `apply`) hands them back to it", err=True)
         return made

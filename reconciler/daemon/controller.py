@@ -50,7 +50,7 @@ from reconciler.watch.maps import MapSource, ReloadResult
 
 from .crashloop import CrashLoops
 from .holds import HoldStore, state_dir
-from .intents import PauseFile
+from .intents import Pause, PauseFile
 from .keys import ALL, OWN_ACTION_EVENTS, STOP_ACTIONS, AllKey, ContainerKey, Key, PruneKey, action_of, keys_for
 from .locks import ResourceLocks
 from .metrics import Metrics
@@ -469,7 +469,7 @@ class Controller:
     def _leave_paused(self, plan: Plan) -> Plan:
         """A person paused these containers (`reconciler pause`, or `down` beside the daemon): no action on
         them — not even healing — until they are resumed; the plan says so in a note."""
-        paused = self.pauses.active()
+        paused = self._paused()
         if not paused:
             return plan
 
@@ -482,10 +482,17 @@ class Controller:
         notes = tuple(Note(rid, paused[rid.name.removesuffix(REPLACEMENT_SUFFIX)].describe()) for rid in left)
         return replace(kept, notes=kept.notes + tuple(n for n in notes if n not in kept.notes))
 
+    def _paused(self) -> dict[str, Pause]:
+        """The pauses in force: not expired, and the map has not changed the container since (a person who
+        edits a paused container's config wants the edit applied)."""
+        with self._lock:
+            specs = {name: spec.spec_hash for name, spec in self.desired.containers.items()}
+        return {n: p for n, p in self.pauses.active().items() if p.matches(specs.get(n))}
+
     def watch_pauses(self) -> None:
         """Called every second by the daemon's loop: log what a person paused or resumed (or what expired),
         keep the gauge current, and reconcile everything once something is no longer paused."""
-        now = frozenset(self.pauses.active())
+        now = frozenset(self._paused())
         if now == self._paused_seen:
             return
         paused, resumed = sorted(now - self._paused_seen), sorted(self._paused_seen - now)

@@ -22,7 +22,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,11 @@ class Pause:
     at: float
     until: float | None = None
     why: str = "paused"
+    spec_hash: str = ""  # the container's spec when paused: a map change of it ends the pause
+
+    def matches(self, spec_hash: str | None) -> bool:
+        """Still in force for this spec (a pause without a recorded spec matches any)."""
+        return not self.spec_hash or spec_hash is None or spec_hash == self.spec_hash
 
     def active(self, now: float) -> bool:
         return self.until is None or now < self.until
@@ -97,11 +102,11 @@ class PauseFile:
         except (OSError, ValueError, TypeError, KeyError):
             self._pauses = {}  # an unreadable file pauses nothing: the daemon keeps healing
 
-    def pause(self, names: Iterable[str], until: float | None, why: str) -> list[str]:
-        """Pause these containers (replacing earlier pauses of them); returns them sorted."""
+    def pause(self, specs: Mapping[str, str], until: float | None, why: str) -> list[str]:
+        """Pause these containers (name → spec hash; replacing earlier pauses of them); returns them sorted."""
         now = self.clock()
-        added = sorted(set(names))
-        self._change(lambda current: current | {n: Pause(n, now, until, why) for n in added})
+        added = sorted(specs)
+        self._change(lambda current: current | {n: Pause(n, now, until, why, specs[n]) for n in added})
         return added
 
     def resume(self, names: Iterable[str] | None = None) -> list[str]:

@@ -32,7 +32,9 @@ def test_a_paused_container_is_not_healed_and_resume_brings_it_back(tmp_path: Pa
     observed = synthesize(controller("name: m\nweb: {image: x}\n").desired).observed()  # m.app is missing
     assert [a.resource.name for a in ctl._planner(ALL)(ctl.desired, observed).actions] == ["m.app"]
 
-    PauseFile(tmp_path).pause(["m.app"], None, "by `reconciler pause`")  # the CLI, another process
+    PauseFile(tmp_path).pause(
+        {"m.app": ctl.desired.containers["m.app"].spec_hash}, None, "by `reconciler pause`"
+    )  # the CLI, another process
     plan = ctl._planner(ALL)(ctl.desired, observed)
     assert not plan.actions
     assert [n.message for n in plan.notes] == ["paused (by `reconciler pause`, until `reconciler resume`)"]
@@ -52,10 +54,18 @@ def test_a_paused_container_is_not_healed_and_resume_brings_it_back(tmp_path: Pa
     assert [a.resource.name for a in ctl._planner(ALL)(ctl.desired, observed).actions] == ["m.app"]
 
 
+def test_a_map_change_of_a_paused_container_ends_its_pause(tmp_path: Path) -> None:
+    ctl = controller(APP, state_dir=str(tmp_path))
+    PauseFile(tmp_path).pause({"m.app": ctl.desired.containers["m.app"].spec_hash}, None, "maintenance")
+    assert set(ctl._paused()) == {"m.app"}
+    edited = controller(APP.replace("app: {image: x}", "app: {image: x, user: nobody}"), state_dir=str(tmp_path))
+    assert edited._paused() == {}
+
+
 def test_a_pause_for_a_while_runs_out(tmp_path: Path) -> None:
     clock = Clock()
     pauses = PauseFile(tmp_path, clock=clock)
-    pauses.pause(["m.app"], clock.now + 60, "maintenance")
+    pauses.pause({"m.app": ""}, clock.now + 60, "maintenance")
     assert set(pauses.active()) == {"m.app"}
     clock.now += 61
     assert pauses.active() == {}
