@@ -211,3 +211,42 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, **(env or {})},
     )
+
+
+# --- readable reasons ---------------------------------------------------------------------------------
+
+
+def test_reasons_are_worded_for_a_person_and_json_keeps_the_values() -> None:
+    from reconciler.plan.drift import Drift, Fix, Reason
+
+    cascade = Drift(Reason.DEPENDENCY, "m.db", "follows its recreation", "stale", Fix.RECREATE)
+    assert cascade.describe() == "recreated because m.db was recreated"
+    restart = Drift(Reason.DEPENDENCY, "m.db", "follows its recreation", "stale", Fix.RESTART)
+    assert restart.describe() == "restarted because m.db was recreated"
+    leftover = Drift(Reason.MISSING, "temporary", "absent", "left by an interrupted recreate", Fix.CREATE)
+    assert leftover.describe() == "leftover replacement of an interrupted recreate"
+    orphan = Drift(Reason.MISSING, "map", "absent", "present", Fix.CREATE)
+    assert orphan.describe() == "config removed from the map"
+    check = Drift(
+        Reason.HEALTHCHECK,
+        "healthcheck",
+        {"Test": ["CMD", "true"], "Interval": 10_000_000_000, "Retries": 3},
+        {"Test": ["CMD", "true"], "Interval": 120_000_000_000},
+        Fix.RECREATE,
+    )
+    assert (
+        check.describe()
+        == "healthcheck: test ['CMD', 'true'], interval 2m → test ['CMD', 'true'], interval 10s, retries 3"
+    )
+    assert check.as_dict()["wanted"]["Interval"] == 10_000_000_000  # machine values stay
+
+
+def test_an_image_reference_change_is_named_not_a_hash() -> None:
+    from reconciler.plan.drift import ContainerContext, container_drift
+
+    before = controller("name: m\napp: {image: 'x:1'}\n")
+    after = controller("name: m\napp: {image: 'x:2'}\n")
+    observed = synthesize(before.desired).observed()
+    found = observed.containers["m.app"]
+    drifts = container_drift(after.desired.containers["m.app"], found, ContainerContext(observed))
+    assert [d.describe() for d in drifts] == ["image: x:1 → x:2"]
