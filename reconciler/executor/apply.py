@@ -455,7 +455,7 @@ class Executor:
         return None
 
     def _create_replacement(self, spec: ContainerSpec, old: Json | None) -> str:
-        config = translate.container_config(spec, temporary=True)
+        config = translate.container_config(spec)
         config["labels"].update(lease.lease_labels(self.owner, self.clock() + self._lease_seconds(spec, old)))
         carried = carried_volumes(old, self._declared_volumes(spec))
         if carried:

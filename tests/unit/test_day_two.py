@@ -250,3 +250,10 @@ def test_an_image_reference_change_is_named_not_a_hash() -> None:
     found = observed.containers["m.app"]
     drifts = container_drift(after.desired.containers["m.app"], found, ContainerContext(observed))
     assert [d.describe() for d in drifts] == ["image: x:1 → x:2"]
+
+
+def test_a_replacement_carries_no_label_that_outlives_it() -> None:
+    from reconciler.executor.translate import container_config
+
+    spec = controller(APP).desired.containers["m.app"]
+    assert not [k for k in container_config(spec)["labels"] if "temporary" in k]
