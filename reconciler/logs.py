@@ -1,6 +1,12 @@
-"""Structured logging, configured once: JSON lines off a terminal, readable console output on one.
+"""Structured logging: the command line's, and a library's manners for everyone else.
 
-Everything logs through structlog to stderr (stdout is for command output such as tables and JSON).
+`reconciler` (the command line and the daemon) calls `configure`: structlog to stderr (stdout is for
+command output such as tables and JSON), JSON lines off a terminal, readable console output on one.
+
+Used as a library (`reconciler.api`, `reconciler.testing`), nothing is configured for the host program:
+unless structlog was set up by someone already, our loggers go through the standard `logging` module
+under their module names (`reconciler.…`), so the host's `logging.basicConfig(level=…)`, handlers and
+filters decide what is shown — and Python's default shows only warnings and errors.
 """
 
 from __future__ import annotations
@@ -46,7 +52,23 @@ def configure(level: str = "info", *, json: bool | None = None) -> None:
     _configured = True
 
 
+def _as_a_library() -> None:
+    """Route structlog through stdlib logging (the host program's levels and handlers apply)."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.format_exc_info,
+            structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True),
+        ],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+
+
 def get_logger(name: str) -> Any:
-    if not _configured:
-        configure()
+    """A logger; the first one sets the library defaults, unless `configure` or the host program set up
+    structlog before."""
+    if not _configured and not structlog.is_configured():
+        _as_a_library()
     return structlog.get_logger(name)

@@ -257,3 +257,19 @@ def test_a_replacement_carries_no_label_that_outlives_it() -> None:
 
     spec = controller(APP).desired.containers["m.app"]
     assert not [k for k in container_config(spec)["labels"] if "temporary" in k]
+
+
+def test_the_python_api_leaves_logging_to_its_host_program() -> None:
+    code = (
+        "import logging; logging.basicConfig(level=logging.WARNING)\n"
+        "import reconciler.api\n"
+        "from reconciler.logs import get_logger\n"
+        "get_logger('reconciler.x').info('hello-info')\n"
+        "get_logger('reconciler.x').warning('hello-warning')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False, env=dict(os.environ)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "hello-info" not in result.stderr + result.stdout  # the host's level applies
+    assert "WARNING:reconciler.x:event='hello-warning'" in result.stderr  # through the host's handler
