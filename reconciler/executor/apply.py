@@ -53,7 +53,7 @@ from reconciler.plan.resources import (
 
 from . import lease, translate
 from .engine import PULL_IDLE_TIMEOUT, PULL_TIMEOUT, Engine, Json
-from .errors import Conflict, EngineError
+from .errors import Conflict, EngineError, NotFound
 
 DEFAULT_CONCURRENCY = 4
 DEFAULT_HEALTH_GATE = 60.0
@@ -206,12 +206,16 @@ class Executor:
             self.perform(action)
         except RolledBack as exc:
             seconds = time.monotonic() - started
-            log.warning("update rolled back", resource=str(action.resource), image=exc.image, error=str(exc))
+            # Debug: the caller says it once, with what follows (the daemon's hold, the CLI's error line).
+            log.debug("update rolled back", resource=str(action.resource), image=exc.image, error=str(exc))
             self.on_event("failed", action, str(exc))
             return ActionResult(action, Outcome.FAILED, str(exc), seconds, (exc.image, exc.image_id))
         except (EngineError, ActionError) as exc:
             seconds = time.monotonic() - started
-            log.error("action failed", resource=str(action.resource), action=action.op.value, error=str(exc))
+            # A container removed or changed under us (NotFound, Conflict) is a race the next plan sorts out:
+            # a warning; anything else may need a person.
+            level = log.warning if isinstance(exc, (NotFound, Conflict)) else log.error
+            level("action failed", resource=str(action.resource), action=action.op.value, error=str(exc))
             self.on_event("failed", action, str(exc))
             return ActionResult(action, Outcome.FAILED, str(exc), seconds)
         seconds = time.monotonic() - started

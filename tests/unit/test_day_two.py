@@ -273,3 +273,39 @@ def test_the_python_api_leaves_logging_to_its_host_program() -> None:
     assert result.returncode == 0, result.stderr
     assert "hello-info" not in result.stderr + result.stdout  # the host's level applies
     assert "WARNING:reconciler.x:event='hello-warning'" in result.stderr  # through the host's handler
+
+
+# --- logs: one line per event ---------------------------------------------------------------------------
+
+
+def test_a_crash_is_logged_once_however_often_it_is_planned() -> None:
+    from reconciler.daemon.crashloop import CrashLoops
+    from tests.unit.test_crashloop import T0, _died
+
+    now = [T0 + 0.5]
+    loops = CrashLoops(threshold=10, backoff_max=60, clock=lambda: now[0])
+    for crash in (1, 2):  # a second crash: the first restart waited 1 s, this one 2 s
+        finished = T0 + 100 * crash
+        now[0] = finished + 0.1
+        plan, observed = _died(ran=1, finished=finished)
+        with capture_logs() as logs:
+            loops.hold(plan, observed)
+            loops.hold(plan, observed)  # the reconcile plans again under its locks
+        assert [e["event"] for e in logs] == ["crash loop: restart held back"]
+
+
+def test_a_container_removed_under_an_action_is_a_warning_not_an_error() -> None:
+    from reconciler.executor.apply import Executor
+    from reconciler.executor.errors import Conflict
+
+    ctl = controller(APP)
+    observed = synthesize(controller("name: m\nweb: {image: x}\n").desired).observed()
+    action = plan_update(ctl.desired, observed).actions[0]
+
+    class Racing(Executor):
+        def perform(self, action: object) -> None:
+            raise Conflict("container is marked for removal and cannot be started")
+
+    with capture_logs() as logs:
+        Racing(object())._run_one(action)  # type: ignore[arg-type]
+    assert [(e["event"], e["log_level"]) for e in logs] == [("action failed", "warning")]
