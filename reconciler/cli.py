@@ -623,33 +623,7 @@ def status(
     looked = _converge(engine, desired, update(PlanOptions(**held_options(False, []))), execute=False)
     current, observed = looked.plan, looked.observed
     assert observed is not None  # a plan-only converge always looked
-    rows: list[dict[str, Any]] = []
-    for rid in desired.all_ids():
-        if rid.kind.value == "image":
-            image = observed.images.get(rid.name)
-            state = "present" if image else "missing"
-            health = None
-        elif rid.kind.value in ("container", "volume-init"):
-            c = observed.containers.get(rid.name)
-            state = "missing" if c is None else (c.status if c.status != "exited" else f"exited ({c.exit_code})")
-            health = None if c is None else c.health
-        elif rid.kind.value == "volume":
-            state = "present" if rid.name in observed.volumes else "missing"
-            health = None
-        else:
-            state = "present" if rid.name in observed.networks else "missing"
-            health = None
-        action = current.action_for(rid)
-        rows.append(
-            {
-                "kind": rid.kind.value,
-                "name": rid.name,
-                "state": state,
-                "health": health,
-                "drift": [d.describe() for d in action.reasons] if action else [],
-                "action": action.op.value if action else None,
-            }
-        )
+    rows = [_row(rid, observed, current.action_for(rid)) for rid in desired.all_ids()]
     _mark(rows, {b.resource.name: b.message for b in current.blocked}, "blocked")
     _mark(rows, {n.resource.name: n.message for n in current.notes if n.message.startswith("held back")}, "held")
     paused = PauseFile(state_directory()).active()
@@ -661,11 +635,42 @@ def status(
         health = f" ({row['health']})" if row["health"] else ""
         drift = "in sync" if not row["drift"] else f"{row['action']}: " + "; ".join(row["drift"][:3])
         state = f"{row['state']}{health}"
-        typer.echo(f"{row['kind']:<12} {row['name']:<40} {state:<22} {drift}")
+        ports = f"  [{', '.join(row['ports'])}]" if row["ports"] else ""
+        typer.echo(f"{row['kind']:<12} {row['name']:<40} {state:<22} {drift}{ports}")
     for note in current.notes:
         if not note.message.startswith("held back"):
             typer.echo(f"note: {note.resource}: {note.message}")
     typer.echo(_status_line(rows, current.in_sync))
+
+
+def _row(rid: ResourceId, observed: ObservedState, action: Action | None) -> dict[str, Any]:
+    """One resource as `status` shows it: state, health, published ports, drift."""
+    state, health, ports = "present", None, []
+    if rid.kind in (Kind.CONTAINER, Kind.VOLUME_INIT):
+        c = observed.containers.get(rid.name)
+        state = "missing" if c is None else (c.status if c.status != "exited" else f"exited ({c.exit_code})")
+        health = None if c is None else c.health
+        ports = [] if c is None else published(c.port_bindings)
+    elif rid.kind is Kind.IMAGE:
+        state = "present" if observed.images.get(rid.name) else "missing"
+    elif rid.kind is Kind.VOLUME:
+        state = "present" if rid.name in observed.volumes else "missing"
+    else:
+        state = "present" if rid.name in observed.networks else "missing"
+    return {
+        "kind": rid.kind.value,
+        "name": rid.name,
+        "state": state,
+        "health": health,
+        "ports": ports,
+        "drift": [d.describe() for d in action.reasons] if action else [],
+        "action": action.op.value if action else None,
+    }
+
+
+def published(bindings: Any) -> list[str]:
+    """`{"80/tcp": (("0.0.0.0", "18080"),)}` → `["0.0.0.0:18080->80/tcp"]`, as `docker ps` shows them."""
+    return [f"{ip or '0.0.0.0'}:{port}->{inside}" for inside, hosts in sorted(bindings.items()) for ip, port in hosts]
 
 
 def _mark(rows: list[dict[str, Any]], why: dict[str, str], action: str) -> None:

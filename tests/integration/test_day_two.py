@@ -230,3 +230,22 @@ def test_stop_start_restart_without_a_daemon_act_directly(docker_client: Any, tm
         assert running(docker_client, app)
     finally:
         _cleanup(docker_client, app)
+
+
+def test_status_shows_host_ports(docker_client: Any, tmp_path: Path) -> None:
+    from tests.integration.test_daemon import free_port
+
+    port = free_port()
+    name = unique_map_name("ports")
+    site = tmp_path / "site.yaml"
+    site.write_text(map_text(name, LOGGING + f"  exposes: {{8080: [{port}, 127.0.0.1]}}\n"))
+    env = {"RECONCILER_STATE_DIR": str(tmp_path / "state")}
+    app = f"{name}.app"
+    try:
+        assert run_cli("apply", str(site), env=env).returncode == 0
+        shown = run_cli("status", str(site), env=env)
+        assert f"[127.0.0.1:{port}->8080/tcp]" in shown.stdout, shown.stdout
+        rows = json.loads(run_cli("status", str(site), "--json", env=env).stdout)["resources"]
+        assert next(r for r in rows if r["name"] == app)["ports"] == [f"127.0.0.1:{port}->8080/tcp"]
+    finally:
+        _cleanup(docker_client, app)
