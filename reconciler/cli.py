@@ -709,6 +709,10 @@ def run(
         bool | None, typer.Option("--prune-deleted-maps", help="Remove the containers of deleted map files.")
     ] = None,
     stop_timeout: Annotated[float | None, typer.Option(help="Seconds in-flight work may take on SIGTERM.")] = None,
+    prune: Annotated[
+        bool | None, typer.Option("--prune", help="Remove containers of configs removed from a map (orphans).")
+    ] = None,
+    volumes: Annotated[bool | None, typer.Option("--volumes", help="With --prune: orphaned volumes too.")] = None,
     update_persistent: Annotated[
         bool | None, typer.Option("--update-persistent", help="Also move persistent containers to newer images.")
     ] = None,
@@ -727,6 +731,8 @@ def run(
             prune_deleted_maps=prune_deleted_maps,
             stop_timeout=stop_timeout,
             update_persistent=update_persistent,
+            prune=prune,
+            prune_volumes=volumes,
         )
     except (ValidationError, ValueError) as exc:
         typer.echo(f"error: invalid settings: {exc}", err=True)

@@ -352,6 +352,8 @@ class Controller:
             rejected_images=self.holds.rejected_images,
             held=self.holds.holds,
             update_persistent=self.settings.update_persistent,
+            prune=self.settings.prune,
+            prune_volumes=self.settings.prune and self.settings.prune_volumes,
         )
 
     def _planner(self, key: ContainerKey | AllKey) -> Planner:

@@ -249,3 +249,25 @@ def test_status_shows_host_ports(docker_client: Any, tmp_path: Path) -> None:
         assert next(r for r in rows if r["name"] == app)["ports"] == [f"127.0.0.1:{port}->8080/tcp"]
     finally:
         _cleanup(docker_client, app)
+
+
+def test_run_prune_removes_containers_of_configs_removed_from_a_map(
+    docker_client: Any, maps_dir: Path, daemon_factory: Any
+) -> None:
+    from tests.integration.test_daemon import write_atomically
+
+    name = unique_map_name("pruned")
+    site = maps_dir / "site.yaml"
+    both = APP + 'other:\n  image: IMAGE\n  stop_timeout: 1\n  create_options: {command: [sh, -c, "TRAP"]}\n'
+    site.write_text(map_text(name, both))
+    app, other = f"{name}.app", f"{name}.other"
+    daemon = daemon_factory("--prune")
+    try:
+        daemon.wait_ready()
+        wait_for(lambda: running(docker_client, app) and running(docker_client, other), 30)
+        write_atomically(site, map_text(name, APP))  # `other` removed from the map: an orphan
+        wait_for(lambda: not state(docker_client, other), 20)
+        assert running(docker_client, app)
+        assert daemon.stop() == 0
+    finally:
+        _cleanup(docker_client, other, app)
