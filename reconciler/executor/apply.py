@@ -417,7 +417,7 @@ class Executor:
         if found is None:
             raise ActionError(f"{spec.name} disappeared before it could be started")
         if not found.get("State", {}).get("Running"):
-            self.engine.start(found["Id"])
+            self._start_or_discard(spec.name, found["Id"], fresh=fresh)
             if fresh:
                 problem = self._gate(spec, found["Id"])
                 if problem:
@@ -425,6 +425,17 @@ class Executor:
         self._exec(spec, policies=("restart", "initial") if fresh else ("restart",))
         if fresh and spec.start_delay:
             time.sleep(spec.start_delay)
+
+    def _start_or_discard(self, name: str, ident: str, *, fresh: bool) -> None:
+        """Start; a container created by this very action that cannot start (its host port taken, a bad
+        mount…) is removed again, so no `Created` container is left behind — it never ran, holds nothing."""
+        try:
+            self.engine.start(ident)
+        except EngineError as exc:
+            if not fresh:
+                raise
+            self.engine.remove_container(ident, force=True)
+            raise ActionError(f"{name} could not start, and the container just created was removed: {exc}") from exc
 
     def _recreate(self, spec: ContainerSpec, old_id: str | None) -> None:
         """Replace a container without ever losing it or its data: create the replacement under a temporary

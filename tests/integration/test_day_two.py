@@ -271,3 +271,35 @@ def test_run_prune_removes_containers_of_configs_removed_from_a_map(
         assert daemon.stop() == 0
     finally:
         _cleanup(docker_client, other, app)
+
+
+def test_plan_reports_a_host_port_a_stranger_holds_and_apply_leaves_nothing_created(
+    docker_client: Any, tmp_path: Path, test_labels: dict[str, str]
+) -> None:
+    from tests.conftest import TEST_IMAGE
+    from tests.integration.test_daemon import free_port
+
+    port = free_port()
+    name = unique_map_name("portclash")
+    stranger = docker_client.containers.run(
+        TEST_IMAGE,
+        ["sleep", "60"],
+        name=f"{name}-stranger",
+        labels=test_labels,
+        detach=True,
+        ports={"80/tcp": ("127.0.0.1", port)},
+    )
+    site = tmp_path / "site.yaml"
+    site.write_text(map_text(name, LOGGING + f"  exposes: {{8080: [{port}, 127.0.0.1]}}\n"))
+    env = {"RECONCILER_STATE_DIR": str(tmp_path / "state")}
+    try:
+        plan = run_cli("plan", str(site), env=env)
+        assert f"host port 127.0.0.1:{port}/tcp is already published by '{name}-stranger'" in plan.stdout, plan.stdout
+        applied = run_cli("apply", str(site), env=env)
+        assert applied.returncode == 1
+        assert not state(docker_client, f"{name}.app")  # no `Created` container left behind
+        stranger.reload()
+        assert stranger.status == "running"  # and the stranger untouched
+    finally:
+        stranger.remove(force=True)
+        _cleanup(docker_client, f"{name}.app")

@@ -309,3 +309,47 @@ def test_a_container_removed_under_an_action_is_a_warning_not_an_error() -> None
     with capture_logs() as logs:
         Racing(object())._run_one(action)  # type: ignore[arg-type]
     assert [(e["event"], e["log_level"]) for e in logs] == [("action failed", "warning")]
+
+
+# --- ports ---------------------------------------------------------------------------------------------
+
+
+def test_a_host_port_held_by_another_container_is_blocked_naming_it() -> None:
+    from dataclasses import replace
+
+    ports = "name: m\nweb: {image: x}\napp: {image: x, exposes: {8080: [18650, 127.0.0.1]}}\n"
+    ctl = controller(ports)
+    observed = synthesize(controller("name: m\nweb: {image: x}\n").desired).observed()
+    assert [a.resource.name for a in plan_update(ctl.desired, observed).actions] == ["m.app"]
+    for holder_ip in ("127.0.0.1", "0.0.0.0"):  # the same address, or every address
+        taken = replace(observed, published={(holder_ip, "18650", "tcp"): "someone"})
+        plan = plan_update(ctl.desired, taken)
+        assert not plan.actions
+        assert [b.message for b in plan.blocked] == ["host port 127.0.0.1:18650/tcp is already published by 'someone'"]
+    elsewhere = replace(observed, published={("10.0.0.1", "18650", "tcp"): "someone", ("", "18650", "udp"): "x"})
+    assert plan_update(ctl.desired, elsewhere).actions  # another address, another protocol: free
+    itself = replace(observed, published={("127.0.0.1", "18650", "tcp"): "m.app"})
+    assert not plan_update(ctl.desired, itself).blocked  # its own old container (a recreate stops it first)
+
+
+def test_a_created_container_that_cannot_start_is_removed() -> None:
+    from reconciler.executor.apply import Executor
+    from reconciler.executor.errors import PermanentEngineError
+    from tests.unit.test_executor import FakeEngine
+
+    class PortTaken(FakeEngine):
+        removed: list[str] = []
+
+        def start(self, ident: str) -> None:
+            raise PermanentEngineError("driver failed programming external connectivity: port is allocated", 500)
+
+        def remove_container(self, ident: str, *, force: bool = False) -> None:
+            self.removed.append(ident)
+
+    ctl = controller(APP)
+    observed = synthesize(controller("name: m\nweb: {image: x}\n").desired).observed()
+    engine = PortTaken(fail=set())
+    result = Executor(engine).run(plan_update(ctl.desired, observed))  # type: ignore[arg-type]
+    (failed,) = result.failed
+    assert "could not start, and the container just created was removed" in (failed.error or "")
+    assert engine.removed == ["m.app"]
