@@ -49,17 +49,24 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: it wraps to the terminal (80 columns too) without cutting flag names, and shows
+    # no `<bool>` types.
+    rich_markup_mode=None,
 )
 
 MapPaths = Annotated[
     list[Path],
-    typer.Argument(help="Map files, or folders of *.yml / *.yaml map files.", show_default=False),
+    typer.Argument(help="Map files, or folders of *.yml / *.yaml map files.", show_default=False, metavar="MAP"),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 Targets = Annotated[
     list[str] | None,
     typer.Option(
-        "--target", "-t", help="config, config.instance, map.config or a group (repeatable).", show_default=False
+        "--target",
+        "-t",
+        help="config, config.instance, map.config or a group (repeatable).",
+        show_default=False,
+        metavar="TARGET",
     ),
 ]
 
@@ -281,7 +288,8 @@ def validate(paths: MapPaths, as_json: JsonFlag = False) -> None:
 @app.command()
 def plan(
     args: Annotated[
-        list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+        list[Path],
+        typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
     ],
     as_json: JsonFlag = False,
     detailed_exitcode: Annotated[
@@ -357,7 +365,8 @@ def _report(result: RunResult, blocked: int, as_json: bool, extra: dict[str, Any
 @app.command()
 def apply(
     args: Annotated[
-        list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+        list[Path],
+        typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
     ],
     target: Targets = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `plan`).")] = False,
@@ -408,7 +417,8 @@ def apply(
 @app.command()
 def down(
     args: Annotated[
-        list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+        list[Path],
+        typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
     ],
     target: Targets = None,
     volumes: Annotated[bool, typer.Option("--volumes", help="Also remove attached volumes (their data!).")] = False,
@@ -429,7 +439,8 @@ def down(
 
 
 MapsAndTargets = Annotated[
-    list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+    list[Path],
+    typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
 ]
 
 
@@ -484,7 +495,9 @@ def resume(args: MapsAndTargets, target: Targets = None) -> None:
 
 @app.command()
 def release(
-    containers: Annotated[list[str], typer.Argument(help="Container names, as `status` shows them.")],
+    containers: Annotated[
+        list[str], typer.Argument(help="Container names, as `status` shows them.", metavar="CONTAINER")
+    ],
 ) -> None:
     """Let a daemon's hold go on purpose: the replacement that failed its health gate is tried again."""
     released = HoldStore(state_directory()).release(containers)
@@ -614,7 +627,7 @@ def _converge(engine: DockerEngine, desired: DesiredState, planner: Planner, **h
 
 @app.command()
 def status(
-    args: Annotated[list[Path], typer.Argument(help="Map files or folders.", show_default=False)],
+    args: Annotated[list[Path], typer.Argument(help="Map files or folders.", show_default=False, metavar="MAP")],
     as_json: JsonFlag = False,
 ) -> None:
     """Each resource of the maps: state, health and a drift summary."""
@@ -693,7 +706,9 @@ def _status_line(rows: list[dict[str, Any]], in_sync: bool) -> str:
 
 @app.command()
 def run(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Map files or folders.", show_default=False)] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Map files or folders.", show_default=False, metavar="MAP")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with daemon settings.", exists=True)] = None,
     resync: Annotated[float | None, typer.Option(help="Seconds between full resyncs (default 300).")] = None,
     poll_images: Annotated[

@@ -353,3 +353,13 @@ def test_a_created_container_that_cannot_start_is_removed() -> None:
     (failed,) = result.failed
     assert "could not start, and the container just created was removed" in (failed.error or "")
     assert engine.removed == ["m.app"]
+
+
+def test_help_fits_80_columns_without_cutting_flag_names() -> None:
+    for command in ("plan", "apply", "down", "run", "pause"):
+        shown = run(command, "--help", env={"COLUMNS": "80"})
+        assert shown.returncode == 0, shown.stderr
+        assert "…" not in shown.stdout
+        assert "<bool>" not in shown.stdout
+        assert max(map(len, shown.stdout.splitlines())) <= 80
+    assert "--detailed-exitcode" in run("plan", "--help", env={"COLUMNS": "80"}).stdout
