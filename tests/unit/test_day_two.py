@@ -363,3 +363,16 @@ def test_help_fits_80_columns_without_cutting_flag_names() -> None:
         assert "<bool>" not in shown.stdout
         assert max(map(len, shown.stdout.splitlines())) <= 80
     assert "--detailed-exitcode" in run("plan", "--help", env={"COLUMNS": "80"}).stdout
+
+
+def test_compose_habits_get_hints_to_where_they_belong() -> None:
+    from reconciler.model import MapError, load_map_text
+
+    text = "name: c\napp:\n  image: x\n  command: [sh]\n  ports: ['80:80']\n  environment: {A: b}\n"
+    with pytest.raises(MapError) as caught:
+        load_map_text(text, "c.yaml")
+    messages = [p.message for p in caught.value.problems]
+    assert any("'command'" in m and "create_options: {command:" in m for m in messages), messages
+    assert any("'ports'" in m and "exposes:" in m for m in messages), messages
+    assert any("'environment'" in m and "create_options: {environment:" in m for m in messages), messages
+    assert not any("exec_commands" in m for m in messages)
