@@ -113,6 +113,7 @@ class Controller:
         self.pauses = PauseFile(holds_dir(settings))
         self._paused_seen: frozenset[str] = frozenset()
         self._broken: set[str] = set()  # map files that fail to load now
+        self._said: dict[str, str] = {}  # container → the hold last logged for it
         self.map_files: list[str] = []
         self.locks = ResourceLocks()
         self.progress = Progress(clock)
@@ -384,7 +385,9 @@ class Controller:
         for blocked in plan.blocked:
             log.warning("blocked", resource=str(blocked.resource), reason=blocked.message)
         for note in plan.notes:
-            if note.message.startswith("held back"):
+            said = self._said.get(note.resource.name)
+            if note.message.startswith("held back") and said != note.message:
+                self._said[note.resource.name] = note.message  # once per hold, not on every reconcile
                 log.warning("held back", resource=str(note.resource), note=note.message)
         for action in plan.actions:
             for reason in action.reasons:

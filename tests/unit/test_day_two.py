@@ -376,3 +376,15 @@ def test_compose_habits_get_hints_to_where_they_belong() -> None:
     assert any("'ports'" in m and "exposes:" in m for m in messages), messages
     assert any("'environment'" in m and "create_options: {environment:" in m for m in messages), messages
     assert not any("exec_commands" in m for m in messages)
+
+
+def test_a_hold_is_logged_once_not_on_every_reconcile() -> None:
+    from reconciler.plan.planner import Note, Plan
+    from reconciler.plan.resources import Kind, ResourceId
+
+    ctl = controller(APP)
+    plan = Plan(notes=(Note(ResourceId(Kind.CONTAINER, "m.app"), "held back: failed"),))
+    with capture_logs() as logs:
+        ctl._report(plan)
+        ctl._report(plan)
+    assert [e["event"] for e in logs] == ["held back"]
