@@ -450,7 +450,7 @@ class Controller:
         image_changed = any(d.reason is Reason.IMAGE for d in r.action.reasons)
         at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
         why = f"its replacement failed the health gate at {at} ({r.error}); tried again once the map changes"
-        why += f" its spec or its image tag moves, or on purpose: `reconciler release {name}`"
+        why += f" its spec or its image tag moves, or on purpose: `reconciler release {name}` or `apply --force`"
         self.holds.hold(HeldBack(name, spec.spec_hash, image_id, why), (image_ref, image_id) if image_changed else None)
         if image_changed:
             log.warning(

@@ -221,6 +221,7 @@ def plan_update(desired: DesiredState, observed: ObservedState, options: PlanOpt
         if rid.kind is Kind.VOLUME_INIT:
             _init(desired, observed, rid, work)
     _hold_back(desired, observed, options.held, work)
+    _rejected(desired, observed, options.rejected_images, scope, work)
     if options.cascade:
         _cascade(desired, observed, work)
         _hold_back(desired, observed, options.held, work)  # a cascade must not replace a held one either
@@ -398,6 +399,29 @@ def _hold_back(desired: DesiredState, observed: ObservedState, held: frozenset[H
             work.set(rid, *_container_steps(rest), rest, observed_id)
         else:
             del work.ops[rid]
+
+
+def _rejected(
+    desired: DesiredState,
+    observed: ObservedState,
+    rejected: frozenset[tuple[str, str]],
+    scope: set[ResourceId],
+    work: _Work,
+) -> None:
+    """An image update rolled back before is not drift (the rule leaves it out), but it must not be
+    invisible either: a "held back" note says which image waits, and how to move on."""
+    for rid in sorted(r for r in scope if r.kind is Kind.CONTAINER and rejected):
+        spec, found = desired.containers[rid.name], observed.containers.get(rid.name)
+        wanted = observed.images.get(spec.image)
+        if found is None or wanted is None or wanted.id == found.image_id or (spec.image, wanted.id) not in rejected:
+            continue
+        short = wanted.id.removeprefix("sha256:")[:12]
+        message = (
+            f"held back: image {spec.image} ({short}) failed its health gate; not deployed until the tag moves"
+            f" (or `reconciler release {rid.name}`, `apply --force`)"
+        )
+        if not any(n.resource == rid and n.message.startswith("held back") for n in work.notes):
+            work.notes.append(Note(rid, message))
 
 
 def adoptable(spec: ContainerSpec, replacement: ObservedContainer) -> bool:

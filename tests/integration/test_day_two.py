@@ -138,10 +138,13 @@ def test_status_plan_and_apply_respect_a_hold_until_forced(docker_client: Any, t
         spec = desired_state(load(text, tmp_path)).containers[app]
         hold = {"container": app, "spec_hash": spec.spec_hash, "image_id": second, "why": "failed its health gate"}
         (tmp_path / "state").mkdir()
-        (tmp_path / "state" / "held.json").write_text(json.dumps({"holds": [hold], "rejected_images": []}))
+        held = {"holds": [hold], "rejected_images": [[tag, second]]}  # as the daemon writes an image rollback
+        (tmp_path / "state" / "held.json").write_text(json.dumps(held))
 
         status = run_cli("status", str(site), env=env)
-        assert "held back: failed its health gate" in status.stdout, status.stdout
+        assert f"held back: image {tag} ({second.removeprefix('sha256:')[:12]}) failed its health gate" in (
+            status.stdout
+        ), status.stdout
         assert "run `reconciler apply`" not in status.stdout
         plan = run_cli("plan", str(site), "--detailed-exitcode", env=env)
         assert plan.returncode == 0, plan.stdout
@@ -152,7 +155,7 @@ def test_status_plan_and_apply_respect_a_hold_until_forced(docker_client: Any, t
         assert forced.returncode == 0, forced.stderr
         assert "released the hold" in forced.stderr
         assert state(docker_client, app)["Image"] == second
-        assert json.loads((tmp_path / "state" / "held.json").read_text())["holds"] == []
+        assert json.loads((tmp_path / "state" / "held.json").read_text()) == {"holds": [], "rejected_images": []}
     finally:
         _cleanup(docker_client, app)
         docker_client.images.remove(tag, force=True)
