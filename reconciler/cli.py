@@ -641,8 +641,10 @@ def status(
     _mark(rows, {n.resource.name: n.message for n in current.notes if n.message.startswith("held back")}, "held")
     paused = PauseFile(state_directory()).active()
     _mark(rows, {name: pause.describe() for name, pause in paused.items()}, "paused")
+    daemon = running_daemon(state_directory())
     if as_json:
-        _print_json({"in_sync": current.in_sync, "resources": rows, "notes": [n.as_dict() for n in current.notes]})
+        notes = [n.as_dict() for n in current.notes]
+        _print_json({"in_sync": current.in_sync, "resources": rows, "notes": notes, "daemon": daemon})
         return
     for row in rows:
         health = f" ({row['health']})" if row["health"] else ""
@@ -654,6 +656,8 @@ def status(
         if not note.message.startswith("held back"):
             typer.echo(f"note: {note.resource}: {note.message}")
     typer.echo(_status_line(rows, current.in_sync))
+    if daemon is not None:
+        typer.echo(f"{daemon_line()}: it heals what is not paused or held back")
 
 
 def _row(rid: ResourceId, observed: ObservedState, action: Action | None) -> dict[str, Any]:

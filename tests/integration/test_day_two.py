@@ -55,6 +55,7 @@ def test_down_beside_a_running_daemon_stays_down_until_resume(
         assert not [e for e in daemon.logs() if e.get("level") == "error"]
         status = run_cli("status", str(site), env=env)
         assert "paused" in status.stdout, status.stdout
+        assert "a reconciler daemon (pid" in status.stdout  # the CLI says a daemon manages these maps
         assert "run `reconciler apply`" not in status.stdout
         assert "reconciler_paused_containers 2.0" in daemon.get("/metrics")[1]
         assert "paused" in daemon.get("/readyz")[1]
