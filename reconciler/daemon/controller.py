@@ -29,7 +29,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +44,13 @@ from reconciler.plan.desired import desired_state
 from reconciler.plan.drift import Reason
 from reconciler.plan.naming import REPLACEMENT_SUFFIX
 from reconciler.plan.observed import ObservedState
-from reconciler.plan.planner import Action, HeldBack, Note, Plan, PlanOptions, held_key, plan_update
+from reconciler.plan.planner import Action, HeldBack, Plan, PlanOptions, held_key, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
 from reconciler.watch.maps import MapSource, ReloadResult
 
 from .crashloop import CrashLoops
 from .holds import HoldStore, state_dir
-from .intents import Pause, PauseFile
+from .intents import Pause, PauseFile, leave_paused
 from .keys import ALL, OWN_ACTION_EVENTS, STOP_ACTIONS, AllKey, ContainerKey, Key, PruneKey, action_of, keys_for
 from .locks import ResourceLocks
 from .metrics import Metrics
@@ -472,20 +472,11 @@ class Controller:
             self.cache.relist_names({a.resource.name for a in plan.actions})
 
     def _leave_paused(self, plan: Plan) -> Plan:
-        """A person paused these containers (`reconciler pause`, or `down` beside the daemon): no action on
-        them — not even healing — until they are resumed; the plan says so in a note."""
-        paused = self._paused()
-        if not paused:
-            return plan
-
-        def mine(rid: ResourceId) -> str | None:
-            name = rid.name.removesuffix(REPLACEMENT_SUFFIX)
-            return name if rid.kind is Kind.CONTAINER and name in paused else None
-
-        left = [a.resource for a in plan.actions if mine(a.resource)]
-        kept = plan.keep(lambda a: mine(a.resource) is None)
-        notes = tuple(Note(rid, paused[rid.name.removesuffix(REPLACEMENT_SUFFIX)].describe()) for rid in left)
-        return replace(kept, notes=kept.notes + tuple(n for n in notes if n not in kept.notes))
+        """A person paused these containers (`reconciler pause`, or `down`/`stop` beside the daemon): no
+        action on them — not even healing — until they are resumed (see `intents.leave_paused`)."""
+        with self._lock:
+            desired = self.desired
+        return leave_paused(plan, desired, self._paused())
 
     def _paused(self) -> dict[str, Pause]:
         """The pauses in force: not expired, and the map has not changed the container since (a person who

@@ -23,9 +23,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from reconciler.plan.graph import dependents
+from reconciler.plan.naming import REPLACEMENT_SUFFIX
+from reconciler.plan.planner import Note, Plan
+from reconciler.plan.resources import DesiredState, Kind, ResourceId
 
 PAUSED_FILE = "paused.json"
 DAEMON_FILE = "daemon.json"
@@ -137,6 +142,34 @@ class PauseFile:
 
 def _by_name(pause: Pause) -> str:
     return pause.container
+
+
+def leave_paused(plan: Plan, desired: DesiredState, paused: Mapping[str, Pause]) -> Plan:
+    """The plan without actions on paused containers (their `..next` included) — nor on what only paused
+    containers use (their networks, volumes, volume inits, images), so that after `down` beside the daemon
+    nothing of them comes back; each paused container gets a note saying so."""
+    if not paused:
+        return plan
+    idle = {ResourceId(Kind.CONTAINER, name) for name in paused}
+    users = dependents(desired.depends_on)
+    grew = True
+    while grew:  # what only idle resources use is idle too (a volume ← its init ← the container)
+        grew = False
+        for rid, needed_by in users.items():
+            if rid not in idle and rid.kind is not Kind.CONTAINER and needed_by and needed_by <= idle:
+                idle.add(rid)
+                grew = True
+
+    def left(rid: ResourceId) -> bool:
+        return ResourceId(rid.kind, rid.name.removesuffix(REPLACEMENT_SUFFIX)) in idle
+
+    kept = plan.keep(lambda a: not left(a.resource))
+    notes = [
+        Note(a.resource, paused[a.resource.name.removesuffix(REPLACEMENT_SUFFIX)].describe())
+        for a in plan.actions
+        if left(a.resource) and a.resource.kind is Kind.CONTAINER
+    ]
+    return replace(kept, notes=kept.notes + tuple(n for n in notes if n not in kept.notes))
 
 
 # --- the daemon's presence -----------------------------------------------------------------------------

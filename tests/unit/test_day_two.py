@@ -388,3 +388,26 @@ def test_a_hold_is_logged_once_not_on_every_reconcile() -> None:
         ctl._report(plan)
         ctl._report(plan)
     assert [e["event"] for e in logs] == ["held back"]
+
+
+def test_what_only_paused_containers_use_is_left_alone_too() -> None:
+    from reconciler.daemon.intents import Pause, leave_paused
+
+    text = (
+        "name: m\nvolumes: {data: /data}\nnetworks: {back: {}}\n"
+        "app: {image: x, attaches: data, user: '1000', networks: back}\n"
+        "web: {image: x, networks: back}\n"
+    )
+    ctl = controller(text)
+    observed = synthesize(controller("name: m\nother: {image: x}\n").desired).observed()  # after `down`
+    plan = plan_update(ctl.desired, observed)
+    kinds = {a.resource.kind.value for a in plan.actions}
+    assert {"network", "volume", "container"} <= kinds
+    only_app = leave_paused(plan, ctl.desired, {"m.app": Pause("m.app", 0.0)})
+    left = {a.resource.name for a in only_app.actions}
+    assert "m.app" not in left
+    assert "m.data" not in left  # its volume (and the volume's init) wait with it
+    assert {"m.web", "m.back"} <= left  # the network is still needed by web
+    assert [n.resource.name for n in only_app.notes if n.message.startswith("paused")] == ["m.app"]
+    both = leave_paused(plan, ctl.desired, {n: Pause(n, 0.0) for n in ("m.app", "m.web")})
+    assert not [a for a in both.actions if a.resource.kind.value != "image"]
