@@ -472,11 +472,7 @@ def pause(
         typer.echo("nothing to pause: the maps have no containers")
         return
     until = time.time() + parse_duration(for_) if for_ else None
-    try:
-        names = PauseFile(state_directory()).pause(scope, until, "by `reconciler pause`")
-    except OSError as exc:
-        typer.echo(f"error: cannot record the pause in the state directory: {exc}", err=True)
-        raise typer.Exit(1) from None
+    names = record_pause(scope, "by `reconciler pause`", until)
     typer.echo(f"paused: {', '.join(names)}" + (f" for {for_}" if for_ else ""))
     daemon = daemon_line()
     typer.echo(f"{daemon}: it leaves them alone" if daemon else "no daemon is running: a daemon started later obeys")
@@ -513,7 +509,7 @@ def _verb(verb: str, args: list[Path], target: list[str] | None) -> None:
     names = in_scope(desired, selected)
     daemon = daemon_line()
     if verb == "stop" and daemon is not None:
-        PauseFile(state_directory()).pause(specs_of(desired, names), None, "stopped by `reconciler stop`")
+        record_pause(specs_of(desired, names), "stopped by `reconciler stop`")
         typer.echo(f"note: {daemon}: paused {', '.join(names)} so it keeps them stopped;", err=True)
         typer.echo("      `reconciler start` (or `resume`, `apply`) hands them back to it", err=True)
     if verb == "start":
@@ -598,19 +594,30 @@ def _pausing(planner: Planner) -> Planner:
         names = sorted({a.resource.name for a in made.actions if a.resource.kind is Kind.CONTAINER})
         if names and not PauseFile(state_directory()).active().keys() >= set(names):
             pausing = specs_of(desired, [n for n in names if n in desired.containers])
-            PauseFile(state_directory()).pause(pausing, None, "taken down by `reconciler down`")
-            typer.echo(f"note: {daemon}: paused {', '.join(names)} so it keeps them down;", err=True)
+            record_pause(pausing, "taken down by `reconciler down`")
+            typer.echo(f"note: {daemon}: paused {', '.join(pausing)} so it keeps them down;", err=True)
             typer.echo("      `reconciler resume MAP…` (or `apply`) hands them back to it", err=True)
         return made
 
     return plan
 
 
+def record_pause(specs: dict[str, str], why: str, until: float | None = None) -> list[str]:
+    """Write the pause, or exit 1 before anything is done: an unrecorded pause would be undone silently."""
+    try:
+        return PauseFile(state_directory()).pause(specs, until, why)
+    except OSError as exc:
+        typer.echo(f"error: cannot tell the daemon (its state directory: {exc}); nothing was done", err=True)
+        typer.echo("       run as a user who may write there, or give --state-dir", err=True)
+        raise typer.Exit(1) from None
+
+
 def _resume_in(scope: list[str], why: str) -> list[str]:
     """Hand paused containers of this scope back to the daemon (a person's `apply`, `resume`)."""
     try:
         resumed = PauseFile(state_directory()).resume(scope)
-    except OSError:
+    except OSError as exc:
+        typer.echo(f"warning: cannot read or write the daemon's state directory: {exc}", err=True)
         return []
     if resumed:
         typer.echo(f"note: {why}: resumed {', '.join(resumed)} (the daemon manages them again)", err=True)

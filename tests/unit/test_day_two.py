@@ -411,3 +411,12 @@ def test_what_only_paused_containers_use_is_left_alone_too() -> None:
     assert [n.resource.name for n in only_app.notes if n.message.startswith("paused")] == ["m.app"]
     both = leave_paused(plan, ctl.desired, {n: Pause(n, 0.0) for n in ("m.app", "m.web")})
     assert not [a for a in both.actions if a.resource.kind.value != "image"]
+
+
+def test_a_pause_that_cannot_be_recorded_refuses_to_act(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    refused = run("--state-dir", str(blocker / "state"), "pause", "config/example.yaml")
+    assert refused.returncode == 1
+    assert "cannot tell the daemon" in refused.stderr
+    assert "Traceback" not in refused.stderr
