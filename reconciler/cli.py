@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -30,7 +33,8 @@ if TYPE_CHECKING:
     from reconciler.executor.errors import EngineError
     from reconciler.model import MapProblem, MapSet
     from reconciler.model.limits import Limits
-    from reconciler.plan.planner import Action
+    from reconciler.plan.observed import ObservedState
+    from reconciler.plan.planner import Action, Plan
     from reconciler.plan.resources import DesiredState, ResourceId
 
 app = typer.Typer(
@@ -39,18 +43,24 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # click's plain help: rendering it with rich costs more than the rest of start-up
+    # Plain click help: it wraps to the terminal (80 columns too) without cutting flag names, and shows
+    # no `<bool>` types.
+    rich_markup_mode=None,  # and rendering it with rich costs more than the rest of start-up
 )
 
 MapPaths = Annotated[
     list[Path],
-    typer.Argument(help="Map files, or folders of *.yml / *.yaml map files.", show_default=False),
+    typer.Argument(help="Map files, or folders of *.yml / *.yaml map files.", show_default=False, metavar="MAP"),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 Targets = Annotated[
     list[str] | None,
     typer.Option(
-        "--target", "-t", help="config, config.instance, map.config or a group (repeatable).", show_default=False
+        "--target",
+        "-t",
+        help="config, config.instance, map.config or a group (repeatable).",
+        show_default=False,
+        metavar="TARGET",
     ),
 ]
 
@@ -103,10 +113,23 @@ def load_maps(paths: list[Path], *, as_json: bool = False) -> MapSet:
 
 
 def split_args(args: list[Path]) -> tuple[list[Path], list[str]]:
-    """`MAP… [TARGET…]`: arguments that exist on disk are maps, the rest are targets."""
+    """`MAP… [TARGET…]`: the first argument is always a map (a typo in it is reported as a missing file, not
+    taken for a target); after it, arguments that exist on disk or end in .yml/.yaml are maps, the rest
+    targets."""
+    if args and not args[0].exists():
+        typer.echo(f"error: {args[0]}: no such map file or folder", err=True)
+        raise typer.Exit(1)
     maps = [a for a in args if a.exists() or a.suffix in (".yml", ".yaml")]
     targets = [str(a) for a in args if a not in maps]
     return maps, targets
+
+
+def no_targets(command: str, args: list[Path]) -> None:
+    """Commands that take only maps reject anything else (instead of silently ignoring it)."""
+    _maps, targets = split_args(args)
+    if targets:
+        typer.echo(f"error: `{command}` takes map files or folders only, not {', '.join(targets)}", err=True)
+        raise typer.Exit(2)
 
 
 def resolve_targets(maps: MapSet, targets: list[str]) -> frozenset[ResourceId] | None:
@@ -145,6 +168,57 @@ def connect() -> DockerEngine:
         typer.echo(f"error: cannot reach the Docker engine: {exc}", err=True)
         raise typer.Exit(1) from None
     return engine
+
+
+# --- the daemon's state directory: holds and a person's pauses (see daemon.holds, daemon.intents) --------
+
+
+def state_directory() -> Path | None:
+    """The daemon's state directory as `run` finds it (`--state-dir`/RECONCILER_STATE_DIR, systemd's, the
+    default); None when it is 'off'."""
+    from reconciler.daemon.holds import state_dir
+
+    configured = os.environ.get("RECONCILER_STATE_DIR")
+    return None if configured == "off" else state_dir(configured)
+
+
+def in_scope(desired: DesiredState, selected: frozenset[ResourceId] | None) -> list[str]:
+    """The containers of the maps that the targets name (all of them without targets), sorted."""
+    from reconciler.plan.resources import Kind, ResourceId
+
+    return sorted(n for n in desired.containers if selected is None or ResourceId(Kind.CONTAINER, n) in selected)
+
+
+def held_options(force: bool, scope: list[str]) -> dict[str, Any]:
+    """PlanOptions fields for what the daemon holds back; `force` first lets the holds in scope go."""
+    from reconciler.daemon.holds import HoldStore
+
+    store = HoldStore(state_directory())
+    if force:
+        for name in store.release(scope):
+            typer.echo(f"note: released the hold on {name}: its replacement is tried again", err=True)
+    return {"held": store.holds, "rejected_images": store.rejected_images}
+
+
+def daemon_line() -> str | None:
+    """'a daemon (pid N, maps …) is running', or None."""
+    from reconciler.daemon.intents import running_daemon
+
+    found = running_daemon(state_directory())
+    if found is None:
+        return None
+    return f"a reconciler daemon (pid {found.get('pid')}, maps {', '.join(found.get('paths', []))}) is running"
+
+
+DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+
+
+def parse_duration(text: str) -> float:
+    """`90s`, `30m`, `2h`, `1h30m`, `1d` → seconds (BadParameter otherwise)."""
+    parts = DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
+        raise typer.BadParameter(f"{text!r}: write e.g. 90s, 30m, 2h or 1h30m", param_hint="--for")
+    return sum(float(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[u] for n, u in parts)
 
 
 def engine_failure(exc: EngineError) -> typer.Exit:
@@ -242,7 +316,8 @@ def validate(paths: MapPaths, as_json: JsonFlag = False) -> None:
 @app.command()
 def plan(
     args: Annotated[
-        list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+        list[Path],
+        typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
     ],
     as_json: JsonFlag = False,
     detailed_exitcode: Annotated[
@@ -258,7 +333,8 @@ def plan(
     from reconciler.plan.render import render_plan
 
     selected, desired, engine = prepare(args, target, as_json)
-    options = PlanOptions(targets=selected, prune=prune, update_persistent=update_persistent)
+    held = held_options(False, [])
+    options = PlanOptions(targets=selected, prune=prune, update_persistent=update_persistent, **held)
     result = _converge(engine, desired, update(options), execute=False).plan
     if as_json:
         _print_json(result.as_dict())
@@ -271,13 +347,23 @@ def plan(
 Parallel = Annotated[int, typer.Option("--parallel", "-j", min=1, max=64, help="Actions run at once within a wave.")]
 
 
-def _progress(enabled: bool) -> Any:
+def _progress(enabled: bool, clock: Any = time.monotonic) -> Any:
+    """One plain line per finished action — outcome, what, which, seconds — on a terminal or not (CI logs
+    need them as much as people do); nothing with --json, whose results carry the same."""
+    began: dict[ResourceId, float] = {}
+
     def show(event: str, action: Action, error: str | None) -> None:
-        if not enabled or event == "start":
+        if not enabled:
+            return
+        if event == "start":
+            began[action.resource] = clock()
             return
         mark = {"done": "ok", "failed": "FAILED", "skipped": "skipped"}[event]
+        took = clock() - began.pop(action.resource, clock())
         line = f"  {mark:<8} {action.op.value:<9} {action.resource.kind.value:<12} {action.resource.name}"
+        line += f" ({took:.1f}s)" if event != "skipped" else ""
         typer.echo(line + (f": {error}" if error else ""))
+        sys.stdout.flush()
 
     return show
 
@@ -311,7 +397,8 @@ def _report(result: RunResult, blocked: int, as_json: bool, extra: dict[str, Any
 @app.command()
 def apply(
     args: Annotated[
-        list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+        list[Path],
+        typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
     ],
     target: Targets = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `plan`).")] = False,
@@ -327,23 +414,30 @@ def apply(
             "dependents; a recreate that fails it is rolled back. 0: do not wait.",
         ),
     ] = DEFAULT_HEALTH_GATE,
+    force: Annotated[
+        bool, typer.Option("--force", help="Retry what the daemon holds back after a failed health gate.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Make the engine match the maps: plan, then execute in dependency order."""
+    """Make the engine match the maps: plan, then execute in dependency order. Containers in scope that a
+    person paused are handed back to the daemon; what it holds back stays held unless --force."""
     from reconciler.executor.apply import Executor, RunResult
     from reconciler.executor.converge import update
     from reconciler.plan.planner import PlanOptions
     from reconciler.plan.render import render_plan
 
     selected, desired, engine = prepare(args, target, as_json)
+    scope = in_scope(desired, selected)
+    held = held_options(force and not dry_run, scope)
     options = PlanOptions(
-        targets=selected, prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull
+        targets=selected, prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull, **held
     )
     if dry_run:
         result = _converge(engine, desired, update(options), execute=False).plan
         _print_json(result.as_dict()) if as_json else typer.echo(render_plan(result))
         return
-    show = _progress(not as_json and sys.stdout.isatty())
+    _resume_in(scope, "apply")
+    show = _progress(not as_json)
     executor = Executor(engine, concurrency=parallel, on_event=show, health_gate=health_gate or None)
     done = _converge(engine, desired, update(options), executor=executor)
     if not as_json:
@@ -360,7 +454,8 @@ def apply(
 @app.command()
 def down(
     args: Annotated[
-        list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+        list[Path],
+        typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
     ],
     target: Targets = None,
     volumes: Annotated[bool, typer.Option("--volumes", help="Also remove attached volumes (their data!).")] = False,
@@ -372,14 +467,219 @@ def down(
     from reconciler.executor.converge import teardown
 
     selected, desired, engine = prepare(args, target, as_json)
-    executor = Executor(engine, concurrency=parallel, on_event=_progress(not as_json and sys.stdout.isatty()))
-    done = _converge(engine, desired, teardown(selected, volumes=volumes), executor=executor, pull=False)
+    executor = Executor(engine, concurrency=parallel, on_event=_progress(not as_json))
+    planner = _pausing(teardown(selected, volumes=volumes))
+    done = _converge(engine, desired, planner, executor=executor, pull=False)
     if not as_json:
         for blocked in done.plan.blocked:
             typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
     _report(done.result, len(done.plan.blocked), as_json)
     if not done.ok:
         raise typer.Exit(1)
+
+
+MapsAndTargets = Annotated[
+    list[Path],
+    typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
+]
+
+
+def _scope_of(args: list[Path], target: list[str] | None) -> dict[str, str]:
+    """The containers `MAP… [TARGET…]` names, with their spec hashes (no engine needed)."""
+    from reconciler.plan.desired import desired_state
+
+    paths, targets = split_args(args)
+    maps = load_maps(paths)
+    desired = desired_state(maps)
+    return specs_of(desired, in_scope(desired, resolve_targets(maps, [*targets, *(target or [])])))
+
+
+def specs_of(desired: DesiredState, names: list[str]) -> dict[str, str]:
+    """name → spec hash: what a pause records, so that a map change of the container ends it."""
+    return {name: desired.containers[name].spec_hash for name in names}
+
+
+@app.command()
+def pause(
+    args: MapsAndTargets,
+    target: Targets = None,
+    for_: Annotated[
+        str | None, typer.Option("--for", help="Resume by itself after this long: 90s, 30m, 2h, 1h30m.")
+    ] = None,
+) -> None:
+    """Maintenance: tell the daemon to leave these containers alone — no healing, no updates — until
+    `resume` (or --for runs out, or `apply` of them). Containers are not stopped: do that yourself."""
+    scope = _scope_of(args, target)
+    if not scope:
+        typer.echo("nothing to pause: the maps have no containers")
+        return
+    until = time.time() + parse_duration(for_) if for_ else None
+    names = record_pause(scope, "by `reconciler pause`", until)
+    typer.echo(f"paused: {', '.join(names)}" + (f" for {for_}" if for_ else ""))
+    daemon = daemon_line()
+    typer.echo(f"{daemon}: it leaves them alone" if daemon else "no daemon is running: a daemon started later obeys")
+
+
+@app.command()
+def resume(args: MapsAndTargets, target: Targets = None) -> None:
+    """End a pause (or the pause `down` left while a daemon ran): the daemon manages them again at once."""
+    resumed = _resume_in(list(_scope_of(args, target)), "resume")
+    if not resumed:
+        typer.echo("nothing was paused")
+        return
+    daemon = daemon_line()
+    typer.echo(f"{daemon}: it converges them now" if daemon else "no daemon is running: `reconciler apply` acts")
+
+
+@app.command()
+def release(
+    containers: Annotated[
+        list[str], typer.Argument(help="Container names, as `status` shows them.", metavar="CONTAINER")
+    ],
+) -> None:
+    """Let a daemon's hold go on purpose: the replacement that failed its health gate is tried again."""
+    from reconciler.daemon.holds import HoldStore
+
+    released = HoldStore(state_directory()).release(containers)
+    for name in sorted(set(containers) - set(released)):
+        typer.echo(f"{name}: not held back", err=True)
+    if released:
+        typer.echo(f"released: {', '.join(released)} (a running daemon tries them again on its next reconcile)")
+
+
+def _verb(verb: str, args: list[Path], target: list[str] | None) -> None:
+    """stop/start/restart: tell a running daemon (stop pauses, start resumes), then act directly."""
+    from reconciler.executor.direct import act
+    from reconciler.executor.errors import EngineError
+    from reconciler.executor.observe import observe
+
+    selected, desired, engine = prepare(args, target, False)
+    names = in_scope(desired, selected)
+    daemon = daemon_line()
+    if verb == "stop" and daemon is not None:
+        record_pause(specs_of(desired, names), "stopped by `reconciler stop`")
+        typer.echo(f"note: {daemon}: paused {', '.join(names)} so it keeps them stopped;", err=True)
+        typer.echo("      `reconciler start` (or `resume`, `apply`) hands them back to it", err=True)
+    if verb == "start":
+        _resume_in(names, "start")
+    try:
+        observed = observe(engine, desired)
+        results = list(act(engine, desired, observed, verb, names))
+    except EngineError as exc:
+        raise engine_failure(exc) from None
+    for done in results:
+        seconds = f" ({done.seconds:.1f}s)" if done.outcome != "skipped" else ""
+        typer.echo(
+            f"  {done.outcome:<8} {verb:<9} {done.container}{seconds}" + (f": {done.detail}" if done.detail else "")
+        )
+    counts = {o: sum(1 for d in results if d.outcome == o) for o in ("ok", "failed", "skipped")}
+    typer.echo(f"summary: {counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped")
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def stop(args: MapsAndTargets, target: Targets = None) -> None:
+    """Stop containers of the maps (only ours, each with its stop_timeout); a running daemon is told to
+    keep them stopped until `start`, `resume` or `apply`."""
+    _verb("stop", args, target)
+
+
+@app.command()
+def start(args: MapsAndTargets, target: Targets = None) -> None:
+    """Start stopped containers of the maps (dependencies first), and hand them back to a running daemon."""
+    _verb("start", args, target)
+
+
+@app.command()
+def restart(args: MapsAndTargets, target: Targets = None) -> None:
+    """Restart containers of the maps (each with its stop_timeout). A daemon does not count it as a crash."""
+    _verb("restart", args, target)
+
+
+@app.command("logs")
+def show_logs(
+    args: MapsAndTargets,
+    target: Targets = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    tail: Annotated[int | None, typer.Option("--tail", "-n", min=0, help="Only the last N lines of each.")] = None,
+) -> None:
+    """The logs of containers of the maps (stdout and stderr), each line prefixed with its container's name
+    when there are several; --follow with several follows them all."""
+    from reconciler.executor.direct import follow_logs
+    from reconciler.executor.errors import EngineError
+
+    selected, desired, engine = prepare(args, target, False)
+    names = in_scope(desired, selected)
+    width = max(map(len, names), default=0)
+    lock = threading.Lock()
+
+    def show(name: str) -> None:
+        prefix = f"{name:<{width}} | " if len(names) > 1 else ""
+        try:
+            for line in follow_logs(engine, name, follow=follow, tail=tail):
+                with lock:
+                    typer.echo(prefix + line)
+        except EngineError as exc:
+            typer.echo(f"error: {name}: {exc}", err=True)
+
+    threads = [threading.Thread(target=show, args=(n,), daemon=True) for n in names]
+    for thread in threads:
+        thread.start()
+        if not follow:
+            thread.join()  # one container after the other, whole
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.5)
+
+
+def _pausing(planner: Planner) -> Planner:
+    """With a daemon running, `down` first pauses the containers it takes down — before any of them goes —
+    so the daemon keeps them down instead of bringing them back; without one, `down` only acts."""
+    from reconciler.daemon.intents import PauseFile
+    from reconciler.plan.resources import Kind
+
+    daemon = daemon_line()
+    if daemon is None:
+        return planner
+
+    def plan(desired: DesiredState, observed: ObservedState) -> Plan:
+        made = planner(desired, observed)
+        names = sorted({a.resource.name for a in made.actions if a.resource.kind is Kind.CONTAINER})
+        if names and not PauseFile(state_directory()).active().keys() >= set(names):
+            pausing = specs_of(desired, [n for n in names if n in desired.containers])
+            record_pause(pausing, "taken down by `reconciler down`")
+            typer.echo(f"note: {daemon}: paused {', '.join(pausing)} so it keeps them down;", err=True)
+            typer.echo("      `reconciler resume MAP…` (or `apply`) hands them back to it", err=True)
+        return made
+
+    return plan
+
+
+def record_pause(specs: dict[str, str], why: str, until: float | None = None) -> list[str]:
+    """Write the pause, or exit 1 before anything is done: an unrecorded pause would be undone silently."""
+    from reconciler.daemon.intents import PauseFile
+
+    try:
+        return PauseFile(state_directory()).pause(specs, until, why)
+    except OSError as exc:
+        typer.echo(f"error: cannot tell the daemon (its state directory: {exc}); nothing was done", err=True)
+        typer.echo("       run as a user who may write there, or give --state-dir", err=True)
+        raise typer.Exit(1) from None
+
+
+def _resume_in(scope: list[str], why: str) -> list[str]:
+    """Hand paused containers of this scope back to the daemon (a person's `apply`, `resume`)."""
+    from reconciler.daemon.intents import PauseFile
+
+    try:
+        resumed = PauseFile(state_directory()).resume(scope)
+    except OSError as exc:
+        typer.echo(f"warning: cannot read or write the daemon's state directory: {exc}", err=True)
+        return []
+    if resumed:
+        typer.echo(f"note: {why}: resumed {', '.join(resumed)} (the daemon manages them again)", err=True)
+    return resumed
 
 
 def _converge(engine: DockerEngine, desired: DesiredState, planner: Planner, **how: Any) -> Converged:
@@ -395,59 +695,92 @@ def _converge(engine: DockerEngine, desired: DesiredState, planner: Planner, **h
 
 @app.command()
 def status(
-    args: Annotated[list[Path], typer.Argument(help="Map files or folders.", show_default=False)],
+    args: Annotated[list[Path], typer.Argument(help="Map files or folders.", show_default=False, metavar="MAP")],
     as_json: JsonFlag = False,
 ) -> None:
     """Each resource of the maps: state, health and a drift summary."""
+    from reconciler.daemon.intents import PauseFile, running_daemon
+    from reconciler.plan.planner import PlanOptions
+
+    no_targets("status", args)
     from reconciler.executor.converge import update
 
     _selected, desired, engine = prepare(args, None, as_json)
-    looked = _converge(engine, desired, update(), execute=False)
+    looked = _converge(engine, desired, update(PlanOptions(**held_options(False, []))), execute=False)
     current, observed = looked.plan, looked.observed
     assert observed is not None  # a plan-only converge always looked
-    rows: list[dict[str, Any]] = []
-    for rid in desired.all_ids():
-        if rid.kind.value == "image":
-            image = observed.images.get(rid.name)
-            state = "present" if image else "missing"
-            health = None
-        elif rid.kind.value in ("container", "volume-init"):
-            c = observed.containers.get(rid.name)
-            state = "missing" if c is None else (c.status if c.status != "exited" else f"exited ({c.exit_code})")
-            health = None if c is None else c.health
-        elif rid.kind.value == "volume":
-            state = "present" if rid.name in observed.volumes else "missing"
-            health = None
-        else:
-            state = "present" if rid.name in observed.networks else "missing"
-            health = None
-        action = current.action_for(rid)
-        rows.append(
-            {
-                "kind": rid.kind.value,
-                "name": rid.name,
-                "state": state,
-                "health": health,
-                "drift": [d.describe() for d in action.reasons] if action else [],
-                "action": action.op.value if action else None,
-            }
-        )
-    blocked = {b.resource.name: b.message for b in current.blocked}
-    for row in rows:
-        if row["name"] in blocked:
-            row["drift"] = [blocked[row["name"]]]
-            row["action"] = "blocked"
+    rows = [_row(rid, observed, current.action_for(rid)) for rid in desired.all_ids()]
+    _mark(rows, {b.resource.name: b.message for b in current.blocked}, "blocked")
+    _mark(rows, {n.resource.name: n.message for n in current.notes if n.message.startswith("held back")}, "held")
+    paused = PauseFile(state_directory()).active()
+    _mark(rows, {name: pause.describe() for name, pause in paused.items()}, "paused")
+    daemon = running_daemon(state_directory())
     if as_json:
-        _print_json({"in_sync": current.in_sync, "resources": rows, "notes": [n.as_dict() for n in current.notes]})
+        notes = [n.as_dict() for n in current.notes]
+        _print_json({"in_sync": current.in_sync, "resources": rows, "notes": notes, "daemon": daemon})
         return
     for row in rows:
         health = f" ({row['health']})" if row["health"] else ""
         drift = "in sync" if not row["drift"] else f"{row['action']}: " + "; ".join(row["drift"][:3])
         state = f"{row['state']}{health}"
-        typer.echo(f"{row['kind']:<12} {row['name']:<40} {state:<22} {drift}")
+        ports = f"  [{', '.join(row['ports'])}]" if row["ports"] else ""
+        typer.echo(f"{row['kind']:<12} {row['name']:<40} {state:<22} {drift}{ports}")
     for note in current.notes:
-        typer.echo(f"note: {note.resource}: {note.message}")
-    typer.echo("in sync" if current.in_sync else "drift: run `reconciler apply` to fix")
+        if not note.message.startswith("held back"):
+            typer.echo(f"note: {note.resource}: {note.message}")
+    typer.echo(_status_line(rows, current.in_sync))
+    if daemon is not None:
+        typer.echo(f"{daemon_line()}: it heals what is not paused or held back")
+
+
+def _row(rid: ResourceId, observed: ObservedState, action: Action | None) -> dict[str, Any]:
+    """One resource as `status` shows it: state, health, published ports, drift."""
+    from reconciler.plan.resources import Kind
+
+    state, health, ports = "present", None, []
+    if rid.kind in (Kind.CONTAINER, Kind.VOLUME_INIT):
+        c = observed.containers.get(rid.name)
+        state = "missing" if c is None else (c.status if c.status != "exited" else f"exited ({c.exit_code})")
+        health = None if c is None else c.health
+        ports = [] if c is None else published(c.port_bindings)
+    elif rid.kind is Kind.IMAGE:
+        state = "present" if observed.images.get(rid.name) else "missing"
+    elif rid.kind is Kind.VOLUME:
+        state = "present" if rid.name in observed.volumes else "missing"
+    else:
+        state = "present" if rid.name in observed.networks else "missing"
+    return {
+        "kind": rid.kind.value,
+        "name": rid.name,
+        "state": state,
+        "health": health,
+        "ports": ports,
+        "drift": [d.describe() for d in action.reasons] if action else [],
+        "action": action.op.value if action else None,
+    }
+
+
+def published(bindings: Any) -> list[str]:
+    """`{"80/tcp": (("0.0.0.0", "18080"),)}` → `["0.0.0.0:18080->80/tcp"]`, as `docker ps` shows them."""
+    return [f"{ip or '0.0.0.0'}:{port}->{inside}" for inside, hosts in sorted(bindings.items()) for ip, port in hosts]
+
+
+def _mark(rows: list[dict[str, Any]], why: dict[str, str], action: str) -> None:
+    """Rows the daemon will not act on (blocked, held back, paused): that says why, not the drift."""
+    for row in rows:
+        if row["name"] in why and (row["kind"] == "container" or action == "blocked"):
+            row["drift"] = [why[row["name"]]]
+            row["action"] = action
+
+
+def _status_line(rows: list[dict[str, Any]], in_sync: bool) -> str:
+    """The last line: in sync, or what to do — never `apply` for what only a hold or a pause keeps."""
+    held = [r["name"] for r in rows if r["action"] in ("held", "paused")]
+    acting = [r for r in rows if r["action"] not in (None, "held", "paused")]
+    line = "drift: run `reconciler apply` to fix" if acting or (not in_sync and not held) else "in sync"
+    if held:
+        line += f" ({len(held)} held back or paused: `reconciler release` / `reconciler resume` when ready)"
+    return line
 
 
 def run_daemon(settings: Settings) -> int:
@@ -459,7 +792,9 @@ def run_daemon(settings: Settings) -> int:
 
 @app.command()
 def run(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Map files or folders.", show_default=False)] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Map files or folders.", show_default=False, metavar="MAP")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with daemon settings.", exists=True)] = None,
     resync: Annotated[float | None, typer.Option(help="Seconds between full resyncs (default 300).")] = None,
     poll_images: Annotated[
@@ -475,6 +810,10 @@ def run(
         bool | None, typer.Option("--prune-deleted-maps", help="Remove the containers of deleted map files.")
     ] = None,
     stop_timeout: Annotated[float | None, typer.Option(help="Seconds in-flight work may take on SIGTERM.")] = None,
+    prune: Annotated[
+        bool | None, typer.Option("--prune", help="Remove containers of configs removed from a map (orphans).")
+    ] = None,
+    volumes: Annotated[bool | None, typer.Option("--volumes", help="With --prune: orphaned volumes too.")] = None,
     update_persistent: Annotated[
         bool | None, typer.Option("--update-persistent", help="Also move persistent containers to newer images.")
     ] = None,
@@ -497,6 +836,8 @@ def run(
             prune_deleted_maps=prune_deleted_maps,
             stop_timeout=stop_timeout,
             update_persistent=update_persistent,
+            prune=prune,
+            prune_volumes=volumes,
         )
     except (ValidationError, ValueError) as exc:
         typer.echo(f"error: invalid settings: {exc}", err=True)
@@ -507,15 +848,45 @@ def run(
     raise typer.Exit(run_daemon(settings))
 
 
+def health_url(url: str | None, config: Path | None) -> str:
+    """The endpoint to ask: `--url` (a URL, or `host:port`), else the `http` setting `run` would use (flags
+    aside: RECONCILER_HTTP, the config file, the default), with a wildcard address asked on loopback."""
+    import urllib.parse
+
+    from pydantic import ValidationError
+
+    from reconciler.daemon.settings import load_settings
+
+    if url is None:
+        try:
+            address = load_settings(config).http_address
+        except (ValidationError, ValueError) as exc:
+            typer.echo(f"error: invalid settings: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if address is None:
+            typer.echo("error: the status server is off (http: off): nothing to ask", err=True)
+            raise typer.Exit(2)
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(address[0], address[0])
+        url = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    if "://" not in url:
+        url = "http://" + url
+    return url if urllib.parse.urlsplit(url).path not in ("", "/") else url.rstrip("/") + "/healthz"
+
+
 @app.command()
 def healthcheck(
-    url: Annotated[str, typer.Option(help="The daemon's health endpoint.")] = "http://127.0.0.1:9105/healthz",
+    url: Annotated[
+        str | None,
+        typer.Option(help="The daemon's health endpoint, or host:port. Default: the `http` setting of `run`."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file with daemon settings.", exists=True)] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 5.0,
 ) -> None:
     """Ask a running daemon whether it is healthy (exit 0) or not (exit 1): for container HEALTHCHECKs."""
     import urllib.error
     import urllib.request
 
+    url = health_url(url, config)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             typer.echo(response.read().decode(errors="replace").strip())
@@ -552,6 +923,14 @@ def _root(
             show_default=False,
         ),
     ] = None,
+    state_dir_option: Annotated[
+        str | None,
+        typer.Option(
+            "--state-dir",
+            help="The daemon's state directory (holds, pauses); 'off' for none. Default: as `run` finds it.",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
@@ -559,10 +938,39 @@ def _root(
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
     logs.configure_on_first_use(log_level.lower(), json=log_json)
+    if state_dir_option is not None:
+        # One place for every command, `run` included (its settings read RECONCILER_STATE_DIR too).
+        os.environ["RECONCILER_STATE_DIR"] = state_dir_option
+
+
+GLOBAL_VALUES = ("--log-level", "--state-dir")
+GLOBAL_FLAGS = ("--log-json", "--log-console")
+
+
+def hoist_globals(argv: list[str]) -> list[str]:
+    """`reconciler plan x.yaml --log-level debug` means `reconciler --log-level debug plan x.yaml`: the
+    options of `reconciler` itself are moved before the command wherever they were written (up to `--`)."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in GLOBAL_FLAGS or (arg.split("=", 1)[0] in GLOBAL_VALUES and "=" in arg):
+            front.append(arg)
+        elif arg in GLOBAL_VALUES and i + 1 < len(argv):
+            front.extend(argv[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
 def main() -> None:
     try:
-        app()
+        app(args=hoist_globals(sys.argv[1:]))
     except KeyboardInterrupt:  # pragma: no cover - interactive
         sys.exit(130)

@@ -1,6 +1,13 @@
-"""Structured logging, configured once: JSON lines off a terminal, readable console output on one.
+"""Structured logging: the command line's, and a library's manners for everyone else.
 
-Everything logs through structlog to stderr (stdout is for command output such as tables and JSON).
+`reconciler` (the command line and the daemon) calls `configure`: structlog to stderr (stdout is for
+command output such as tables and JSON), JSON lines off a terminal, readable console output on one.
+
+Used as a library (`reconciler.api`, `reconciler.testing`), nothing is configured for the host program:
+unless structlog was set up by someone already, our loggers go through the standard `logging` module
+under their module names (`reconciler.…`), so the host's `logging.basicConfig(level=…)`, handlers and
+filters decide what is shown — and Python's default shows only warnings and errors.
+
 structlog (and, through its console renderer, rich: together ~50 ms) is imported only once something logs:
 `get_logger` hands out a stand-in that becomes structlog's logger at its first call, and the command line
 passes its options to `configure_on_first_use`, so a command that never logs (`validate`, a no-op `apply`)
@@ -13,7 +20,7 @@ import sys
 from typing import Any
 
 _configured = False
-_wanted: tuple[str, bool | None] = ("info", None)
+_wanted: tuple[str, bool | None] | None = None  # what the command line asked for
 
 
 class _CurrentStderr:
@@ -74,12 +81,31 @@ class _Deferred:
 
 
 def get_logger(name: str) -> Any:
+    """A logger; at first use it sets up what the command line asked for, else the library defaults
+    (unless the host program set up structlog before)."""
     return _Deferred(name)
 
 
 def _structlog_logger(name: str) -> Any:
-    if not _configured:
-        configure(_wanted[0], json=_wanted[1])
     import structlog  # noqa: PLC0415 - see the module docstring
 
+    if not _configured:
+        if _wanted is not None:
+            configure(_wanted[0], json=_wanted[1])
+        elif not structlog.is_configured():
+            _as_a_library(structlog)
     return structlog.get_logger(name)
+
+
+def _as_a_library(structlog: Any) -> None:
+    """Route structlog through stdlib logging (the host program's levels and handlers apply)."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.format_exc_info,
+            structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True),
+        ],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )

@@ -39,17 +39,18 @@ from reconciler.executor.converge import Planner, converge, teardown
 from reconciler.executor.engine import CountingEngine
 from reconciler.executor.errors import EngineError
 from reconciler.logs import get_logger
-from reconciler.model import MapSet
+from reconciler.model import MapSet, Severity
 from reconciler.plan.desired import desired_state
 from reconciler.plan.drift import Reason
 from reconciler.plan.naming import REPLACEMENT_SUFFIX
 from reconciler.plan.observed import ObservedState
 from reconciler.plan.planner import Action, HeldBack, Plan, PlanOptions, held_key, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
-from reconciler.watch.maps import MapSource
+from reconciler.watch.maps import MapSource, ReloadResult
 
 from .crashloop import CrashLoops
 from .holds import HoldStore, state_dir
+from .intents import Pause, PauseFile, leave_paused
 from .keys import ALL, OWN_ACTION_EVENTS, STOP_ACTIONS, AllKey, ContainerKey, Key, PruneKey, action_of, keys_for
 from .locks import ResourceLocks
 from .metrics import Metrics
@@ -109,6 +110,11 @@ class Controller:
         self.maps = MapSet()
         self.desired = DesiredState()
         self.holds = HoldStore(holds_dir(settings))
+        self.pauses = PauseFile(holds_dir(settings))
+        self._paused_seen: frozenset[str] = frozenset()
+        self._broken: set[str] = set()  # map files that fail to load now
+        self._said: dict[str, str] = {}  # container → the hold last logged for it
+        self.map_files: list[str] = []
         self.locks = ResourceLocks()
         self.progress = Progress(clock)
         self._suppressed: dict[Key, set[Key]] = {}  # key → containers whose events arrived while it acted on them
@@ -127,9 +133,7 @@ class Controller:
     def load_maps(self) -> bool:
         """Reload the map files; broken ones keep their last good version. True if anything changed."""
         result = self.source.reload()
-        for problem in result.problems:
-            self.metrics.map_errors.inc()
-            log.error("map error: keeping the last good version", problem=str(problem))
+        self._map_health(result)
         removed_maps = [name for name in self.maps.maps if name not in result.maps.maps]
         with self._lock:
             self.maps = result.maps
@@ -142,6 +146,29 @@ class Controller:
         for resource, message in self.desired.problems:
             log.error("cannot build resource", resource=str(resource), error=message)
         return result.changed or bool(removed_maps)
+
+    def _map_health(self, result: ReloadResult) -> None:
+        """Say what each broken file means — its last good version stays, or nothing of it is managed —
+        keep `reconciler_maps_broken{file}` current, and say when a broken file is good again."""
+        self.map_files = [str(p) for p in self.source.files()]
+        broken = {p.file for p in result.problems if p.severity is Severity.ERROR}
+        kept = {str(p) for p in self.source.good}
+        for problem in result.problems:
+            self.metrics.map_errors.inc()
+            if problem.file in kept:
+                log.error("map error: keeping the last good version", problem=str(problem))
+            else:
+                log.error("map error: not managed (no good version of this file yet)", problem=str(problem))
+        for file in sorted(self._broken - broken):
+            self.metrics.maps_broken.labels(file).set(0)
+            log.info("map OK again", file=file)
+        for file in broken:
+            self.metrics.maps_broken.labels(file).set(1)
+        self._broken = broken
+
+    @property
+    def broken_maps(self) -> list[str]:
+        return sorted(self._broken)
 
     def maps_changed(self) -> None:
         if self.load_maps():
@@ -298,10 +325,18 @@ class Controller:
             self.first_reconcile_done.set()
         if not result.ok:
             self.metrics.reconciles.labels("failed").inc()
-            log.warning("reconcile failed", key=key, failed=len(result.failed))
-            return Result(failed=True)
+            return self._failed(key, result)
         self.metrics.reconciles.labels("blocked" if plan.blocked else "ok").inc()
         return Result()
+
+    def _failed(self, key: Key, result: RunResult) -> Result:
+        """A failure is retried with backoff — unless every failure is a rollback that is now held: trying
+        again would only meet the hold, so no retry is promised (the hold's own log line says what next)."""
+        retried = [r for r in result.failed if r.rolled_back is None or self.stopping.is_set()]
+        if not retried:
+            return Result()
+        log.warning("reconcile failed", key=key, failed=[str(r.action.resource) for r in retried])
+        return Result(failed=True)
 
     def _busy_elsewhere(self, key: Key, plan: Plan) -> Result:
         """Another key is changing a resource this plan touches: look again shortly (never wait holding a
@@ -318,6 +353,8 @@ class Controller:
             rejected_images=self.holds.rejected_images,
             held=self.holds.holds,
             update_persistent=self.settings.update_persistent,
+            prune=self.settings.prune,
+            prune_volumes=self.settings.prune and self.settings.prune_volumes,
         )
 
     def _planner(self, key: ContainerKey | AllKey) -> Planner:
@@ -328,7 +365,8 @@ class Controller:
             current = (held_key(s, observed) for s in desired.containers.values() if s.image in observed.images)
             self.holds.keep_only(current)
             # The holds as they are now: the look under the locks must see a rollback another key just held.
-            return self._hold_crash_loops(plan_update(desired, observed, self._options(key)), observed)
+            options = self._options(key)
+            return self._leave_paused(self._hold_crash_loops(plan_update(desired, observed, options), observed))
 
         return plan
 
@@ -348,7 +386,9 @@ class Controller:
         for blocked in plan.blocked:
             log.warning("blocked", resource=str(blocked.resource), reason=blocked.message)
         for note in plan.notes:
-            if note.message.startswith("held back"):
+            said = self._said.get(note.resource.name)
+            if note.message.startswith("held back") and said != note.message:
+                self._said[note.resource.name] = note.message  # once per hold, not on every reconcile
                 log.warning("held back", resource=str(note.resource), note=note.message)
         for action in plan.actions:
             for reason in action.reasons:
@@ -409,8 +449,9 @@ class Controller:
             return  # interrupted by our own shutdown: nothing failed, the next start tries again
         image_ref, image_id = r.rolled_back
         image_changed = any(d.reason is Reason.IMAGE for d in r.action.reasons)
-        why = f"its replacement failed the health gate ({r.error}); tried again once the map changes its spec"
-        why += " or its image tag moves"
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+        why = f"its replacement failed the health gate at {at} ({r.error}); tried again once the map changes"
+        why += f" its spec or its image tag moves, or on purpose: `reconciler release {name}` or `apply --force`"
         self.holds.hold(HeldBack(name, spec.spec_hash, image_id, why), (image_ref, image_id) if image_changed else None)
         if image_changed:
             log.warning(
@@ -430,6 +471,35 @@ class Controller:
         """Forget cached state of what we just changed (its events may still be on their way)."""
         if plan.actions:
             self.cache.relist_names({a.resource.name for a in plan.actions})
+
+    def _leave_paused(self, plan: Plan) -> Plan:
+        """A person paused these containers (`reconciler pause`, or `down`/`stop` beside the daemon): no
+        action on them — not even healing — until they are resumed (see `intents.leave_paused`)."""
+        with self._lock:
+            desired = self.desired
+        return leave_paused(plan, desired, self._paused())
+
+    def _paused(self) -> dict[str, Pause]:
+        """The pauses in force: not expired, and the map has not changed the container since (a person who
+        edits a paused container's config wants the edit applied)."""
+        with self._lock:
+            specs = {name: spec.spec_hash for name, spec in self.desired.containers.items()}
+        return {n: p for n, p in self.pauses.active().items() if p.matches(specs.get(n))}
+
+    def watch_pauses(self) -> None:
+        """Called every second by the daemon's loop: log what a person paused or resumed (or what expired),
+        keep the gauge current, and reconcile everything once something is no longer paused."""
+        now = frozenset(self._paused())
+        if now == self._paused_seen:
+            return
+        paused, resumed = sorted(now - self._paused_seen), sorted(self._paused_seen - now)
+        self._paused_seen = now
+        self.metrics.paused.set(len(now))
+        if paused:
+            log.info("paused by a person: not healed until resumed", containers=paused)
+        if resumed:
+            log.info("resumed: managed again", containers=resumed)
+            self.queue.add(ALL)
 
     def _hold_crash_loops(self, plan: Plan, observed: ObservedState) -> Plan:
         held, waits = self.crash_loops.hold(plan, observed)
@@ -465,9 +535,16 @@ class Controller:
         return True, "ok"
 
     def ready(self) -> tuple[bool, str]:
+        """Ready once something is managed and reconciled: no map file, or none that ever loaded, is not
+        ready (a wrong path or a broken map at boot must not look green)."""
+        if not self.map_files:
+            return False, f"no map files found in {', '.join(self.settings.paths)}"
+        if not self.maps.maps:
+            return False, f"no valid map loaded (broken: {', '.join(sorted(self._broken))})"
         if not self.first_reconcile_done.is_set():
             return False, "first reconcile pending"
-        return True, "ready"
+        paused = len(self._paused_seen)
+        return True, "ready" + (f"; {paused} containers paused by a person" if paused else "")
 
     # --- threads -------------------------------------------------------------------------------------
 

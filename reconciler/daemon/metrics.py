@@ -33,5 +33,9 @@ class Metrics:
         self.managed = Gauge("reconciler_managed_containers", "Containers in the loaded maps.", registry=r)
         self.engine_requests = Gauge("reconciler_engine_requests", "Engine API requests made so far.", registry=r)
         self.engine_up = Gauge("reconciler_engine_up", "1 while the engine's event stream is connected.", registry=r)
+        self.paused = Gauge("reconciler_paused_containers", "Containers a person paused (not healed).", registry=r)
+        self.maps_broken = Gauge(
+            "reconciler_maps_broken", "1 while a map file fails to load (per file).", ["file"], registry=r
+        )
         for result in ("ok", "failed", "blocked"):
             self.reconciles.labels(result)

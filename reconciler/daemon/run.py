@@ -30,8 +30,9 @@ from reconciler.logs import get_logger
 from reconciler.watch.events import EventWatcher
 from reconciler.watch.maps import MapSource, MapWatcher
 
-from .controller import Controller
+from .controller import Controller, holds_dir
 from .http_auth import HttpConfigError, required_token, resolve_token
+from .intents import Presence
 from .metrics import Metrics
 from .notify import Notifier
 from .server import HttpLimits, StatusServer
@@ -89,14 +90,16 @@ class Daemon:
         controller = Controller(self.settings, engine, self.source, metrics=self.metrics, notifier=self.notifier)
         self.controller = controller
         controller.load_maps()
-        self.notifier.ready(f"managing {len(controller.desired.containers)} containers")
-        log.info("ready", maps=sorted(controller.maps.maps), containers=len(controller.desired.containers))
+        self._announce(controller)
         events = EventWatcher(engine.events, controller.on_event, controller.on_connect, controller.on_disconnect)
         watcher = MapWatcher(self.source, controller.maps_changed)
+        presence = Presence(holds_dir(self.settings), self.settings.paths)
         events.start()
         watcher.start()
         controller.start_workers()
         while not self.terminate.is_set():
+            presence.beat()
+            controller.watch_pauses()
             self.wake.wait(1.0)
             self.wake.clear()
             controller.heartbeat()
@@ -106,10 +109,12 @@ class Daemon:
                 log.info("reloading maps (SIGHUP)")
                 try:
                     controller.maps_changed()
+                    log.info("maps reloaded", maps=sorted(controller.maps.maps), broken=controller.broken_maps)
                 except Exception as exc:  # a reload must never take the daemon down
                     log.exception("reloading the maps failed", error=str(exc))
-                self.notifier.ready("reloaded")
+                self.notifier.ready(self._status(controller))
         log.info("stopping")
+        presence.withdraw()
         self.notifier.stopping()
         finished = controller.stop(self.settings.stop_timeout)
         watcher.stop()
@@ -127,6 +132,23 @@ class Daemon:
             # Actions still running past --stop-timeout: their threads would keep the interpreter alive.
             os._exit(0)
         return 0
+
+    @staticmethod
+    def _status(controller: Controller) -> str:
+        """systemd's STATUS=: what is managed, or why nothing is."""
+        ready, why = controller.ready()
+        if not ready and not controller.maps.maps:
+            return f"not ready: {why}"
+        return f"managing {len(controller.desired.containers)} containers"
+
+    def _announce(self, controller: Controller) -> None:
+        """READY=1 (the process is up) with a STATUS that says when nothing is managed, and the log line."""
+        self.notifier.ready(self._status(controller))
+        maps, containers = sorted(controller.maps.maps), len(controller.desired.containers)
+        if maps:
+            log.info("ready", maps=maps, containers=containers)
+        else:
+            log.error("no valid map: managing nothing (not ready)", reason=controller.ready()[1])
 
     def _connect(self) -> DockerEngine | None:
         delay = 0.5
@@ -158,7 +180,10 @@ class Daemon:
             if waited > self.settings.engine_grace:
                 return False, f"engine unreachable for {waited:.0f}s"
             return True, "starting: waiting for the engine"
-        return self.controller.health()
+        healthy, why = self.controller.health()
+        if healthy and not self.controller.maps.maps:
+            return True, f"ok, but managing nothing: {self.controller.ready()[1]}"  # alive; /readyz fails
+        return healthy, why
 
     def ready(self) -> tuple[bool, str]:
         if self.controller is None:

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     crash_threshold: float = Field(10.0, gt=0, description="A container that dies sooner after starting crashes.")
     crash_backoff_max: float = Field(300.0, gt=0, description="Longest wait before restarting a crashing container.")
     prune_deleted_maps: bool = Field(False, description="Remove the containers of a map file that was deleted.")
+    prune: bool = Field(
+        False, description="Remove orphans: our containers and networks of configs no longer in a loaded map."
+    )
+    prune_volumes: bool = Field(False, description="With prune: orphaned attached volumes too (their data!).")
     update_persistent: bool = Field(False, description="Also move persistent containers to newer images.")
     engine_grace: float = Field(60.0, gt=0, description="/healthz fails once the engine is gone this long.")
     stuck_after: float = Field(120.0, gt=0, description="/healthz fails when the loop made no progress this long.")

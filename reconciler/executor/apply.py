@@ -60,7 +60,7 @@ from reconciler.plan.resources import (
 from . import lease, translate
 from .defaults import DEFAULT_CONCURRENCY
 from .engine import PULL_IDLE_TIMEOUT, PULL_TIMEOUT, Engine
-from .errors import Conflict, EngineError
+from .errors import Conflict, EngineError, NotFound
 
 POLL_INTERVAL = 0.5  # how often a running volume init is looked at
 
@@ -211,12 +211,16 @@ class Executor:
             self.perform(action)
         except RolledBack as exc:
             seconds = time.monotonic() - started
-            log.warning("update rolled back", resource=str(action.resource), image=exc.image, error=str(exc))
+            # Debug: the caller says it once, with what follows (the daemon's hold, the CLI's error line).
+            log.debug("update rolled back", resource=str(action.resource), image=exc.image, error=str(exc))
             self.on_event("failed", action, str(exc))
             return ActionResult(action, Outcome.FAILED, str(exc), seconds, (exc.image, exc.image_id))
         except (EngineError, ActionError) as exc:
             seconds = time.monotonic() - started
-            log.error("action failed", resource=str(action.resource), action=action.op.value, error=str(exc))
+            # A container removed or changed under us (NotFound, Conflict) is a race the next plan sorts out:
+            # a warning; anything else may need a person.
+            level = log.warning if isinstance(exc, (NotFound, Conflict)) else log.error
+            level("action failed", resource=str(action.resource), action=action.op.value, error=str(exc))
             self.on_event("failed", action, str(exc))
             return ActionResult(action, Outcome.FAILED, str(exc), seconds)
         seconds = time.monotonic() - started
@@ -422,7 +426,7 @@ class Executor:
         if found is None:
             raise ActionError(f"{spec.name} disappeared before it could be started")
         if not found.running:
-            self.engine.start(found.id)
+            self._start_or_discard(spec.name, found.id, fresh=fresh)
             if fresh:
                 problem = self._gate(spec, found.id)
                 if problem:
@@ -430,6 +434,17 @@ class Executor:
         self._exec(spec, policies=("restart", "initial") if fresh else ("restart",))
         if fresh and spec.start_delay:
             time.sleep(spec.start_delay)
+
+    def _start_or_discard(self, name: str, ident: str, *, fresh: bool) -> None:
+        """Start; a container created by this very action that cannot start (its host port taken, a bad
+        mount…) is removed again, so no `Created` container is left behind — it never ran, holds nothing."""
+        try:
+            self.engine.start(ident)
+        except EngineError as exc:
+            if not fresh:
+                raise
+            self.engine.remove_container(ident, force=True)
+            raise ActionError(f"{name} could not start, and the container just created was removed: {exc}") from exc
 
     def _recreate(self, spec: ContainerSpec, old_id: str | None) -> None:
         """Replace a container without ever losing it or its data: create the replacement under a temporary
@@ -464,7 +479,7 @@ class Executor:
         return None
 
     def _create_replacement(self, spec: ContainerSpec, old: ObservedContainer | None) -> str:
-        config = translate.container_config(spec, temporary=True)
+        config = translate.container_config(spec)
         config["labels"].update(lease.lease_labels(self.owner, self.clock() + self._lease_seconds(spec, old)))
         carried = carried_volumes(old, self._declared_volumes(spec))
         if carried:

@@ -43,7 +43,8 @@ class EngineReader(Protocol):
 
 def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = False) -> ObservedState:
     """Fetch what the engine has that the desired state cares about (`all_maps`: every object we own)."""
-    containers = _containers(engine, desired, all_maps)
+    summaries = engine.list_containers()
+    containers = _containers(engine, summaries, desired, all_maps)
     processes: dict[str, tuple[str, ...]] = {}
     execs: dict[str, tuple[tuple[str, ...], ...]] = {}
     for container in containers:
@@ -62,14 +63,17 @@ def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = Fal
         if _relevant(n.get("Labels"), n["Name"], desired, all_maps)
     ]
     images = _images(engine, desired, containers)
-    return observed_state(containers, images, volumes, networks, processes, execs, _peers(engine, desired))
+    peers = _peers(engine, desired)
+    return observed_state(containers, images, volumes, networks, processes, execs, peers, summaries)
 
 
-def _containers(engine: EngineReader, desired: DesiredState, all_maps: bool) -> list[Mapping[str, Any]]:
+def _containers(
+    engine: EngineReader, summaries: Sequence[Mapping[str, Any]], desired: DesiredState, all_maps: bool
+) -> list[Mapping[str, Any]]:
     """Inspects of our containers and of any container holding one of our names (a stranger)."""
     wanted_names = set(desired.containers) | set(desired.inits)
     ids = []
-    for summary in engine.list_containers():
+    for summary in summaries:
         names = [n.lstrip("/") for n in summary.get("Names") or []]
         labels = summary.get("Labels") or {}
         ours = naming.owned(labels) if all_maps else naming.owned_by(labels, desired.maps)

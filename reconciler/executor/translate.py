@@ -15,7 +15,6 @@ from reconciler.plan.drift import LABEL_VOLUME_CREATED, user_network
 from reconciler.plan.resources import ContainerSpec, Kind, NetworkSpec, VolumeInitSpec, VolumeSpec
 
 _LIMIT_KWARGS = {engine: kwarg for kwarg, engine in LIMIT_OPTIONS.items()}
-LABEL_TEMPORARY = naming.LABEL_TEMPORARY
 
 
 def container_labels(spec: ContainerSpec) -> dict[str, str]:
@@ -26,11 +25,12 @@ def container_labels(spec: ContainerSpec) -> dict[str, str]:
     return labels
 
 
-def container_config(spec: ContainerSpec, *, temporary: bool = False) -> dict[str, Any]:
-    """`DockerEngine.create_container` config: create_container kwargs + `host_config` + `networking`."""
+def container_config(spec: ContainerSpec) -> dict[str, Any]:
+    """`DockerEngine.create_container` config: create_container kwargs + `host_config` + `networking`.
+    A recreate's replacement gets the same config and labels as the container it replaces: it is told
+    apart by its `..next` name only (labels cannot change after create, so a "temporary" label would stay
+    on the renamed container forever)."""
     labels = container_labels(spec)
-    if temporary:
-        labels[LABEL_TEMPORARY] = "true"
     config: dict[str, Any] = dict(thaw(spec.create_extra) or {})
     config.update(image=spec.image, labels=labels, host_config=_host_config(spec))
     config.update(_present(_create_kwargs(spec)))

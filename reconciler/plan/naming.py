@@ -26,7 +26,6 @@ LABEL_ALIAS = f"{LABEL_PREFIX}.alias"  # attached volume alias (volumes and volu
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
 LABEL_IMAGE = f"{LABEL_PREFIX}.image"  # the image reference the container was created from
 LABEL_SELF = f"{LABEL_PREFIX}.self"  # on the daemon's own container: never manage it
-LABEL_TEMPORARY = f"{LABEL_PREFIX}.temporary"  # a recreate's replacement, before it takes the name
 LABEL_VOLUME_CREATED = f"{LABEL_PREFIX}.volume-created"  # on a volume init: the volume it prepared
 LABEL_LEASE_OWNER = f"{LABEL_PREFIX}.lease-owner"  # on a replacement: the reconciler working on it
 LABEL_LEASE_EXPIRES = f"{LABEL_PREFIX}.lease-expires"  # … and until when (unix time)
