@@ -7,10 +7,14 @@ traceback: map problems are `MapError`s, printed one line each.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,13 +25,15 @@ from reconciler import __version__, logs
 from reconciler.daemon.run import run as run_daemon
 from reconciler.daemon.settings import load_settings
 from reconciler.executor.apply import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GATE, Executor, RunResult
-from reconciler.executor.converge import Converged, Planner, converge, teardown, update
+from reconciler.executor.clients import Deployment, UnknownClient, connected, deployments
+from reconciler.executor.converge import ClientOutcome, Converged, converge, converge_each, teardown, update
 from reconciler.executor.engine import DockerEngine
-from reconciler.executor.errors import EngineError
 from reconciler.model import MapError, MapProblem, MapSet, load_map_files, model_json_schema
-from reconciler.plan.desired import desired_state, desired_state_with_sources
+from reconciler.model.clients import ClientConfig, ClientsError, clients_in_use, load_clients_file, placement_problems
+from reconciler.plan.desired import desired_state_with_sources
 from reconciler.plan.graph import TargetError, select_targets
 from reconciler.plan.naming import attached_volume_name, container_name, network_name
+from reconciler.plan.observed import ObservedState
 from reconciler.plan.planner import Action, PlanOptions
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import DesiredState, ResourceId
@@ -50,6 +56,21 @@ Targets = Annotated[
     typer.Option(
         "--target", "-t", help="config, config.instance, map.config or a group (repeatable).", show_default=False
     ),
+]
+
+
+ClientsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--clients",
+        help="docker-map client configurations (YAML: name → base_url, tls, interfaces, …); without it, one "
+        "engine (__default__).",
+        show_default=False,
+    ),
+]
+OnlyClients = Annotated[
+    list[str] | None,
+    typer.Option("--client", help="Only this client's share of the maps (repeatable).", show_default=False),
 ]
 
 
@@ -103,30 +124,68 @@ def resolve_targets(maps: MapSet, targets: list[str]) -> frozenset[ResourceId] |
         raise typer.Exit(2) from None
 
 
+def load_clients(file: Path | None) -> dict[str, ClientConfig] | None:
+    """The clients file (exit 1 with its problem), or None: one engine."""
+    if file is None:
+        return None
+    try:
+        return load_clients_file(file)
+    except ClientsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def placed(maps: MapSet, clients: dict[str, ClientConfig] | None, only: list[str] | None) -> list[Deployment]:
+    """Each client's share (exit 1 when the maps name unknown clients or split dependencies, 2 for an
+    unknown `--client`)."""
+    problems = placement_problems(maps, clients)
+    if problems:
+        raise _refuse(problems, False)
+    try:
+        return deployments(maps, clients, only)
+    except UnknownClient as exc:
+        typer.echo(f"error: --client: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    selected: frozenset[ResourceId] | None
+    deployments: list[Deployment]
+    grouped: bool  # a clients file was given: output is grouped by client
+
+
 def prepare(
-    args: list[Path], target: list[str] | None, as_json: bool
-) -> tuple[frozenset[ResourceId] | None, DesiredState, DockerEngine]:
-    """What plan/apply/down share: load the maps (exit 1 if invalid), resolve targets (exit 2 if unknown),
-    build the desired state, and reach the engine (exit 1 if it does not answer)."""
+    args: list[Path], target: list[str] | None, as_json: bool, clients_file: Path | None, only: list[str] | None
+) -> Prepared:
+    """What plan/apply/down/status share: load the maps (exit 1 if invalid) and the clients file, resolve
+    targets (exit 2 if unknown), build each client's desired state."""
     paths, targets = split_args(args)
     maps = load_maps(paths, as_json=as_json)
+    clients = load_clients(clients_file)
     selected = resolve_targets(maps, [*targets, *(target or [])])
-    return selected, desired_state(maps), connect()
+    return Prepared(selected, placed(maps, clients, only), clients is not None)
 
 
-def connect() -> DockerEngine:
-    try:
-        engine = DockerEngine()
-        engine.ping()
-    except EngineError as exc:
-        typer.echo(f"error: cannot reach the Docker engine: {exc}", err=True)
-        raise typer.Exit(1) from None
-    return engine
+def each_client(ready: Prepared, run: Callable[[DockerEngine, Deployment], Converged]) -> list[ClientOutcome]:
+    """The one converge per client, engines in parallel; an engine's failure is its client's outcome."""
+    work: dict[str, Callable[[], Converged]] = {
+        d.name: functools.partial(connected, d.client, functools.partial(_swap, run, d)) for d in ready.deployments
+    }
+    return converge_each(work)
 
 
-def engine_failure(exc: EngineError) -> typer.Exit:
-    typer.echo(f"error: the Docker engine failed: {exc}", err=True)
-    return typer.Exit(1)
+def _swap(run: Callable[[DockerEngine, Deployment], Converged], d: Deployment, engine: DockerEngine) -> Converged:
+    return run(engine, d)
+
+
+def report_errors(ready: Prepared, outcomes: list[ClientOutcome]) -> bool:
+    """Print each failed client's engine error; True when there was one."""
+    for outcome in outcomes:
+        if outcome.error is not None:
+            where = f"client {outcome.client}: " if ready.grouped else ""
+            typer.echo(f"error: {where}{outcome.error}", err=True)
+    return any(o.error is not None for o in outcomes)
 
 
 def _print_json(data: Any) -> None:
@@ -164,10 +223,22 @@ def _summary(maps: MapSet) -> list[dict[str, Any]]:
     return out
 
 
-def deploy_problems(maps: MapSet) -> list[MapProblem]:
+def deploy_problems(maps: MapSet, clients: dict[str, ClientConfig] | None = None) -> list[MapProblem]:
     """What `plan` would block because of the maps themselves: the desired state is built as the planner
-    builds it (one code path), and each problem is shown where its key was written."""
-    desired, sources = desired_state_with_sources(maps)
+    builds it (one code path), on each client, and each problem is shown where its key was written."""
+    problems = placement_problems(maps, clients)
+    if problems:
+        return problems
+    targets = [None] if clients is None else [clients[c] for c in clients_in_use(maps, clients)]
+    for client in targets:
+        problems += [p for p in _client_problems(maps, client, clients) if p not in problems]
+    return problems
+
+
+def _client_problems(
+    maps: MapSet, client: ClientConfig | None, clients: dict[str, ClientConfig] | None
+) -> list[MapProblem]:
+    desired, sources = desired_state_with_sources(maps, client, clients)
     problems = []
     for rid, message in desired.problems:
         source = sources.get(rid)
@@ -189,11 +260,11 @@ def _refuse(problems: list[MapProblem], as_json: bool) -> typer.Exit:
 
 
 @app.command()
-def validate(paths: MapPaths, as_json: JsonFlag = False) -> None:
+def validate(paths: MapPaths, as_json: JsonFlag = False, clients_file: ClientsFile = None) -> None:
     """Check map files (schema, integrity, and that every container can be built as `plan` builds it) and
     show the containers they resolve to."""
     maps = load_maps(paths, as_json=as_json)
-    problems = deploy_problems(maps)
+    problems = deploy_problems(maps, load_clients(clients_file))
     if problems:
         raise _refuse(problems, as_json)
     summary = _summary(maps)
@@ -223,57 +294,102 @@ def plan(
     target: Targets = None,
     prune: Annotated[bool, typer.Option(help="Plan removing orphans (ours, no longer in any map).")] = False,
     update_persistent: Annotated[bool, typer.Option(help="Also update persistent containers' images.")] = False,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
-    """Show what `apply` would change on the engine, and why. Changes nothing."""
-    selected, desired, engine = prepare(args, target, as_json)
-    options = PlanOptions(targets=selected, prune=prune, update_persistent=update_persistent)
-    result = _converge(engine, desired, update(options), execute=False).plan
+    """Show what `apply` would change on the engines, and why. Changes nothing."""
+    ready = prepare(args, target, as_json, clients_file, client)
+    options = PlanOptions(targets=ready.selected, prune=prune, update_persistent=update_persistent)
+    outcomes = each_client(ready, lambda engine, d: converge(engine, d.desired, update(options), execute=False))
+    failed = report_errors(ready, outcomes)
+    plans = [(o.client, o.converged.plan) for o in outcomes if o.converged is not None]
     if as_json:
-        _print_json(result.as_dict())
+        _print_json(_grouped(ready, [{"client": c, **p.as_dict()} for c, p in plans]))
     else:
-        typer.echo(render_plan(result))
-    if detailed_exitcode and not result.in_sync:
+        for name, one in plans:
+            _heading(ready, name)
+            typer.echo(render_plan(one))
+    if failed:
+        raise typer.Exit(1)
+    if detailed_exitcode and not all(p.in_sync for _, p in plans):
         raise typer.Exit(2)
+
+
+def _grouped(ready: Prepared, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One client without a clients file: its entry as it always was (with `client`); else per client."""
+    if not ready.grouped and len(entries) == 1:
+        return entries[0]
+    return {"clients": entries}
+
+
+def _heading(ready: Prepared, client: str) -> None:
+    if ready.grouped:
+        typer.echo(f"== client {client}")
 
 
 Parallel = Annotated[int, typer.Option("--parallel", "-j", min=1, max=64, help="Actions run at once within a wave.")]
 
 
-def _progress(enabled: bool) -> Any:
+def _progress(enabled: bool, client: str | None = None) -> Any:
     def show(event: str, action: Action, error: str | None) -> None:
         if not enabled or event == "start":
             return
         mark = {"done": "ok", "failed": "FAILED", "skipped": "skipped"}[event]
-        line = f"  {mark:<8} {action.op.value:<9} {action.resource.kind.value:<12} {action.resource.name}"
+        where = f"{client}: " if client else ""
+        line = f"  {mark:<8} {action.op.value:<9} {action.resource.kind.value:<12} {where}{action.resource.name}"
         typer.echo(line + (f": {error}" if error else ""))
 
     return show
 
 
-def _report(result: RunResult, blocked: int, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+def _results(result: RunResult, client: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "client": client,
+            "kind": r.action.resource.kind.value,
+            "name": r.action.resource.name,
+            "action": r.action.op.value,
+            "outcome": r.outcome.value,
+            "error": r.error,
+            "seconds": round(r.seconds, 3),
+        }
+        for r in result.results
+    ]
+
+
+def _report(ready: Prepared, outcomes: list[ClientOutcome], as_json: bool, with_plan: bool) -> bool:
+    """Print what each client's run did; True when everything went well."""
+    failed = report_errors(ready, outcomes)
+    done = [(o.client, o.converged) for o in outcomes if o.converged is not None]
     if as_json:
-        _print_json(
-            {
-                **(extra or {}),
-                "ok": result.ok and not blocked,
-                "results": [
-                    {
-                        "kind": r.action.resource.kind.value,
-                        "name": r.action.resource.name,
-                        "action": r.action.op.value,
-                        "outcome": r.outcome.value,
-                        "error": r.error,
-                        "seconds": round(r.seconds, 3),
-                    }
-                    for r in result.results
-                ],
-            }
-        )
-        return
-    for r in result.failed:
-        typer.echo(f"error: {r.action.op.value} {r.action.resource}: {r.error}", err=True)
-    summary = result.summary() + (f", {blocked} blocked" if blocked else "")
-    typer.echo(f"summary: {summary}")
+        entries = [_json_run(c, one, with_plan) for c, one in done]
+        _print_json({"ok": not failed and all(one.ok for _, one in done), **_grouped(ready, entries)})
+        return not failed and all(one.ok for _, one in done)
+    for client, one in done:
+        _heading(ready, client)
+        for blocked in one.plan.blocked:
+            typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
+        if with_plan:
+            for note in one.plan.notes:
+                typer.echo(f"note: {note.resource}: {note.message}", err=True)
+        merged = _merged(one)
+        for r in merged.failed:
+            typer.echo(f"error: {r.action.op.value} {r.action.resource}: {r.error}", err=True)
+        blocked_count = len(one.plan.blocked)
+        typer.echo(f"summary: {merged.summary()}" + (f", {blocked_count} blocked" if blocked_count else ""))
+    return not failed and all(one.ok for _, one in done)
+
+
+def _merged(one: Converged) -> RunResult:
+    return RunResult([*(one.pulled.results if one.pulled else []), *one.result.results])
+
+
+def _json_run(client: str, one: Converged, with_plan: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"client": client, "ok": one.ok}
+    if with_plan:
+        entry["plan"] = one.plan.as_dict()
+    entry["results"] = _results(_merged(one), client)
+    return entry
 
 
 @app.command()
@@ -296,27 +412,24 @@ def apply(
         ),
     ] = DEFAULT_HEALTH_GATE,
     as_json: JsonFlag = False,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
-    """Make the engine match the maps: plan, then execute in dependency order."""
-    selected, desired, engine = prepare(args, target, as_json)
-    options = PlanOptions(
-        targets=selected, prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull
-    )
+    """Make the engines match the maps: plan, then execute in dependency order (engines in parallel)."""
+    options = PlanOptions(prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull)
     if dry_run:
-        result = _converge(engine, desired, update(options), execute=False).plan
-        _print_json(result.as_dict()) if as_json else typer.echo(render_plan(result))
+        plan(args, as_json, False, target, prune, update_persistent, clients_file, client)
         return
-    show = _progress(not as_json and sys.stdout.isatty())
-    executor = Executor(engine, concurrency=parallel, on_event=show, health_gate=health_gate or None)
-    done = _converge(engine, desired, update(options), executor=executor)
-    if not as_json:
-        for blocked in done.plan.blocked:
-            typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
-        for note in done.plan.notes:
-            typer.echo(f"note: {note.resource}: {note.message}", err=True)
-    merged = RunResult([*(done.pulled.results if done.pulled else []), *done.result.results])
-    _report(merged, len(done.plan.blocked), as_json, {"plan": done.plan.as_dict()})
-    if not done.ok:
+    ready = prepare(args, target, as_json, clients_file, client)
+    options = dataclasses.replace(options, targets=ready.selected)
+    show = not as_json and sys.stdout.isatty()
+
+    def one(engine: DockerEngine, d: Deployment) -> Converged:
+        progress = _progress(show, d.name if ready.grouped else None)
+        executor = Executor(engine, concurrency=parallel, on_event=progress, health_gate=health_gate or None)
+        return converge(engine, d.desired, update(options), executor=executor)
+
+    if not _report(ready, each_client(ready, one), as_json, with_plan=True):
         raise typer.Exit(1)
 
 
@@ -329,56 +442,32 @@ def down(
     volumes: Annotated[bool, typer.Option("--volumes", help="Also remove attached volumes (their data!).")] = False,
     parallel: Parallel = DEFAULT_CONCURRENCY,
     as_json: JsonFlag = False,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
     """Stop and remove what the maps own, dependents first. Volumes stay unless --volumes."""
-    selected, desired, engine = prepare(args, target, as_json)
-    executor = Executor(engine, concurrency=parallel, on_event=_progress(not as_json and sys.stdout.isatty()))
-    done = _converge(engine, desired, teardown(selected, volumes=volumes), executor=executor, pull=False)
-    if not as_json:
-        for blocked in done.plan.blocked:
-            typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
-    _report(done.result, len(done.plan.blocked), as_json)
-    if not done.ok:
+    ready = prepare(args, target, as_json, clients_file, client)
+    show = not as_json and sys.stdout.isatty()
+
+    def one(engine: DockerEngine, d: Deployment) -> Converged:
+        executor = Executor(engine, concurrency=parallel, on_event=_progress(show, d.name if ready.grouped else None))
+        planner = teardown(ready.selected, volumes=volumes)
+        return converge(engine, d.desired, planner, executor=executor, pull=False)
+
+    if not _report(ready, each_client(ready, one), as_json, with_plan=False):
         raise typer.Exit(1)
 
 
-def _converge(engine: DockerEngine, desired: DesiredState, planner: Planner, **how: Any) -> Converged:
-    """The one loop, with the command line's one way of reporting an engine that fails."""
-    try:
-        return converge(engine, desired, planner, **how)
-    except EngineError as exc:
-        raise engine_failure(exc) from None
-
-
-@app.command()
-def status(
-    args: Annotated[list[Path], typer.Argument(help="Map files or folders.", show_default=False)],
-    as_json: JsonFlag = False,
-) -> None:
-    """Each resource of the maps: state, health and a drift summary."""
-    _selected, desired, engine = prepare(args, None, as_json)
-    looked = _converge(engine, desired, update(), execute=False)
+def _status_rows(looked: Converged, desired: DesiredState) -> list[dict[str, Any]]:
     current, observed = looked.plan, looked.observed
     assert observed is not None  # a plan-only converge always looked
     rows: list[dict[str, Any]] = []
     for rid in desired.all_ids():
-        if rid.kind.value == "image":
-            image = observed.images.get(rid.name)
-            state = "present" if image else "missing"
-            health = None
-        elif rid.kind.value in ("container", "volume-init"):
-            c = observed.containers.get(rid.name)
-            state = "missing" if c is None else (c.status if c.status != "exited" else f"exited ({c.exit_code})")
-            health = None if c is None else c.health
-        elif rid.kind.value == "volume":
-            state = "present" if rid.name in observed.volumes else "missing"
-            health = None
-        else:
-            state = "present" if rid.name in observed.networks else "missing"
-            health = None
+        state, health = _state(rid, observed)
         action = current.action_for(rid)
         rows.append(
             {
+                "client": desired.client,
                 "kind": rid.kind.value,
                 "name": rid.name,
                 "state": state,
@@ -392,17 +481,62 @@ def status(
         if row["name"] in blocked:
             row["drift"] = [blocked[row["name"]]]
             row["action"] = "blocked"
+    return rows
+
+
+def _state(rid: ResourceId, observed: ObservedState) -> tuple[str, str | None]:
+    if rid.kind.value == "image":
+        return ("present" if observed.images.get(rid.name) else "missing"), None
+    if rid.kind.value in ("container", "volume-init"):
+        c = observed.containers.get(rid.name)
+        if c is None:
+            return "missing", None
+        return (c.status if c.status != "exited" else f"exited ({c.exit_code})"), c.health
+    if rid.kind.value == "volume":
+        return ("present" if rid.name in observed.volumes else "missing"), None
+    return ("present" if rid.name in observed.networks else "missing"), None
+
+
+@app.command()
+def status(
+    args: Annotated[list[Path], typer.Argument(help="Map files or folders.", show_default=False)],
+    as_json: JsonFlag = False,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
+) -> None:
+    """Each resource of the maps: state, health and a drift summary (per client)."""
+    ready = prepare(args, None, as_json, clients_file, client)
+    outcomes = each_client(ready, lambda engine, d: converge(engine, d.desired, update(), execute=False))
+    failed = report_errors(ready, outcomes)
+    desired = {d.name: d.desired for d in ready.deployments}
+    looks = [(o.client, o.converged) for o in outcomes if o.converged is not None]
     if as_json:
-        _print_json({"in_sync": current.in_sync, "resources": rows, "notes": [n.as_dict() for n in current.notes]})
-        return
+        entries = [
+            {
+                "client": c,
+                "in_sync": one.plan.in_sync,
+                "resources": _status_rows(one, desired[c]),
+                "notes": [n.as_dict() for n in one.plan.notes],
+            }
+            for c, one in looks
+        ]
+        _print_json(_grouped(ready, entries))
+    for c, one in [] if as_json else looks:
+        _heading(ready, c)
+        _print_status(one, _status_rows(one, desired[c]))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_status(one: Converged, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         health = f" ({row['health']})" if row["health"] else ""
         drift = "in sync" if not row["drift"] else f"{row['action']}: " + "; ".join(row["drift"][:3])
         state = f"{row['state']}{health}"
         typer.echo(f"{row['kind']:<12} {row['name']:<40} {state:<22} {drift}")
-    for note in current.notes:
+    for note in one.plan.notes:
         typer.echo(f"note: {note.resource}: {note.message}")
-    typer.echo("in sync" if current.in_sync else "drift: run `reconciler apply` to fix")
+    typer.echo("in sync" if one.plan.in_sync else "drift: run `reconciler apply` to fix")
 
 
 @app.command()

@@ -47,7 +47,16 @@ die() { echo "engine2.sh: ERROR: $*" >&2; exit 1; }
 
 engine2() { DOCKER_HOST=$HOST timeout 20 docker "$@"; }
 answers() { engine2 version --format '{{.Server.Version}}' >/dev/null 2>&1; }
-pid_alive() { local p; p=$(cat "$PIDFILE" 2>/dev/null || true); [[ -n "$p" && -d /proc/$p ]] && [[ "$(cat "/proc/$p/comm" 2>/dev/null)" == dockerd ]]; }
+# The engine runs as `dockerd-engine2` (a link to the unpacked dockerd): tools that look for the main engine
+# by process name (`pgrep -x dockerd`, an older scripts/engine.sh) must not mistake it for that.
+COMM=dockerd-engine2
+pid_alive() {
+    local p state
+    p=$(cat "$PIDFILE" 2>/dev/null || true)
+    [[ -n "$p" && "$(cat "/proc/$p/comm" 2>/dev/null)" == "$COMM" ]] || return 1
+    state=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1)
+    [[ -n "$state" && "$state" != Z ]]
+}
 
 stop_engine() {
     pid_alive || { log "not running"; return 0; }
@@ -87,7 +96,8 @@ start_engine() {
         log "starting dockerd $VERSION on $HOST (log: $LOG)"
         echo "=== $(date -Is) engine2.sh starting dockerd" >>"$LOG"
         # PATH first into the unpacked tree (docker-proxy, docker-init), then the installed containerd/runc.
-        PATH="$TREE/usr/sbin:$TREE/usr/bin:$PATH" setsid nohup "$TREE/usr/sbin/dockerd" \
+        ln -sf dockerd "$TREE/usr/sbin/$COMM"
+        PATH="$TREE/usr/sbin:$TREE/usr/bin:$PATH" setsid nohup "$TREE/usr/sbin/$COMM" \
             -H "$HOST" --data-root "$ROOT/data" --exec-root "$ROOT/exec" --pidfile "$PIDFILE" \
             --bridge "$BRIDGE" --userland-proxy-path "$TREE/usr/sbin/docker-proxy" \
             --init-path "$TREE/usr/sbin/docker-init" --iptables=false --ip-masq=false \

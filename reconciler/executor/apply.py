@@ -154,15 +154,23 @@ class Executor:
         self.step = on_step or (lambda: None)
         self._stop: threading.Event | None = None
         self._graph: Mapping[ResourceId, frozenset[ResourceId]] = {}
+        self.client = naming.DEFAULT_CLIENT  # the client whose labels what this run creates carries
 
     # --- running plans -------------------------------------------------------------------------------
 
     def run(
-        self, plan: Plan, stop: threading.Event | None = None, *, failed_before: Iterable[ResourceId] = ()
+        self,
+        plan: Plan,
+        stop: threading.Event | None = None,
+        *,
+        failed_before: Iterable[ResourceId] = (),
+        client: str = naming.DEFAULT_CLIENT,
     ) -> RunResult:
         """Execute the plan's waves in order; with `stop` set, waves not yet begun are skipped.
-        `failed_before`: resources that failed in an earlier run (a pull): their dependents are skipped."""
+        `failed_before`: resources that failed in an earlier run (a pull): their dependents are skipped.
+        `client`: the client the plan is for (what is created is labelled with it)."""
         result = RunResult()
+        self.client = client
         failed: set[ResourceId] = set(failed_before)
         self._graph = plan.depends_on
         self._stop = stop  # a health gate in progress gives up (and rolls back) once it is set
@@ -297,7 +305,7 @@ class Executor:
             self.engine.remove_network(action.observed_id)
             self.step()
         try:
-            self.engine.create_network(spec.name, translate.network_config(spec))
+            self.engine.create_network(spec.name, translate.network_config(spec, self.client))
         except Conflict:
             existing = [n for n in self.engine.list_networks() if n["Name"] == spec.name]
             if not existing or not _managed(existing[0].get("Labels")):
@@ -320,7 +328,9 @@ class Executor:
             if not _managed(existing.get("Labels")):
                 raise ActionError(f"volume {name} exists without reconciler's labels: not touched")
             return
-        self.engine.create_volume(name, spec.driver, dict(spec.driver_options), translate.volume_labels(spec))
+        self.engine.create_volume(
+            name, spec.driver, dict(spec.driver_options), translate.volume_labels(spec, self.client)
+        )
 
     def _run_init(self, spec: VolumeInitSpec) -> None:
         """Prepare a volume with a one-shot container, waited for by polling (a long `chown -R` of a big
@@ -330,7 +340,7 @@ class Executor:
         volume = self.engine.inspect_volume(spec.volume)
         if volume is None:
             raise ActionError(f"volume {spec.volume} does not exist")
-        config = translate.init_config(spec, volume.get("CreatedAt", ""))
+        config = translate.init_config(spec, volume.get("CreatedAt", ""), self.client)
         existing = self.engine.inspect_container(name)
         if existing is not None and not _managed(_labels(existing)):
             raise ActionError(f"{name} exists without reconciler's labels: not touched")
@@ -399,7 +409,7 @@ class Executor:
             self._check_lease(temp, replacement_name(spec.name))
             self.engine.remove_container(temp["Id"], force=True)  # left by an interrupted recreate
         try:
-            self.engine.create_container(spec.name, translate.container_config(spec))
+            self.engine.create_container(spec.name, translate.container_config(spec, client=self.client))
         except Conflict:
             existing = self.engine.inspect_container(spec.name)
             labels = _labels(existing or {})
@@ -455,7 +465,7 @@ class Executor:
         return None
 
     def _create_replacement(self, spec: ContainerSpec, old: Json | None) -> str:
-        config = translate.container_config(spec, temporary=True)
+        config = translate.container_config(spec, temporary=True, client=self.client)
         config["labels"].update(lease.lease_labels(self.owner, self.clock() + self._lease_seconds(spec, old)))
         carried = carried_volumes(old, self._declared_volumes(spec))
         if carried:

@@ -66,7 +66,7 @@ def _containers(engine: EngineReader, desired: DesiredState, all_maps: bool) -> 
     for summary in engine.list_containers():
         names = [n.lstrip("/") for n in summary.get("Names") or []]
         labels = summary.get("Labels") or {}
-        ours = naming.owned(labels) if all_maps else naming.owned_by(labels, desired.maps)
+        ours = _ours(labels, desired, all_maps)
         if ours or any(n in wanted_names for n in names):
             data = engine.inspect_container(summary["Id"])
             if data is not None:  # removed between list and inspect: it is simply not there
@@ -128,7 +128,7 @@ def _peers(engine: EngineReader, desired: DesiredState) -> dict[str, str]:
 
 def _relevant(labels: Mapping[str, str] | None, name: str, desired: DesiredState, all_maps: bool) -> bool:
     labels = labels or {}
-    if naming.owned(labels) if all_maps else naming.owned_by(labels, desired.maps):
+    if _ours(labels, desired, all_maps):
         return True
     return name in desired.volumes or name in desired.networks
 
@@ -139,3 +139,10 @@ def _with_endpoints(engine: EngineReader, network: Json) -> Json:
     if not naming.owned(network.get("Labels")):
         return network
     return engine.inspect_network(network["Id"]) or network
+
+
+def _ours(labels: Mapping[str, str] | None, desired: DesiredState, all_maps: bool) -> bool:
+    """Ours for this desired state's client: of its maps, or (`all_maps`) of any map."""
+    if naming.client_of(labels) != desired.client:
+        return False
+    return naming.owned(labels) if all_maps else naming.owned_by(labels, desired.maps)

@@ -6,7 +6,10 @@
 - networks: `<map>.<name>`, except the presets bridge / host / none, which keep their names;
 - hostnames as docker-map: the container name with `.` and `_` replaced by `-`.
 
-Every object carries labels under `LABEL_PREFIX`; ownership is by label, never by name.
+Every object carries labels under `LABEL_PREFIX`; ownership is by label, never by name. With several
+engines (docker-map's clients) an object also names its client (`LABEL_CLIENT`); no such label means
+`__default__`, so what a single-engine reconciler created keeps matching. The client is never part of a
+spec hash (naming a client must not recreate anything).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ LABEL_TEMPORARY = f"{LABEL_PREFIX}.temporary"  # a recreate's replacement, befor
 LABEL_VOLUME_CREATED = f"{LABEL_PREFIX}.volume-created"  # on a volume init: the volume it prepared
 LABEL_LEASE_OWNER = f"{LABEL_PREFIX}.lease-owner"  # on a replacement: the reconciler working on it
 LABEL_LEASE_EXPIRES = f"{LABEL_PREFIX}.lease-expires"  # … and until when (unix time)
+LABEL_CLIENT = f"{LABEL_PREFIX}.client"  # the client (engine) it was created for; absent: __default__
+DEFAULT_CLIENT = "__default__"
 
 
 def is_self(labels: Mapping[str, str] | None) -> bool:
@@ -43,8 +48,15 @@ def owned(labels: Mapping[str, str] | None) -> bool:
     return (labels or {}).get(LABEL_MANAGED) == "true" and not is_self(labels)
 
 
-def owned_by(labels: Mapping[str, str] | None, maps: Iterable[str]) -> bool:
-    """Ours, and created for one of these maps."""
+def client_of(labels: Mapping[str, str] | None) -> str:
+    """The client an object was created for (`__default__` when unlabelled)."""
+    return (labels or {}).get(LABEL_CLIENT) or DEFAULT_CLIENT
+
+
+def owned_by(labels: Mapping[str, str] | None, maps: Iterable[str], client: str | None = None) -> bool:
+    """Ours, created for one of these maps (and, given a client, for that client)."""
+    if client is not None and client_of(labels) != client:
+        return False
     return owned(labels) and (labels or {}).get(LABEL_MAP) in set(maps)
 
 
@@ -88,8 +100,17 @@ def network_name(map_name: str, network: str) -> str:
     return network if network in PRESET_NETWORKS else f"{map_name}.{network}"
 
 
-def base_labels(kind: str, map_name: str, config: str | None = None, instance: str | None = None) -> dict[str, str]:
+def base_labels(
+    kind: str,
+    map_name: str,
+    config: str | None = None,
+    instance: str | None = None,
+    *,
+    client: str = DEFAULT_CLIENT,
+) -> dict[str, str]:
     labels = {LABEL_MANAGED: "true", LABEL_KIND: kind, LABEL_MAP: map_name}
+    if client != DEFAULT_CLIENT:
+        labels[LABEL_CLIENT] = client
     if config is not None:
         labels[LABEL_CONFIG] = config
     if instance is not None:
