@@ -119,7 +119,8 @@ def test_apply_places_each_container_on_its_engine_with_its_address(
     assert labels["io.reconciler.client"] == "second"
     again = run_cli("plan", "--clients", str(clients), "--detailed-exitcode", str(map_file))
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "== client main" in again.stdout and "== client second" in again.stdout
+    assert "== client main" in again.stdout
+    assert "== client second" in again.stdout
 
 
 def test_client_flag_restricts_every_command(fleet: tuple[Path, Path, str], docker_client: Any, engine2: Any) -> None:
@@ -130,12 +131,14 @@ def test_client_flag_restricts_every_command(fleet: tuple[Path, Path, str], dock
     assert len(names_on(engine2, name)) == 3
     plan_main = run_cli("plan", "--clients", str(clients), "--client", "main", "--json", str(map_file))
     entries = json.loads(plan_main.stdout)["clients"]
-    assert [e["client"] for e in entries] == ["main"] and not entries[0]["in_sync"]
+    assert [e["client"] for e in entries] == ["main"]
+    assert not entries[0]["in_sync"]
     down = run_cli("down", "--clients", str(clients), "--client", "second", str(map_file), timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr
     assert names_on(engine2, name) == set()
     unknown = run_cli("plan", "--clients", str(clients), "--client", "secnod", str(map_file))
-    assert unknown.returncode == 2 and "unknown client 'secnod' (did you mean 'second'?)" in unknown.stderr
+    assert unknown.returncode == 2
+    assert "unknown client 'secnod' (did you mean 'second'?)" in unknown.stderr
 
 
 def test_an_unreachable_engine_fails_only_its_client(tmp_path: Path, fleet: tuple[Path, Path, str]) -> None:
@@ -165,7 +168,8 @@ def test_bad_clients_files_are_clear_errors(tmp_path: Path, clients_text: str, m
     clients.write_text(clients_text)
     done = run_cli("validate", "--clients", str(clients), str(map_file))
     assert done.returncode == 1
-    assert message in done.stderr and "Traceback" not in done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_unknown_clients_and_split_dependencies_are_validate_errors(tmp_path: Path) -> None:
@@ -191,5 +195,6 @@ def test_unknown_clients_and_split_dependencies_are_validate_errors(tmp_path: Pa
     )
     done = run_cli("validate", "--clients", str(clients), str(map_file))
     assert done.returncode == 1
-    assert "map.yaml:4:" in done.stderr and "unknown client 'secnod' (did you mean 'second'?)" in done.stderr
+    assert "map.yaml:4:" in done.stderr
+    assert "unknown client 'secnod' (did you mean 'second'?)" in done.stderr
     assert "'api' runs on client 'main' but its dependency 'db' does not" in done.stderr
