@@ -560,8 +560,10 @@ def run(
     update_persistent: Annotated[
         bool | None, typer.Option("--update-persistent", help="Also move persistent containers to newer images.")
     ] = None,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
-    """Run the daemon: keep the engine matching the maps, now and whenever anything changes."""
+    """Run the daemon: keep the engines matching the maps, now and whenever anything changes."""
     try:
         settings = load_settings(
             config,
@@ -575,6 +577,8 @@ def run(
             prune_deleted_maps=prune_deleted_maps,
             stop_timeout=stop_timeout,
             update_persistent=update_persistent,
+            clients_file=clients_file,
+            client=client or None,
         )
     except (ValidationError, ValueError) as exc:
         typer.echo(f"error: invalid settings: {exc}", err=True)

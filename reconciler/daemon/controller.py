@@ -19,6 +19,11 @@ that was changed by hand is recreated. A container that keeps crashing (it ran f
 Auto-update: a pull or tag that moves an image tag in use invalidates the cache and reconciles everything;
 the plan sees the image drift and recreates the containers in dependency order, health-gated.
 
+Several engines (docker-map's clients): one controller per client — its own engine, cached view, event
+stream (started by `run`), queue, workers, holds and metrics view — so one engine that hangs or goes away
+never delays healing on another. The maps are shared; each controller's desired state is its client's
+share of them (`desired_state(maps, client, clients)`).
+
 Do no harm: a replacement that fails its health gate is rolled back, and that (container, spec, image) is
 held (see `holds`, persisted) — whatever drifted — until the map changes the spec or the tag moves; events
 our own actions cause (the rollback's stop and start) do not re-queue the key past its backoff.
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,9 +45,10 @@ from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
 from reconciler.logs import get_logger
 from reconciler.model import MapSet
+from reconciler.model.clients import ClientConfig
 from reconciler.plan.desired import desired_state
 from reconciler.plan.drift import Reason
-from reconciler.plan.naming import REPLACEMENT_SUFFIX
+from reconciler.plan.naming import DEFAULT_CLIENT, REPLACEMENT_SUFFIX
 from reconciler.plan.observed import ObservedState
 from reconciler.plan.planner import Action, HeldBack, Plan, PlanOptions, held_key, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
@@ -52,7 +58,7 @@ from .crashloop import CrashLoops
 from .holds import HoldStore, state_dir
 from .keys import ALL, OWN_ACTION_EVENTS, STOP_ACTIONS, AllKey, ContainerKey, Key, PruneKey, action_of, keys_for
 from .locks import ResourceLocks
-from .metrics import Metrics
+from .metrics import ClientMetrics, Metrics
 from .notify import Notifier
 from .progress import Progress
 from .queue import WorkQueue
@@ -82,8 +88,13 @@ def _touched(plan: Plan) -> frozenset[str]:
     return frozenset(_lock_name(a.resource) for a in plan.actions)
 
 
-def holds_dir(settings: Settings) -> Path | None:
-    return None if settings.state_dir == "off" else state_dir(settings.state_dir)
+def holds_dir(settings: Settings, client: str = DEFAULT_CLIENT) -> Path | None:
+    """Where a client's holds live: the state directory itself for `__default__` (as with one engine),
+    `clients/<name>/` in it for the others."""
+    if settings.state_dir == "off":
+        return None
+    base = state_dir(settings.state_dir)
+    return base if client == DEFAULT_CLIENT else base / "clients" / client
 
 
 class Controller:
@@ -93,22 +104,28 @@ class Controller:
         engine: DockerEngine,
         source: MapSource,
         *,
-        metrics: Metrics | None = None,
+        metrics: ClientMetrics | None = None,
         notifier: Notifier | None = None,
         clock: Callable[[], float] = time.monotonic,
+        client: ClientConfig | None = None,
+        clients: Mapping[str, ClientConfig] | None = None,
     ) -> None:
+        """`client`/`clients`: the client this controller keeps (and the clients file); None: one engine."""
         self.settings = settings
         self.engine = engine
         self.cache = CachedEngine(engine)
         self.source = source
-        self.metrics = metrics or Metrics()
+        self.client, self.clients = client, clients
+        self.name = client.name if client is not None else DEFAULT_CLIENT
+        self.log = log.bind(client=self.name) if client is not None else log
+        self.metrics = metrics or Metrics().client(self.name)
         self.metrics.engine_requests.set_function(lambda: float(engine.request_count))
         self.notifier = notifier or Notifier()
         self.clock = clock
         self.queue: WorkQueue[Key] = WorkQueue(rate=settings.rate, max_delay=settings.crash_backoff_max)
         self.maps = MapSet()
         self.desired = DesiredState()
-        self.holds = HoldStore(holds_dir(settings))
+        self.holds = HoldStore(holds_dir(settings, self.name))
         self.locks = ResourceLocks()
         self.progress = Progress(clock)
         self._suppressed: dict[Key, set[Key]] = {}  # key → containers whose events arrived while it acted on them
@@ -129,30 +146,32 @@ class Controller:
         result = self.source.reload()
         for problem in result.problems:
             self.metrics.map_errors.inc()
-            log.error("map error: keeping the last good version", problem=str(problem))
+            self.log.error("map error: keeping the last good version", problem=str(problem))
         removed_maps = [name for name in self.maps.maps if name not in result.maps.maps]
         with self._lock:
             self.maps = result.maps
-            self.desired = desired_state(result.maps)
+            self.desired = desired_state(result.maps, self.client, self.clients)
         self.metrics.managed.set(len(self.desired.containers))
         for name in removed_maps:
-            log.warning("map no longer present: not managed any more", map=name, prune=self.settings.prune_deleted_maps)
+            self.log.warning(
+                "map no longer present: not managed any more", map=name, prune=self.settings.prune_deleted_maps
+            )
             if self.settings.prune_deleted_maps:
                 self.queue.add(PruneKey(name))  # work for the workers, retried on engine errors
         for resource, message in self.desired.problems:
-            log.error("cannot build resource", resource=str(resource), error=message)
+            self.log.error("cannot build resource", resource=str(resource), error=message)
         return result.changed or bool(removed_maps)
 
     def maps_changed(self) -> None:
         if self.load_maps():
-            log.info("maps changed", maps=sorted(self.maps.maps))
+            self.log.info("maps changed", maps=sorted(self.maps.maps))
         self.queue.add(ALL)
 
     def _prune(self, key: PruneKey) -> Result:
         name = key.map
         if name in self.maps.maps:
             return Result()  # the map came back meanwhile
-        gone = DesiredState(maps=frozenset({name}))
+        gone = DesiredState(maps=frozenset({name}), client=self.name)
         try:
             done = converge(
                 self.engine,
@@ -163,12 +182,12 @@ class Controller:
                 pull=False,
             )
         except EngineError as exc:
-            log.warning("pruning a deleted map failed, retrying", map=name, error=str(exc))
+            self.log.warning("pruning a deleted map failed, retrying", map=name, error=str(exc))
             return Result(failed=True)
         if not done.admitted:
             return self._busy_elsewhere(key, done.plan)
         self._results(gone, done.result)
-        log.info("pruned a deleted map", map=name, result=done.result.summary())
+        self.log.info("pruned a deleted map", map=name, result=done.result.summary())
         return Result(failed=not done.result.ok)
 
     # --- events --------------------------------------------------------------------------------------
@@ -209,7 +228,7 @@ class Controller:
 
     def on_connect(self) -> None:
         if self.engine_down_since is not None:
-            log.info("engine is back", down_for=round(self.clock() - self.engine_down_since, 1))
+            self.log.info("engine is back", down_for=round(self.clock() - self.engine_down_since, 1))
         self.engine_down_since = None
         self.metrics.engine_up.set(1)
         self.cache.relist()
@@ -235,7 +254,7 @@ class Controller:
             try:
                 result = self.reconcile(key)
             except Exception as exc:  # one bad key must never kill the worker
-                log.exception("reconcile crashed", key=key, error=str(exc))
+                self.log.exception("reconcile crashed", key=key, error=str(exc))
                 self.metrics.reconciles.labels("failed").inc()
                 result = Result(failed=True)
             finally:
@@ -252,7 +271,7 @@ class Controller:
             suppressed = self._suppressed.pop(key, set())
         if result.failed:
             delay = self.queue.retry(key)  # our own actions' events do not cut this backoff short
-            log.warning("reconcile failed, retrying", key=key, retry_in=delay)
+            self.log.warning("reconcile failed, retrying", key=key, retry_in=delay)
             return
         if result.requeue_after is not None:
             self.queue.add_after(key, result.requeue_after)  # not a success either: the backoff count stays
@@ -286,7 +305,7 @@ class Controller:
         except EngineError as exc:
             self.metrics.engine_errors.inc()
             self.metrics.reconciles.labels("failed").inc()
-            log.warning("engine error while observing", key=key, error=str(exc))
+            self.log.warning("engine error while observing", key=key, error=str(exc))
             return Result(failed=True)
         if not done.admitted:
             return self._busy_elsewhere(key, done.plan)
@@ -298,7 +317,7 @@ class Controller:
             self.first_reconcile_done.set()
         if not result.ok:
             self.metrics.reconciles.labels("failed").inc()
-            log.warning("reconcile failed", key=key, failed=len(result.failed))
+            self.log.warning("reconcile failed", key=key, failed=len(result.failed))
             return Result(failed=True)
         self.metrics.reconciles.labels("blocked" if plan.blocked else "ok").inc()
         return Result()
@@ -308,7 +327,7 @@ class Controller:
         worker, and never hold a lock while waiting — that is what keeps unrelated healing fast)."""
         self.locks.release_all(key)
         holder = self.locks.holder_of(_touched(plan))
-        log.debug("overlapping work in progress: later", key=key, busy_with=holder)
+        self.log.debug("overlapping work in progress: later", key=key, busy_with=holder)
         return Result(requeue_after=LOCK_RETRY)
 
     def _options(self, key: ContainerKey | AllKey) -> PlanOptions:
@@ -346,14 +365,14 @@ class Controller:
 
     def _report(self, plan: Plan) -> None:
         for blocked in plan.blocked:
-            log.warning("blocked", resource=str(blocked.resource), reason=blocked.message)
+            self.log.warning("blocked", resource=str(blocked.resource), reason=blocked.message)
         for note in plan.notes:
             if note.message.startswith("held back"):
-                log.warning("held back", resource=str(note.resource), note=note.message)
+                self.log.warning("held back", resource=str(note.resource), note=note.message)
         for action in plan.actions:
             for reason in action.reasons:
                 self.metrics.drift.labels(reason.reason.value).inc()
-            log.info(
+            self.log.info(
                 "drift",
                 resource=str(action.resource),
                 action=action.op.value,
@@ -413,14 +432,14 @@ class Controller:
         why += " or its image tag moves"
         self.holds.hold(HeldBack(name, spec.spec_hash, image_id, why), (image_ref, image_id) if image_changed else None)
         if image_changed:
-            log.warning(
+            self.log.warning(
                 "image update rolled back; not retried until the tag moves",
                 container=name,
                 image=image_ref,
                 image_id=image_id[:19],
             )
         else:
-            log.warning(
+            self.log.warning(
                 "recreate rolled back; held back until the map changes its spec",
                 container=name,
                 reasons=[d.describe() for d in r.action.reasons],
@@ -486,7 +505,7 @@ class Controller:
                 try:
                     func()
                 except Exception as exc:
-                    log.warning(f"{name} failed", error=str(exc))
+                    self.log.warning(f"{name} failed", error=str(exc))
 
         thread = threading.Thread(target=loop, name=name, daemon=True)
         thread.start()
@@ -501,7 +520,7 @@ class Controller:
             try:
                 self.engine.pull(ref)  # a moved tag shows up as image events, which do the rest
             except EngineError as exc:
-                log.warning("polling an image failed", image=ref, error=str(exc))
+                self.log.warning("polling an image failed", image=ref, error=str(exc))
 
     def stop(self, timeout: float) -> bool:
         """Stop taking keys; wait up to `timeout` for in-flight work. True if everything finished."""

@@ -174,8 +174,8 @@ def test_self_healing_edits_and_clean_shutdown(docker_client: Any, maps_dir: Pat
 
     status, metrics = daemon.get("/metrics")
     assert status == 200
-    assert 'reconciler_reconciles_total{result="ok"}' in metrics
-    assert "reconciler_map_errors_total 1.0" in metrics
+    assert 'reconciler_reconciles_total{client="__default__",result="ok"}' in metrics
+    assert 'reconciler_map_errors_total{client="__default__"} 1.0' in metrics
 
     assert daemon.stop() == 0  # SIGTERM: clean exit
     assert any(e.get("event") == "stopped" for e in daemon.logs())
@@ -246,7 +246,9 @@ def test_auto_update_on_tag_move_and_rollback_of_an_unhealthy_image(
         # …and the bad image id is not tried again (until the tag moves once more).
         attempts = sum(1 for e in daemon.logs() if e.get("event") == "update rolled back")
         daemon.proc.send_signal(signal.SIGHUP)  # even a reload does not retry it
-        wait_for(lambda: daemon.get("/metrics")[1].count("reconciler_rollbacks_total 1.0") == 1, 10)
+        wait_for(
+            lambda: daemon.get("/metrics")[1].count('reconciler_rollbacks_total{client="__default__"} 1.0') == 1, 10
+        )
         time.sleep(0)  # (no fixed waits: the next check is on state that must already hold)
         assert sum(1 for e in daemon.logs() if e.get("event") == "update rolled back") == attempts
         assert state(docker_client, app)["Image"] == good2
