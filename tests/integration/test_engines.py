@@ -198,3 +198,22 @@ def test_unknown_clients_and_split_dependencies_are_validate_errors(tmp_path: Pa
     assert "map.yaml:4:" in done.stderr
     assert "unknown client 'secnod' (did you mean 'second'?)" in done.stderr
     assert "'api' runs on client 'main' but its dependency 'db' does not" in done.stderr
+
+
+def test_python_api_with_clients(fleet: tuple[Path, Path, str], docker_client: Any, engine2: Any) -> None:
+    from reconciler.api import MappingDockerClient, load_clients_file, load_map_file
+
+    map_file, clients, name = fleet
+    mapping = MappingDockerClient(load_map_file(map_file), clients=load_clients_file(clients))
+    assert sorted(mapping.children) == ["main", "second"]
+    result = mapping.startup("app")
+    assert result.ok, result.actions
+    assert sorted(result.clients) == ["main", "second"]
+    assert names_on(docker_client, name) == {f"{name}.app.one", f"{name}.app.two"}
+    assert names_on(engine2, name) == {f"{name}.app.one", f"{name}.app.two"}
+    assert mapping.startup("api").ok  # on the second engine only; web stays absent
+    assert f"{name}.api" in names_on(engine2, name)
+    assert f"{name}.web" not in names_on(docker_client, name)
+    assert mapping.remove("app").ok  # api depends on app.one: it goes with it
+    assert names_on(docker_client, name) == set()
+    assert names_on(engine2, name) == set()
