@@ -88,6 +88,15 @@ bridge() {
     ip link set "$BRIDGE" up
 }
 
+# The package's docker-init is a link to tini-static (the installed tini package, a dependency of both
+# docker.io versions); use the host's file that link resolves to.
+init_path() {
+    local p
+    p=$(readlink -f "$TREE/usr/bin/docker-init" || true)
+    if [[ -x $p ]]; then echo "$p"; return 0; fi
+    command -v tini-static || command -v docker-init || die "no tini-static for --init-path (apt-get install tini)"
+}
+
 start_engine() {
     local sock=${HOST#unix://}
     mkdir -p "$(dirname "$sock")" "$ROOT/data" "$ROOT/exec"
@@ -100,7 +109,7 @@ start_engine() {
         PATH="$TREE/usr/sbin:$TREE/usr/bin:$PATH" setsid nohup "$TREE/usr/sbin/$COMM" \
             -H "$HOST" --data-root "$ROOT/data" --exec-root "$ROOT/exec" --pidfile "$PIDFILE" \
             --bridge "$BRIDGE" --userland-proxy-path "$TREE/usr/sbin/docker-proxy" \
-            --init-path "$TREE/usr/sbin/docker-init" --iptables=false --ip-masq=false \
+            --init-path "$(init_path)" --iptables=false --ip-masq=false \
             >>"$LOG" 2>&1 </dev/null &
     fi
     local deadline=$((SECONDS + WAIT))
