@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -328,9 +329,8 @@ class Executor:
             if not _managed(existing.get("Labels")):
                 raise ActionError(f"volume {name} exists without reconciler's labels: not touched")
             return
-        self.engine.create_volume(
-            name, spec.driver, dict(spec.driver_options), translate.volume_labels(spec, self.client)
-        )
+        labels = {**translate.volume_labels(spec, self.client), naming.LABEL_VOLUME_ID: uuid.uuid4().hex}
+        self.engine.create_volume(name, spec.driver, dict(spec.driver_options), labels)
 
     def _run_init(self, spec: VolumeInitSpec) -> None:
         """Prepare a volume with a one-shot container, waited for by polling (a long `chown -R` of a big
@@ -340,7 +340,8 @@ class Executor:
         volume = self.engine.inspect_volume(spec.volume)
         if volume is None:
             raise ActionError(f"volume {spec.volume} does not exist")
-        config = translate.init_config(spec, volume.get("CreatedAt", ""), self.client)
+        identity = naming.volume_identity(volume.get("Labels"), str(volume.get("CreatedAt", "")))
+        config = translate.init_config(spec, identity, self.client)
         existing = self.engine.inspect_container(name)
         if existing is not None and not _managed(_labels(existing)):
             raise ActionError(f"{name} exists without reconciler's labels: not touched")

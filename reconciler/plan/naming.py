@@ -33,6 +33,9 @@ LABEL_TEMPORARY = f"{LABEL_PREFIX}.temporary"  # a recreate's replacement, befor
 LABEL_VOLUME_CREATED = f"{LABEL_PREFIX}.volume-created"  # on a volume init: the volume it prepared
 LABEL_LEASE_OWNER = f"{LABEL_PREFIX}.lease-owner"  # on a replacement: the reconciler working on it
 LABEL_LEASE_EXPIRES = f"{LABEL_PREFIX}.lease-expires"  # … and until when (unix time)
+# On a volume: a random id written at create — its identity for the volume-init record. Engine 20.10
+# reports a local volume's CreatedAt as its folder's mtime, which moves when the volume is written to.
+LABEL_VOLUME_ID = f"{LABEL_PREFIX}.volume-id"
 LABEL_CLIENT = f"{LABEL_PREFIX}.client"  # the client (engine) it was created for; absent: __default__
 DEFAULT_CLIENT = "__default__"
 
@@ -46,6 +49,12 @@ def owned(labels: Mapping[str, str] | None) -> bool:
     """The one ownership rule: an object is ours when it carries `managed=true` and is not our own
     container. Nothing without it is ever stopped, removed, recreated or disconnected."""
     return (labels or {}).get(LABEL_MANAGED) == "true" and not is_self(labels)
+
+
+def volume_identity(labels: Mapping[str, str] | None, created_at: str) -> str:
+    """What a volume init records as "the volume I prepared": the volume's id label, else (volumes created
+    before it existed) its CreatedAt."""
+    return (labels or {}).get(LABEL_VOLUME_ID) or created_at
 
 
 def client_of(labels: Mapping[str, str] | None) -> str:
