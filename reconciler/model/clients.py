@@ -89,7 +89,7 @@ def load_clients(data: Any, *, where: Any = None) -> dict[str, ClientConfig]:
         raise ClientsError(f"{at()}: a clients file is a mapping of client names to settings")
     clients = default_clients()
     for name, settings in data.items():
-        clients[str(name)] = _client(str(name), settings or {}, at)
+        clients[str(name)] = _client(str(name), {} if settings is None else settings, at)
     return clients
 
 
