@@ -17,6 +17,9 @@
 #   ENGINE2_BRIDGE (default br-rcengine2)   ENGINE2_BRIDGE_CIDR (default 172.31.250.1/24)
 #   ENGINE2_VERSION (default 20.10.24+dfsg1-1+deb12u1+b6)      ENGINE2_WAIT_SECONDS (default 60)
 #   ENGINE2_IMAGES (default: the busybox and rich test images) images copied from the main engine
+#   ENGINE2_TLS_ADDR (default 127.0.0.1:23760)  a TLS listener (client certificates required); the CA,
+#                  server and client certificates are generated with openssl into $ENGINE2_ROOT/tls
+#                  (ca.pem, cert.pem, key.pem for clients), once
 set -euo pipefail
 
 VERBOSE=0 STOP=0
@@ -36,6 +39,8 @@ BRIDGE_CIDR=${ENGINE2_BRIDGE_CIDR:-172.31.250.1/24}
 VERSION=${ENGINE2_VERSION:-20.10.24+dfsg1-1+deb12u1+b6}
 WAIT=${ENGINE2_WAIT_SECONDS:-60}
 IMAGES=${ENGINE2_IMAGES:-reconciler-test/busybox:latest reconciler-test/rich:latest}
+TLS_ADDR=${ENGINE2_TLS_ADDR:-127.0.0.1:23760}
+TLS=$ROOT/tls
 TREE=$ROOT/tree
 PIDFILE=$ROOT/dockerd.pid
 LOG=/var/log/reconciler-engine2.log
@@ -47,6 +52,31 @@ die() { echo "engine2.sh: ERROR: $*" >&2; exit 1; }
 
 engine2() { DOCKER_HOST=$HOST timeout 20 docker "$@"; }
 answers() { engine2 version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+tls_answers() {
+    curl -fsS --max-time 5 --cacert "$TLS/ca.pem" --cert "$TLS/cert.pem" --key "$TLS/key.pem" \
+        "https://$TLS_ADDR/_ping" >/dev/null 2>&1
+}
+
+# A CA, a server certificate for the listener's address and a client certificate (docker's TLS guide).
+certificates() {
+    [[ -s $TLS/cert.pem && -s $TLS/server-cert.pem ]] && return 0
+    mkdir -p "$TLS" && chmod 700 "$TLS"
+    (
+        cd "$TLS"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=reconciler-engine2-ca \
+            -keyout ca-key.pem -out ca.pem
+        openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server-key.pem -out server.csr
+        printf 'subjectAltName=IP:%s,DNS:localhost\nextendedKeyUsage=serverAuth\n' "${TLS_ADDR%:*}" >server.ext
+        openssl x509 -req -days 3650 -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial \
+            -extfile server.ext -out server-cert.pem
+        openssl req -newkey rsa:2048 -nodes -subj /CN=client -keyout key.pem -out client.csr
+        printf 'extendedKeyUsage=clientAuth\n' >client.ext
+        openssl x509 -req -days 3650 -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial \
+            -extfile client.ext -out cert.pem
+        rm -f server.csr client.csr server.ext client.ext
+        chmod 600 ./*key.pem
+    ) >>"$LOG" 2>&1 || die "generating the TLS certificates failed (see $LOG)"
+}
 # The engine runs as `dockerd-engine2` (a link to the unpacked dockerd): tools that look for the main engine
 # by process name (`pgrep -x dockerd`, an older scripts/engine.sh) must not mistake it for that.
 COMM=dockerd-engine2
@@ -107,13 +137,14 @@ start_engine() {
         # PATH first into the unpacked tree (docker-proxy, docker-init), then the installed containerd/runc.
         ln -sf dockerd "$TREE/usr/sbin/$COMM"
         PATH="$TREE/usr/sbin:$TREE/usr/bin:$PATH" setsid nohup "$TREE/usr/sbin/$COMM" \
-            -H "$HOST" --data-root "$ROOT/data" --exec-root "$ROOT/exec" --pidfile "$PIDFILE" \
+            -H "$HOST" -H "tcp://$TLS_ADDR" --tlsverify --tlscacert "$TLS/ca.pem" \
+            --tlscert "$TLS/server-cert.pem" --tlskey "$TLS/server-key.pem" --data-root "$ROOT/data" --exec-root "$ROOT/exec" --pidfile "$PIDFILE" \
             --bridge "$BRIDGE" --userland-proxy-path "$TREE/usr/sbin/docker-proxy" \
             --init-path "$(init_path)" --iptables=false --ip-masq=false \
             >>"$LOG" 2>&1 </dev/null &
     fi
     local deadline=$((SECONDS + WAIT))
-    until answers; do
+    until answers && tls_answers; do
         (( SECONDS < deadline )) || { tail -n 20 "$LOG" | sed 's/^/    /' >&2; die "engine 2 did not answer on $HOST within ${WAIT}s"; }
         sleep 0.5
     done
@@ -130,6 +161,11 @@ load_images() {
 }
 
 if (( STOP )); then stop_engine; exit 0; fi
+certificates
+if answers && ! tls_answers; then
+    log "running without the TLS listener: restarting it"
+    stop_engine
+fi
 if ! answers; then
     unpack
     bridge

@@ -2,8 +2,10 @@
 
 `base_url` may be `unix://`, `tcp://` (with `tls`: CA, client certificate and key, verify) or `ssh://`
 (docker-py's own SSH support); a client without `base_url` is the local engine, found as docker-py finds it
-(`DOCKER_HOST` or the default socket). Connecting does not call the engine: an engine that cannot be
-reached fails its own client's work only, when that work starts.
+(`DOCKER_HOST` or the default socket). Connecting asks the engine its API version (unless the client sets
+`version`), so old engines work; an engine that cannot be reached fails its own client's work only.
+A TLS client's session ignores REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, which requests would otherwise put in
+place of the client's own CA.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+import docker.constants
 import docker.errors
 import docker.tls
 
@@ -28,14 +31,15 @@ T = TypeVar("T")
 
 
 def connect_client(client: ClientConfig, *, pool_size: int = 10, retry_for: float = 60.0) -> DockerEngine:
-    """The engine of one client (no request made yet)."""
+    """The engine of one client (its API version asked, unless the client sets one)."""
     timeout = client.timeout or DEFAULT_TIMEOUT
     if client.base_url is None and client.tls is None:
         return DockerEngine(timeout=timeout, pool_size=pool_size, retry_for=retry_for)
     try:
         api = docker.APIClient(
             base_url=client.base_url,
-            version=client.version or "auto",
+            # "auto" would ask the engine now, before the session is set up (below); asked afterwards.
+            version=client.version or docker.constants.MINIMUM_DOCKER_API_VERSION,
             timeout=int(timeout),
             tls=_tls(client),
             max_pool_size=pool_size,
@@ -44,6 +48,15 @@ def connect_client(client: ClientConfig, *, pool_size: int = 10, retry_for: floa
         raise classify(exc) from exc
     except (ValueError, OSError) as exc:
         raise PermanentEngineError(f"client '{client.name}': {exc}") from exc
+    if client.tls is not None:
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace a session's own CA: the client's CA would
+        # be ignored wherever those are set (they often are). The client's TLS settings are the whole truth.
+        api.trust_env = False
+    if client.version is None:
+        try:
+            api._version = api._retrieve_server_version()  # docker-py's own "auto", now with the session ready
+        except docker.errors.DockerException as exc:
+            raise classify(exc) from exc
     engine = DockerEngine.from_api(api, timeout=timeout)
     engine.retry_for = retry_for
     return engine

@@ -217,3 +217,32 @@ def test_python_api_with_clients(fleet: tuple[Path, Path, str], docker_client: A
     assert mapping.remove("app").ok  # api depends on app.one: it goes with it
     assert names_on(docker_client, name) == set()
     assert names_on(engine2, name) == set()
+
+
+TLS_DIR = Path(os.environ.get("ENGINE2_ROOT", "/opt/reconciler-engine2")) / "tls"
+TLS_URL = "tcp://" + os.environ.get("ENGINE2_TLS_ADDR", "127.0.0.1:23760")
+
+
+def test_a_client_over_tcp_with_tls(tmp_path: Path, engine2: Any) -> None:
+    name = unique_map_name("tls")
+    map_file = tmp_path / "tls.yaml"
+    map_file.write_text(
+        map_text(name, 'clients: [remote]\napp: {image: IMAGE, create_options: {command: [sh, -c, "TRAP"]}}\n')
+    )
+    clients = tmp_path / "clients.yaml"
+    tls = f"{{ca_cert: '{TLS_DIR}/ca.pem', client_cert: ['{TLS_DIR}/cert.pem', '{TLS_DIR}/key.pem'], verify: true}}"
+    clients.write_text(f"remote: {{base_url: '{TLS_URL}', tls: {tls}}}\n")
+    try:
+        done = run_cli("apply", "--clients", str(clients), str(map_file), timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert names_on(engine2, name) == {f"{name}.app"}
+        again = run_cli("plan", "--clients", str(clients), "--detailed-exitcode", str(map_file))
+        assert again.returncode == 0, again.stdout + again.stderr
+        # Without the client certificate the engine refuses the connection: an error for that client.
+        clients.write_text(f"remote: {{base_url: '{TLS_URL}', tls: {{ca_cert: '{TLS_DIR}/ca.pem'}}}}\n")
+        refused = run_cli("plan", "--clients", str(clients), str(map_file))
+        assert refused.returncode == 1
+        assert "client remote: cannot reach the Docker engine" in refused.stderr
+    finally:
+        for container in engine2.containers.list(all=True, filters={"label": f"io.reconciler.map={name}"}):
+            container.remove(force=True)
