@@ -11,12 +11,16 @@ docker SDK, the daemon or its HTTP server. Types for annotations come in under `
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import re
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,10 +32,11 @@ from reconciler.executor.defaults import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GAT
 if TYPE_CHECKING:
     from reconciler.daemon.settings import Settings
     from reconciler.executor.apply import RunResult
-    from reconciler.executor.converge import Converged, Planner
+    from reconciler.executor.clients import Deployment
+    from reconciler.executor.converge import ClientOutcome, Converged, Planner
     from reconciler.executor.engine import DockerEngine
-    from reconciler.executor.errors import EngineError
     from reconciler.model import MapProblem, MapSet
+    from reconciler.model.clients import ClientConfig
     from reconciler.model.limits import Limits
     from reconciler.plan.observed import ObservedState
     from reconciler.plan.planner import Action, Plan
@@ -61,6 +66,24 @@ Targets = Annotated[
         help="config, config.instance, map.config or a group (repeatable).",
         show_default=False,
         metavar="TARGET",
+    ),
+]
+
+
+ClientsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--clients",
+        help="docker-map client configurations (YAML: name → base_url, tls, interfaces and more); without "
+        "it, one engine (__default__).",
+        show_default=False,
+        metavar="FILE",
+    ),
+]
+OnlyClients = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--client", help="Only this client's share of the maps (repeatable).", show_default=False, metavar="NAME"
     ),
 ]
 
@@ -144,30 +167,52 @@ def resolve_targets(maps: MapSet, targets: list[str]) -> frozenset[ResourceId] |
         raise typer.Exit(2) from None
 
 
-def prepare(
-    args: list[Path], target: list[str] | None, as_json: bool
-) -> tuple[frozenset[ResourceId] | None, DesiredState, DockerEngine]:
-    """What plan/apply/down share: load the maps (exit 1 if invalid), resolve targets (exit 2 if unknown),
-    build the desired state, and reach the engine (exit 1 if it does not answer)."""
-    from reconciler.plan.desired import desired_state
+def load_clients(file: Path | None) -> dict[str, ClientConfig] | None:
+    """The clients file (exit 1 with its problem), or None: one engine."""
+    from reconciler.model.clients import ClientsError, load_clients_file
 
+    if file is None:
+        return None
+    try:
+        return load_clients_file(file)
+    except ClientsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def placed(maps: MapSet, clients: dict[str, ClientConfig] | None, only: list[str] | None) -> list[Deployment]:
+    """Each client's share (exit 1 when the maps name unknown clients or split dependencies, 2 for an
+    unknown `--client`)."""
+    from reconciler.executor.clients import UnknownClient, deployments
+    from reconciler.model.clients import placement_problems
+
+    problems = placement_problems(maps, clients)
+    if problems:
+        raise _refuse(problems, False)
+    try:
+        return deployments(maps, clients, only)
+    except UnknownClient as exc:
+        typer.echo(f"error: --client: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    selected: frozenset[ResourceId] | None
+    deployments: list[Deployment]
+    grouped: bool  # a clients file was given: output is grouped by client
+
+
+def prepare(
+    args: list[Path], target: list[str] | None, as_json: bool, clients_file: Path | None, only: list[str] | None
+) -> Prepared:
+    """What plan/apply/down/status share: load the maps (exit 1 if invalid) and the clients file, resolve
+    targets (exit 2 if unknown), build each client's desired state."""
     paths, targets = split_args(args)
     maps = load_maps(paths, as_json=as_json)
+    clients = load_clients(clients_file)
     selected = resolve_targets(maps, [*targets, *(target or [])])
-    return selected, desired_state(maps), connect()
-
-
-def connect() -> DockerEngine:
-    from reconciler.executor.engine import DockerEngine
-    from reconciler.executor.errors import EngineError
-
-    try:
-        engine = DockerEngine()
-        engine.ping()
-    except EngineError as exc:
-        typer.echo(f"error: cannot reach the Docker engine: {exc}", err=True)
-        raise typer.Exit(1) from None
-    return engine
+    return Prepared(selected, placed(maps, clients, only), clients is not None)
 
 
 # --- the daemon's state directory: holds and a person's pauses (see daemon.holds, daemon.intents) --------
@@ -182,6 +227,16 @@ def state_directory() -> Path | None:
     return None if configured == "off" else state_dir(configured)
 
 
+def client_state_directory(client: str | None) -> Path | None:
+    """Where the daemon keeps a client's holds (see `daemon.controller.holds_dir`)."""
+    from reconciler.plan.naming import DEFAULT_CLIENT
+
+    base = state_directory()
+    if base is None or client is None or client == DEFAULT_CLIENT:
+        return base
+    return base / "clients" / client
+
+
 def in_scope(desired: DesiredState, selected: frozenset[ResourceId] | None) -> list[str]:
     """The containers of the maps that the targets name (all of them without targets), sorted."""
     from reconciler.plan.resources import Kind, ResourceId
@@ -189,11 +244,13 @@ def in_scope(desired: DesiredState, selected: frozenset[ResourceId] | None) -> l
     return sorted(n for n in desired.containers if selected is None or ResourceId(Kind.CONTAINER, n) in selected)
 
 
-def held_options(force: bool, scope: list[str]) -> dict[str, Any]:
-    """PlanOptions fields for what the daemon holds back; `force` first lets the holds in scope go."""
+def held_options(force: bool, scope: list[str], client: str | None = None) -> dict[str, Any]:
+    """PlanOptions fields for what the daemon holds back on a client (its holds are where the daemon keeps
+    them: the state directory for `__default__`, `clients/<name>/` in it for the others); `force` first lets
+    the holds in scope go."""
     from reconciler.daemon.holds import HoldStore
 
-    store = HoldStore(state_directory())
+    store = HoldStore(client_state_directory(client))
     if force:
         for name in store.release(scope):
             typer.echo(f"note: released the hold on {name}: its replacement is tried again", err=True)
@@ -221,9 +278,28 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[u] for n, u in parts)
 
 
-def engine_failure(exc: EngineError) -> typer.Exit:
-    typer.echo(f"error: the Docker engine failed: {exc}", err=True)
-    return typer.Exit(1)
+def each_client(ready: Prepared, run: Callable[[DockerEngine, Deployment], Converged]) -> list[ClientOutcome]:
+    """The one converge per client, engines in parallel; an engine's failure is its client's outcome."""
+    from reconciler.executor.clients import connected
+    from reconciler.executor.converge import converge_each
+
+    work: dict[str, Callable[[], Converged]] = {
+        d.name: functools.partial(connected, d.client, functools.partial(_swap, run, d)) for d in ready.deployments
+    }
+    return converge_each(work)
+
+
+def _swap(run: Callable[[DockerEngine, Deployment], Converged], d: Deployment, engine: DockerEngine) -> Converged:
+    return run(engine, d)
+
+
+def report_errors(ready: Prepared, outcomes: list[ClientOutcome]) -> bool:
+    """Print each failed client's engine error; True when there was one."""
+    for outcome in outcomes:
+        if outcome.error is not None:
+            where = f"client {outcome.client}: " if ready.grouped else ""
+            typer.echo(f"error: {where}{outcome.error}", err=True)
+    return any(o.error is not None for o in outcomes)
 
 
 def _print_json(data: Any) -> None:
@@ -263,13 +339,27 @@ def _summary(maps: MapSet) -> list[dict[str, Any]]:
     return out
 
 
-def deploy_problems(maps: MapSet) -> list[MapProblem]:
+def deploy_problems(maps: MapSet, clients: dict[str, ClientConfig] | None = None) -> list[MapProblem]:
     """What `plan` would block because of the maps themselves: the desired state is built as the planner
-    builds it (one code path), and each problem is shown where its key was written."""
+    builds it (one code path), on each client, and each problem is shown where its key was written."""
+    from reconciler.model.clients import clients_in_use, placement_problems
+
+    problems = placement_problems(maps, clients)
+    if problems:
+        return problems
+    targets = [None] if clients is None else [clients[c] for c in clients_in_use(maps, clients)]
+    for client in targets:
+        problems += [p for p in _client_problems(maps, client, clients) if p not in problems]
+    return problems
+
+
+def _client_problems(
+    maps: MapSet, client: ClientConfig | None, clients: dict[str, ClientConfig] | None
+) -> list[MapProblem]:
     from reconciler.model import MapProblem
     from reconciler.plan.desired import desired_state_with_sources
 
-    desired, sources = desired_state_with_sources(maps)
+    desired, sources = desired_state_with_sources(maps, client, clients)
     problems = []
     for rid, message in desired.problems:
         source = sources.get(rid)
@@ -291,11 +381,11 @@ def _refuse(problems: list[MapProblem], as_json: bool) -> typer.Exit:
 
 
 @app.command()
-def validate(paths: MapPaths, as_json: JsonFlag = False) -> None:
+def validate(paths: MapPaths, as_json: JsonFlag = False, clients_file: ClientsFile = None) -> None:
     """Check map files (schema, integrity, and that every container can be built as `plan` builds it) and
     show the containers they resolve to."""
     maps = load_maps(paths, as_json=as_json)
-    problems = deploy_problems(maps)
+    problems = deploy_problems(maps, load_clients(clients_file))
     if problems:
         raise _refuse(problems, as_json)
     summary = _summary(maps)
@@ -326,28 +416,52 @@ def plan(
     target: Targets = None,
     prune: Annotated[bool, typer.Option(help="Plan removing orphans (ours, no longer in any map).")] = False,
     update_persistent: Annotated[bool, typer.Option(help="Also update persistent containers' images.")] = False,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
-    """Show what `apply` would change on the engine, and why. Changes nothing."""
-    from reconciler.executor.converge import update
+    """Show what `apply` would change on the engines, and why. Changes nothing."""
+    from reconciler.executor.converge import converge, update
     from reconciler.plan.planner import PlanOptions
     from reconciler.plan.render import render_plan
 
-    selected, desired, engine = prepare(args, target, as_json)
-    held = held_options(False, [])
-    options = PlanOptions(targets=selected, prune=prune, update_persistent=update_persistent, **held)
-    result = _converge(engine, desired, update(options), execute=False).plan
+    ready = prepare(args, target, as_json, clients_file, client)
+    options = PlanOptions(targets=ready.selected, prune=prune, update_persistent=update_persistent)
+
+    def one(engine: DockerEngine, d: Deployment) -> Converged:
+        held = dataclasses.replace(options, **held_options(False, [], d.name))
+        return converge(engine, d.desired, update(held), execute=False)
+
+    outcomes = each_client(ready, one)
+    failed = report_errors(ready, outcomes)
+    plans = [(o.client, o.converged.plan) for o in outcomes if o.converged is not None]
     if as_json:
-        _print_json(result.as_dict())
+        _print_json(_grouped(ready, [{"client": c, **p.as_dict()} for c, p in plans]))
     else:
-        typer.echo(render_plan(result))
-    if detailed_exitcode and not result.in_sync:
+        for name, shown in plans:
+            _heading(ready, name)
+            typer.echo(render_plan(shown))
+    if failed:
+        raise typer.Exit(1)
+    if detailed_exitcode and not all(p.in_sync for _, p in plans):
         raise typer.Exit(2)
+
+
+def _grouped(ready: Prepared, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One client without a clients file: its entry as it always was (with `client`); else per client."""
+    if not ready.grouped and len(entries) == 1:
+        return entries[0]
+    return {"clients": entries}
+
+
+def _heading(ready: Prepared, client: str) -> None:
+    if ready.grouped:
+        typer.echo(f"== client {client}")
 
 
 Parallel = Annotated[int, typer.Option("--parallel", "-j", min=1, max=64, help="Actions run at once within a wave.")]
 
 
-def _progress(enabled: bool, clock: Any = time.monotonic) -> Any:
+def _progress(enabled: bool, clock: Any = time.monotonic, client: str | None = None) -> Any:
     """One plain line per finished action — outcome, what, which, seconds — on a terminal or not (CI logs
     need them as much as people do); nothing with --json, whose results carry the same."""
     began: dict[ResourceId, float] = {}
@@ -360,7 +474,8 @@ def _progress(enabled: bool, clock: Any = time.monotonic) -> Any:
             return
         mark = {"done": "ok", "failed": "FAILED", "skipped": "skipped"}[event]
         took = clock() - began.pop(action.resource, clock())
-        line = f"  {mark:<8} {action.op.value:<9} {action.resource.kind.value:<12} {action.resource.name}"
+        where = f"{client}: " if client else ""
+        line = f"  {mark:<8} {action.op.value:<9} {action.resource.kind.value:<12} {where}{action.resource.name}"
         line += f" ({took:.1f}s)" if event != "skipped" else ""
         typer.echo(line + (f": {error}" if error else ""))
         sys.stdout.flush()
@@ -368,30 +483,54 @@ def _progress(enabled: bool, clock: Any = time.monotonic) -> Any:
     return show
 
 
-def _report(result: RunResult, blocked: int, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+def _results(result: RunResult, client: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "client": client,
+            "kind": r.action.resource.kind.value,
+            "name": r.action.resource.name,
+            "action": r.action.op.value,
+            "outcome": r.outcome.value,
+            "error": r.error,
+            "seconds": round(r.seconds, 3),
+        }
+        for r in result.results
+    ]
+
+
+def _report(ready: Prepared, outcomes: list[ClientOutcome], as_json: bool, with_plan: bool) -> bool:
+    """Print what each client's run did; True when everything went well."""
+    failed = report_errors(ready, outcomes)
+    done = [(o.client, o.converged) for o in outcomes if o.converged is not None]
     if as_json:
-        _print_json(
-            {
-                **(extra or {}),
-                "ok": result.ok and not blocked,
-                "results": [
-                    {
-                        "kind": r.action.resource.kind.value,
-                        "name": r.action.resource.name,
-                        "action": r.action.op.value,
-                        "outcome": r.outcome.value,
-                        "error": r.error,
-                        "seconds": round(r.seconds, 3),
-                    }
-                    for r in result.results
-                ],
-            }
-        )
-        return
-    for r in result.failed:
-        typer.echo(f"error: {r.action.op.value} {r.action.resource}: {r.error}", err=True)
-    summary = result.summary() + (f", {blocked} blocked" if blocked else "")
-    typer.echo(f"summary: {summary}")
+        entries = [_json_run(c, one, with_plan) for c, one in done]
+        _print_json({"ok": not failed and all(one.ok for _, one in done), **_grouped(ready, entries)})
+        return not failed and all(one.ok for _, one in done)
+    for client, one in done:
+        _heading(ready, client)
+        for blocked in one.plan.blocked:
+            typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
+        if with_plan:
+            for note in one.plan.notes:
+                typer.echo(f"note: {note.resource}: {note.message}", err=True)
+        merged = _merged(one)
+        for r in merged.failed:
+            typer.echo(f"error: {r.action.op.value} {r.action.resource}: {r.error}", err=True)
+        blocked_count = len(one.plan.blocked)
+        typer.echo(f"summary: {merged.summary()}" + (f", {blocked_count} blocked" if blocked_count else ""))
+    return not failed and all(one.ok for _, one in done)
+
+
+def _merged(one: Converged) -> RunResult:
+    return RunResult([*(one.pulled.results if one.pulled else []), *one.result.results])
+
+
+def _json_run(client: str, one: Converged, with_plan: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"client": client, "ok": one.ok}
+    if with_plan:
+        entry["plan"] = one.plan.as_dict()
+    entry["results"] = _results(_merged(one), client)
+    return entry
 
 
 @app.command()
@@ -418,36 +557,32 @@ def apply(
         bool, typer.Option("--force", help="Retry what the daemon holds back after a failed health gate.")
     ] = False,
     as_json: JsonFlag = False,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
-    """Make the engine match the maps: plan, then execute in dependency order. Containers in scope that a
-    person paused are handed back to the daemon; what it holds back stays held unless --force."""
-    from reconciler.executor.apply import Executor, RunResult
-    from reconciler.executor.converge import update
+    """Make the engines match the maps: plan, then execute in dependency order (engines in parallel).
+    Containers in scope that a person paused are handed back to the daemon; what it holds back stays held
+    unless --force."""
+    from reconciler.executor.apply import Executor
+    from reconciler.executor.converge import converge, update
     from reconciler.plan.planner import PlanOptions
-    from reconciler.plan.render import render_plan
 
-    selected, desired, engine = prepare(args, target, as_json)
-    scope = in_scope(desired, selected)
-    held = held_options(force and not dry_run, scope)
-    options = PlanOptions(
-        targets=selected, prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull, **held
-    )
+    options = PlanOptions(prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull)
     if dry_run:
-        result = _converge(engine, desired, update(options), execute=False).plan
-        _print_json(result.as_dict()) if as_json else typer.echo(render_plan(result))
+        plan(args, as_json, False, target, prune, update_persistent, clients_file, client)
         return
-    _resume_in(scope, "apply")
-    show = _progress(not as_json)
-    executor = Executor(engine, concurrency=parallel, on_event=show, health_gate=health_gate or None)
-    done = _converge(engine, desired, update(options), executor=executor)
-    if not as_json:
-        for blocked in done.plan.blocked:
-            typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
-        for note in done.plan.notes:
-            typer.echo(f"note: {note.resource}: {note.message}", err=True)
-    merged = RunResult([*(done.pulled.results if done.pulled else []), *done.result.results])
-    _report(merged, len(done.plan.blocked), as_json, {"plan": done.plan.as_dict()})
-    if not done.ok:
+    ready = prepare(args, target, as_json, clients_file, client)
+    options = dataclasses.replace(options, targets=ready.selected)
+    scopes = {d.name: in_scope(d.desired, ready.selected) for d in ready.deployments}
+    _resume_in(sorted({n for names in scopes.values() for n in names}), "apply")
+
+    def one(engine: DockerEngine, d: Deployment) -> Converged:
+        progress = _progress(not as_json, client=d.name if ready.grouped else None)
+        executor = Executor(engine, concurrency=parallel, on_event=progress, health_gate=health_gate or None)
+        held = dataclasses.replace(options, **held_options(force, scopes[d.name], d.name))
+        return converge(engine, d.desired, update(held), executor=executor)
+
+    if not _report(ready, each_client(ready, one), as_json, with_plan=True):
         raise typer.Exit(1)
 
 
@@ -461,20 +596,23 @@ def down(
     volumes: Annotated[bool, typer.Option("--volumes", help="Also remove attached volumes (their data!).")] = False,
     parallel: Parallel = DEFAULT_CONCURRENCY,
     as_json: JsonFlag = False,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
     """Stop and remove what the maps own, dependents first. Volumes stay unless --volumes."""
     from reconciler.executor.apply import Executor
-    from reconciler.executor.converge import teardown
+    from reconciler.executor.converge import converge, teardown
 
-    selected, desired, engine = prepare(args, target, as_json)
-    executor = Executor(engine, concurrency=parallel, on_event=_progress(not as_json))
-    planner = _pausing(teardown(selected, volumes=volumes))
-    done = _converge(engine, desired, planner, executor=executor, pull=False)
-    if not as_json:
-        for blocked in done.plan.blocked:
-            typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
-    _report(done.result, len(done.plan.blocked), as_json)
-    if not done.ok:
+    ready = prepare(args, target, as_json, clients_file, client)
+
+    def one(engine: DockerEngine, d: Deployment) -> Converged:
+        executor = Executor(
+            engine, concurrency=parallel, on_event=_progress(not as_json, client=d.name if ready.grouped else None)
+        )
+        planner = _pausing(teardown(ready.selected, volumes=volumes))
+        return converge(engine, d.desired, planner, executor=executor, pull=False)
+
+    if not _report(ready, each_client(ready, one), as_json, with_plan=False):
         raise typer.Exit(1)
 
 
@@ -547,54 +685,76 @@ def release(
         typer.echo(f"released: {', '.join(released)} (a running daemon tries them again on its next reconcile)")
 
 
-def _verb(verb: str, args: list[Path], target: list[str] | None) -> None:
-    """stop/start/restart: tell a running daemon (stop pauses, start resumes), then act directly."""
-    from reconciler.executor.direct import act
+def _verb(
+    verb: str, args: list[Path], target: list[str] | None, clients_file: Path | None, only: list[str] | None
+) -> None:
+    """stop/start/restart: tell a running daemon (stop pauses, start resumes), then act directly on each
+    client's engine."""
+    from reconciler.executor.clients import connected
     from reconciler.executor.errors import EngineError
-    from reconciler.executor.observe import observe
 
-    selected, desired, engine = prepare(args, target, False)
-    names = in_scope(desired, selected)
+    ready = prepare(args, target, False, clients_file, only)
+    names = sorted({n for d in ready.deployments for n in in_scope(d.desired, ready.selected)})
     daemon = daemon_line()
     if verb == "stop" and daemon is not None:
-        record_pause(specs_of(desired, names), "stopped by `reconciler stop`")
+        specs = {
+            k: v for d in ready.deployments for k, v in specs_of(d.desired, in_scope(d.desired, ready.selected)).items()
+        }
+        record_pause(specs, "stopped by `reconciler stop`")
         typer.echo(f"note: {daemon}: paused {', '.join(names)} so it keeps them stopped;", err=True)
         typer.echo("      `reconciler start` (or `resume`, `apply`) hands them back to it", err=True)
     if verb == "start":
         _resume_in(names, "start")
-    try:
-        observed = observe(engine, desired)
-        results = list(act(engine, desired, observed, verb, names))
-    except EngineError as exc:
-        raise engine_failure(exc) from None
-    for done in results:
-        seconds = f" ({done.seconds:.1f}s)" if done.outcome != "skipped" else ""
-        typer.echo(
-            f"  {done.outcome:<8} {verb:<9} {done.container}{seconds}" + (f": {done.detail}" if done.detail else "")
-        )
-    counts = {o: sum(1 for d in results if d.outcome == o) for o in ("ok", "failed", "skipped")}
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    for d in ready.deployments:
+        _heading(ready, d.name)
+        try:
+            results = connected(d.client, functools.partial(_act, verb, d, ready.selected))
+        except EngineError as exc:
+            typer.echo(f"error: {'client ' + d.name + ': ' if ready.grouped else ''}{exc}", err=True)
+            counts["failed"] += 1
+            continue
+        for done in results:
+            seconds = f" ({done.seconds:.1f}s)" if done.outcome != "skipped" else ""
+            detail = f": {done.detail}" if done.detail else ""
+            typer.echo(f"  {done.outcome:<8} {verb:<9} {done.container}{seconds}{detail}")
+            counts[done.outcome] = counts.get(done.outcome, 0) + 1
     typer.echo(f"summary: {counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped")
     if counts["failed"]:
         raise typer.Exit(1)
 
 
+def _act(verb: str, d: Deployment, selected: frozenset[ResourceId] | None, engine: DockerEngine) -> list[Any]:
+    from reconciler.executor.direct import act
+    from reconciler.executor.observe import observe
+
+    observed = observe(engine, d.desired)
+    return list(act(engine, d.desired, observed, verb, in_scope(d.desired, selected)))
+
+
 @app.command()
-def stop(args: MapsAndTargets, target: Targets = None) -> None:
+def stop(
+    args: MapsAndTargets, target: Targets = None, clients_file: ClientsFile = None, client: OnlyClients = None
+) -> None:
     """Stop containers of the maps (only ours, each with its stop_timeout); a running daemon is told to
     keep them stopped until `start`, `resume` or `apply`."""
-    _verb("stop", args, target)
+    _verb("stop", args, target, clients_file, client)
 
 
 @app.command()
-def start(args: MapsAndTargets, target: Targets = None) -> None:
+def start(
+    args: MapsAndTargets, target: Targets = None, clients_file: ClientsFile = None, client: OnlyClients = None
+) -> None:
     """Start stopped containers of the maps (dependencies first), and hand them back to a running daemon."""
-    _verb("start", args, target)
+    _verb("start", args, target, clients_file, client)
 
 
 @app.command()
-def restart(args: MapsAndTargets, target: Targets = None) -> None:
+def restart(
+    args: MapsAndTargets, target: Targets = None, clients_file: ClientsFile = None, client: OnlyClients = None
+) -> None:
     """Restart containers of the maps (each with its stop_timeout). A daemon does not count it as a crash."""
-    _verb("restart", args, target)
+    _verb("restart", args, target, clients_file, client)
 
 
 @app.command("logs")
@@ -603,27 +763,35 @@ def show_logs(
     target: Targets = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
     tail: Annotated[int | None, typer.Option("--tail", "-n", min=0, help="Only the last N lines of each.")] = None,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
     """The logs of containers of the maps (stdout and stderr), each line prefixed with its container's name
-    when there are several; --follow with several follows them all."""
+    when there are several (and its client's, with a clients file); --follow with several follows them all."""
+    from reconciler.executor.clients import connected
     from reconciler.executor.direct import follow_logs
     from reconciler.executor.errors import EngineError
 
-    selected, desired, engine = prepare(args, target, False)
-    names = in_scope(desired, selected)
-    width = max(map(len, names), default=0)
+    ready = prepare(args, target, False, clients_file, client)
+    shown = [(d, n) for d in ready.deployments for n in in_scope(d.desired, ready.selected)]
+    labels = {(d.name, n): f"{d.name}/{n}" if ready.grouped else n for d, n in shown}
+    width = max(map(len, labels.values()), default=0)
     lock = threading.Lock()
 
-    def show(name: str) -> None:
-        prefix = f"{name:<{width}} | " if len(names) > 1 else ""
-        try:
+    def show(d: Deployment, name: str) -> None:
+        prefix = f"{labels[d.name, name]:<{width}} | " if len(shown) > 1 else ""
+
+        def lines(engine: DockerEngine) -> None:
             for line in follow_logs(engine, name, follow=follow, tail=tail):
                 with lock:
                     typer.echo(prefix + line)
-        except EngineError as exc:
-            typer.echo(f"error: {name}: {exc}", err=True)
 
-    threads = [threading.Thread(target=show, args=(n,), daemon=True) for n in names]
+        try:
+            connected(d.client, lines)
+        except EngineError as exc:
+            typer.echo(f"error: {labels[d.name, name]}: {exc}", err=True)
+
+    threads = [threading.Thread(target=show, args=one, daemon=True) for one in shown]
     for thread in threads:
         thread.start()
         if not follow:
@@ -682,55 +850,75 @@ def _resume_in(scope: list[str], why: str) -> list[str]:
     return resumed
 
 
-def _converge(engine: DockerEngine, desired: DesiredState, planner: Planner, **how: Any) -> Converged:
-    """The one loop, with the command line's one way of reporting an engine that fails."""
-    from reconciler.executor.converge import converge
-    from reconciler.executor.errors import EngineError
-
-    try:
-        return converge(engine, desired, planner, **how)
-    except EngineError as exc:
-        raise engine_failure(exc) from None
-
-
 @app.command()
 def status(
     args: Annotated[list[Path], typer.Argument(help="Map files or folders.", show_default=False, metavar="MAP")],
     as_json: JsonFlag = False,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
-    """Each resource of the maps: state, health and a drift summary."""
-    from reconciler.daemon.intents import PauseFile, running_daemon
+    """Each resource of the maps: state, health, host ports and a drift summary (per client)."""
+    from reconciler.daemon.intents import running_daemon
+    from reconciler.executor.converge import converge, update
     from reconciler.plan.planner import PlanOptions
 
     no_targets("status", args)
-    from reconciler.executor.converge import update
+    ready = prepare(args, None, as_json, clients_file, client)
 
-    _selected, desired, engine = prepare(args, None, as_json)
-    looked = _converge(engine, desired, update(PlanOptions(**held_options(False, []))), execute=False)
+    def one(engine: DockerEngine, d: Deployment) -> Converged:
+        return converge(engine, d.desired, update(PlanOptions(**held_options(False, [], d.name))), execute=False)
+
+    outcomes = each_client(ready, one)
+    failed = report_errors(ready, outcomes)
+    desired = {d.name: d.desired for d in ready.deployments}
+    looks = [(o.client, o.converged) for o in outcomes if o.converged is not None]
+    daemon = running_daemon(state_directory())
+    if as_json:
+        entries = [
+            {
+                "client": c,
+                "in_sync": looked.plan.in_sync,
+                "resources": _status_rows(looked, desired[c]),
+                "notes": [n.as_dict() for n in looked.plan.notes],
+                "daemon": daemon,
+            }
+            for c, looked in looks
+        ]
+        _print_json(_grouped(ready, entries))
+    for c, looked in [] if as_json else looks:
+        _heading(ready, c)
+        _print_status(looked, _status_rows(looked, desired[c]))
+    if daemon is not None and not as_json:
+        typer.echo(f"{daemon_line()}: it heals what is not paused or held back")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _status_rows(looked: Converged, desired: DesiredState) -> list[dict[str, Any]]:
+    """The rows of one client: each resource, then what the daemon will not act on and why."""
+    from reconciler.daemon.intents import PauseFile
+
     current, observed = looked.plan, looked.observed
     assert observed is not None  # a plan-only converge always looked
-    rows = [_row(rid, observed, current.action_for(rid)) for rid in desired.all_ids()]
+    rows = [{"client": desired.client, **_row(rid, observed, current.action_for(rid))} for rid in desired.all_ids()]
     _mark(rows, {b.resource.name: b.message for b in current.blocked}, "blocked")
     _mark(rows, {n.resource.name: n.message for n in current.notes if n.message.startswith("held back")}, "held")
     paused = PauseFile(state_directory()).active()
     _mark(rows, {name: pause.describe() for name, pause in paused.items()}, "paused")
-    daemon = running_daemon(state_directory())
-    if as_json:
-        notes = [n.as_dict() for n in current.notes]
-        _print_json({"in_sync": current.in_sync, "resources": rows, "notes": notes, "daemon": daemon})
-        return
+    return rows
+
+
+def _print_status(one: Converged, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         health = f" ({row['health']})" if row["health"] else ""
         drift = "in sync" if not row["drift"] else f"{row['action']}: " + "; ".join(row["drift"][:3])
         state = f"{row['state']}{health}"
         ports = f"  [{', '.join(row['ports'])}]" if row["ports"] else ""
         typer.echo(f"{row['kind']:<12} {row['name']:<40} {state:<22} {drift}{ports}")
-    for note in current.notes:
+    for note in one.plan.notes:
         if not note.message.startswith("held back"):
             typer.echo(f"note: {note.resource}: {note.message}")
-    typer.echo(_status_line(rows, current.in_sync))
-    if daemon is not None:
-        typer.echo(f"{daemon_line()}: it heals what is not paused or held back")
+    typer.echo(_status_line(rows, one.plan.in_sync))
 
 
 def _row(rid: ResourceId, observed: ObservedState, action: Action | None) -> dict[str, Any]:
@@ -817,8 +1005,10 @@ def run(
     update_persistent: Annotated[
         bool | None, typer.Option("--update-persistent", help="Also move persistent containers to newer images.")
     ] = None,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
-    """Run the daemon: keep the engine matching the maps, now and whenever anything changes."""
+    """Run the daemon: keep the engines matching the maps, now and whenever anything changes."""
     from pydantic import ValidationError
 
     from reconciler.daemon.settings import load_settings
@@ -838,6 +1028,8 @@ def run(
             update_persistent=update_persistent,
             prune=prune,
             prune_volumes=volumes,
+            clients_file=clients_file,
+            client=client or None,
         )
     except (ValidationError, ValueError) as exc:
         typer.echo(f"error: invalid settings: {exc}", err=True)

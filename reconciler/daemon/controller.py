@@ -19,6 +19,11 @@ that was changed by hand is recreated. A container that keeps crashing (it ran f
 Auto-update: a pull or tag that moves an image tag in use invalidates the cache and reconciles everything;
 the plan sees the image drift and recreates the containers in dependency order, health-gated.
 
+Several engines (docker-map's clients): one controller per client — its own engine, cached view, event
+stream (started by `run`), queue, workers, holds and metrics view — so one engine that hangs or goes away
+never delays healing on another. The maps are shared; each controller's desired state is its client's
+share of them (`desired_state(maps, client, clients)`).
+
 Do no harm: a replacement that fails its health gate is rolled back, and that (container, spec, image) is
 held (see `holds`, persisted) — whatever drifted — until the map changes the spec or the tag moves; events
 our own actions cause (the rollback's stop and start) do not re-queue the key past its backoff.
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,9 +45,10 @@ from reconciler.executor.engine import CountingEngine
 from reconciler.executor.errors import EngineError
 from reconciler.logs import get_logger
 from reconciler.model import MapSet, Severity
+from reconciler.model.clients import ClientConfig
 from reconciler.plan.desired import desired_state
 from reconciler.plan.drift import Reason
-from reconciler.plan.naming import REPLACEMENT_SUFFIX
+from reconciler.plan.naming import DEFAULT_CLIENT, REPLACEMENT_SUFFIX
 from reconciler.plan.observed import ObservedState
 from reconciler.plan.planner import Action, HeldBack, Plan, PlanOptions, held_key, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
@@ -53,7 +59,7 @@ from .holds import HoldStore, state_dir
 from .intents import Pause, PauseFile, leave_paused
 from .keys import ALL, OWN_ACTION_EVENTS, STOP_ACTIONS, AllKey, ContainerKey, Key, PruneKey, action_of, keys_for
 from .locks import ResourceLocks
-from .metrics import Metrics
+from .metrics import ClientMetrics, Metrics
 from .notify import Notifier
 from .progress import Progress
 from .queue import WorkQueue
@@ -83,8 +89,13 @@ def _touched(plan: Plan) -> frozenset[str]:
     return frozenset(_lock_name(a.resource) for a in plan.actions)
 
 
-def holds_dir(settings: Settings) -> Path | None:
-    return None if settings.state_dir == "off" else state_dir(settings.state_dir)
+def holds_dir(settings: Settings, client: str = DEFAULT_CLIENT) -> Path | None:
+    """Where a client's holds live: the state directory itself for `__default__` (as with one engine),
+    `clients/<name>/` in it for the others."""
+    if settings.state_dir == "off":
+        return None
+    base = state_dir(settings.state_dir)
+    return base if client == DEFAULT_CLIENT else base / "clients" / client
 
 
 class Controller:
@@ -94,23 +105,29 @@ class Controller:
         engine: CountingEngine,
         source: MapSource,
         *,
-        metrics: Metrics | None = None,
+        metrics: ClientMetrics | None = None,
         notifier: Notifier | None = None,
         clock: Callable[[], float] = time.monotonic,
+        client: ClientConfig | None = None,
+        clients: Mapping[str, ClientConfig] | None = None,
     ) -> None:
+        """`client`/`clients`: the client this controller keeps (and the clients file); None: one engine."""
         self.settings = settings
         self.engine = engine
         self.cache = CachedEngine(engine)
         self.source = source
-        self.metrics = metrics or Metrics()
+        self.client, self.clients = client, clients
+        self.name = client.name if client is not None else DEFAULT_CLIENT
+        self.log = log.bind(client=self.name) if client is not None else log
+        self.metrics = metrics or Metrics().client(self.name)
         self.metrics.engine_requests.set_function(lambda: float(engine.request_count))
         self.notifier = notifier or Notifier()
         self.clock = clock
         self.queue: WorkQueue[Key] = WorkQueue(rate=settings.rate, max_delay=settings.crash_backoff_max)
         self.maps = MapSet()
         self.desired = DesiredState()
-        self.holds = HoldStore(holds_dir(settings))
-        self.pauses = PauseFile(holds_dir(settings))
+        self.holds = HoldStore(holds_dir(settings, self.name))
+        self.pauses = PauseFile(holds_dir(settings))  # a person's pauses name containers: every client's
         self._paused_seen: frozenset[str] = frozenset()
         self._broken: set[str] = set()  # map files that fail to load now
         self._said: dict[str, str] = {}  # container → the hold last logged for it
@@ -137,14 +154,16 @@ class Controller:
         removed_maps = [name for name in self.maps.maps if name not in result.maps.maps]
         with self._lock:
             self.maps = result.maps
-            self.desired = desired_state(result.maps)
+            self.desired = desired_state(result.maps, self.client, self.clients)
         self.metrics.managed.set(len(self.desired.containers))
         for name in removed_maps:
-            log.warning("map no longer present: not managed any more", map=name, prune=self.settings.prune_deleted_maps)
+            self.log.warning(
+                "map no longer present: not managed any more", map=name, prune=self.settings.prune_deleted_maps
+            )
             if self.settings.prune_deleted_maps:
                 self.queue.add(PruneKey(name))  # work for the workers, retried on engine errors
         for resource, message in self.desired.problems:
-            log.error("cannot build resource", resource=str(resource), error=message)
+            self.log.error("cannot build resource", resource=str(resource), error=message)
         return result.changed or bool(removed_maps)
 
     def _map_health(self, result: ReloadResult) -> None:
@@ -156,12 +175,12 @@ class Controller:
         for problem in result.problems:
             self.metrics.map_errors.inc()
             if problem.file in kept:
-                log.error("map error: keeping the last good version", problem=str(problem))
+                self.log.error("map error: keeping the last good version", problem=str(problem))
             else:
-                log.error("map error: not managed (no good version of this file yet)", problem=str(problem))
+                self.log.error("map error: not managed (no good version of this file yet)", problem=str(problem))
         for file in sorted(self._broken - broken):
             self.metrics.maps_broken.labels(file).set(0)
-            log.info("map OK again", file=file)
+            self.log.info("map OK again", file=file)
         for file in broken:
             self.metrics.maps_broken.labels(file).set(1)
         self._broken = broken
@@ -172,14 +191,14 @@ class Controller:
 
     def maps_changed(self) -> None:
         if self.load_maps():
-            log.info("maps changed", maps=sorted(self.maps.maps))
+            self.log.info("maps changed", maps=sorted(self.maps.maps))
         self.queue.add(ALL)
 
     def _prune(self, key: PruneKey) -> Result:
         name = key.map
         if name in self.maps.maps:
             return Result()  # the map came back meanwhile
-        gone = DesiredState(maps=frozenset({name}))
+        gone = DesiredState(maps=frozenset({name}), client=self.name)
         try:
             done = converge(
                 self.engine,
@@ -190,12 +209,12 @@ class Controller:
                 pull=False,
             )
         except EngineError as exc:
-            log.warning("pruning a deleted map failed, retrying", map=name, error=str(exc))
+            self.log.warning("pruning a deleted map failed, retrying", map=name, error=str(exc))
             return Result(failed=True)
         if not done.admitted:
             return self._busy_elsewhere(key, done.plan)
         self._results(gone, done.result)
-        log.info("pruned a deleted map", map=name, result=done.result.summary())
+        self.log.info("pruned a deleted map", map=name, result=done.result.summary())
         return Result(failed=not done.result.ok)
 
     # --- events --------------------------------------------------------------------------------------
@@ -236,7 +255,7 @@ class Controller:
 
     def on_connect(self) -> None:
         if self.engine_down_since is not None:
-            log.info("engine is back", down_for=round(self.clock() - self.engine_down_since, 1))
+            self.log.info("engine is back", down_for=round(self.clock() - self.engine_down_since, 1))
         self.engine_down_since = None
         self.metrics.engine_up.set(1)
         self.cache.relist()
@@ -262,7 +281,7 @@ class Controller:
             try:
                 result = self.reconcile(key)
             except Exception as exc:  # one bad key must never kill the worker
-                log.exception("reconcile crashed", key=key, error=str(exc))
+                self.log.exception("reconcile crashed", key=key, error=str(exc))
                 self.metrics.reconciles.labels("failed").inc()
                 result = Result(failed=True)
             finally:
@@ -279,7 +298,7 @@ class Controller:
             suppressed = self._suppressed.pop(key, set())
         if result.failed:
             delay = self.queue.retry(key)  # our own actions' events do not cut this backoff short
-            log.warning("reconcile failed, retrying", key=key, retry_in=delay)
+            self.log.warning("reconcile failed, retrying", key=key, retry_in=delay)
             return
         if result.requeue_after is not None:
             self.queue.add_after(key, result.requeue_after)  # not a success either: the backoff count stays
@@ -313,7 +332,7 @@ class Controller:
         except EngineError as exc:
             self.metrics.engine_errors.inc()
             self.metrics.reconciles.labels("failed").inc()
-            log.warning("engine error while observing", key=key, error=str(exc))
+            self.log.warning("engine error while observing", key=key, error=str(exc))
             return Result(failed=True)
         if not done.admitted:
             return self._busy_elsewhere(key, done.plan)
@@ -335,7 +354,7 @@ class Controller:
         retried = [r for r in result.failed if r.rolled_back is None or self.stopping.is_set()]
         if not retried:
             return Result()
-        log.warning("reconcile failed", key=key, failed=[str(r.action.resource) for r in retried])
+        self.log.warning("reconcile failed", key=key, failed=[str(r.action.resource) for r in retried])
         return Result(failed=True)
 
     def _busy_elsewhere(self, key: Key, plan: Plan) -> Result:
@@ -343,7 +362,7 @@ class Controller:
         worker, and never hold a lock while waiting — that is what keeps unrelated healing fast)."""
         self.locks.release_all(key)
         holder = self.locks.holder_of(_touched(plan))
-        log.debug("overlapping work in progress: later", key=key, busy_with=holder)
+        self.log.debug("overlapping work in progress: later", key=key, busy_with=holder)
         return Result(requeue_after=LOCK_RETRY)
 
     def _options(self, key: ContainerKey | AllKey) -> PlanOptions:
@@ -384,16 +403,16 @@ class Controller:
 
     def _report(self, plan: Plan) -> None:
         for blocked in plan.blocked:
-            log.warning("blocked", resource=str(blocked.resource), reason=blocked.message)
+            self.log.warning("blocked", resource=str(blocked.resource), reason=blocked.message)
         for note in plan.notes:
             said = self._said.get(note.resource.name)
             if note.message.startswith("held back") and said != note.message:
                 self._said[note.resource.name] = note.message  # once per hold, not on every reconcile
-                log.warning("held back", resource=str(note.resource), note=note.message)
+                self.log.warning("held back", resource=str(note.resource), note=note.message)
         for action in plan.actions:
             for reason in action.reasons:
                 self.metrics.drift.labels(reason.reason.value).inc()
-            log.info(
+            self.log.info(
                 "drift",
                 resource=str(action.resource),
                 action=action.op.value,
@@ -454,14 +473,14 @@ class Controller:
         why += f" its spec or its image tag moves, or on purpose: `reconciler release {name}` or `apply --force`"
         self.holds.hold(HeldBack(name, spec.spec_hash, image_id, why), (image_ref, image_id) if image_changed else None)
         if image_changed:
-            log.warning(
+            self.log.warning(
                 "image update rolled back; not retried until the tag moves",
                 container=name,
                 image=image_ref,
                 image_id=image_id[:19],
             )
         else:
-            log.warning(
+            self.log.warning(
                 "recreate rolled back; held back until the map changes its spec",
                 container=name,
                 reasons=[d.describe() for d in r.action.reasons],
@@ -496,9 +515,9 @@ class Controller:
         self._paused_seen = now
         self.metrics.paused.set(len(now))
         if paused:
-            log.info("paused by a person: not healed until resumed", containers=paused)
+            self.log.info("paused by a person: not healed until resumed", containers=paused)
         if resumed:
-            log.info("resumed: managed again", containers=resumed)
+            self.log.info("resumed: managed again", containers=resumed)
             self.queue.add(ALL)
 
     def _hold_crash_loops(self, plan: Plan, observed: ObservedState) -> Plan:
@@ -563,7 +582,7 @@ class Controller:
                 try:
                     func()
                 except Exception as exc:
-                    log.warning(f"{name} failed", error=str(exc))
+                    self.log.warning(f"{name} failed", error=str(exc))
 
         thread = threading.Thread(target=loop, name=name, daemon=True)
         thread.start()
@@ -578,7 +597,7 @@ class Controller:
             try:
                 self.engine.pull(ref)  # a moved tag shows up as image events, which do the rest
             except EngineError as exc:
-                log.warning("polling an image failed", image=ref, error=str(exc))
+                self.log.warning("polling an image failed", image=ref, error=str(exc))
 
     def stop(self, timeout: float) -> bool:
         """Stop taking keys; wait up to `timeout` for in-flight work. True if everything finished."""

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         description="Where held-back state survives restarts (default: $STATE_DIRECTORY, else /var/lib/reconciler;"
         " 'off': memory only).",
     )
+    clients_file: Path | None = Field(
+        None, description="docker-map client configurations (one engine per client); none: one engine, __default__."
+    )
+    client: list[str] = Field(
+        default_factory=list, description="Keep only these clients' share of the maps (the per-host mode)."
+    )
     engine_retry: float = Field(
         10.0, ge=0, description="Seconds a transient engine error is retried before a step fails."
     )

@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.logs import get_logger
+from reconciler.plan import naming
 from reconciler.plan.drift import Reason
 from reconciler.plan.naming import REPLACEMENT_SUFFIX, replacement_name
 from reconciler.plan.observed import (
@@ -159,15 +161,23 @@ class Executor:
         self.step = on_step or (lambda: None)
         self._stop: threading.Event | None = None
         self._graph: Mapping[ResourceId, frozenset[ResourceId]] = {}
+        self.client = naming.DEFAULT_CLIENT  # the client whose labels what this run creates carries
 
     # --- running plans -------------------------------------------------------------------------------
 
     def run(
-        self, plan: Plan, stop: threading.Event | None = None, *, failed_before: Iterable[ResourceId] = ()
+        self,
+        plan: Plan,
+        stop: threading.Event | None = None,
+        *,
+        failed_before: Iterable[ResourceId] = (),
+        client: str = naming.DEFAULT_CLIENT,
     ) -> RunResult:
         """Execute the plan's waves in order; with `stop` set, waves not yet begun are skipped.
-        `failed_before`: resources that failed in an earlier run (a pull): their dependents are skipped."""
+        `failed_before`: resources that failed in an earlier run (a pull): their dependents are skipped.
+        `client`: the client the plan is for (what is created is labelled with it)."""
         result = RunResult()
+        self.client = client
         failed: set[ResourceId] = set(failed_before)
         self._graph = plan.depends_on
         self._stop = stop  # a health gate in progress gives up (and rolls back) once it is set
@@ -312,7 +322,7 @@ class Executor:
             self.engine.remove_network(action.observed_id)
             self.step()
         try:
-            self.engine.create_network(spec.name, translate.network_config(spec))
+            self.engine.create_network(spec.name, translate.network_config(spec, self.client))
         except Conflict:
             existing = [parse_network(n) for n in self.engine.list_networks() if n["Name"] == spec.name]
             if not existing or not existing[0].managed:
@@ -335,7 +345,8 @@ class Executor:
             if not parse_volume(existing).managed:
                 raise ActionError(f"volume {name} exists without reconciler's labels: not touched")
             return
-        self.engine.create_volume(name, spec.driver, dict(spec.driver_options), translate.volume_labels(spec))
+        labels = {**translate.volume_labels(spec, self.client), naming.LABEL_VOLUME_ID: uuid.uuid4().hex}
+        self.engine.create_volume(name, spec.driver, dict(spec.driver_options), labels)
 
     def _run_init(self, spec: VolumeInitSpec) -> None:
         """Prepare a volume with a one-shot container, waited for by polling (a long `chown -R` of a big
@@ -345,7 +356,8 @@ class Executor:
         volume = self.engine.inspect_volume(spec.volume)
         if volume is None:
             raise ActionError(f"volume {spec.volume} does not exist")
-        config = translate.init_config(spec, parse_volume(volume).created_at)
+        identity = parse_volume(volume).identity
+        config = translate.init_config(spec, identity, self.client)
         existing = self._look(name)
         if existing is not None and not existing.managed:
             raise ActionError(f"{name} exists without reconciler's labels: not touched")
@@ -413,7 +425,7 @@ class Executor:
             self._check_lease(temp, replacement_name(spec.name))
             self.engine.remove_container(temp.id, force=True)  # left by an interrupted recreate
         try:
-            self.engine.create_container(spec.name, translate.container_config(spec))
+            self.engine.create_container(spec.name, translate.container_config(spec, client=self.client))
         except Conflict:
             existing = self._look(spec.name)
             if existing is None or not existing.managed:
@@ -479,7 +491,7 @@ class Executor:
         return None
 
     def _create_replacement(self, spec: ContainerSpec, old: ObservedContainer | None) -> str:
-        config = translate.container_config(spec)
+        config = translate.container_config(spec, client=self.client)
         config["labels"].update(lease.lease_labels(self.owner, self.clock() + self._lease_seconds(spec, old)))
         carried = carried_volumes(old, self._declared_volumes(spec))
         if carried:

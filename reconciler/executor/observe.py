@@ -76,7 +76,7 @@ def _containers(
     for summary in summaries:
         names = [n.lstrip("/") for n in summary.get("Names") or []]
         labels = summary.get("Labels") or {}
-        ours = naming.owned(labels) if all_maps else naming.owned_by(labels, desired.maps)
+        ours = _ours(labels, desired, all_maps)
         if ours or any(n in wanted_names for n in names):
             ids.append(str(summary["Id"]))
     # None: removed between list and inspect, so it is simply not there
@@ -145,7 +145,7 @@ def _peers(engine: EngineReader, desired: DesiredState) -> dict[str, str]:
 
 def _relevant(labels: Mapping[str, str] | None, name: str, desired: DesiredState, all_maps: bool) -> bool:
     labels = labels or {}
-    if naming.owned(labels) if all_maps else naming.owned_by(labels, desired.maps):
+    if _ours(labels, desired, all_maps):
         return True
     return name in desired.volumes or name in desired.networks
 
@@ -156,3 +156,10 @@ def _with_endpoints(engine: EngineReader, network: Json) -> Json:
     if not naming.owned(network.get("Labels")):
         return network
     return engine.inspect_network(network["Id"]) or network
+
+
+def _ours(labels: Mapping[str, str] | None, desired: DesiredState, all_maps: bool) -> bool:
+    """Ours for this desired state's client: of its maps, or (`all_maps`) of any map."""
+    if naming.client_of(labels) != desired.client:
+        return False
+    return naming.owned(labels) if all_maps else naming.owned_by(labels, desired.maps)

@@ -598,7 +598,7 @@ def init_drift(spec: VolumeInitSpec, found: ObservedContainer, volume: ObservedV
     drifts = []
     if found.spec_hash != spec.spec_hash:
         drifts.append(Drift(Reason.INIT, "owner/permissions", _init_text(spec), "changed", Fix.RECREATE))
-    if volume is not None and found.labels.get(LABEL_VOLUME_CREATED) != volume.created_at:
+    if volume is not None and found.labels.get(LABEL_VOLUME_CREATED) != volume.identity:
         drifts.append(Drift(Reason.INIT, "volume", "prepared", "volume was recreated", Fix.RECREATE))
     if found.status in ("exited", "dead") and found.exit_code != 0:
         drifts.append(Drift(Reason.INIT, "exit code", 0, found.exit_code, Fix.RECREATE))

@@ -115,6 +115,10 @@ class ObservedVolume:
     def managed(self) -> bool:
         return naming.owned(self.labels)
 
+    @property
+    def identity(self) -> str:
+        return naming.volume_identity(self.labels, self.created_at)
+
 
 @dataclass(frozen=True)
 class ObservedNetwork:

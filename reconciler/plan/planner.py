@@ -520,7 +520,7 @@ def _orphans(desired: DesiredState, observed: ObservedState, options: PlanOption
 
 
 def _ours(labels: Any, desired: DesiredState) -> bool:
-    return naming.owned_by(labels, desired.maps)
+    return naming.owned_by(labels, desired.maps, desired.client)
 
 
 def _orphan(rid: ResourceId, ident: str, remove: bool, work: _Work) -> None:
