@@ -9,10 +9,14 @@ there is still only the one converge loop (`executor.converge`).
   rich — waiting → creating → starting → healthy / done / failed, with the time it took; the summary
   follows. While the display owns the terminal, log lines below warning are not written (they would tear
   it); warnings and errors are printed above it.
-- `plain` (the default off a terminal): a line per finished action; logs stay as configured (JSON).
-- `json`: one JSON object per state change on stdout (`at`, `wave`, `kind`, `name`, `action`, `state`,
-  `seconds`, `error`), for scripts and CI logs.
+- `plain` (the default off a terminal): a line per finished action with its seconds; logs stay as
+  configured (JSON).
+- `json`: one JSON object per state change on stdout (`at`, `client`, `wave`, `kind`, `name`, `action`,
+  `state`, `seconds`, `error`), for scripts and CI logs.
 - `quiet`: nothing but the summary.
+
+With several engines (a clients file) each client's executor gets its own hooks (`executor_hooks(client)`):
+rows are per client, waves counted per client, and lines name the client.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import IO, Any
 
 from reconciler import logs
@@ -36,17 +39,15 @@ FINAL = {"done", "healthy", "failed", "skipped"}
 MARKS = {"done": "ok", "healthy": "ok", "failed": "FAILED", "skipped": "skipped"}
 
 
-class Mode(StrEnum):
-    PLAIN = "plain"
-    TTY = "tty"
-    JSON = "json"
-    QUIET = "quiet"
+MODES = ("plain", "tty", "json", "quiet")
 
 
 @dataclass
 class Row:
     action: Action
     wave: str  # "1", "2", … or "pull"
+    client: str = ""
+    shown: bool = False  # name the client on its lines (several engines)
     state: str = "waiting"
     started: float | None = None
     ended: float | None = None
@@ -65,26 +66,26 @@ class Progress:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.lock = threading.Lock()
-        self.rows: dict[ResourceId, Row] = {}
-        self._waves = 0
+        self.rows: dict[tuple[str, ResourceId], Row] = {}
+        self._waves: dict[str, int] = {}
 
     # The executor's hooks -------------------------------------------------------------------------------
 
-    def on_run(self, plan: Plan) -> None:
+    def on_run(self, plan: Plan, client: str = "", shown: bool = False) -> None:
         pulls = all(a.op is Op.PULL for a in plan.actions)
         with self.lock:
             for wave in plan.waves:
                 label = "pull"
                 if not pulls:
-                    self._waves += 1
-                    label = str(self._waves)
+                    self._waves[client] = self._waves.get(client, 0) + 1
+                    label = str(self._waves[client])
                 for action in wave:
-                    self.rows[action.resource] = Row(action, label)
-                    self.changed(self.rows[action.resource])
+                    row = self.rows[client, action.resource] = Row(action, label, client, shown)
+                    self.changed(row)
 
-    def on_event(self, event: str, action: Action, error: str | None) -> None:
+    def on_event(self, event: str, action: Action, error: str | None, client: str = "") -> None:
         with self.lock:
-            row = self.rows.setdefault(action.resource, Row(action, "?"))
+            row = self.rows.setdefault((client, action.resource), Row(action, "?", client))
             now = self.clock()
             if event == "start":
                 row.started = now  # shown by the phases that follow
@@ -93,9 +94,9 @@ class Progress:
             row.state = "healthy" if event == "done" and row.healthy else event
             self.changed(row)
 
-    def on_phase(self, action: Action, phase: str) -> None:
+    def on_phase(self, action: Action, phase: str, client: str = "") -> None:
         with self.lock:
-            row = self.rows.get(action.resource)
+            row = self.rows.get((client, action.resource))
             if row is None or row.state == phase or row.state in FINAL:
                 return
             if phase == "healthy":
@@ -104,9 +105,14 @@ class Progress:
             row.state = phase
             self.changed(row)
 
-    def executor_hooks(self) -> dict[str, Any]:
-        """The keyword arguments that connect an `Executor` to this display."""
-        return {"on_run": self.on_run, "on_event": self.on_event, "on_phase": self.on_phase}
+    def executor_hooks(self, client: str = "", *, shown: bool = False) -> dict[str, Any]:
+        """The keyword arguments that connect one client's `Executor` to this display (`shown`: name the
+        client on the lines, when there are several)."""
+        return {
+            "on_run": lambda plan: self.on_run(plan, client, shown),
+            "on_event": lambda event, action, error: self.on_event(event, action, error, client),
+            "on_phase": lambda action, phase: self.on_phase(action, phase, client),
+        }
 
     # What each mode does with a change --------------------------------------------------------------------
 
@@ -119,16 +125,22 @@ class Progress:
 
 
 class Plain(Progress):
-    def __init__(self, out: Callable[[str], None]) -> None:
-        super().__init__()
+    """One line per finished action — outcome, what, which, seconds — as `apply` always printed them."""
+
+    def __init__(self, out: Callable[[str], None], clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(clock)
         self.out = out
 
     def changed(self, row: Row) -> None:
         if row.state not in FINAL:
             return
         a = row.action
-        line = f"  {MARKS[row.state]:<8} {a.op.value:<9} {a.resource.kind.value:<12} {a.resource.name}"
+        where = f"{row.client}: " if row.shown else ""
+        line = f"  {MARKS[row.state]:<8} {a.op.value:<9} {a.resource.kind.value:<12} {where}{a.resource.name}"
+        seconds = row.seconds(self.clock())
+        line += f" ({seconds:.1f}s)" if row.state != "skipped" and seconds is not None else ""
         self.out(line + (f": {row.error}" if row.error else ""))
+        sys.stdout.flush()
 
 
 class Json(Progress):
@@ -140,6 +152,7 @@ class Json(Progress):
         seconds = row.seconds(self.clock())
         record = {
             "at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "client": row.client or None,
             "wave": row.wave,
             "kind": row.action.resource.kind.value,
             "name": row.action.resource.name,
@@ -170,11 +183,12 @@ class Tty(Progress):
         text = Text()
         with self.lock:
             rows = list(self.rows.values())
-        wave = None
+        wave: tuple[str, str] | None = None
         for row in rows:
-            if row.wave != wave:
-                wave = row.wave
-                text.append("pulls\n" if wave == "pull" else f"wave {wave}\n", style="bold")
+            if (row.client, row.wave) != wave:
+                wave = (row.client, row.wave)
+                where = f"client {row.client}: " if row.shown else ""
+                text.append(where + ("pulls\n" if row.wave == "pull" else f"wave {row.wave}\n"), style="bold")
             seconds = row.seconds(now)
             took = "" if seconds is None else f"{seconds:6.1f}s"
             a = row.action
@@ -205,14 +219,14 @@ class Tty(Progress):
         return self._live()
 
 
-def progress_for(mode: Mode | None, out: Callable[[str], None]) -> Progress:
-    """The display for a mode; None picks `tty` on a terminal and `plain` off one."""
+def progress_for(mode: str | None, out: Callable[[str], None]) -> Progress:
+    """The display for a mode (one of `MODES`); None picks `tty` on a terminal and `plain` off one."""
     if mode is None:
-        mode = Mode.TTY if sys.stdout.isatty() else Mode.PLAIN
-    if mode is Mode.TTY:
+        mode = "tty" if sys.stdout.isatty() else "plain"
+    if mode == "tty":
         return Tty(force=True)
-    if mode is Mode.JSON:
+    if mode == "json":
         return Json(sys.stdout)
-    if mode is Mode.PLAIN:
+    if mode == "plain":
         return Plain(out)
     return Progress()

@@ -26,7 +26,7 @@ from typing import Any
 
 from reconciler import __version__
 from reconciler.model import MapProblem
-from reconciler.plan.diagram import picture, state_of
+from reconciler.plan.diagram import picture, state_of, states_from
 from reconciler.plan.drift import Drift, Reason
 from reconciler.plan.observed import ObservedState
 from reconciler.plan.planner import Action, Plan
@@ -126,7 +126,39 @@ def status(view: View, board: Board) -> dict[str, Any]:
         "in_sync": view.plan.in_sync if view.plan is not None else None,
         "maps": [_map(view, name, last, rollbacks) for name in maps],
         "events": [e.as_dict() for e in reversed(events)],
-        "graph": picture(view.desired, observed=view.observed).as_dict(),
+        "graph": picture(view.desired, states=_states(view)).as_dict(),
+    }
+
+
+def combine(documents: list[dict[str, Any]], health: tuple[bool, str], ready: tuple[bool, str]) -> dict[str, Any]:
+    """One document from each client's (a daemon over several engines): the daemon's health and readiness,
+    every engine, the maps merged by name (each container says its client), the newest events of all."""
+    if not documents:
+        documents = [status(View(DesiredState(), None, None, "no engine yet", {}, health, ready, []), Board())]
+    first = documents[0]
+    maps: dict[str, dict[str, Any]] = {}
+    for doc in documents:
+        for m in doc["maps"]:
+            merged = maps.setdefault(m["name"], {"name": m["name"], "containers": [], "resources": [], "problems": []})
+            for part in ("containers", "resources", "problems"):
+                merged[part].extend(m[part])
+    nodes: dict[tuple[str, str], dict[str, Any]] = {}
+    for doc in documents:
+        for node in doc["graph"]["nodes"]:
+            nodes.setdefault((node["kind"], node["name"]), node)
+    events = sorted((e for doc in documents for e in doc["events"]), key=lambda e: str(e["at"]), reverse=True)
+    errors = [doc["engine_error"] for doc in documents if doc["engine_error"]]
+    return {
+        **first,
+        "health": {"ok": health[0], "reason": health[1]},
+        "ready": {"ok": ready[0], "reason": ready[1]},
+        "engines": [e for doc in documents for e in doc["engines"]],
+        "engine_error": "; ".join(errors) or None,
+        "map_errors": sorted({p for doc in documents for p in doc["map_errors"]}),
+        "in_sync": None if any(d["in_sync"] is None for d in documents) else all(d["in_sync"] for d in documents),
+        "maps": [maps[name] for name in sorted(maps)],
+        "events": events[:EVENTS_KEPT],
+        "graph": {"nodes": list(nodes.values()), "edges": [e for doc in documents for e in doc["graph"]["edges"]]},
     }
 
 
@@ -145,6 +177,10 @@ def _map(view: View, name: str, last: dict[ResourceId, BoardEvent], rollbacks: d
         "resources": [_resource(view, rid, last) for rid in sorted(others)],
         "problems": problems,
     }
+
+
+def _states(view: View) -> dict[ResourceId, tuple[str, str | None]] | None:
+    return states_from(view.desired, view.observed) if view.observed is not None else None
 
 
 def _in_map(desired: DesiredState, rid: ResourceId, name: str) -> bool:
@@ -185,6 +221,7 @@ def _container(
     rollback = rollbacks.get(spec.name)
     return {
         "name": spec.name,
+        "client": view.desired.client,
         "config": spec.config,
         "instance": spec.instance,
         **_observed_bits(view, spec.id),

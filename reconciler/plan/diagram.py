@@ -81,17 +81,26 @@ def state_of(rid: ResourceId, observed: ObservedState) -> tuple[str, str | None]
     return ("present" if rid.name in present else "missing"), None
 
 
+States = Mapping[ResourceId, tuple[str, str | None]]
+
+
+def states_from(desired: DesiredState, observed: ObservedState) -> dict[ResourceId, tuple[str, str | None]]:
+    """Each drawn resource's state and health in one engine's observed state (see `state_of`)."""
+    return {rid: state_of(rid, observed) for rid in desired.all_ids() if rid.kind in DRAWN}
+
+
 def picture(
-    desired: DesiredState, targets: Iterable[ResourceId] | None = None, observed: ObservedState | None = None
+    desired: DesiredState, targets: Iterable[ResourceId] | None = None, states: States | None = None
 ) -> Picture:
-    """The picture of the maps, or of `targets` and what they need; with `observed`, each node's state."""
+    """The picture of the maps, or of `targets` and what they need; with `states` (`states_from`, merged over
+    engines), each node's state — a node no engine was asked about is `unknown`."""
     edges = {rid: {d for d in deps if d.kind in DRAWN} for rid, deps in desired.depends_on.items() if rid.kind in DRAWN}
     scope = set(edges) if targets is None else {r for r in closure(edges, targets) if r.kind in DRAWN}
     grouped = waves({rid: edges.get(rid, set()) & scope for rid in scope}, scope)
     nodes = []
     for number, wave in enumerate(grouped, start=1):
         for rid in wave:
-            state, health = state_of(rid, observed) if observed is not None else (None, None)
+            state, health = (None, None) if states is None else states.get(rid, ("unknown", None))
             nodes.append(Node(rid, number, state, health))
     drawn = [
         Edge(rid, dep, label)
@@ -163,7 +172,7 @@ def state_class(node: Node) -> str | None:
         return "bad"
     if node.resource.kind is Kind.VOLUME_INIT and node.state == "exited (0)":
         return "ok"
-    if node.state == "missing":
+    if node.state in ("missing", "unknown"):
         return "missing"
     return _STATE_CLASS.get(node.state, "bad")
 

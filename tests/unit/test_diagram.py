@@ -14,7 +14,7 @@ import pytest
 
 from reconciler.model import load_map_files
 from reconciler.plan.desired import desired_state
-from reconciler.plan.diagram import Node, Picture, picture, render_dot, render_mermaid
+from reconciler.plan.diagram import Node, Picture, picture, render_dot, render_mermaid, states_from
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
 from tests.planfakes import state_json, synthesize
 
@@ -104,7 +104,7 @@ def test_states_colour_the_nodes() -> None:
     snapshot = synthesize(want)
     snapshot.container("example.web")["State"] = state_json("exited", 137)
     snapshot.drop_container("example.app")
-    pic = picture(want, observed=snapshot.observed())
+    pic = picture(want, states=states_from(want, snapshot.observed()))
     states = {n.resource.name: n.state for n in pic.nodes}
     assert states["example.web"] == "exited (137)"
     assert states["example.app"] == "missing"

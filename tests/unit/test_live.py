@@ -19,19 +19,22 @@ def act(name: str, op: Op = Op.CREATE, kind: Kind = Kind.CONTAINER) -> Action:
 
 
 def drive(progress: live.Progress) -> None:
+    """What one executor's hooks see: a pull pass, then two waves (the executor's calls, in order)."""
+    hooks = progress.executor_hooks()
+    run, event, phase = hooks["on_run"], hooks["on_event"], hooks["on_phase"]
     pull, db, app = act("img:1", Op.PULL, Kind.IMAGE), act("m.db"), act("m.app")
-    progress.on_run(Plan(waves=((pull,),)))
-    progress.on_event("start", pull, None)
-    progress.on_phase(pull, "pulling")
-    progress.on_event("done", pull, None)
-    progress.on_run(Plan(waves=((db,), (app,))))
-    progress.on_event("start", db, None)
-    for phase in ("creating", "starting", "waiting for health", "waiting for health", "healthy"):
-        progress.on_phase(db, phase)
-    progress.on_event("done", db, None)
-    progress.on_event("start", app, None)
-    progress.on_phase(app, "creating")
-    progress.on_event("failed", app, "no such image")
+    run(Plan(waves=((pull,),)))
+    event("start", pull, None)
+    phase(pull, "pulling")
+    event("done", pull, None)
+    run(Plan(waves=((db,), (app,))))
+    event("start", db, None)
+    for name in ("creating", "starting", "waiting for health", "waiting for health", "healthy"):
+        phase(db, name)
+    event("done", db, None)
+    event("start", app, None)
+    phase(app, "creating")
+    event("failed", app, "no such image")
 
 
 def test_json_is_one_object_per_state_change() -> None:
@@ -50,11 +53,28 @@ def test_json_is_one_object_per_state_change() -> None:
 
 def test_plain_prints_a_line_per_finished_action() -> None:
     lines: list[str] = []
-    drive(live.Plain(lines.append))
+    drive(live.Plain(lines.append, clock=lambda: 7.0))
     assert lines == [
-        "  ok       pull      image        img:1",
-        "  ok       create    container    m.db",
-        "  FAILED   create    container    m.app: no such image",
+        "  ok       pull      image        img:1 (0.0s)",
+        "  ok       create    container    m.db (0.0s)",
+        "  FAILED   create    container    m.app (0.0s): no such image",
+    ]
+
+
+def test_each_client_has_its_rows_and_waves() -> None:
+    out = io.StringIO()
+    display = live.Json(out)
+    one, two = display.executor_hooks("one", shown=True), display.executor_hooks("two", shown=True)
+    db = act("m.db")
+    one["on_run"](Plan(waves=((db,),)))
+    two["on_run"](Plan(waves=((db,),)))
+    two["on_event"]("start", db, None)
+    two["on_event"]("failed", db, "engine two says no")
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(r["client"], r["wave"], r["state"]) for r in records] == [
+        ("one", "1", "waiting"),
+        ("two", "1", "waiting"),
+        ("two", "1", "failed"),
     ]
 
 
