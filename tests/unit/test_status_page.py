@@ -157,3 +157,25 @@ def test_the_page_loads_nothing_from_elsewhere() -> None:
         assert re.findall(r"https?://[^\s\"')]+", text) in ([], ["http://www.w3.org/2000/svg"]), name
         for markup in ("innerHTML", "outerHTML", "insertAdjacentHTML", "eval(", "document.write"):
             assert markup not in text, (name, markup)
+
+
+def test_several_engines_are_combined_into_one_page() -> None:
+    from reconciler.daemon.board import combine
+
+    board = Board()
+    board.action("done", action("shop.web"), None)
+    one = status(view_of(shop()), board)
+    two = status(
+        view_of(
+            shop(), observed=None, plan=None, engine_error="connection refused", engines=[{"name": "b", "up": False}]
+        ),
+        Board(),
+    )
+    data = combine([one, two], (False, "client b: engine unreachable"), (True, "ready"))
+    assert data["health"] == {"ok": False, "reason": "client b: engine unreachable"}
+    assert [e["name"] for e in data["engines"]] == ["__default__", "b"]
+    assert data["engine_error"] == "connection refused"
+    assert data["in_sync"] is None  # one engine's state is not known
+    (shop_map,) = data["maps"]
+    assert sorted(c["state"] for c in shop_map["containers"] if c["name"] == "shop.web") == ["exited (1)", "unknown"]
+    assert [e["name"] for e in data["events"]] == ["shop.web"]
