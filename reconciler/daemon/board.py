@@ -44,7 +44,7 @@ class BoardEvent:
     at: float
     resource: ResourceId
     action: str
-    outcome: str  # start | done | failed | skipped | rolled back
+    outcome: str  # start, a phase (creating, waiting for health, …), done, failed, skipped, rolled back
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -74,6 +74,12 @@ class Board:
             self._last[action.resource] = entry
             if event != "start":
                 self._events.append(entry)
+
+    def phase(self, action: Action, phase: str) -> None:
+        """What a running action is doing now (creating, waiting for health, …): its last action, not history."""
+        entry = BoardEvent(self.clock(), action.resource, action.op.value, phase)
+        with self._lock:
+            self._last[action.resource] = entry
 
     def rolled_back(self, action: Action, error: str | None) -> None:
         entry = BoardEvent(self.clock(), action.resource, action.op.value, "rolled back", error)

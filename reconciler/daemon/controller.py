@@ -429,6 +429,7 @@ class Controller:
             concurrency=self.settings.concurrency,
             health_gate=self.settings.health_gate or None,
             on_event=lambda event, action, error: self._on_action(key, desired, event, action, error),
+            on_phase=self.board.phase,  # the status page shows what a running action is doing
         )
 
     def _results(self, desired: DesiredState, result: RunResult) -> None:

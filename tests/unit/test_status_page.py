@@ -70,6 +70,7 @@ def action(name: str) -> Action:
 def test_the_json_shows_each_container_with_state_drift_and_history() -> None:
     board = Board()
     board.action("start", action("shop.web"), None)
+    board.phase(action("shop.app"), "waiting for health")
     board.action("failed", action("shop.web"), "it exited again")
     board.map_errors([])
     data = status(view_of(shop()), board)
@@ -83,6 +84,7 @@ def test_the_json_shows_each_container_with_state_drift_and_history() -> None:
     assert web["last_action"]["outcome"] == "failed"
     assert web["last_action"]["error"] == "it exited again"
     assert app["action"] == "recreate"
+    assert app["last_action"]["outcome"] == "waiting for health"  # in progress: not in the history yet
     assert "env MODE changed" in app["drift"]
     kinds = {r["name"]: r["kind"] for r in shop_map["resources"]}
     assert kinds == {"shop.data": "volume", "shop.data.init": "volume-init"}
