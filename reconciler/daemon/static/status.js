@@ -58,6 +58,8 @@ function lastAction(last) {
   return `${last.action} ${last.outcome} ${when(last.at)}` + (last.error ? `: ${last.error}` : "");
 }
 
+let severalEngines = false;  // then each container's row names its client
+
 function containerRow(c) {
   const state = c.state + (c.health ? ` (${c.health})` : "");
   const notes = [];
@@ -69,7 +71,7 @@ function containerRow(c) {
   return el(
     "tr",
     { "data-name": c.name, class: "container" },
-    el("td", { class: "mono name" }, c.name),
+    el("td", { class: "mono name" }, c.name, severalEngines ? el("span", { class: "muted" }, ` on ${c.client}`) : null),
     el("td", { class: "state " + stateClass(c.state, c.health) }, state),
     el("td", { class: "mono image" }, c.image, el("br"), el("span", { class: "muted" }, shortId(c.image_id))),
     el("td", { class: "drift" }, reasons(drift)),
@@ -182,6 +184,7 @@ function render(data) {
   pill("health", data.health.ok, data.health.ok ? "healthy" : `unhealthy: ${data.health.reason}`);
   pill("ready", data.ready.ok, data.ready.ok ? "ready" : data.ready.reason);
   pill("sync", data.in_sync === true, data.in_sync === null ? "engine unknown" : data.in_sync ? "in sync" : "drift");
+  severalEngines = data.engines.length > 1;
   const engines = document.getElementById("engines");
   engines.replaceChildren(
     ...data.engines.map((e) => el("span", { class: "pill " + (e.up ? "ok" : "bad"), "data-engine": e.name }, `engine ${e.name}: ${e.up ? "up" : "down"}`)),
