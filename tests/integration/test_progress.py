@@ -1,6 +1,7 @@
 """Live progress of `apply` and `down` as an operator sees it: on a terminal (a real pty, its output replayed
-on a small screen model) the lines are updated in place and no info log line tears them; `--progress json`
-is one JSON object per state change; `plain` lines off a terminal."""
+on a small screen model) the lines are updated in place, no info log line tears them, and a warning is
+printed whole above them; `--progress json` is one JSON object per state change; `plain` lines off a
+terminal."""
 
 from __future__ import annotations
 
@@ -198,3 +199,26 @@ def test_plain_lines_off_a_terminal_and_json_output_excludes_progress(site: tupl
     assert "--progress cannot be combined with --json" in clash.stderr
     quiet = run_cli("down", str(path), "--progress", "quiet")
     assert quiet.stdout.strip() == "summary: 2 done, 0 failed, 0 skipped"
+
+
+def test_on_a_terminal_warnings_and_errors_print_above_the_display(tmp_path: Path, docker_client: Any) -> None:
+    name = unique_map_name("progress")
+    path = tmp_path / "broken.yaml"
+    path.write_text(map_text(name, "gone:\n  image: 127.0.0.1:5000/reconciler-no-such/image:1\n"))
+    try:
+        code, raw = on_a_terminal("apply", str(path))
+        assert code == 1
+        screen = Screen()
+        screen.feed(raw)
+        final = screen.text().splitlines()
+        warnings = [i for i, line in enumerate(final) if "[warning" in line and "action failed" in line]
+        assert len(warnings) == 1, final  # the executor's warning, once, whole …
+        assert warnings[0] < final.index("pulls")  # … above the display, not torn into it
+        rows = [line.split() for line in final if line.startswith("  ") and line.strip()]
+        assert next(r[:3] for r in rows if r[0] == "failed") == ["failed", "pull", "image"]
+        assert [r[:4] for r in rows if r[0] == "skipped"] == [["skipped", "create", "container", f"{name}.gone"]]
+        assert final[-1] == "summary: 0 done, 1 failed, 1 skipped"
+    finally:
+        for container in docker_client.containers.list(all=True, filters={"name": name}):
+            if container.name.startswith(f"{name}."):
+                container.remove(force=True, v=True)
