@@ -126,7 +126,7 @@ def test_a_held_rollback_promises_no_retry() -> None:
 def test_no_valid_map_is_not_ready_and_the_gauge_says_which(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: b\napp: {image: x, bogus: 1}\n")
-    ctl = controller("name: m\n")
+    ctl = controller("name: m\napp: {image: x}\n")
     ctl.maps = type(ctl.maps)()
     ctl.source.paths = [tmp_path]
     with capture_logs() as logs:
@@ -147,7 +147,7 @@ def test_no_valid_map_is_not_ready_and_the_gauge_says_which(tmp_path: Path) -> N
 
 
 def test_no_map_files_is_not_ready(tmp_path: Path) -> None:
-    ctl = controller("name: m\n")
+    ctl = controller("name: m\napp: {image: x}\n")
     ctl.source.paths = [tmp_path / "wrong"]
     ctl.settings.paths = [str(tmp_path / "wrong")]
     ctl._map_health(ReloadResult(ctl.maps))
