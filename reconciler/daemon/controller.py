@@ -127,7 +127,7 @@ class Controller:
         self.maps = MapSet()
         self.desired = DesiredState()
         self.holds = HoldStore(holds_dir(settings, self.name))
-        self.pauses = PauseFile(holds_dir(settings))  # a person's pauses name containers: every client's
+        self.pauses = PauseFile(holds_dir(settings, self.name))  # a person's pauses, of this client's containers
         self._paused_seen: frozenset[str] = frozenset()
         self._broken: set[str] = set()  # map files that fail to load now
         self._said: dict[str, str] = {}  # container → the hold last logged for it
