@@ -618,6 +618,8 @@ class Executor:
             if found is None:
                 return "disappeared"
             if not found.running:
+                if spec.persistent and found.exit_code == 0:
+                    return None  # a persistent one-shot (a job, a data container): done is its healthy
                 return f"exited with code {found.exit_code}"
             health = found.health
             if health is None:
