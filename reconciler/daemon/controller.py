@@ -43,6 +43,7 @@ from reconciler.executor.cache import CachedEngine
 from reconciler.executor.converge import Planner, converge, teardown
 from reconciler.executor.engine import CountingEngine
 from reconciler.executor.errors import EngineError
+from reconciler.executor.lease import IN_PROGRESS
 from reconciler.logs import get_logger
 from reconciler.model import MapSet, Severity
 from reconciler.model.clients import ClientConfig
@@ -66,6 +67,7 @@ from .queue import WorkQueue
 from .settings import Settings
 
 log = get_logger(__name__)
+LEASE_RECHECK = 5.0  # seconds before a key whose recreate another reconciler holds (a lease) looks again
 LOCK_RETRY = 0.25  # seconds before a key whose resources another key is changing looks again
 
 
@@ -346,6 +348,8 @@ class Controller:
             self.metrics.reconciles.labels("failed").inc()
             return self._failed(key, result)
         self.metrics.reconciles.labels("blocked" if plan.blocked else "ok").inc()
+        if any(r.outcome is Outcome.SKIPPED and (r.error or "").startswith(IN_PROGRESS) for r in result.results):
+            return Result(requeue_after=LEASE_RECHECK)  # another reconciler's recreate: see how it ended
         return Result()
 
     def _failed(self, key: Key, result: RunResult) -> Result:

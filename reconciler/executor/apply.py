@@ -219,6 +219,12 @@ class Executor:
         self.on_event("start", action, None)
         try:
             self.perform(action)
+        except InProgress as exc:
+            # Another reconciler (the daemon beside a person's apply, or the other way round) holds the lease
+            # of this recreate: its work, not a failure of ours. Skipped; the caller may look again later.
+            log.info("left to the reconciler at work on it", resource=str(action.resource), detail=str(exc))
+            self.on_event("skipped", action, str(exc))
+            return ActionResult(action, Outcome.SKIPPED, str(exc), time.monotonic() - started)
         except RolledBack as exc:
             seconds = time.monotonic() - started
             # Debug: the caller says it once, with what follows (the daemon's hold, the CLI's error line).
