@@ -43,7 +43,6 @@ from reconciler.executor.cache import CachedEngine
 from reconciler.executor.converge import Planner, converge, teardown
 from reconciler.executor.engine import CountingEngine
 from reconciler.executor.errors import EngineError
-from reconciler.executor.lease import IN_PROGRESS
 from reconciler.logs import get_logger
 from reconciler.model import MapSet, Severity
 from reconciler.model.clients import ClientConfig
@@ -348,7 +347,7 @@ class Controller:
             self.metrics.reconciles.labels("failed").inc()
             return self._failed(key, result)
         self.metrics.reconciles.labels("blocked" if plan.blocked else "ok").inc()
-        if any(r.outcome is Outcome.SKIPPED and (r.error or "").startswith(IN_PROGRESS) for r in result.results):
+        if any(r.left_to_another for r in result.results):
             return Result(requeue_after=LEASE_RECHECK)  # another reconciler's recreate: see how it ended
         return Result()
 
