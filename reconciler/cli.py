@@ -583,10 +583,34 @@ def apply(
         progress = _progress(not as_json, client=d.name if ready.grouped else None)
         executor = Executor(engine, concurrency=parallel, on_event=progress, health_gate=health_gate or None)
         held = dataclasses.replace(options, **held_options(force, scopes[d.name], d.name))
-        return converge(engine, d.desired, update(held), executor=executor)
+        done = converge(engine, d.desired, update(held), executor=executor)
+        _hold_rollbacks(d, done)
+        return done
 
     if not _report(ready, each_client(ready, one), as_json, with_plan=True):
         raise typer.Exit(1)
+
+
+def _hold_rollbacks(d: Deployment, done: Converged) -> None:
+    """A person's rollback is held as the daemon's are (the same state directory): a daemon beside it must
+    not try the same failing replacement again a moment later."""
+    from reconciler.daemon.holds import HoldStore, hold_rollback
+
+    rolled = [
+        r for r in done.result.results if r.rolled_back is not None and r.action.resource.name in d.desired.containers
+    ]
+    if not rolled:
+        return
+    try:
+        store = HoldStore(client_state_directory(d.name))
+        for r in rolled:
+            hold_rollback(store, d.desired.containers[r.action.resource.name].spec_hash, r)
+            typer.echo(
+                f"note: held back {r.action.resource.name}: `reconciler release` or `apply --force` tries it again",
+                err=True,
+            )
+    except OSError as exc:
+        typer.echo(f"warning: cannot record the hold in the daemon's state directory: {exc}", err=True)
 
 
 @app.command()
