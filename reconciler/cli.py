@@ -950,7 +950,7 @@ def _status_rows(looked: Converged, desired: DesiredState) -> list[dict[str, Any
     assert observed is not None  # a plan-only converge always looked
     rows = [{"client": desired.client, **_row(rid, observed, current.action_for(rid))} for rid in desired.all_ids()]
     _mark(rows, {b.resource.name: b.message for b in current.blocked}, "blocked")
-    _mark(rows, {n.resource.name: n.message for n in current.notes if n.message.startswith("held back")}, "held")
+    _mark(rows, {n.resource.name: n.message for n in current.notes if n.held}, "held")
     paused = PauseFile(client_state_directory(desired.client)).active()
     _mark(rows, {name: pause.describe() for name, pause in paused.items()}, "paused")
     return rows
@@ -964,7 +964,7 @@ def _print_status(one: Converged, rows: list[dict[str, Any]]) -> None:
         ports = f"  [{', '.join(row['ports'])}]" if row["ports"] else ""
         typer.echo(f"{row['kind']:<12} {row['name']:<40} {state:<22} {drift}{ports}")
     for note in one.plan.notes:
-        if not note.message.startswith("held back"):
+        if not note.held:
             typer.echo(f"note: {note.resource}: {note.message}")
     typer.echo(_status_line(rows, one.plan.in_sync))
 
@@ -1013,10 +1013,10 @@ def _status_line(rows: list[dict[str, Any]], in_sync: bool) -> str:
     """The last line: in sync, or what to do — never `apply` for what only a hold or a pause keeps."""
     held = [r["name"] for r in rows if r["action"] in ("held", "paused")]
     acting = [r for r in rows if r["action"] not in (None, "held", "paused")]
-    line = "drift: run `reconciler apply` to fix" if acting or (not in_sync and not held) else "in sync"
-    if held:
-        line += f" ({len(held)} held back or paused: `reconciler release` / `reconciler resume` when ready)"
-    return line
+    if not held:
+        return "in sync" if in_sync and not acting else "drift: run `reconciler apply` to fix"
+    waiting = f"{len(held)} held back or paused: `reconciler release` / `reconciler resume` when ready"
+    return f"drift: run `reconciler apply` to fix ({waiting})" if acting else f"not in sync: {waiting}"
 
 
 def run_daemon(settings: Settings) -> int:

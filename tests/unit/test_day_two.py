@@ -427,7 +427,7 @@ def test_a_hold_is_logged_once_not_on_every_reconcile() -> None:
     from reconciler.plan.resources import Kind, ResourceId
 
     ctl = controller(APP)
-    plan = Plan(notes=(Note(ResourceId(Kind.CONTAINER, "m.app"), "held back: failed"),))
+    plan = Plan(notes=(Note(ResourceId(Kind.CONTAINER, "m.app"), "held back: failed", held=True),))
     with capture_logs() as logs:
         ctl._report(plan)
         ctl._report(plan)
