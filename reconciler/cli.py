@@ -932,7 +932,9 @@ def status(
             }
             for c, looked in looks
         ]
-        _print_json(_grouped(ready, entries))
+        # A client whose engine failed is an entry too (with its error), never silently missing.
+        entries += [{"client": o.client, "error": o.error} for o in outcomes if o.converged is None]
+        _print_json(_grouped(ready, sorted(entries, key=lambda e: str(e["client"]))))
     for c, looked in [] if as_json else looks:
         _heading(ready, c)
         _print_status(looked, _status_rows(looked, desired[c]))
@@ -959,7 +961,9 @@ def _status_rows(looked: Converged, desired: DesiredState) -> list[dict[str, Any
 def _print_status(one: Converged, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         health = f" ({row['health']})" if row["health"] else ""
-        drift = "in sync" if not row["drift"] else f"{row['action']}: " + "; ".join(row["drift"][:3])
+        # Held and paused rows carry their own words ("held back: …", "paused (…)"); others say what apply does.
+        said = "" if row["action"] in ("held", "paused") else f"{row['action']}: "
+        drift = "in sync" if not row["drift"] else said + "; ".join(row["drift"][:3])
         state = f"{row['state']}{health}"
         ports = f"  [{', '.join(row['ports'])}]" if row["ports"] else ""
         typer.echo(f"{row['kind']:<12} {row['name']:<40} {state:<22} {drift}{ports}")
@@ -1012,11 +1016,13 @@ def _mark(rows: list[dict[str, Any]], why: dict[str, str], action: str) -> None:
 def _status_line(rows: list[dict[str, Any]], in_sync: bool) -> str:
     """The last line: in sync, or what to do — never `apply` for what only a hold or a pause keeps."""
     held = [r["name"] for r in rows if r["action"] in ("held", "paused")]
-    acting = [r for r in rows if r["action"] not in (None, "held", "paused")]
-    if not held:
-        return "in sync" if in_sync and not acting else "drift: run `reconciler apply` to fix"
-    waiting = f"{len(held)} held back or paused: `reconciler release` / `reconciler resume` when ready"
-    return f"drift: run `reconciler apply` to fix ({waiting})" if acting else f"not in sync: {waiting}"
+    blocked = [r["name"] for r in rows if r["action"] == "blocked"]
+    acting = [r for r in rows if r["action"] not in (None, "held", "paused", "blocked")]
+    waiting = [f"{len(held)} held back or paused: `reconciler release` / `reconciler resume` when ready"] * bool(held)
+    waiting += [f"{len(blocked)} blocked: apply cannot fix them (see their rows)"] * bool(blocked)
+    if acting or (not in_sync and not waiting):
+        return "drift: run `reconciler apply` to fix" + (f" ({'; '.join(waiting)})" if waiting else "")
+    return f"not in sync: {'; '.join(waiting)}" if waiting else "in sync"
 
 
 def run_daemon(settings: Settings) -> int:
