@@ -8,6 +8,7 @@ the `TEST_LABEL` label, and is removed afterwards; nothing else on the engine is
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,9 @@ import pytest
 TEST_IMAGE = "reconciler-test/busybox:latest"
 TEST_LABEL = "io.reconciler.test-session"
 SESSION = f"rt{uuid.uuid4().hex[:8]}"
+# The daemon's state directory (holds, pauses) of every command and daemon the tests start: the session's
+# own, never the machine's /var/lib/reconciler. A test that needs another one sets it for its process.
+os.environ["RECONCILER_STATE_DIR"] = tempfile.mkdtemp(prefix=f"{SESSION}-state-")
 BUILT_IMAGES: set[str] = set()  # image ids the tests built: removed at the end of the session
 
 
