@@ -148,7 +148,9 @@ def test_an_unreachable_engine_fails_only_its_client(tmp_path: Path, fleet: tupl
     done = run_cli("status", "--clients", str(broken), "--json", str(map_file), timeout=120)
     assert done.returncode == 1
     assert "client second: cannot reach the Docker engine" in done.stderr
-    assert [e["client"] for e in json.loads(done.stdout)["clients"]] == ["main"]
+    entries = {e["client"]: e for e in json.loads(done.stdout)["clients"]}
+    assert "resources" in entries["main"]  # the reachable one is shown…
+    assert "cannot reach the Docker engine" in entries["second"]["error"]  # …the other one says why
 
 
 @pytest.mark.parametrize(
