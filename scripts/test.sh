@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/test.sh - the whole test suite, from a clean clone: set-up (idempotent), quality gates
-# (ruff lint + format, mypy --strict, the import contract), then pytest (unit and real-engine tests), then
+# (ruff lint + format, mypy --strict over the package and the tests, the import contract), then pytest (unit and real-engine tests), then
 # the engine-compatibility matrix (some real-engine tests again on the second engine, 20.10.24).
 # Extra arguments go to pytest, e.g. `scripts/test.sh tests/unit -k extends`.
 set -euo pipefail
@@ -10,7 +10,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== ruff"; paths=(reconciler tests); [ -d bench ] && paths+=(bench)
 ruff check "${paths[@]}"; ruff format --check "${paths[@]}"
-echo "== mypy --strict"; mypy reconciler
+echo "== mypy --strict (the package and the tests: the fakes are checked against the port)"; mypy reconciler tests
 echo "== import contract"; lint-imports --no-cache
 echo "== pytest"; pytest "$@"
 # The engine-compatibility matrix: without arguments, the false-drift, apply and lifecycle tests
