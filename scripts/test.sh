@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh - the whole test suite, from a clean clone: set-up (idempotent), quality gates
-# (ruff lint + format, mypy --strict over the package and the tests, the import contract), then pytest (unit and real-engine tests), then
-# the engine-compatibility matrix (some real-engine tests again on the second engine, 20.10.24).
+# (ruff lint + format, mypy --strict over the package and the tests, the import contract), then pytest
+# (unit and real-engine tests), then the engine-compatibility matrix (some real-engine tests again on the
+# second engine, 20.10.24).
 # Extra arguments go to pytest, e.g. `scripts/test.sh tests/unit -k extends`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
