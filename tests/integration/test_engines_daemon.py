@@ -47,7 +47,7 @@ def fleet_dir(tmp_path: Path, docker_client: Any, engine2: Any) -> Iterator[tupl
     yield maps, clients, name
     for client in (docker_client, engine2):
         for container in client.containers.list(all=True, filters={"label": f"io.reconciler.map={name}"}):
-            container.remove(force=True)
+            container.remove(v=True, force=True)
 
 
 @pytest.fixture

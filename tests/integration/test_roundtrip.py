@@ -661,7 +661,7 @@ def external(docker_client: Any) -> Iterator[str]:
         yield name
     finally:
         with contextlib.suppress(Exception):
-            docker_client.api.remove_container(name, force=True)
+            docker_client.api.remove_container(name, force=True, v=True)
 
 
 # --- the property -------------------------------------------------------------------------------------------
