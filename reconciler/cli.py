@@ -522,6 +522,8 @@ def _report(ready: Prepared, outcomes: list[ClientOutcome], as_json: bool, with_
 
 
 def _merged(one: Converged) -> RunResult:
+    from reconciler.executor.apply import RunResult
+
     return RunResult([*(one.pulled.results if one.pulled else []), *one.result.results])
 
 

@@ -344,7 +344,7 @@ def test_a_created_container_that_cannot_start_is_removed() -> None:
         def start(self, ident: str) -> None:
             raise PermanentEngineError("driver failed programming external connectivity: port is allocated", 500)
 
-        def remove_container(self, ident: str, *, force: bool = False) -> None:
+        def remove_container(self, ident: str, *, force: bool = False, volumes: bool = False) -> None:
             self.removed.append(ident)
 
     ctl = controller(APP)
