@@ -88,6 +88,7 @@ def test_a_replacement_that_is_not_ready_is_removed_not_adopted(change: dict[str
     state = desired(ADOPT_MAP)
     snapshot = synthesize(state)
     snapshot.drop_container("a.db")
+    change = dict(change)  # the parameter is shared by every run in this process: never change it
     spec_hash = change.pop("spec_hash", None)
     leftover = _replacement(state.containers["a.db"], **change)
     if spec_hash:
