@@ -22,5 +22,6 @@ if [ "$#" -eq 0 ]; then
         pytest tests/integration/test_false_drift.py tests/integration/test_apply.py tests/integration/test_lifecycle.py \
             tests/integration/test_daemon.py
 fi
-# Mutation testing over the safety paths runs on demand (`RUN_MUTATION=1`, or `scripts/mutation.sh`).
-if [ "${RUN_MUTATION:-0}" = 1 ] && [ "$#" -eq 0 ]; then echo "== mutation testing (ci subset)"; bash scripts/mutation.sh ci; fi
+# Mutation testing of the safety paths (the ci subset: ownership, recreate and restore, volume init, the hash;
+# 397 mutants, 229 s on the shared 2-core machine) runs with the whole suite; RUN_MUTATION=0 skips it.
+if [ "${RUN_MUTATION:-1}" = 1 ] && [ "$#" -eq 0 ]; then echo "== mutation testing (ci subset)"; bash scripts/mutation.sh ci; fi
