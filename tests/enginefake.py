@@ -12,7 +12,8 @@ private functions, so they hold across refactors of `reconciler/executor/apply.p
 
 Knobs, by container name at the time of the call: `health` (the `State.Health.Status` a container gets
 when it starts: "starting", "healthy", "unhealthy"), `exit_codes` (what `wait` returns; default 0),
-`fail_start` (start raises a permanent engine error), `fail_create` (create does), `fail_wait` (wait raises
+`fail_start` (start raises a permanent engine error), `fail_create` (create does), `fail_remove`
+(removing raises a retryable one), `fail_wait` (wait raises
 a retryable one, the container still running), `keeps_running` (a volume init that has not ended yet: a
 volume init otherwise exits with its `exit_codes` code as soon as it starts, as a quick `chown` does on the
 engine, and the executor polls for that), `exit_on_start` (the container dies right after it started,
@@ -62,6 +63,7 @@ class RecordingEngine:
         self.configs: dict[str, Json] = {}  # name → the config it was created with
         self.fail_wait: set[str] = set()  # wait raises a retryable error (a read timeout), leaving it running
         self.keeps_running: set[str] = set()  # a volume init that does not end (a long `chown -R`)
+        self.fail_remove: set[str] = set()  # removing it raises a retryable error (the engine went away)
         self.wait_timeouts: dict[str, float] = {}  # name → the timeout of its last wait
         self.lock = threading.RLock()
         self._ids = itertools.count(1)
@@ -261,7 +263,10 @@ class RecordingEngine:
                 found["State"] = state_json("exited", 137)
 
     def remove_container(self, ident: str, *, force: bool = False, volumes: bool = False) -> None:
-        self._record("remove", self._name(ident), *(("volumes",) if volumes else ()))
+        name = self._name(ident)
+        self._record("remove", name, *(("volumes",) if volumes else ()))
+        if name in self.fail_remove:
+            raise RetryableEngineError(f"cannot remove {name}: engine unreachable", None)
         with self.lock:
             found = self.find(ident)
             if found is None:

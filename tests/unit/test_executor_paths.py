@@ -384,6 +384,52 @@ def test_failures_of_a_recreate_say_that_the_old_container_keeps_running() -> No
     assert engine.container("m.app")["State"]["Running"]
 
 
+def test_a_stranger_that_took_the_name_before_a_recreate_is_neither_stopped_nor_replaced() -> None:
+    engine, desired = drifted()
+    plan = plan_update(desired, engine.snapshot.observed())
+    engine.snapshot.drop_container("m.app")
+    engine.snapshot.containers.append(stranger_container_json("m.app"))  # someone's own m.app, meanwhile
+    result = Executor(engine).run(plan)
+    assert [(r.outcome, r.error) for r in result.results] == [
+        (Outcome.FAILED, "a container named m.app exists without reconciler's labels: not touched")
+    ]
+    assert engine.ops() == []
+
+
+def test_a_container_another_reconcile_replaced_meanwhile_with_the_wanted_spec_is_left_alone() -> None:
+    engine, desired = drifted()
+    plan = plan_update(desired, engine.snapshot.observed())
+    done = synthesize(desired).container("m.app")
+    done["Id"] = container_id("m.app-by-someone-else")
+    engine.snapshot.drop_container("m.app")
+    engine.snapshot.containers.append(done)  # what the map wants, made by the other reconcile
+    assert Executor(engine).run(plan).ok
+    assert engine.ops() == []
+    assert engine.container("m.app")["Id"] == done["Id"]
+
+
+def test_a_restore_that_fails_too_names_every_error() -> None:
+    engine, desired = drifted(fail_start={NEXT, "m.app"}, fail_remove={NEXT})
+    assert result_of(converge(engine, desired), "m.app") == (
+        Outcome.FAILED,
+        "stopping the old container or starting the replacement failed: "
+        "cannot start m.app..next: port is already allocated; restoring failed too: "
+        "removing the replacement failed: cannot remove m.app..next: engine unreachable; "
+        "starting the old container again failed: cannot start m.app: port is already allocated",
+    )
+
+
+def test_removing_a_replacement_leased_by_another_reconciler_names_it_and_touches_nothing() -> None:
+    engine, desired = drifted()
+    temp = leftover(desired)
+    temp["Config"]["Labels"].update(lease.lease_labels("otherhost/1/x", time.time() + 3600))
+    engine.snapshot.containers.append(temp)
+    action = Action(ResourceId(Kind.CONTAINER, NEXT), Op.REMOVE, (Op.REMOVE,), (), temp["Id"])
+    result = Executor(engine).run(Plan(waves=((action,),)))
+    assert result.results[0].error == (f"{lease.IN_PROGRESS}: m.app..next is leased by otherhost/1/x; not touched")
+    assert engine.ops() == []
+
+
 # --- volume init ---------------------------------------------------------------------------------------------
 
 VOLUMES = "name: m\napp: {image: x, attaches: data, user: 2000, permissions: u=rwX}\nvolumes: {data: /data}\n"
@@ -415,6 +461,42 @@ def test_a_failed_init_reports_its_output_and_stays_as_the_record_of_the_failure
         "preparing volume m.data failed (exit 1): chown: /data: Operation not permitted",
     )
     assert "m.data.init" in engine.names()  # exited 1: the next plan sees it and runs it again
+
+
+def test_a_failed_init_is_removed_and_run_again_by_the_next_run() -> None:
+    engine, desired = init_engine()
+    engine.exit_codes = {"m.data.init": 1}
+    assert not converge(engine, desired).ok
+    engine.exit_codes = {}
+    engine.calls.clear()
+    again = converge(engine, desired)
+    assert again.ok, again.result.summary()
+    ops = [c for c in engine.ops() if c[1] == "m.data.init"]
+    assert ops == [("remove", "m.data.init"), ("create", "m.data.init"), ("start", "m.data.init")]
+
+
+def test_a_running_init_of_another_preparation_is_removed_by_force_and_started_anew() -> None:
+    """An init still running for an earlier preparation (another owner or mode) is not what is wanted now."""
+    engine, desired = init_engine()
+    engine.keeps_running = {"m.data.init"}
+    earlier = desired_of(VOLUMES.replace("2000", "3000"))
+    plan = plan_update(earlier, engine.snapshot.observed()).keep(lambda a: a.resource.kind is Kind.VOLUME_INIT)
+    assert not Executor(engine, init_timeout=0, sleep=lambda _s: None).run(plan).ok  # left running
+    old = engine.container("m.data.init")["Id"]
+    engine.keeps_running.clear()
+    engine.calls.clear()
+    done = converge(engine, desired)
+    assert done.ok, done.result.summary()
+    assert engine.ops()[:3] == [("remove", "m.data.init"), ("create", "m.data.init"), ("start", "m.data.init")]
+    assert engine.container("m.data.init")["Id"] != old
+
+
+def test_an_init_is_labelled_with_the_client_it_runs_for() -> None:
+    engine, desired = init_engine()
+    plan = plan_update(desired, engine.snapshot.observed())
+    assert Executor(engine).run(plan, client="web1").ok
+    assert engine.configs["m.data.init"]["labels"][naming.LABEL_CLIENT] == "web1"
+    assert engine.configs["m.app"]["labels"][naming.LABEL_CLIENT] == "web1"
 
 
 def test_an_init_records_the_volume_it_prepared_and_is_polled_not_waited_for() -> None:
