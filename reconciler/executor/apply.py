@@ -586,7 +586,10 @@ class Executor:
         if old is not None and (was_running or not spec.persistent):
             try:
                 current = self._look(old.id)
-                if current is not None and not current.running:
+                if current is None:
+                    # Removed meanwhile (by a person, or a crash-looping --rm): the next plan creates it anew.
+                    errors.append("the old container is gone (removed meanwhile)")
+                elif not current.running:
                     self.engine.start(old.id)
             except EngineError as exc:
                 errors.append(f"starting the old container again failed: {exc}")

@@ -408,6 +408,31 @@ def test_a_container_another_reconcile_replaced_meanwhile_with_the_wanted_spec_i
     assert engine.container("m.app")["Id"] == done["Id"]
 
 
+def test_a_recreate_whose_old_container_vanished_after_the_plan_still_brings_the_container() -> None:
+    engine, desired = drifted()
+    plan = plan_update(desired, engine.snapshot.observed())
+    engine.snapshot.drop_container("m.app")  # removed by a person meanwhile
+    result = Executor(engine).run(plan)
+    assert result.ok, result.summary()
+    assert engine.ops() == [("create", NEXT), ("start", NEXT), ("rename", NEXT, "m.app")]
+    assert engine.container("m.app")["State"]["Running"]
+
+
+def test_a_rollback_whose_old_container_vanished_meanwhile_does_not_claim_it_runs() -> None:
+    engine, desired = drifted(health={NEXT: "unhealthy"})
+
+    def vanish_old(name: str) -> None:
+        if name == NEXT:
+            engine.snapshot.drop_container("m.app")
+
+    engine.after_start = vanish_old
+    assert result_of(converge(engine, desired, health_gate=5), "m.app") == (
+        Outcome.FAILED,
+        "the replacement became unhealthy; restoring failed too: the old container is gone (removed meanwhile)",
+    )
+    assert engine.names() == set()  # the replacement went too; the next plan creates m.app
+
+
 def test_a_restore_that_fails_too_names_every_error() -> None:
     engine, desired = drifted(fail_start={NEXT, "m.app"}, fail_remove={NEXT})
     assert result_of(converge(engine, desired), "m.app") == (
