@@ -97,14 +97,17 @@ class Leftovers:
         return "; ".join(parts)
 
 
-def remaining(client: Any, tracked: SessionObjects | None) -> Leftovers:
-    """What of this session is on the engine now."""
+def remaining(client: Any, tracked: SessionObjects | None, *, dangling_only: bool = False) -> Leftovers:
+    """What of this session is on the engine now (`dangling_only`: only anonymous volumes no container holds
+    — those of containers still there go with them)."""
     found = Leftovers()
     label = f"{TEST_LABEL}={SESSION}"
     names = {c.name for c in client.containers.list(all=True, filters={"label": label})}
     names |= {c.name for c in client.containers.list(all=True, filters={"name": SESSION}) if c.name.startswith(SESSION)}
     found.containers = sorted(names)
     anonymous = tracked.anonymous_volumes() if tracked is not None else set()
+    if dangling_only:
+        anonymous &= {v.name for v in client.volumes.list(filters={"dangling": True})}
     for volume in client.volumes.list():
         if volume.name.startswith(SESSION) or (volume.attrs.get("Labels") or {}).get(TEST_LABEL) == SESSION:
             found.volumes.append(volume.name)
@@ -119,7 +122,7 @@ def remaining(client: Any, tracked: SessionObjects | None) -> Leftovers:
 def sweep(client: Any, tracked: SessionObjects | None = None) -> Leftovers:
     """Remove everything this session left on the engine (containers with their anonymous volumes, then
     volumes, the images the tests built, networks); what was there, for the report."""
-    left = remaining(client, tracked)
+    left = remaining(client, tracked, dangling_only=True)
     label = f"{TEST_LABEL}={SESSION}"
     containers = client.containers.list(all=True, filters={"label": label})
     containers += [c for c in client.containers.list(all=True, filters={"name": SESSION}) if c.name.startswith(SESSION)]
