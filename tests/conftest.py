@@ -9,6 +9,7 @@ fixtures (`docker_client`) and the session-end leak check are in tests/integrati
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 
 import pytest
@@ -16,6 +17,9 @@ import pytest
 TEST_IMAGE = "reconciler-test/busybox:latest"
 TEST_LABEL = "io.reconciler.test-session"
 SESSION = f"rt{uuid.uuid4().hex[:8]}"
+# The daemon's state directory (holds, pauses) of every command and daemon the tests start: the session's
+# own, never the machine's /var/lib/reconciler. A test that needs another one sets it for its process.
+os.environ["RECONCILER_STATE_DIR"] = tempfile.mkdtemp(prefix=f"{SESSION}-state-")
 BUILT_IMAGES: set[str] = set()  # image ids the tests built: removed at the end of the session
 
 

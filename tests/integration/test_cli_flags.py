@@ -195,8 +195,13 @@ def test_apply_health_gate_rolls_a_failing_recreate_back(docker_client: Any, tmp
     assert current["State"]["Running"]
     assert "MODE=one" in current["Config"]["Env"]
     assert not inspect(docker_client, f"{app}..next")
-    # Without a gate the same change goes through (the gate is what refused it).
-    assert run_cli("apply", str(path), "--health-gate", "0").returncode == 0
+    # The rollback is held, as a daemon's is: applying again leaves the failed replacement alone…
+    held = run_cli("apply", str(path), "--health-gate", "0")
+    assert held.returncode == 0, held.stderr
+    assert "held back" in held.stderr
+    assert inspect(docker_client, app)["Id"] == first
+    # …until asked on purpose; without a gate the same change then goes through (the gate refused it).
+    assert run_cli("apply", str(path), "--health-gate", "0", "--force").returncode == 0
     assert "MODE=bad" in inspect(docker_client, app)["Config"]["Env"]
 
 
