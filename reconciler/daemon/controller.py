@@ -409,7 +409,7 @@ class Controller:
             self.log.warning("blocked", resource=str(blocked.resource), reason=blocked.message)
         for note in plan.notes:
             said = self._said.get(note.resource.name)
-            if note.message.startswith("held back") and said != note.message:
+            if note.held and said != note.message:
                 self._said[note.resource.name] = note.message  # once per hold, not on every reconcile
                 self.log.warning("held back", resource=str(note.resource), note=note.message)
         for action in plan.actions:

@@ -153,8 +153,9 @@ def test_status_plan_and_apply_respect_a_hold_until_forced(docker_client: Any, t
         ), status.stdout
         assert "run `reconciler apply`" not in status.stdout
         plan = run_cli("plan", str(site), "--detailed-exitcode", env=env)
-        assert plan.returncode == 0, plan.stdout
+        assert plan.returncode == 2, plan.stdout  # a change the map asks for is not made: not in sync
         assert "held back" in plan.stdout
+        assert "not in sync: 1 held back" in status.stdout
         assert run_cli("apply", str(site), env=env).returncode == 0
         assert state(docker_client, app)["Image"] == first  # the known-bad image was not deployed
         forced = run_cli("apply", str(site), "--force", env=env)

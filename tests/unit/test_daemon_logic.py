@@ -323,7 +323,8 @@ def test_a_failed_health_gate_holds_that_spec_whatever_drifted() -> None:
     plan = plan_update(ctl.desired, observed, PlanOptions(held=frozenset({hold})))
     assert not plan.actions
     assert [n.message for n in plan.notes] == ["held back: its replacement became unhealthy"]
-    assert plan.in_sync  # a note, not drift
+    assert not plan.in_sync  # no action, but a change the map asks for is not made: scripts must see it
+    assert [n.held for n in plan.notes] == [True]
     # Killed meanwhile: still started (healing goes on), only the replacement is held.
     snapshot.container("m.app")["State"] = state_json("exited", 137)
     plan = plan_update(ctl.desired, snapshot.observed(), PlanOptions(held=frozenset({hold})))

@@ -422,7 +422,7 @@ def test_a_hold_is_logged_once_not_on_every_reconcile() -> None:
     from reconciler.plan.resources import Kind, ResourceId
 
     ctl = controller(APP)
-    plan = Plan(notes=(Note(ResourceId(Kind.CONTAINER, "m.app"), "held back: failed"),))
+    plan = Plan(notes=(Note(ResourceId(Kind.CONTAINER, "m.app"), "held back: failed", held=True),))
     with capture_logs() as logs:
         ctl._report(plan)
         ctl._report(plan)
@@ -459,3 +459,19 @@ def test_a_pause_that_cannot_be_recorded_refuses_to_act(tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert "cannot tell the daemon" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_the_status_line_never_sends_a_person_to_apply_for_what_apply_cannot_do() -> None:
+    from reconciler.cli import _status_line
+
+    def rows(*actions: str | None) -> list[dict[str, object]]:
+        return [{"name": f"m.{i}", "action": a} for i, a in enumerate(actions)]
+
+    assert _status_line(rows(None, None), True) == "in sync"
+    assert _status_line(rows(None, "recreate"), False) == "drift: run `reconciler apply` to fix"
+    held = _status_line(rows("held", None), False)
+    assert held == "not in sync: 1 held back or paused: `reconciler release` / `reconciler resume` when ready"
+    blocked = _status_line(rows("blocked"), False)
+    assert blocked == "not in sync: 1 blocked: apply cannot fix them (see their rows)"
+    both = _status_line(rows("create", "paused"), False)
+    assert both.startswith("drift: run `reconciler apply` to fix (1 held back or paused")
