@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SESSION, TEST_IMAGE, _remove_session_objects
+from tests.conftest import SESSION, TEST_IMAGE
+from tests.integration.conftest import check_session_end
 from tests.integration.engine_helpers import map_text, run_cli, unique_map_name
+from tests.integration.leaks import SessionObjects
 
 ENGINE2_HOST = os.environ.get("ENGINE2_HOST", "unix:///run/reconciler-engine2/docker.sock")
 MAIN_HOST = "unix:///var/run/docker.sock"
@@ -38,8 +40,9 @@ def engine2() -> Iterator[Any]:
             "run `scripts/engine2.sh` as root (CI runs it via scripts/bootstrap.sh)",
             pytrace=False,
         )
+    tracked = SessionObjects(lambda: docker.DockerClient(base_url=ENGINE2_HOST, version="auto", timeout=30))
     yield client
-    _remove_session_objects(client)
+    check_session_end(client, tracked, "engine 2")
     client.close()
 
 
@@ -88,7 +91,7 @@ def fleet(tmp_path: Path, docker_client: Any, engine2: Any) -> Iterator[tuple[Pa
     yield map_file, clients, name
     for client in (docker_client, engine2):
         for container in client.containers.list(all=True, filters={"label": f"io.reconciler.map={name}"}):
-            container.remove(force=True)
+            container.remove(v=True, force=True)
 
 
 def names_on(client: Any, map_name: str) -> set[str]:
@@ -247,7 +250,7 @@ def test_a_client_over_tcp_with_tls(tmp_path: Path, engine2: Any) -> None:
         assert "client remote: cannot reach the Docker engine" in refused.stderr
     finally:
         for container in engine2.containers.list(all=True, filters={"label": f"io.reconciler.map={name}"}):
-            container.remove(force=True)
+            container.remove(v=True, force=True)
 
 
 SSHD_ROOT = Path(os.environ.get("SSHD_ROOT", "/opt/reconciler-sshd"))
