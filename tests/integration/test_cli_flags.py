@@ -139,7 +139,8 @@ def test_apply_pull_moves_to_the_registrys_image_and_without_it_present_images_s
         assert inspect(docker_client, f"{name}.app")["Image"] == v2
         assert inspect(docker_client, f"{name}.app")["State"]["Running"]
     finally:
-        docker_client.api.remove_container(f"{name}.app", force=True) if inspect(docker_client, f"{name}.app") else None
+        if inspect(docker_client, f"{name}.app"):
+            docker_client.api.remove_container(f"{name}.app", force=True, v=True)
         docker_client.images.remove(ref, force=True)
 
 
@@ -220,7 +221,8 @@ def test_apply_health_gate_uses_the_images_own_healthcheck(docker_client: Any, t
         assert health.get("Status") == "unhealthy"  # the image's check ran on the container
         assert run_cli("apply", str(path), "--health-gate", "0").returncode == 0  # no gate: in sync then
     finally:
-        docker_client.api.remove_container(f"{name}.app", force=True) if inspect(docker_client, f"{name}.app") else None
+        if inspect(docker_client, f"{name}.app"):
+            docker_client.api.remove_container(f"{name}.app", force=True, v=True)
         docker_client.images.remove(tag, force=True)
 
 

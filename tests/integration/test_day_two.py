@@ -25,7 +25,7 @@ TWO = APP + 'web:\n  image: IMAGE\n  stop_timeout: 1\n  links: app\n  create_opt
 def _cleanup(client: Any, *names: str) -> None:
     for name in names:
         if state(client, name):
-            client.api.remove_container(name, force=True)
+            client.api.remove_container(name, force=True, v=True)
 
 
 def test_down_beside_a_running_daemon_stays_down_until_resume(
@@ -311,5 +311,5 @@ def test_plan_reports_a_host_port_a_stranger_holds_and_apply_leaves_nothing_crea
         stranger.reload()
         assert stranger.status == "running"  # and the stranger untouched
     finally:
-        stranger.remove(force=True)
+        stranger.remove(v=True, force=True)
         _cleanup(docker_client, f"{name}.app")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.model import combine_maps, load_map_text
+from reconciler.model import MapSet, combine_maps, load_map_text
 from reconciler.model.clients import (
     DEFAULT_CLIENT,
     ClientsError,
@@ -38,7 +38,7 @@ CLIENTS = {
 }
 
 
-def maps():  # type: ignore[no-untyped-def]
+def maps() -> MapSet:
     return combine_maps([load_map_text(MAP, "site.yaml")])
 
 

@@ -170,17 +170,12 @@ def test_no_valid_map_is_not_ready_and_the_gauge_says_which(tmp_path: Path) -> N
         ctl._map_health(ReloadResult(ctl.maps, [MapProblem("unknown key 'bogus'", file=str(broken))]))
     assert [e["event"] for e in logs] == ["map error: not managed (no good version of this file yet)"]
     assert ctl.ready() == (False, f"no valid map loaded (broken: {broken})")
-    sample = ctl.metrics.registry.get_sample_value(
-        "reconciler_maps_broken", {"client": "__default__", "file": str(broken)}
-    )
-    assert sample == 1.0
+    labels = {"client": "__default__", "file": str(broken)}
+    assert ctl.metrics.registry.get_sample_value("reconciler_maps_broken", labels) == 1.0
     with capture_logs() as logs:
         ctl._map_health(ReloadResult(ctl.maps))
     assert [e["event"] for e in logs] == ["map OK again"]
-    assert (
-        ctl.metrics.registry.get_sample_value("reconciler_maps_broken", {"client": "__default__", "file": str(broken)})
-        == 0.0
-    )
+    assert ctl.metrics.registry.get_sample_value("reconciler_maps_broken", labels) == 0.0
 
 
 def test_no_map_files_is_not_ready(tmp_path: Path) -> None:
@@ -351,7 +346,7 @@ def test_a_container_removed_under_an_action_is_a_warning_not_an_error() -> None
             raise Conflict("container is marked for removal and cannot be started")
 
     with capture_logs() as logs:
-        Racing(object())._run_one(action)  # type: ignore[arg-type]
+        Racing(RecordingEngine())._run_one(action)  # the engine is never reached
     assert [(e["event"], e["log_level"]) for e in logs] == [("action failed", "warning")]
 
 
@@ -393,7 +388,7 @@ def test_a_created_container_that_cannot_start_is_removed() -> None:
     ctl = controller(APP)
     observed = synthesize(controller("name: m\nweb: {image: x}\n").desired).observed()
     engine = PortTaken(fail=set())
-    result = Executor(engine).run(plan_update(ctl.desired, observed))  # type: ignore[arg-type]
+    result = Executor(engine).run(plan_update(ctl.desired, observed))
     (failed,) = result.failed
     assert "could not start, and the container just created was removed" in (failed.error or "")
     created = engine.find("m.app")  # this fake's remove only records
