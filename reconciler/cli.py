@@ -30,6 +30,7 @@ from reconciler import __version__, logs
 from reconciler.executor.defaults import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GATE
 
 if TYPE_CHECKING:
+    from reconciler import live
     from reconciler.daemon.settings import Settings
     from reconciler.executor.apply import RunResult
     from reconciler.executor.clients import Deployment
@@ -461,26 +462,30 @@ def _heading(ready: Prepared, client: str) -> None:
 Parallel = Annotated[int, typer.Option("--parallel", "-j", min=1, max=64, help="Actions run at once within a wave.")]
 
 
-def _progress(enabled: bool, clock: Any = time.monotonic, client: str | None = None) -> Any:
-    """One plain line per finished action — outcome, what, which, seconds — on a terminal or not (CI logs
-    need them as much as people do); nothing with --json, whose results carry the same."""
-    began: dict[ResourceId, float] = {}
+ProgressFlag = Annotated[
+    str | None,
+    typer.Option(
+        "--progress",
+        help="tty: lines updated in place, by wave (default on a terminal); plain: a line per finished action "
+        "(default off one); json: a JSON object per state change; quiet: only the summary.",
+        show_default=False,
+        metavar="plain|tty|json|quiet",
+    ),
+]
 
-    def show(event: str, action: Action, error: str | None) -> None:
-        if not enabled:
-            return
-        if event == "start":
-            began[action.resource] = clock()
-            return
-        mark = {"done": "ok", "failed": "FAILED", "skipped": "skipped"}[event]
-        took = clock() - began.pop(action.resource, clock())
-        where = f"{client}: " if client else ""
-        line = f"  {mark:<8} {action.op.value:<9} {action.resource.kind.value:<12} {where}{action.resource.name}"
-        line += f" ({took:.1f}s)" if event != "skipped" else ""
-        typer.echo(line + (f": {error}" if error else ""))
-        sys.stdout.flush()
 
-    return show
+def _display(mode: str | None, as_json: bool) -> live.Progress:
+    """The progress display (`reconciler.live`); `--json` owns stdout, so it goes with `quiet` only."""
+    from reconciler import live
+
+    if mode is not None and mode not in live.MODES:
+        raise typer.BadParameter(f"{mode!r}: one of {', '.join(live.MODES)}", param_hint="--progress")
+    if as_json:
+        if mode not in (None, "quiet"):
+            typer.echo("error: --progress cannot be combined with --json (both write to stdout)", err=True)
+            raise typer.Exit(2)
+        mode = "quiet"
+    return live.progress_for(mode, typer.echo)
 
 
 def _results(result: RunResult, client: str) -> list[dict[str, Any]]:
@@ -561,6 +566,7 @@ def apply(
     as_json: JsonFlag = False,
     clients_file: ClientsFile = None,
     client: OnlyClients = None,
+    progress: ProgressFlag = None,
 ) -> None:
     """Make the engines match the maps: plan, then execute in dependency order (engines in parallel).
     Containers in scope that a person paused are handed back to the daemon; what it holds back stays held
@@ -573,6 +579,7 @@ def apply(
     if dry_run:
         plan(args, as_json, False, target, prune, update_persistent, clients_file, client)
         return
+    display = _display(progress, as_json)
     ready = prepare(args, target, as_json, clients_file, client)
     options = dataclasses.replace(options, targets=ready.selected)
     scopes = {d.name: in_scope(d.desired, ready.selected) for d in ready.deployments}
@@ -580,14 +587,16 @@ def apply(
         _resume_in(scope, "apply", name)
 
     def one(engine: DockerEngine, d: Deployment) -> Converged:
-        progress = _progress(not as_json, client=d.name if ready.grouped else None)
-        executor = Executor(engine, concurrency=parallel, on_event=progress, health_gate=health_gate or None)
+        hooks = display.executor_hooks(d.name, shown=ready.grouped)
+        executor = Executor(engine, concurrency=parallel, health_gate=health_gate or None, **hooks)
         held = dataclasses.replace(options, **held_options(force, scopes[d.name], d.name))
         done = converge(engine, d.desired, update(held), executor=executor)
         _hold_rollbacks(d, done)
         return done
 
-    if not _report(ready, each_client(ready, one), as_json, with_plan=True):
+    with display.showing():
+        outcomes = each_client(ready, one)
+    if not _report(ready, outcomes, as_json, with_plan=True):
         raise typer.Exit(1)
 
 
@@ -625,21 +634,23 @@ def down(
     as_json: JsonFlag = False,
     clients_file: ClientsFile = None,
     client: OnlyClients = None,
+    progress: ProgressFlag = None,
 ) -> None:
     """Stop and remove what the maps own, dependents first. Volumes stay unless --volumes."""
     from reconciler.executor.apply import Executor
     from reconciler.executor.converge import converge, teardown
 
+    display = _display(progress, as_json)
     ready = prepare(args, target, as_json, clients_file, client)
 
     def one(engine: DockerEngine, d: Deployment) -> Converged:
-        executor = Executor(
-            engine, concurrency=parallel, on_event=_progress(not as_json, client=d.name if ready.grouped else None)
-        )
+        executor = Executor(engine, concurrency=parallel, **display.executor_hooks(d.name, shown=ready.grouped))
         planner = _pausing(teardown(ready.selected, volumes=volumes), d.name)
         return converge(engine, d.desired, planner, executor=executor, pull=False)
 
-    if not _report(ready, each_client(ready, one), as_json, with_plan=False):
+    with display.showing():
+        outcomes = each_client(ready, one)
+    if not _report(ready, outcomes, as_json, with_plan=False):
         raise typer.Exit(1)
 
 
@@ -1023,6 +1034,60 @@ def _status_line(rows: list[dict[str, Any]], in_sync: bool) -> str:
     if acting or (not in_sync and not waiting):
         return "drift: run `reconciler apply` to fix" + (f" ({'; '.join(waiting)})" if waiting else "")
     return f"not in sync: {'; '.join(waiting)}" if waiting else "in sync"
+
+
+GRAPH_FORMATS = ("mermaid", "dot")
+
+
+@app.command()
+def graph(
+    args: MapsAndTargets,
+    target: Targets = None,
+    fmt: Annotated[str, typer.Option("--format", help="mermaid or dot (Graphviz).", metavar="mermaid|dot")] = "mermaid",
+    with_state: Annotated[
+        bool, typer.Option("--state", help="Each node's state on its engine (those that answer), coloured.")
+    ] = False,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
+) -> None:
+    """Print the dependency graph (containers, attached volumes and their inits, networks), grouped by the
+    waves `apply` creates them in, as Mermaid or Graphviz DOT. Needs no engine unless --state."""
+    from reconciler.plan.desired import desired_state
+    from reconciler.plan.diagram import picture, render_dot, render_mermaid
+
+    if fmt not in GRAPH_FORMATS:
+        raise typer.BadParameter(f"{fmt!r}: mermaid or dot", param_hint="--format")
+    paths, targets = split_args(args)
+    maps = load_maps(paths)
+    clients = load_clients(clients_file)
+    selected = resolve_targets(maps, [*targets, *(target or [])])
+    states = _graph_states(placed(maps, clients, client), clients is not None) if with_state else None
+    pic = picture(desired_state(maps), selected, states)
+    typer.echo(render_mermaid(pic) if fmt == "mermaid" else render_dot(pic), nl=False)
+
+
+def _graph_states(deployments: list[Deployment], grouped: bool) -> dict[ResourceId, tuple[str, str | None]]:
+    """What each client's engine says of its share; an engine that does not answer leaves its nodes
+    `unknown` (and we say so) — the graph is drawn all the same."""
+    from reconciler.executor.clients import connected
+    from reconciler.executor.converge import converge, update
+    from reconciler.executor.errors import EngineError
+    from reconciler.plan.diagram import states_from
+
+    def look(desired: DesiredState, engine: DockerEngine) -> Converged:
+        return converge(engine, desired, update(), execute=False)
+
+    states: dict[ResourceId, tuple[str, str | None]] = {}
+    for d in deployments:
+        try:
+            looked = connected(d.client, functools.partial(look, d.desired))
+        except EngineError as exc:
+            where = f"client {d.name}: " if grouped else ""
+            typer.echo(f"warning: {where}{exc}; its nodes are drawn without a state", err=True)
+            continue
+        assert looked.observed is not None  # a plan-only converge always looked
+        states.update(states_from(d.desired, looked.observed))
+    return states
 
 
 def run_daemon(settings: Settings) -> int:

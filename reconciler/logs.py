@@ -17,6 +17,8 @@ does not pay for it.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _configured = False
@@ -65,6 +67,25 @@ def configure_on_first_use(level: str = "info", *, json: bool | None = None) -> 
     _wanted = (level, json)
     if _configured:
         configure(level, json=json)
+
+
+@contextmanager
+def at_least(level: str) -> Iterator[None]:
+    """Only `level` and above for a while (a live display owns the terminal: below-warning lines would
+    tear it); what the command line asked for is restored afterwards. Nothing changes for a library."""
+    import logging  # noqa: PLC0415 - see the module docstring
+
+    before = _wanted
+    names = logging.getLevelNamesMapping()
+    raise_it = before is not None and names[level.upper()] > names[before[0].upper()]
+    if before is None or not raise_it:
+        yield
+        return
+    configure_on_first_use(level, json=before[1])
+    try:
+        yield
+    finally:
+        configure_on_first_use(before[0], json=before[1])
 
 
 class _Deferred:

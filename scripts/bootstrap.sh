@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/bootstrap.sh - everything the project needs on a Debian machine, idempotently, as root:
 #   a Python >= 3.11 virtual environment in .venv with reconciler and its dev tools, a running Docker
-#   engine and local registry (scripts/engine.sh), the small local test images (scripts/test-images.sh) and a
-#   second engine, Debian 12's 20.10.24 beside the main one, holding the test images (scripts/engine2.sh).
+#   engine and local registry (scripts/engine.sh), the small local test images (scripts/test-images.sh), a
+#   second engine, Debian 12's 20.10.24 beside the main one, holding the test images (scripts/engine2.sh), and
+#   Debian's headless Chromium for the status page's browser test (scripts/browser.sh).
 # Quiet when all is well; re-running it does only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,9 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
     echo "bootstrap: installing systemd (for systemd-analyze)" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
 fi
+
+# The status page's browser test: Debian's Chromium and chromium-driver, selenium in the venv.
+bash scripts/browser.sh "$VENV"
 
 if [ "${BOOTSTRAP_ENGINE:-1}" = 1 ]; then
     bash scripts/engine.sh

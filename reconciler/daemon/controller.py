@@ -43,6 +43,7 @@ from reconciler.executor.cache import CachedEngine
 from reconciler.executor.converge import Planner, converge, teardown
 from reconciler.executor.engine import CountingEngine
 from reconciler.executor.errors import EngineError
+from reconciler.executor.observe import observe
 from reconciler.logs import get_logger
 from reconciler.model import MapSet, Severity
 from reconciler.model.clients import ClientConfig
@@ -54,6 +55,7 @@ from reconciler.plan.planner import Action, Plan, PlanOptions, held_key, plan_up
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
 from reconciler.watch.maps import MapSource, ReloadResult
 
+from .board import Board, View, status
 from .crashloop import CrashLoops
 from .holds import HoldStore, hold_rollback, state_dir
 from .intents import Pause, PauseFile, leave_paused
@@ -135,6 +137,7 @@ class Controller:
         self.map_files: list[str] = []
         self.locks = ResourceLocks()
         self.progress = Progress(clock)
+        self.board = Board()  # what the status page shows of recent work
         self._suppressed: dict[Key, set[Key]] = {}  # key → containers whose events arrived while it acted on them
         self.crash_loops = CrashLoops(settings.crash_threshold, settings.crash_backoff_max)
         self.stopping = threading.Event()
@@ -151,6 +154,7 @@ class Controller:
     def load_maps(self) -> bool:
         """Reload the map files; broken ones keep their last good version. True if anything changed."""
         result = self.source.reload()
+        self.board.map_errors(result.problems)
         self._map_health(result)
         removed_maps = [name for name in self.maps.maps if name not in result.maps.maps]
         with self._lock:
@@ -427,7 +431,8 @@ class Controller:
             self.engine,
             concurrency=self.settings.concurrency,
             health_gate=self.settings.health_gate or None,
-            on_event=lambda event, action, _error: self._on_action(key, desired, event, action),
+            on_event=lambda event, action, error: self._on_action(key, desired, event, action, error),
+            on_phase=self.board.phase,  # the status page shows what a running action is doing
         )
 
     def _results(self, desired: DesiredState, result: RunResult) -> None:
@@ -439,8 +444,10 @@ class Controller:
             elif r.outcome is Outcome.DONE and any(d.reason is Reason.IMAGE for d in r.action.reasons):
                 self.metrics.updates.inc()
 
-    def _on_action(self, key: Key, desired: DesiredState, event: str, action: Action) -> None:
-        """Executor progress: feeds the watchdog, and frees each resource as soon as its action is over."""
+    def _on_action(self, key: Key, desired: DesiredState, event: str, action: Action, error: str | None) -> None:
+        """Executor progress: feeds the watchdog and the status board, and frees each resource as soon as its
+        action is over."""
+        self.board.action(event, action, error)
         name = _lock_name(action.resource)
         if event == "start":
             self.progress.action_started(key, name, self._budget(desired, action))
@@ -465,6 +472,7 @@ class Controller:
         (container, spec, image) so the same failing replacement is not tried again."""
         assert r.rolled_back is not None
         self.metrics.rollbacks.inc()
+        self.board.rolled_back(r.action, r.error)
         name = r.action.resource.name
         spec = desired.containers.get(name)
         if self.stopping.is_set() or spec is None:
@@ -523,6 +531,29 @@ class Controller:
         for name, wait in waits.items():
             self.queue.add_after(ContainerKey(name), wait)
         return held
+
+    # --- the status page -----------------------------------------------------------------------------
+
+    def view(self) -> View:
+        """The current picture for the status page: a look through the cache (no requests when it is warm)
+        and a plan made from it, with the holds — pure, nothing executed, counted or held."""
+        with self._lock:
+            desired = self.desired
+        observed: ObservedState | None = None
+        plan: Plan | None = None
+        error = None
+        try:
+            observed = observe(self.cache, desired)
+            plan = plan_update(desired, observed, self._options(ALL))
+        except EngineError as exc:
+            error = str(exc)
+        engine = {"name": self.name, "up": self.engine_down_since is None and error is None}
+        crash_loops = {name: count for name, (count, _finished) in self.crash_loops.crashes.items()}
+        return View(desired, observed, plan, error, crash_loops, self.health(), self.ready(), [engine])
+
+    def status(self) -> dict[str, Any]:
+        """`/api/status`: see `board`."""
+        return status(self.view(), self.board)
 
     # --- liveness ------------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from types import FrameType
+from typing import Any
 
 from reconciler.backoff import Backoff
 from reconciler.executor.clients import connect_client
@@ -45,9 +46,11 @@ from reconciler.model.clients import (
     default_clients,
     load_clients_file,
 )
+from reconciler.plan.resources import DesiredState
 from reconciler.watch.events import EventWatcher
 from reconciler.watch.maps import MapSource, MapWatcher
 
+from .board import Board, View, combine, status
 from .controller import Controller, holds_dir
 from .http_auth import HttpConfigError, required_token, resolve_token
 from .intents import Presence
@@ -334,6 +337,21 @@ class Daemon:
             return False, "; ".join(bad)
         return True, "; ".join(f"client {name}: {message}" for name, (_ok, message) in answers)
 
+    def status(self) -> dict[str, Any]:
+        """The status page's JSON: each client's (a client whose engine has not answered yet says only
+        that), combined."""
+        documents = []
+        for one in self.runs:
+            if one.controller is not None:
+                documents.append(one.controller.status())
+                continue
+            down = [{"name": one.client.name, "up": False}]
+            waiting = f"client {one.client.name}: waiting for the engine" if self.grouped else "waiting for the engine"
+            documents.append(
+                status(View(DesiredState(), None, None, waiting, {}, (True, ""), (False, ""), down), Board())
+            )
+        return combine(documents, self.health(), self.ready())
+
     def _serve(self) -> None:
         address = self.settings.http_address
         if address is None:
@@ -349,7 +367,7 @@ class Daemon:
             body_limit=settings.http_body_limit,
         )
         self.server = StatusServer(
-            address[0], address[1], self.metrics, self.health, self.ready, token=token, limits=limits
+            *address, self.metrics, self.health, self.ready, token=token, limits=limits, status=self.status
         )
         self.server.start()
         host, port = self.server.address[0], self.server.address[1]

@@ -1,9 +1,16 @@
-"""`/healthz`, `/readyz` and `/metrics` over HTTP: uvicorn (h11, one asyncio thread) and a small ASGI app.
+"""`/healthz`, `/readyz`, `/metrics` and the status page over HTTP: uvicorn (h11, one asyncio thread) and a
+small ASGI app.
 
 `/healthz` answers 200 while the loop makes progress and the engine has not been unreachable for too long,
 503 otherwise (with the reason); `/readyz` answers 200 once the maps are loaded and the first full reconcile
 has run; `/metrics` is Prometheus' text format. Bound to 127.0.0.1 by default; `http_auth` says who may
 read what (a bearer token for everything but the probes once a token is set; one is required off loopback).
+
+The status page (`/`, its script and style under `/static/`, shipped in the package beside this module) is
+static: it polls `/api/status`, whose JSON `board.status` composes. That document is made on one worker
+thread of its own (it may look at the engine when the cache is cold, which must not block the event loop)
+and made at most once a second, however many clients poll. The page's answers carry a Content-Security-
+Policy that allows only the daemon's own script and style (no inline code, no other origin).
 
 Hardening (issue 19), so that clients that misbehave cannot take the daemon's memory or threads, nor
 keep `/healthz` from answering:
@@ -34,12 +41,14 @@ imports uvicorn only in `start()`, so that the command line's other commands do 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +58,7 @@ from reconciler.logs import get_logger
 
 from .http_auth import OPEN_PATHS, bearer_ok
 from .metrics import Metrics
+from .page import ASSETS, asset
 
 if TYPE_CHECKING:
     import uvicorn
@@ -61,7 +71,17 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 TEXT = b"text/plain; charset=utf-8"
-ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/", "/api/status", *ASSETS})
+PAGE_HEADERS = (
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+        b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+STATUS_MAX_AGE = 1.0  # seconds an /api/status document is served again before it is made anew
 START_TIMEOUT = 5.0  # seconds for the server thread to be listening
 STOP_TIMEOUT = 5.0
 
@@ -138,8 +158,36 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
+class StatusDocument:
+    """`/api/status`'s JSON, made on its own thread and at most once every `max_age` seconds."""
+
+    def __init__(self, make: Callable[[], dict[str, Any]], max_age: float = STATUS_MAX_AGE) -> None:
+        self.make = make
+        self.max_age = max_age
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="status-page")
+        self._lock = threading.Lock()
+        self._made: tuple[float, bytes] | None = None
+
+    def _body(self) -> bytes:
+        with self._lock:
+            now = time.monotonic()
+            if self._made is None or now - self._made[0] >= self.max_age:
+                self._made = (now, json.dumps(self.make(), separators=(",", ":")).encode())
+            return self._made[1]
+
+    async def body(self) -> bytes:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._body)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _no_status() -> dict[str, Any]:
+    return {"error": "no status available"}
+
+
 class StatusApp:
-    """The ASGI application: bounded body, then the token check, then the three endpoints."""
+    """The ASGI application: bounded body, then the token check, then the endpoints."""
 
     def __init__(
         self,
@@ -149,12 +197,14 @@ class StatusApp:
         *,
         token: bytes | None,
         limits: HttpLimits,
+        status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.metrics = metrics
         self.health = health
         self.ready = ready
         self.token = token
         self.limits = limits
+        self.status = StatusDocument(status or _no_status)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -195,6 +245,11 @@ class StatusApp:
             await _respond(send, 401, b"unauthorized\n", extra=((b"www-authenticate", b"Bearer"),))
         elif path == "/metrics":
             await _respond(send, 200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST.encode())
+        elif path == "/api/status":
+            await _respond(send, 200, await self.status.body(), b"application/json", extra=PAGE_HEADERS)
+        elif path == "/" or path in ASSETS:
+            body, content_type = asset(path)
+            await _respond(send, 200, body, content_type, extra=PAGE_HEADERS)
         else:
             ok, reason = (self.health if path == "/healthz" else self.ready)()
             await _respond(send, 200 if ok else 503, (reason + "\n").encode())
@@ -316,10 +371,11 @@ class StatusServer:
         *,
         token: bytes | None = None,
         limits: HttpLimits | None = None,
+        status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.limits = limits or HttpLimits()
         self.metrics = metrics
-        self.app = StatusApp(metrics, health, ready, token=token, limits=self.limits)
+        self.app = StatusApp(metrics, health, ready, token=token, limits=self.limits, status=status)
         self.guard = ConnectionGuard(self.limits.max_connections)
         self._socket = _bind(host, port, self.limits.backlog)
         self.address: tuple[str, int] = self._socket.getsockname()[:2]
@@ -358,6 +414,7 @@ class StatusServer:
             raise RuntimeError("the status server did not start")
 
     def stop(self) -> None:
+        self.app.status.close()
         if self._server is None or self._thread is None:
             self._socket.close()
             return

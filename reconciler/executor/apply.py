@@ -23,6 +23,11 @@ followed by a new run converges:
 
 Fault injection for crash-safety tests: `on_step` is called at every step boundary (the tests' hook kills
 the process there, see tests/integration/crashing_cli.py).
+
+Progress for people (`reconciler apply/down --progress`, `reconciler.live`): `on_run` is told each plan
+before its first wave, `on_event` each action's start and outcome, and `on_phase` what a running action
+is doing now (creating, starting, waiting for health, healthy, stopping, removing, …) — all from this one
+loop, so a display never re-implements it.
 """
 
 from __future__ import annotations
@@ -146,13 +151,16 @@ class Executor:
         sleep: Callable[[float], None] = time.sleep,
         poll_interval: float = POLL_INTERVAL,
         on_step: Callable[[], None] | None = None,
+        on_run: Callable[[Plan], None] | None = None,
+        on_phase: Callable[[Action, str], None] | None = None,
     ) -> None:
         """`health_gate`: after creating or recreating a container with a healthcheck, wait up to this
         many seconds for it to become healthy before its dependents are touched; a recreate that turns
         unhealthy or exits meanwhile is rolled back to the previous container. None: no gate.
         `owner`: the lease owner written on replacements (one id per process by default).
         `init_timeout`: how long a volume init may run (None: as long as it takes).
-        `on_step`: called at every step boundary (fault injection in crash-safety tests)."""
+        `on_step`: called at every step boundary (fault injection in crash-safety tests).
+        `on_run`, `on_phase`: progress for displays (see the module docstring)."""
         self.engine = engine
         self.health_gate = health_gate
         self.concurrency = max(1, concurrency)
@@ -165,6 +173,9 @@ class Executor:
         self.sleep = sleep
         self.poll_interval = poll_interval
         self.step = on_step or (lambda: None)
+        self.on_run = on_run or (lambda _plan: None)
+        self.on_phase = on_phase
+        self._current = threading.local()  # the action this worker thread runs (for `_phase`)
         self._stop: threading.Event | None = None
         self._graph: Mapping[ResourceId, frozenset[ResourceId]] = {}
         self.client = naming.DEFAULT_CLIENT  # the client whose labels what this run creates carries
@@ -188,6 +199,7 @@ class Executor:
         elsewhere: set[ResourceId] = set()  # of `failed`: left to another reconciler (not failures)
         self._graph = plan.depends_on
         self._stop = stop  # a health gate in progress gives up (and rolls back) once it is set
+        self.on_run(plan)
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="reconcile") as pool:
             for wave in plan.waves:
                 futures: list[tuple[Action, Future[ActionResult]]] = []
@@ -227,8 +239,15 @@ class Executor:
                 stack.extend(self._graph.get(dep, ()))
         return None
 
+    def _phase(self, phase: str) -> None:
+        """Tell the display what the action of this thread is doing now."""
+        action = getattr(self._current, "action", None)
+        if self.on_phase is not None and action is not None:
+            self.on_phase(action, phase)
+
     def _run_one(self, action: Action) -> ActionResult:
         started = time.monotonic()
+        self._current.action = action
         self.on_event("start", action, None)
         try:
             self.perform(action)
@@ -264,6 +283,7 @@ class Executor:
         if action.op is Op.REMOVE:
             self._remove(rid, action.observed_id, volumes=action.anonymous_volumes)
         elif rid.kind is Kind.IMAGE:
+            self._phase("pulling")
             self.engine.pull(
                 rid.name,
                 progress=self._pull_progress(rid.name),
@@ -271,10 +291,13 @@ class Executor:
                 timeout=self.pull_timeout,
             )
         elif rid.kind is Kind.NETWORK:
+            self._phase("creating")
             self._network(action)
         elif rid.kind is Kind.VOLUME:
+            self._phase("creating")
             self._create_volume(action.spec_as(VolumeSpec))
         elif rid.kind is Kind.VOLUME_INIT:
+            self._phase("preparing")
             self._run_init(action.spec_as(VolumeInitSpec))
         elif rid.kind is Kind.CONTAINER:
             spec = action.spec_as(ContainerSpec)
@@ -304,8 +327,10 @@ class Executor:
             if rid.name.endswith(REPLACEMENT_SUFFIX):
                 self._check_lease(found, rid.name)
             if found.running:
+                self._phase("stopping")
                 self.engine.stop(target, found.stop_timeout)
                 self.step()
+            self._phase("removing")
             self.engine.remove_container(target, force=True, volumes=volumes)
         elif rid.kind is Kind.VOLUME:
             volume = self.engine.inspect_volume(rid.name)
@@ -313,8 +338,10 @@ class Executor:
                 return
             if not parse_volume(volume).managed:
                 raise ActionError(f"volume {rid.name} is not ours: not removed")
+            self._phase("removing")
             self.engine.remove_volume(rid.name)
         elif rid.kind is Kind.NETWORK:
+            self._phase("removing")
             self.engine.remove_network(ident or rid.name)
 
     def _look(self, ident: str) -> ObservedContainer | None:
@@ -419,6 +446,7 @@ class Executor:
     # --- container steps -----------------------------------------------------------------------------
 
     def _container_step(self, step: Op, spec: ContainerSpec, action: Action) -> None:
+        self._phase(_PHASES.get(step, step.value))
         if step is Op.CREATE:
             self._create(spec)
         elif step is Op.START:
@@ -554,8 +582,10 @@ class Executor:
         try:
             if old is not None and was_running:
                 timeout = spec.stop_timeout if spec.stop_timeout is not None else old.stop_timeout
+                self._phase("stopping the old one")
                 self.engine.stop(old.id, timeout)
                 self.step()
+            self._phase("starting")
             self.engine.start(new_id)
             problem = self._gate(spec, new_id)
         except EngineError as exc:
@@ -651,6 +681,7 @@ class Executor:
             if health is None:
                 return None  # no healthcheck (none in the map or the image, or switched off with NONE)
             if health == "healthy":
+                self._phase("healthy")
                 return None
             if health == "unhealthy":
                 return "became unhealthy"
@@ -658,6 +689,7 @@ class Executor:
                 return "was not healthy yet when we were asked to stop"
             if time.monotonic() >= deadline:
                 return f"was not healthy within {self.health_gate:g}s"
+            self._phase("waiting for health")
             time.sleep(0.2)
 
     def _exec(self, spec: ContainerSpec, policies: Iterable[str], only: set[str] | None = None) -> None:
@@ -682,6 +714,16 @@ def carried_volumes(old: ObservedContainer | None, targets: set[str]) -> list[st
 
 
 _ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
+# What a container step is called while it runs (`on_phase`).
+_PHASES = {
+    Op.CREATE: "creating",
+    Op.START: "starting",
+    Op.RECREATE: "recreating",
+    Op.ADOPT: "adopting",
+    Op.RESTART: "restarting",
+    Op.UPDATE: "updating",
+    Op.EXEC: "running exec commands",
+}
 
 
 def _owned(found: ObservedContainer | None) -> bool:

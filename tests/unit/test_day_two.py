@@ -223,18 +223,20 @@ def test_a_missing_map_is_reported_as_such_and_status_rejects_targets() -> None:
 
 
 def test_progress_lines_name_outcome_action_and_seconds(capsys: pytest.CaptureFixture[str]) -> None:
-    from reconciler.cli import _progress
+    import typer
+
+    from reconciler import live
 
     ctl = controller(APP)
     observed = synthesize(controller("name: m\nweb: {image: x}\n").desired).observed()
     action = plan_update(ctl.desired, observed).actions[0]
     clock = Clock()
-    show = _progress(True, clock)
+    show = live.Plain(typer.echo, clock).executor_hooks()["on_event"]
     show("start", action, None)
     clock.now += 1.25
     show("done", action, None)
     assert capsys.readouterr().out == "  ok       create    container    m.app (1.2s)\n"
-    _progress(False)("done", action, None)
+    live.progress_for("quiet", typer.echo).executor_hooks()["on_event"]("done", action, None)
     assert capsys.readouterr().out == ""
 
 

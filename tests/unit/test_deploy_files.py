@@ -45,7 +45,7 @@ def test_unit_contract() -> None:
         "Type=notify",
         "WatchdogSec=",
         "Restart=on-failure",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecReload=/bin/sh -c 'kill -HUP $$MAINPID'",
         "Requires=docker.service",
         "After=docker.service",
         "SupplementaryGroups=docker",
