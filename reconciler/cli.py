@@ -47,6 +47,12 @@ MapPaths = Annotated[
     typer.Argument(help="Map files, or folders of *.yml / *.yaml map files.", show_default=False),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+TakePending = Annotated[
+    bool,
+    typer.Option(
+        "--update", help="Also move `update: notify` containers to the newer images their tags point at (pending)."
+    ),
+]
 Targets = Annotated[
     list[str] | None,
     typer.Option(
@@ -235,10 +241,13 @@ def plan(
     target: Targets = None,
     prune: Annotated[bool, typer.Option(help="Plan removing orphans (ours, no longer in any map).")] = False,
     update_persistent: Annotated[bool, typer.Option(help="Also update persistent containers' images.")] = False,
+    take_pending: TakePending = False,
 ) -> None:
     """Show what `apply` would change on the engine, and why. Changes nothing."""
     selected, desired, engine = prepare(args, target, as_json)
-    options = PlanOptions(targets=selected, prune=prune, update_persistent=update_persistent)
+    options = PlanOptions(
+        targets=selected, prune=prune, update_persistent=update_persistent, apply_pending=take_pending
+    )
     result = _converge(engine, desired, update(options), execute=False).plan
     if as_json:
         _print_json(result.as_dict())
@@ -299,6 +308,7 @@ def apply(
     prune: Annotated[bool, typer.Option(help="Remove orphans (ours, no longer in any map).")] = False,
     volumes: Annotated[bool, typer.Option("--volumes", help="With --prune: orphaned volumes too.")] = False,
     update_persistent: Annotated[bool, typer.Option(help="Also update persistent containers' images.")] = False,
+    take_pending: TakePending = False,
     parallel: Parallel = DEFAULT_CONCURRENCY,
     health_gate: Annotated[
         float,
@@ -312,7 +322,12 @@ def apply(
     """Make the engine match the maps: plan, then execute in dependency order."""
     selected, desired, engine = prepare(args, target, as_json)
     options = PlanOptions(
-        targets=selected, prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull
+        targets=selected,
+        prune=prune,
+        prune_volumes=volumes,
+        update_persistent=update_persistent,
+        pull=pull,
+        apply_pending=take_pending,
     )
     if dry_run:
         result = _converge(engine, desired, update(options), execute=False).plan
@@ -326,6 +341,8 @@ def apply(
             typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
         for note in done.plan.notes:
             typer.echo(f"note: {note.resource}: {note.message}", err=True)
+        for pending in done.plan.pending:
+            typer.echo(f"pending: {pending.resource}: {pending.describe()}", err=True)
     merged = RunResult([*(done.pulled.results if done.pulled else []), *done.result.results])
     _report(merged, len(done.plan.blocked), as_json, {"plan": done.plan.as_dict()})
     if not done.ok:
