@@ -440,7 +440,11 @@ def run(
     config: Annotated[Path | None, typer.Option(help="YAML file with daemon settings.", exists=True)] = None,
     resync: Annotated[float | None, typer.Option(help="Seconds between full resyncs (default 300).")] = None,
     poll_images: Annotated[
-        float | None, typer.Option(help="Pull the tags in use every this many seconds (off by default).")
+        float | None,
+        typer.Option(
+            help="Ask the registry about the tags of auto/notify containers every this many seconds; pull only"
+            " what changed (off by default)."
+        ),
     ] = None,
     http: Annotated[str | None, typer.Option(help="host:port of /healthz, /readyz, /metrics, or 'off'.")] = None,
     workers: Annotated[int | None, typer.Option(help="Keys reconciled at once (default 4).")] = None,
@@ -454,6 +458,13 @@ def run(
     stop_timeout: Annotated[float | None, typer.Option(help="Seconds in-flight work may take on SIGTERM.")] = None,
     update_persistent: Annotated[
         bool | None, typer.Option("--update-persistent", help="Also move persistent containers to newer images.")
+    ] = None,
+    update_window: Annotated[
+        str | None,
+        typer.Option(help="When auto updates may run, unless a map says: 'Sat 02:00-05:00' or '0 2 * * 6 3h'."),
+    ] = None,
+    notify: Annotated[
+        list[str] | None, typer.Option("--notify", help="An Apprise URL to notify (repeatable).", show_default=False)
     ] = None,
 ) -> None:
     """Run the daemon: keep the engine matching the maps, now and whenever anything changes."""
@@ -470,6 +481,8 @@ def run(
             prune_deleted_maps=prune_deleted_maps,
             stop_timeout=stop_timeout,
             update_persistent=update_persistent,
+            update_window=update_window,
+            notify=notify or None,
         )
     except (ValidationError, ValueError) as exc:
         typer.echo(f"error: invalid settings: {exc}", err=True)

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +49,18 @@ from reconciler.plan.planner import Action, HeldBack, Plan, PlanOptions, held_ke
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
 from reconciler.watch.maps import MapSource
 
+from .alerts import Alerts
 from .crashloop import CrashLoops
 from .holds import HoldStore, state_dir
 from .keys import ALL, OWN_ACTION_EVENTS, STOP_ACTIONS, AllKey, ContainerKey, Key, PruneKey, action_of, keys_for
 from .locks import ResourceLocks
 from .metrics import Metrics
 from .notify import Notifier
+from .polling import poll, polled_images
 from .progress import Progress
 from .queue import WorkQueue
 from .settings import Settings
+from .windows import UpdateWindows
 
 log = get_logger(__name__)
 LOCK_RETRY = 0.25  # seconds before a key whose resources another key is changing looks again
@@ -96,6 +100,8 @@ class Controller:
         metrics: Metrics | None = None,
         notifier: Notifier | None = None,
         clock: Callable[[], float] = time.monotonic,
+        alerts: Alerts | None = None,
+        wall_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -105,6 +111,9 @@ class Controller:
         self.metrics.engine_requests.set_function(lambda: float(engine.request_count))
         self.notifier = notifier or Notifier()
         self.clock = clock
+        self.alerts = alerts or Alerts(metrics=self.metrics)
+        self.windows = UpdateWindows(settings.update_window, wall_clock)
+        self._told: set[tuple[str, str]] = set()  # (kind, subject and detail) already notified, not repeated
         self.queue: WorkQueue[Key] = WorkQueue(rate=settings.rate, max_delay=settings.crash_backoff_max)
         self.maps = MapSet()
         self.desired = DesiredState()
@@ -127,9 +136,13 @@ class Controller:
     def load_maps(self) -> bool:
         """Reload the map files; broken ones keep their last good version. True if anything changed."""
         result = self.source.reload()
-        for problem in result.problems:
+        problems = {str(problem) for problem in result.problems}
+        for problem in sorted(problems):
             self.metrics.map_errors.inc()
-            log.error("map error: keeping the last good version", problem=str(problem))
+            log.error("map error: keeping the last good version", problem=problem)
+            self._tell_once("map-error", problem.partition(": ")[0], problem)
+        with self._lock:  # a problem fixed and made again is news again
+            self._told -= {t for t in self._told if t[0] == "map-error" and t[1] not in problems}
         removed_maps = [name for name in self.maps.maps if name not in result.maps.maps]
         with self._lock:
             self.maps = result.maps
@@ -209,7 +222,13 @@ class Controller:
 
     def on_connect(self) -> None:
         if self.engine_down_since is not None:
-            log.info("engine is back", down_for=round(self.clock() - self.engine_down_since, 1))
+            down_for = round(self.clock() - self.engine_down_since, 1)
+            log.info("engine is back", down_for=down_for)
+            with self._lock:
+                told = ("engine-lost", "engine") in self._told
+                self._told.discard(("engine-lost", "engine"))
+            if told:
+                self.alerts.add("engine-back", "engine", f"reachable again after {down_for:.0f}s")
         self.engine_down_since = None
         self.metrics.engine_up.set(1)
         self.cache.relist()
@@ -232,6 +251,7 @@ class Controller:
             if key is None:
                 continue
             self.progress.begin(key)
+            self.alerts.begin()  # one message for whatever this reconcile has to tell
             try:
                 result = self.reconcile(key)
             except Exception as exc:  # one bad key must never kill the worker
@@ -239,6 +259,7 @@ class Controller:
                 self.metrics.reconciles.labels("failed").inc()
                 result = Result(failed=True)
             finally:
+                self.alerts.end()
                 self.locks.release_all(key)
                 self.progress.end(key)
                 self.queue.done(key)
@@ -296,12 +317,15 @@ class Controller:
         self.metrics.reconcile_seconds.observe(self.clock() - started)
         if key == ALL:
             self.first_reconcile_done.set()
+        self._pending(plan)
         if not result.ok:
             self.metrics.reconciles.labels("failed").inc()
             log.warning("reconcile failed", key=key, failed=len(result.failed))
             return Result(failed=True)
         self.metrics.reconciles.labels("blocked" if plan.blocked else "ok").inc()
-        return Result()
+        # An update waiting for its window: look again when the window opens (a resync would, but later).
+        wait = self.windows.next_opening(desired, {p.resource.name for p in plan.pending})
+        return Result(requeue_after=wait) if wait is not None else Result()
 
     def _busy_elsewhere(self, key: Key, plan: Plan) -> Result:
         """Another key is changing a resource this plan touches: look again shortly (never wait holding a
@@ -311,9 +335,29 @@ class Controller:
         log.debug("overlapping work in progress: later", key=key, busy_with=holder)
         return Result(requeue_after=LOCK_RETRY)
 
+    def _pending(self, plan: Plan) -> None:
+        """Newer images not taken (policy `notify`, or waiting for the window): told once per image id."""
+        for pending in plan.pending:
+            name = pending.resource.name
+            if ("pending", f"{name}@{pending.wanted}") not in self._told:
+                log.warning("update pending", container=name, image=pending.image, why=pending.why)
+            self._tell_once("pending", name, pending.describe(), detail=f"{name}@{pending.wanted}")
+
+    def _tell_once(self, kind: str, subject: str, text: str, *, detail: str | None = None) -> None:
+        """Notify unless this very thing was told already (a broken map is not news at every reload)."""
+        told = (kind, detail if detail is not None else text)
+        with self._lock:
+            if told in self._told:
+                return
+            self._told.add(told)
+        self.alerts.add(kind, subject, text)
+
     def _options(self, key: ContainerKey | AllKey) -> PlanOptions:
         targets = None if isinstance(key, AllKey) else frozenset({ResourceId(Kind.CONTAINER, key.name)})
+        with self._lock:
+            desired = self.desired
         return PlanOptions(
+            waiting=self.windows.waiting(desired),
             targets=targets,
             rejected_images=self.holds.rejected_images,
             held=self.holds.holds,
@@ -376,6 +420,9 @@ class Controller:
                 self._rolled_back(desired, r)
             elif r.outcome is Outcome.DONE and any(d.reason is Reason.IMAGE for d in r.action.reasons):
                 self.metrics.updates.inc()
+                image = next(d for d in r.action.reasons if d.reason is Reason.IMAGE)
+                text = f"updated: {image.field} {image.found} → {image.wanted}"
+                self.alerts.add("update", r.action.resource.name, text)
 
     def _on_action(self, key: Key, desired: DesiredState, event: str, action: Action) -> None:
         """Executor progress: feeds the watchdog, and frees each resource as soon as its action is over."""
@@ -412,6 +459,8 @@ class Controller:
         why = f"its replacement failed the health gate ({r.error}); tried again once the map changes its spec"
         why += " or its image tag moves"
         self.holds.hold(HeldBack(name, spec.spec_hash, image_id, why), (image_ref, image_id) if image_changed else None)
+        kept = f"{image_ref} {image_id.removeprefix('sha256:')[:12]}" if image_changed else "the previous container"
+        self.alerts.add("rollback", name, f"rolled back to {kept}: its replacement failed ({r.error})")
         if image_changed:
             log.warning(
                 "image update rolled back; not retried until the tag moves",
@@ -435,6 +484,12 @@ class Controller:
         held, waits = self.crash_loops.hold(plan, observed)
         for name, wait in waits.items():
             self.queue.add_after(ContainerKey(name), wait)
+            crashes = self.crash_loops.crashes.get(name, (0, ""))[0]
+            self._tell_once(
+                "crash-loop", name, f"crash loop: restart held back ({crashes} crashes in a row)", detail=name
+            )
+        with self._lock:  # a container that ran long enough again: its next crash loop is news again
+            self._told -= {t for t in self._told if t[0] == "crash-loop" and t[1] not in self.crash_loops.crashes}
         return held
 
     # --- liveness ------------------------------------------------------------------------------------
@@ -448,6 +503,9 @@ class Controller:
         """Called by the loops; pings systemd's watchdog only while no reconcile is stuck."""
         now = self.clock()
         self.last_progress = now
+        down = self.engine_down_since
+        if down is not None and now - down > self.settings.engine_grace:
+            self._tell_once("engine-lost", "engine", f"unreachable for {now - down:.0f}s", detail="engine")
         interval = self.notifier.watchdog_interval
         if interval and now - self._last_watchdog >= interval / 3 and self.stuck_for() <= self.settings.stuck_after:
             self._last_watchdog = now
@@ -497,11 +555,9 @@ class Controller:
         self.queue.add(ALL)
 
     def _poll_images(self) -> None:
-        for ref in sorted(self.desired.images):
-            try:
-                self.engine.pull(ref)  # a moved tag shows up as image events, which do the rest
-            except EngineError as exc:
-                log.warning("polling an image failed", image=ref, error=str(exc))
+        with self._lock:
+            containers = list(self.desired.containers.values())
+        poll(self.engine, polled_images(containers))
 
     def stop(self, timeout: float) -> bool:
         """Stop taking keys; wait up to `timeout` for in-flight work. True if everything finished."""

@@ -33,5 +33,13 @@ class Metrics:
         self.managed = Gauge("reconciler_managed_containers", "Containers in the loaded maps.", registry=r)
         self.engine_requests = Gauge("reconciler_engine_requests", "Engine API requests made so far.", registry=r)
         self.engine_up = Gauge("reconciler_engine_up", "1 while the engine's event stream is connected.", registry=r)
+        self.notifications = Counter(
+            "reconciler_notifications",
+            "Notification messages by outcome (sent, failed, dropped).",
+            ["outcome"],
+            registry=r,
+        )
         for result in ("ok", "failed", "blocked"):
             self.reconciles.labels(result)
+        for outcome in ("sent", "failed", "dropped"):
+            self.notifications.labels(outcome)

@@ -30,6 +30,7 @@ from reconciler.logs import get_logger
 from reconciler.watch.events import EventWatcher
 from reconciler.watch.maps import MapSource, MapWatcher
 
+from .alerts import Alerts
 from .controller import Controller
 from .http_auth import HttpConfigError, required_token, resolve_token
 from .metrics import Metrics
@@ -46,11 +47,13 @@ class Daemon:
         self.settings = settings
         self.notifier = Notifier()
         self.metrics = Metrics()
+        self.alerts = Alerts(settings.notify, metrics=self.metrics, interval=settings.notify_interval)
         self.source = MapSource(settings.paths, settings.map_limits)
         self.wake = threading.Event()
         self.reload_requested = threading.Event()
         self.terminate = threading.Event()
         self._signals = 0
+        self._told_lost = False
         self.started = time.monotonic()
         self.controller: Controller | None = None
         self.server: StatusServer | None = None
@@ -78,6 +81,7 @@ class Daemon:
     def run(self) -> int:
         self.install_signals()
         self.started = time.monotonic()
+        self.alerts.start()
         try:
             self._serve()
         except (HttpConfigError, OSError) as exc:
@@ -86,7 +90,9 @@ class Daemon:
         engine = self._connect()
         if engine is None:
             return 0  # asked to stop before the engine came
-        controller = Controller(self.settings, engine, self.source, metrics=self.metrics, notifier=self.notifier)
+        controller = Controller(
+            self.settings, engine, self.source, metrics=self.metrics, notifier=self.notifier, alerts=self.alerts
+        )
         self.controller = controller
         controller.load_maps()
         self.notifier.ready(f"managing {len(controller.desired.containers)} containers")
@@ -117,6 +123,7 @@ class Daemon:
         if self.server is not None:
             self.server.stop()
         engine.close()
+        self.alerts.stop()
         log.info("stopped", finished_in_flight=finished)
         if not finished:
             log.error(
@@ -137,6 +144,8 @@ class Daemon:
                 engine.ping()
                 # Reachable: from now on a hiccup of the engine is retried, not a failed step.
                 engine.attempts, engine.retry_for = ENGINE_ATTEMPTS, self.settings.engine_retry
+                if self._told_lost:
+                    self.alerts.add("engine-back", "engine", "reachable")
                 return engine
             except EngineError as exc:
                 if not announced:
@@ -144,6 +153,10 @@ class Daemon:
                     self.notifier.ready("waiting for the Docker engine")
                     announced = True
                 log.warning("engine unreachable, retrying", error=str(exc), retry_in=delay)
+                lost = time.monotonic() - self.started
+                if lost > self.settings.engine_grace and not self._told_lost:
+                    self._told_lost = True
+                    self.alerts.add("engine-lost", "engine", f"unreachable for {lost:.0f}s since the daemon started")
                 self.terminate.wait(delay)
                 delay = min(delay * 2, 10.0)
         return None

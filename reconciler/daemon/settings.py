@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from reconciler.model.limits import Limits, limits_from
+from reconciler.model.window import parse_window
 
 
 class Settings(BaseSettings):
@@ -57,9 +58,25 @@ class Settings(BaseSettings):
         description="Where held-back state survives restarts (default: $STATE_DIRECTORY, else /var/lib/reconciler;"
         " 'off': memory only).",
     )
+    update_window: str | None = Field(
+        None,
+        description="When auto image updates may run, for maps that set none: 'Sat 02:00-05:00' or '0 2 * * 6 3h'"
+        " (daemon's time zone). Default: any time.",
+    )
+    notify: list[str] = Field(
+        default_factory=list, description="Apprise URLs notified of updates, rollbacks, crash loops, map errors."
+    )
+    notify_interval: float = Field(10.0, ge=0, description="Seconds between notification messages at least.")
     engine_retry: float = Field(
         10.0, ge=0, description="Seconds a transient engine error is retried before a step fails."
     )
+
+    @field_validator("update_window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_window(value)  # a WindowError is a ValueError: reported as a bad setting
+        return value
 
     @field_validator("http")
     @classmethod
