@@ -46,6 +46,7 @@ def _newer(engine: Engine, ref: str) -> bool:
         return False
     local = engine.inspect_image(ref)
     if local is not None and remote in parse_image(local).digests:
+        log.debug("registry digest unchanged: not pulled", image=ref)
         return False
     log.info("registry has a newer image", image=ref, digest=remote[:19])
     return True
