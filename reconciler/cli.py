@@ -466,6 +466,13 @@ def run(
     notify: Annotated[
         list[str] | None, typer.Option("--notify", help="An Apprise URL to notify (repeatable).", show_default=False)
     ] = None,
+    git: Annotated[str | None, typer.Option(help="Read the maps from this git repository (URL or path).")] = None,
+    git_branch: Annotated[str | None, typer.Option(help="Its branch (default: the remote's HEAD).")] = None,
+    git_path: Annotated[str | None, typer.Option(help="The maps' folder in the repository.")] = None,
+    git_interval: Annotated[float | None, typer.Option(help="Seconds between fetches (default 60).")] = None,
+    git_secret_file: Annotated[
+        Path | None, typer.Option(help="The secret that signs POST /hooks/git (X-Hub-Signature-256).")
+    ] = None,
 ) -> None:
     """Run the daemon: keep the engine matching the maps, now and whenever anything changes."""
     try:
@@ -483,11 +490,19 @@ def run(
             update_persistent=update_persistent,
             update_window=update_window,
             notify=notify or None,
+            git=git,
+            git_branch=git_branch,
+            git_path=git_path,
+            git_interval=git_interval,
+            git_secret_file=git_secret_file,
         )
     except (ValidationError, ValueError) as exc:
         typer.echo(f"error: invalid settings: {exc}", err=True)
         raise typer.Exit(2) from None
-    if not settings.paths:
+    if settings.paths and settings.git:
+        typer.echo("error: maps come from map files or folders or from --git, not both", err=True)
+        raise typer.Exit(2)
+    if not settings.paths and not settings.git:
         typer.echo("error: no map files or folders given (arguments, RECONCILER_PATHS or the config file)", err=True)
         raise typer.Exit(2)
     raise typer.Exit(run_daemon(settings))

@@ -39,6 +39,18 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.webhooks = Counter(
+            "reconciler_webhook_requests",
+            "Webhook requests (accepted, unsigned, bad_signature).",
+            ["result"],
+            registry=r,
+        )
+        self.git_fetches = Counter("reconciler_git_fetches", "git fetches by result.", ["result"], registry=r)
+        self.git_commit = Gauge(
+            "reconciler_git_commit", "1 for the git commit whose maps are in force.", ["commit"], registry=r
+        )
+        for result in ("accepted", "unsigned", "bad_signature"):
+            self.webhooks.labels(result)
         for result in ("ok", "failed", "blocked"):
             self.reconciles.labels(result)
         for outcome in ("sent", "failed", "dropped"):

@@ -20,18 +20,22 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
 from reconciler.logs import get_logger
 from reconciler.watch.events import EventWatcher
+from reconciler.watch.git import GitRepo
 from reconciler.watch.maps import MapSource, MapWatcher
 
 from .alerts import Alerts
-from .controller import Controller
+from .controller import Controller, holds_dir
+from .gitsync import GitSync
 from .http_auth import HttpConfigError, required_token, resolve_token
 from .metrics import Metrics
 from .notify import Notifier
@@ -48,7 +52,8 @@ class Daemon:
         self.notifier = Notifier()
         self.metrics = Metrics()
         self.alerts = Alerts(settings.notify, metrics=self.metrics, interval=settings.notify_interval)
-        self.source = MapSource(settings.paths, settings.map_limits)
+        self.source = MapSource([] if settings.git else settings.paths, settings.map_limits)
+        self.git = self._git_sync() if settings.git else None
         self.wake = threading.Event()
         self.reload_requested = threading.Event()
         self.terminate = threading.Event()
@@ -57,6 +62,28 @@ class Daemon:
         self.started = time.monotonic()
         self.controller: Controller | None = None
         self.server: StatusServer | None = None
+
+    def _git_sync(self) -> GitSync:
+        """Maps from git (see gitsync): the repository lives in the state directory."""
+        settings = self.settings
+        assert settings.git is not None
+        home = holds_dir(settings)
+        directory = (home if home is not None else Path(tempfile.mkdtemp(prefix="reconciler-"))) / "git"
+        repo = GitRepo(
+            settings.git, directory, branch=settings.git_branch, path=settings.git_path, timeout=settings.git_timeout
+        )
+        secret = settings.git_secret_file.read_bytes().strip() if settings.git_secret_file else None
+        sync = GitSync(
+            repo,
+            self.source,
+            interval=settings.git_interval,
+            secret=secret or None,
+            on_maps=lambda: self.controller.maps_changed() if self.controller is not None else None,
+            alerts=self.alerts,
+            metrics=self.metrics,
+        )
+        sync.restore()
+        return sync
 
     # --- signals -------------------------------------------------------------------------------------
 
@@ -87,6 +114,8 @@ class Daemon:
         except (HttpConfigError, OSError) as exc:
             log.error("cannot open the status server", error=str(exc), address=self.settings.http)
             return 2
+        if self.git is not None:
+            self.git.start()  # fetching while the engine is looked for
         engine = self._connect()
         if engine is None:
             return 0  # asked to stop before the engine came
@@ -98,9 +127,10 @@ class Daemon:
         self.notifier.ready(f"managing {len(controller.desired.containers)} containers")
         log.info("ready", maps=sorted(controller.maps.maps), containers=len(controller.desired.containers))
         events = EventWatcher(engine.events, controller.on_event, controller.on_connect, controller.on_disconnect)
-        watcher = MapWatcher(self.source, controller.maps_changed)
+        watcher = MapWatcher(self.source, controller.maps_changed) if self.git is None else None
         events.start()
-        watcher.start()
+        if watcher is not None:
+            watcher.start()
         controller.start_workers()
         while not self.terminate.is_set():
             self.wake.wait(1.0)
@@ -118,7 +148,10 @@ class Daemon:
         log.info("stopping")
         self.notifier.stopping()
         finished = controller.stop(self.settings.stop_timeout)
-        watcher.stop()
+        if watcher is not None:
+            watcher.stop()
+        if self.git is not None:
+            self.git.stop()
         events.stop()
         if self.server is not None:
             self.server.stop()
@@ -174,9 +207,12 @@ class Daemon:
         return self.controller.health()
 
     def ready(self) -> tuple[bool, str]:
+        if self.git is not None and self.git.applied is None:
+            return False, "waiting for a good commit of the git repository"
         if self.controller is None:
             return False, "waiting for the engine"
-        return self.controller.ready()
+        ok, text = self.controller.ready()
+        return ok, text + (f" (git {self.git.applied})" if self.git is not None else "")
 
     def _serve(self) -> None:
         address = self.settings.http_address
@@ -193,7 +229,14 @@ class Daemon:
             body_limit=settings.http_body_limit,
         )
         self.server = StatusServer(
-            address[0], address[1], self.metrics, self.health, self.ready, token=token, limits=limits
+            address[0],
+            address[1],
+            self.metrics,
+            self.health,
+            self.ready,
+            token=token,
+            limits=limits,
+            hooks={"/hooks/git": self.git.webhook} if self.git is not None else None,
         )
         self.server.start()
         host, port = self.server.address[0], self.server.address[1]

@@ -67,6 +67,14 @@ class Settings(BaseSettings):
         default_factory=list, description="Apprise URLs notified of updates, rollbacks, crash loops, map errors."
     )
     notify_interval: float = Field(10.0, ge=0, description="Seconds between notification messages at least.")
+    git: str | None = Field(None, description="A git repository (URL or path) to read the maps from.")
+    git_branch: str | None = Field(None, description="Its branch (default: the remote's HEAD).")
+    git_path: str = Field(".", description="The folder of the maps inside the repository.")
+    git_interval: float = Field(60.0, gt=0, description="Seconds between fetches (a signed webhook: at once).")
+    git_secret_file: Path | None = Field(
+        None, description="A file holding the webhook secret (X-Hub-Signature-256); without one, hooks get 403."
+    )
+    git_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds any one git call may take.")
     engine_retry: float = Field(
         10.0, ge=0, description="Seconds a transient engine error is retried before a step fails."
     )

@@ -49,7 +49,14 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, maps: Path, *extra: str, env: dict[str, str] | None = None, log: Path | None = None) -> None:
+    def __init__(
+        self,
+        maps: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        paths: list[str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.log = log or maps / "daemon.log"
         self.proc = subprocess.Popen(
@@ -60,7 +67,7 @@ class Daemon:
                 "--log-level",
                 "debug",
                 "run",
-                str(maps),
+                *([str(maps)] if paths is None else paths),
                 "--http",
                 f"127.0.0.1:{self.port}",
                 "--resync",
@@ -114,8 +121,8 @@ def maps_dir(tmp_path: Path) -> Path:
 def daemon_factory(maps_dir: Path) -> Iterator[Any]:
     started: list[Daemon] = []
 
-    def start(*extra: str, env: dict[str, str] | None = None) -> Daemon:
-        d = Daemon(maps_dir, *extra, env=env)
+    def start(*extra: str, env: dict[str, str] | None = None, paths: list[str] | None = None) -> Daemon:
+        d = Daemon(maps_dir, *extra, env=env, paths=paths)
         started.append(d)
         return d
 
