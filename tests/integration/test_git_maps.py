@@ -87,7 +87,10 @@ def test_maps_from_git_follow_pushes_and_signed_webhooks_and_keep_the_last_good_
     repo = Repo(tmp_path)
     name = unique_map_name("git")
     app = f"{name}.app"
-    site = lambda value: map_text(name, SITE.replace("VALUE", value))  # noqa: E731
+
+    def site(value: str) -> str:
+        return map_text(name, SITE.replace("VALUE", value))
+
     first = repo.push({"site.yaml": site("one")}, "one")
     secret = b"webhook-secret-for-tests"
     (tmp_path / "secret").write_bytes(secret + b"\n")
