@@ -292,3 +292,38 @@ def test_git_calls_time_out_and_bad_paths_are_refused(tmp_path: Path) -> None:
     slow = GitRepo(str(tmp_path / "missing.git"), tmp_path / "state", timeout=0.0001)
     with pytest.raises(GitError, match="took longer"):
         slow.fetch()
+
+
+def test_engine_lost_past_the_grace_period_and_recovery_are_notified_once() -> None:
+    from reconciler.daemon.controller import Controller
+    from reconciler.daemon.settings import Settings
+    from reconciler.watch.maps import MapSource
+    from tests.enginefake import RecordingEngine
+
+    now = [1000.0]
+    target = Target()
+    alerts = Alerts(targets=[target], interval=0)
+    ctl = Controller(
+        Settings(paths=[], state_dir="off", engine_grace=60),
+        RecordingEngine(),
+        MapSource([]),
+        alerts=alerts,
+        clock=lambda: now[0],
+    )
+    ctl.on_disconnect("gone")
+    now[0] += 30
+    ctl.heartbeat()  # within the grace period: nothing
+    now[0] += 31
+    ctl.heartbeat()
+    ctl.heartbeat()  # told once
+    now[0] += 10
+    ctl.on_connect()
+    alerts.start()
+    wait = threading.Event()
+    for _ in range(50):
+        if sum(len(body.splitlines()) for _t, body in target.sent) >= 2:
+            break
+        wait.wait(0.1)
+    alerts.stop()
+    lines = [line for _t, body in target.sent for line in body.splitlines()]
+    assert lines == ["[engine-lost] engine: unreachable for 61s", "[engine-back] engine: reachable again after 71s"]
