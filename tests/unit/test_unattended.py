@@ -327,3 +327,47 @@ def test_engine_lost_past_the_grace_period_and_recovery_are_notified_once() -> N
     alerts.stop()
     lines = [line for _t, body in target.sent for line in body.splitlines()]
     assert lines == ["[engine-lost] engine: unreachable for 61s", "[engine-back] engine: reachable again after 71s"]
+
+
+def test_rollbacks_and_crash_loops_are_notified_in_one_batch_and_a_crash_loop_once() -> None:
+    from datetime import UTC
+
+    from reconciler.executor.apply import ActionResult, Outcome
+    from tests.planfakes import synthesize
+    from tests.unit.test_daemon_logic import HEALTHY, controller
+
+    target = Target()
+    ctl = controller(HEALTHY)
+    ctl.alerts = Alerts(targets=[target], interval=0)
+    old = controller(HEALTHY.replace("'2'", "'1'"))
+    observed = synthesize(old.desired).observed()
+    action = plan_update(ctl.desired, observed).actions[0]
+    image_id = observed.images["x:latest"].id
+    rolled = ActionResult(action, Outcome.FAILED, "the replacement became unhealthy", 1.0, ("x:latest", image_id))
+
+    crashing = controller("name: m\napp: {image: nginx}\n")
+    snapshot = synthesize(crashing.desired)
+    now = datetime.now(UTC)
+    snapshot.container("m.app")["State"].update(
+        Running=False,
+        Status="exited",
+        ExitCode=1,
+        StartedAt=(now - timedelta(seconds=2)).isoformat().replace("+00:00", "Z"),
+        FinishedAt=now.isoformat().replace("+00:00", "Z"),  # a crash just now: its restart waits 1 s
+    )
+    looping = snapshot.observed()
+    ctl.alerts.begin()
+    ctl._rolled_back(ctl.desired, rolled)
+    for _ in range(3):  # the same crash loop seen by three reconciles' plans: told once
+        ctl._hold_crash_loops(plan_update(crashing.desired, looping), looping)
+    ctl.alerts.end()
+    ctl.alerts.start()
+    assert target.got.wait(5)
+    ctl.alerts.stop()
+    assert len(target.sent) == 1
+    lines = target.sent[0][1].splitlines()
+    assert lines == [
+        "[rollback] m.app: rolled back to the previous container: its replacement failed (the replacement became"
+        " unhealthy)",
+        "[crash-loop] m.app: crash loop: restart held back (1 crashes in a row)",
+    ]
