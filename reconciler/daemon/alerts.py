@@ -64,11 +64,8 @@ class Alerts:
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self.metrics = metrics or Metrics()
-        self.targets: list[tuple[str, Send]] = (
-            [(f"target {i}", t) for i, t in enumerate(targets)]
-            if targets is not None
-            else [(url.partition("://")[0] or "?", apprise_target(url)) for url in urls]
-        )
+        self.urls = list(urls)  # made into targets by the sender thread: Apprise is slow to import
+        self.targets: list[tuple[str, Send]] = [(f"target {i}", t) for i, t in enumerate(targets or ())]
         self.interval = interval
         self.clock = clock
         self.sleep = sleep
@@ -81,7 +78,7 @@ class Alerts:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.targets)
+        return bool(self.targets or self.urls)
 
     # --- collecting ----------------------------------------------------------------------------------
 
@@ -140,7 +137,17 @@ class Alerts:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def _connect(self) -> None:
+        for url in self.urls:
+            scheme = url.partition("://")[0] or "?"
+            try:
+                self.targets.append((scheme, apprise_target(url)))
+            except Exception as exc:  # a bad URL is reported, and the others still work
+                log.error("not a usable notification URL: ignored", target=scheme, error=str(exc))
+        self.urls = []
+
     def _run(self) -> None:
+        self._connect()
         while True:
             try:
                 alerts = self._queue.get(timeout=0.2)

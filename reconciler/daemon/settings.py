@@ -86,6 +86,14 @@ class Settings(BaseSettings):
             parse_window(value)  # a WindowError is a ValueError: reported as a bad setting
         return value
 
+    @field_validator("notify")
+    @classmethod
+    def _notify(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if "://" not in url:
+                raise ValueError(f"notification URLs are Apprise URLs (scheme://…), not {url.partition(':')[0]!r}…")
+        return value
+
     @field_validator("http")
     @classmethod
     def _http(cls, value: str) -> str:
