@@ -102,9 +102,9 @@ class Alerts:
 
     def add(self, kind: str, subject: str, text: str) -> None:
         alert = Alert(kind, subject, text)
-        log.debug("notification", kind=kind, subject=subject, text=text)
         if not self.enabled:
             return
+        log.debug("notification", kind=kind, subject=subject, text=text)
         batch = self._batch()
         if batch.depth:
             if alert not in batch.alerts:

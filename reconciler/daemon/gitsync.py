@@ -162,7 +162,7 @@ class GitSync:
 
     def _reject(self, commit: str, problems: list[str], folder: Path | None = None) -> None:
         self.rejected = commit
-        self.metrics.map_errors.inc()
+        self.metrics.git_fetches.labels("rejected").inc()
         shown = [p.replace(f"{folder}/", "") if folder else p for p in problems]
         log.error("maps from git: commit rejected; the last good commit stays", commit=commit[:12], problems=shown)
         kept = (self.applied or "none")[:12]

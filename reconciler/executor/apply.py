@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.logs import get_logger
+from reconciler.plan import naming
 from reconciler.plan.drift import Reason
 from reconciler.plan.naming import REPLACEMENT_SUFFIX, replacement_name
 from reconciler.plan.observed import (
@@ -58,11 +60,10 @@ from reconciler.plan.resources import (
 )
 
 from . import lease, translate
+from .defaults import DEFAULT_CONCURRENCY
 from .engine import PULL_IDLE_TIMEOUT, PULL_TIMEOUT, Engine
-from .errors import Conflict, EngineError
+from .errors import Conflict, EngineError, NotFound
 
-DEFAULT_CONCURRENCY = 4
-DEFAULT_HEALTH_GATE = 60.0
 POLL_INTERVAL = 0.5  # how often a running volume init is looked at
 
 log = get_logger(__name__)
@@ -160,15 +161,23 @@ class Executor:
         self.step = on_step or (lambda: None)
         self._stop: threading.Event | None = None
         self._graph: Mapping[ResourceId, frozenset[ResourceId]] = {}
+        self.client = naming.DEFAULT_CLIENT  # the client whose labels what this run creates carries
 
     # --- running plans -------------------------------------------------------------------------------
 
     def run(
-        self, plan: Plan, stop: threading.Event | None = None, *, failed_before: Iterable[ResourceId] = ()
+        self,
+        plan: Plan,
+        stop: threading.Event | None = None,
+        *,
+        failed_before: Iterable[ResourceId] = (),
+        client: str = naming.DEFAULT_CLIENT,
     ) -> RunResult:
         """Execute the plan's waves in order; with `stop` set, waves not yet begun are skipped.
-        `failed_before`: resources that failed in an earlier run (a pull): their dependents are skipped."""
+        `failed_before`: resources that failed in an earlier run (a pull): their dependents are skipped.
+        `client`: the client the plan is for (what is created is labelled with it)."""
         result = RunResult()
+        self.client = client
         failed: set[ResourceId] = set(failed_before)
         self._graph = plan.depends_on
         self._stop = stop  # a health gate in progress gives up (and rolls back) once it is set
@@ -212,12 +221,16 @@ class Executor:
             self.perform(action)
         except RolledBack as exc:
             seconds = time.monotonic() - started
-            log.warning("update rolled back", resource=str(action.resource), image=exc.image, error=str(exc))
+            # Debug: the caller says it once, with what follows (the daemon's hold, the CLI's error line).
+            log.debug("update rolled back", resource=str(action.resource), image=exc.image, error=str(exc))
             self.on_event("failed", action, str(exc))
             return ActionResult(action, Outcome.FAILED, str(exc), seconds, (exc.image, exc.image_id))
         except (EngineError, ActionError) as exc:
             seconds = time.monotonic() - started
-            log.error("action failed", resource=str(action.resource), action=action.op.value, error=str(exc))
+            # A container removed or changed under us (NotFound, Conflict) is a race the next plan sorts out:
+            # a warning; anything else may need a person.
+            level = log.warning if isinstance(exc, (NotFound, Conflict)) else log.error
+            level("action failed", resource=str(action.resource), action=action.op.value, error=str(exc))
             self.on_event("failed", action, str(exc))
             return ActionResult(action, Outcome.FAILED, str(exc), seconds)
         seconds = time.monotonic() - started
@@ -230,7 +243,7 @@ class Executor:
     def perform(self, action: Action) -> None:
         rid = action.resource
         if action.op is Op.REMOVE:
-            self._remove(rid, action.observed_id)
+            self._remove(rid, action.observed_id, volumes=action.anonymous_volumes)
         elif rid.kind is Kind.IMAGE:
             self.engine.pull(
                 rid.name,
@@ -261,7 +274,7 @@ class Executor:
 
         return progress
 
-    def _remove(self, rid: ResourceId, ident: str | None) -> None:
+    def _remove(self, rid: ResourceId, ident: str | None, *, volumes: bool = False) -> None:
         if rid.kind in (Kind.CONTAINER, Kind.VOLUME_INIT):
             target = ident or rid.name
             found = self._look(target)
@@ -274,7 +287,7 @@ class Executor:
             if found.running:
                 self.engine.stop(target, found.stop_timeout)
                 self.step()
-            self.engine.remove_container(target, force=True)
+            self.engine.remove_container(target, force=True, volumes=volumes)
         elif rid.kind is Kind.VOLUME:
             volume = self.engine.inspect_volume(rid.name)
             if volume is None:
@@ -309,7 +322,7 @@ class Executor:
             self.engine.remove_network(action.observed_id)
             self.step()
         try:
-            self.engine.create_network(spec.name, translate.network_config(spec))
+            self.engine.create_network(spec.name, translate.network_config(spec, self.client))
         except Conflict:
             existing = [parse_network(n) for n in self.engine.list_networks() if n["Name"] == spec.name]
             if not existing or not existing[0].managed:
@@ -332,7 +345,8 @@ class Executor:
             if not parse_volume(existing).managed:
                 raise ActionError(f"volume {name} exists without reconciler's labels: not touched")
             return
-        self.engine.create_volume(name, spec.driver, dict(spec.driver_options), translate.volume_labels(spec))
+        labels = {**translate.volume_labels(spec, self.client), naming.LABEL_VOLUME_ID: uuid.uuid4().hex}
+        self.engine.create_volume(name, spec.driver, dict(spec.driver_options), labels)
 
     def _run_init(self, spec: VolumeInitSpec) -> None:
         """Prepare a volume with a one-shot container, waited for by polling (a long `chown -R` of a big
@@ -342,7 +356,8 @@ class Executor:
         volume = self.engine.inspect_volume(spec.volume)
         if volume is None:
             raise ActionError(f"volume {spec.volume} does not exist")
-        config = translate.init_config(spec, parse_volume(volume).created_at)
+        identity = parse_volume(volume).identity
+        config = translate.init_config(spec, identity, self.client)
         existing = self._look(name)
         if existing is not None and not existing.managed:
             raise ActionError(f"{name} exists without reconciler's labels: not touched")
@@ -410,7 +425,7 @@ class Executor:
             self._check_lease(temp, replacement_name(spec.name))
             self.engine.remove_container(temp.id, force=True)  # left by an interrupted recreate
         try:
-            self.engine.create_container(spec.name, translate.container_config(spec))
+            self.engine.create_container(spec.name, translate.container_config(spec, client=self.client))
         except Conflict:
             existing = self._look(spec.name)
             if existing is None or not existing.managed:
@@ -423,7 +438,7 @@ class Executor:
         if found is None:
             raise ActionError(f"{spec.name} disappeared before it could be started")
         if not found.running:
-            self.engine.start(found.id)
+            self._start_or_discard(spec.name, found.id, fresh=fresh)
             if fresh:
                 problem = self._gate(spec, found.id)
                 if problem:
@@ -431,6 +446,17 @@ class Executor:
         self._exec(spec, policies=("restart", "initial") if fresh else ("restart",))
         if fresh and spec.start_delay:
             time.sleep(spec.start_delay)
+
+    def _start_or_discard(self, name: str, ident: str, *, fresh: bool) -> None:
+        """Start; a container created by this very action that cannot start (its host port taken, a bad
+        mount…) is removed again, so no `Created` container is left behind — it never ran, holds nothing."""
+        try:
+            self.engine.start(ident)
+        except EngineError as exc:
+            if not fresh:
+                raise
+            self.engine.remove_container(ident, force=True)
+            raise ActionError(f"{name} could not start, and the container just created was removed: {exc}") from exc
 
     def _recreate(self, spec: ContainerSpec, old_id: str | None) -> None:
         """Replace a container without ever losing it or its data: create the replacement under a temporary
@@ -465,7 +491,7 @@ class Executor:
         return None
 
     def _create_replacement(self, spec: ContainerSpec, old: ObservedContainer | None) -> str:
-        config = translate.container_config(spec, temporary=True)
+        config = translate.container_config(spec, client=self.client)
         config["labels"].update(lease.lease_labels(self.owner, self.clock() + self._lease_seconds(spec, old)))
         carried = carried_volumes(old, self._declared_volumes(spec))
         if carried:

@@ -51,7 +51,7 @@ class Engine(Protocol):
     def stop(self, ident: str, timeout: int | None) -> None: ...
     def restart(self, ident: str, timeout: int | None) -> None: ...
     def kill(self, ident: str, signal: str | None = None) -> None: ...
-    def remove_container(self, ident: str, *, force: bool = False) -> None: ...
+    def remove_container(self, ident: str, *, force: bool = False, volumes: bool = False) -> None: ...
     def rename(self, ident: str, name: str) -> None: ...
     def wait(self, ident: str, timeout: float) -> int: ...
     def update_container(self, ident: str, settings: Json) -> None: ...
@@ -111,6 +111,7 @@ class DockerEngine:
                 self.api = docker.APIClient(base_url=base_url, timeout=int(timeout), max_pool_size=pool_size)
         except docker.errors.DockerException as exc:
             raise classify(exc) from exc
+        _skip_proxy_lookup(self.api)
         self.timeout = timeout
         self.attempts = attempts
         self.retry_for = retry_for
@@ -279,9 +280,11 @@ class DockerEngine:
     def kill(self, ident: str, signal: str | None = None) -> None:
         self._call(lambda: self.api.kill(ident, signal=signal) if signal else self.api.kill(ident))
 
-    def remove_container(self, ident: str, *, force: bool = False) -> None:
+    def remove_container(self, ident: str, *, force: bool = False, volumes: bool = False) -> None:
+        """`volumes`: the container's anonymous volumes go with it (the engine keeps those another
+        container still uses, and never touches named volumes)."""
         with contextlib.suppress(NotFound):  # already gone: removing is idempotent
-            self._call(lambda: self.api.remove_container(ident, force=force, v=False))
+            self._call(lambda: self.api.remove_container(ident, force=force, v=volumes))
 
     def rename(self, ident: str, name: str) -> None:
         self._call(lambda: self.api.rename(ident, name))
@@ -403,6 +406,13 @@ class DockerEngine:
 
 
 EVENT_TYPES = ("container", "image", "volume", "network")
+
+
+def _skip_proxy_lookup(api: docker.APIClient) -> None:
+    """Over the local socket, no proxy or netrc applies: requests would still look them up in the
+    environment for every request (a tenth of a no-op `apply`'s observation)."""
+    if str(api.base_url).startswith("http+docker://"):
+        api.trust_env = False
 
 
 def _events(api: docker.APIClient) -> EventStream:

@@ -244,6 +244,7 @@ class DesiredState:
     depends_on: dict[ResourceId, frozenset[ResourceId]] = field(default_factory=dict)
     maps: frozenset[str] = frozenset()
     problems: tuple[tuple[ResourceId, str], ...] = ()  # resources that cannot be built (e.g. no host path)
+    client: str = "__default__"  # the engine these resources are for (labelled on create, never hashed)
 
     def spec(self, rid: ResourceId) -> ResourceSpec:
         table: dict[Kind, dict[str, Any]] = {

@@ -244,7 +244,7 @@ class FakePort:
         self._maybe_fail("stop")
         self.containers[self._id(ident)]["State"] = state_json("exited", 0)
 
-    def remove_container(self, ident: str, *, force: bool = False) -> None:
+    def remove_container(self, ident: str, *, force: bool = False, volumes: bool = False) -> None:
         self.calls.append(("remove", self._name(ident)))
         self._maybe_fail("remove_container")
         self.containers.pop(self._id(ident), None)
@@ -386,7 +386,7 @@ def test_adopt_renames_the_replacement_into_place() -> None:
     state = desired(APP_MAP)
     port = FakePort()
     spec = state.containers["r.app"]
-    temp = port.create_container("r.app..next", container_config(spec, temporary=True))
+    temp = port.create_container("r.app..next", container_config(spec))
     port.containers[temp]["State"] = state_json("running")
     port.calls.clear()
     action = Action(c("r.app"), Op.ADOPT, (Op.ADOPT,), (), temp, state.containers["r.app"])
