@@ -270,7 +270,13 @@ def daemon_line() -> str | None:
     found = running_daemon(state_directory())
     if found is None:
         return None
-    return f"a reconciler daemon (pid {found.get('pid')}, maps {', '.join(found.get('paths', []))}) is running"
+    git = found.get("git") or {}
+    where = (
+        f"maps from git {git.get('url')} at {str(git.get('commit') or 'no good commit yet')[:12]}"
+        if git
+        else f"maps {', '.join(found.get('paths', []))}"
+    )
+    return f"a reconciler daemon (pid {found.get('pid')}, {where}) is running"
 
 
 DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -896,6 +902,7 @@ def status(
                 "in_sync": looked.plan.in_sync,
                 "resources": _status_rows(looked, desired[c]),
                 "notes": [n.as_dict() for n in looked.plan.notes],
+                "pending": [p.as_dict() for p in looked.plan.pending],
                 "daemon": daemon,
             }
             for c, looked in looks
@@ -934,6 +941,8 @@ def _print_status(one: Converged, rows: list[dict[str, Any]]) -> None:
     for note in one.plan.notes:
         if not note.message.startswith("held back"):
             typer.echo(f"note: {note.resource}: {note.message}")
+    for pending in one.plan.pending:
+        typer.echo(f"pending update: {pending.resource}: {pending.describe()}")
     typer.echo(_status_line(rows, one.plan.in_sync))
 
 

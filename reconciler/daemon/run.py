@@ -51,7 +51,7 @@ from reconciler.model.clients import (
     load_clients_file,
 )
 from reconciler.watch.events import EventWatcher
-from reconciler.watch.git import GitRepo
+from reconciler.watch.git import GitRepo, redact
 from reconciler.watch.maps import MapSource, MapWatcher
 
 from .alerts import Alerts
@@ -301,7 +301,12 @@ class Daemon:
         watcher = MapWatcher(self.source, self._each_controller(Controller.maps_changed)) if self.git is None else None
         if watcher is not None:
             watcher.start()
-        presence = Presence(holds_dir(self.settings), self.settings.paths)
+        git = self.git
+        presence = Presence(
+            holds_dir(self.settings),
+            self.settings.paths,
+            git=(lambda: {"url": redact(self.settings.git or ""), "commit": git.applied}) if git is not None else None,
+        )
         self._loop(presence)
         log.info("stopping")
         presence.withdraw()

@@ -43,6 +43,15 @@ SAFE_CONFIG = (
 )
 
 
+def redact(url: str) -> str:
+    """The URL without its user info (`https://user:token@host/…` → `https://***@host/…`): shown in logs,
+    status and notifications instead of the URL itself."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
 class GitError(Exception):
     """A git call failed or timed out, or a commit's tree was refused (the message says which)."""
 
@@ -94,7 +103,11 @@ class GitRepo:
         except OSError as exc:
             raise GitError(f"cannot run git: {exc}") from None
         if done.returncode != 0:
-            raise GitError(f"git {args[0]} failed: {done.stderr.strip()[-500:]}")
+            message = done.stderr.strip().replace(self.url, redact(self.url))
+            userinfo = self.url.partition("://")[2].split("/", 1)[0].rpartition("@")[0]
+            if userinfo:
+                message = message.replace(userinfo, "***")
+            raise GitError(f"git {args[0]} failed: {message[-500:]}")
         return done.stdout
 
     def fetch(self) -> str:

@@ -371,3 +371,15 @@ def test_rollbacks_and_crash_loops_are_notified_in_one_batch_and_a_crash_loop_on
         " unhealthy)",
         "[crash-loop] m.app: crash loop: restart held back (1 crashes in a row)",
     ]
+
+
+def test_git_urls_are_shown_without_their_credentials(tmp_path: Path) -> None:
+    from reconciler.watch.git import redact
+
+    assert redact("https://bot:tok3n@git.example.com/ops/maps.git") == "https://***@git.example.com/ops/maps.git"
+    assert redact("https://git.example.com/ops/maps.git") == "https://git.example.com/ops/maps.git"
+    assert redact("/srv/git/maps.git") == "/srv/git/maps.git"
+    repo = GitRepo("https://bot:tok3n@127.0.0.1:1/maps.git", tmp_path / "state", timeout=20)
+    with pytest.raises(GitError) as caught:
+        repo.fetch()  # nothing listens there
+    assert "tok3n" not in str(caught.value)
