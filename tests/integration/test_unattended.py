@@ -97,11 +97,12 @@ def test_notify_and_pinned_stay_when_the_tag_moves_auto_follows(
 
         v2 = build_image(docker_client, tag, f"FROM {TEST_IMAGE}\nLABEL v=2\n")  # the tag moves (image events)
         wait_for(lambda: state(docker_client, auto).get("Image") == v2 and running(docker_client, auto), 40)
+        # The reconcile that renamed `auto` into place tells of the pending update once it is over.
+        wait_for(lambda: bool(_logged(daemon, "update pending", container=notify)), 20)
         wait_idle(daemon)
         for container in (notify, pinned):
             assert state(docker_client, container)["Id"] == before[container], container  # not recreated
             assert state(docker_client, container)["Image"] == v1
-        assert _logged(daemon, "update pending", container=notify)
         assert not _logged(daemon, "update pending", container=pinned)
 
         # One message for the reconcile that updated `auto` and found `notify`'s newer image.
