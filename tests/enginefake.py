@@ -336,7 +336,14 @@ class RecordingEngine:
     def disconnect(self, network: str, container: str) -> None:
         self._record("disconnect", network, container)
 
-    def pull(self, ref: str, progress: Callable[[Json], None] | None = None) -> None:
+    def pull(
+        self,
+        ref: str,
+        progress: Callable[[Json], None] | None = None,
+        *,
+        idle_timeout: float = 60.0,
+        timeout: float = 1800.0,
+    ) -> None:
         self._record("pull", ref)
 
     def registry_digest(self, ref: str) -> str | None:

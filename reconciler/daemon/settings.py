@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from reconciler.model.limits import Limits, limits_from
 from reconciler.model.window import parse_window
+from reconciler.watch.git import GitError, check_branch, check_path
 
 
 class Settings(BaseSettings):
@@ -95,6 +96,22 @@ class Settings(BaseSettings):
         if value is not None:
             parse_window(value)  # a WindowError is a ValueError: reported as a bad setting
         return value
+
+    @field_validator("git_branch")
+    @classmethod
+    def _git_branch(cls, value: str | None) -> str | None:
+        try:
+            return None if value is None else check_branch(value)
+        except GitError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("git_path")
+    @classmethod
+    def _git_path(cls, value: str) -> str:
+        try:
+            return check_path(value)
+        except GitError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("notify")
     @classmethod

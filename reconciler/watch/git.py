@@ -30,6 +30,7 @@ from pathlib import Path
 from reconciler.logs import get_logger
 
 log = get_logger(__name__)
+_BRANCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 SAFE_CONFIG = (
     "core.hooksPath=/dev/null",
@@ -56,6 +57,21 @@ class GitError(Exception):
     """A git call failed or timed out, or a commit's tree was refused (the message says which)."""
 
 
+def check_path(path: str) -> str:
+    """`path` if it names a folder inside a repository (no `..`, no `.git`), else GitError."""
+    clean = path.strip("/") or "."
+    if clean != "." and any(part in ("..", ".git", "") for part in clean.split("/")):
+        raise GitError(f"{path!r} is not a folder inside the repository")
+    return path
+
+
+def check_branch(branch: str) -> str:
+    """`branch` if it is a plain branch name (never an option or a revision expression), else GitError."""
+    if not _BRANCH.match(branch) or ".." in branch or branch.endswith((".lock", "/")):
+        raise GitError(f"{branch!r} is not a branch name")
+    return branch
+
+
 class GitRepo:
     def __init__(
         self,
@@ -77,8 +93,9 @@ class GitRepo:
         self.max_bytes = max_bytes
         self.git_dir = directory / "repo.git"
         self.commits = directory / "commits"
-        if self.path != "." and any(part in ("..", ".git", "") for part in self.path.split("/")):
-            raise GitError(f"{path!r} is not a folder inside the repository")
+        check_path(path)
+        if branch is not None:
+            check_branch(branch)
 
     def _git(self, *args: str, env: dict[str, str] | None = None) -> str:
         command = ["git", *(x for c in SAFE_CONFIG for x in ("-c", c)), f"--git-dir={self.git_dir}", *args]
@@ -113,7 +130,10 @@ class GitRepo:
     def fetch(self) -> str:
         """Fetch the branch (or the remote's HEAD); the commit it points at now."""
         if not (self.git_dir / "HEAD").exists():
-            self.directory.mkdir(parents=True, exist_ok=True)
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise GitError(f"cannot make the repository's folder {self.directory}: {exc}") from None
             self._git("init", "--quiet", "--bare", str(self.git_dir))
         ref = f"refs/heads/{self.branch}" if self.branch else "HEAD"
         self._git("fetch", "--quiet", "--no-tags", "--depth=1", "--no-recurse-submodules", "--", self.url, ref)

@@ -383,3 +383,16 @@ def test_git_urls_are_shown_without_their_credentials(tmp_path: Path) -> None:
     with pytest.raises(GitError) as caught:
         repo.fetch()  # nothing listens there
     assert "tok3n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [{"git_branch": "--upload-pack=evil"}, {"git_branch": "a..b"}, {"git_path": "../etc"}, {"git_path": "x/.git"}],
+)
+def test_git_settings_that_could_escape_are_refused(flags: dict[str, str]) -> None:
+    from pydantic import ValidationError
+
+    from reconciler.daemon.settings import Settings
+
+    with pytest.raises(ValidationError):
+        Settings(git="/srv/maps.git", **flags)  # type: ignore[arg-type]
