@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import subprocess
 import threading
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -396,3 +397,35 @@ def test_git_settings_that_could_escape_are_refused(flags: dict[str, str]) -> No
 
     with pytest.raises(ValidationError):
         Settings(git="/srv/maps.git", **flags)  # type: ignore[arg-type]
+
+
+def test_the_git_hook_is_signed_not_token_guarded_and_bounded_like_every_request() -> None:
+    from reconciler.daemon.server import HttpLimits, StatusApp
+    from tests.unit.test_http_server import Client, call
+
+    calls: list[bytes] = []
+    secret = b"hook-secret"
+
+    def hook(body: bytes, headers: Mapping[str, str]) -> tuple[int, str]:
+        calls.append(body)
+        status = signature_status(secret, body, headers.get("x-hub-signature-256"))
+        return (202, "fetching") if status == 200 else (status, "refused")
+
+    application = StatusApp(
+        Metrics(),
+        lambda: (True, "ok"),
+        lambda: (True, "ready"),
+        token=b"bearer-token",
+        limits=HttpLimits(body_limit=100, body_timeout=0.2),
+        hooks={"/hooks/git": hook},
+    )
+    body = b'{"ref":"refs/heads/main"}'
+    signed = [(b"x-hub-signature-256", ("sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()).encode())]
+    length = [(b"content-length", str(len(body)).encode())]
+    assert call(application, "POST", "/hooks/git", length + signed, Client([body])).status == 202  # no bearer token
+    assert call(application, "POST", "/hooks/git", length, Client([body])).status == 401
+    assert call(application, "GET", "/hooks/git", [], Client()).status == 405
+    big = [(b"content-length", b"101")]
+    assert call(application, "POST", "/hooks/git", big + signed, Client([b"x" * 101])).status == 413
+    assert calls == [body, body]  # the refused methods and sizes never reached the hook
+    assert call(application, "GET", "/metrics", [], Client()).status == 401  # the rest still needs the token
