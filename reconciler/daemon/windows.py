@@ -40,10 +40,15 @@ class UpdateWindows:
     def waiting(self, desired: DesiredState) -> frozenset[str]:
         """The `auto` containers whose window is closed now."""
         now = self.now()
+        is_open: dict[str, bool] = {}  # per window text: thousands of containers share a few windows
         closed = set()
         for spec in desired.containers.values():
-            window = self._for(spec.update_window) if spec.update == "auto" else None
-            if window is not None and not window.is_open(now):
+            text = spec.update_window or self.default
+            if spec.update != "auto" or not text:
+                continue
+            if text not in is_open:
+                is_open[text] = _window(text).is_open(now)
+            if not is_open[text]:
                 closed.add(spec.name)
         return frozenset(closed)
 
