@@ -79,6 +79,7 @@ class Result:
 
     failed: bool = False  # back off (per key, exponentially), then try again
     requeue_after: float | None = None  # not a failure: look again after this long
+    wake_after: float | None = None  # a success that wants another look later (an update window opening)
 
 
 def _lock_name(rid: ResourceId) -> str:
@@ -132,6 +133,7 @@ class Controller:
         self.clock = clock
         self.alerts = alerts or Alerts()  # none: nobody to tell
         self.windows = UpdateWindows(settings.update_window, wall_clock)
+        self._wakes: dict[Key, float] = {}  # key → when a wake-up (an update window opening) is due
         self._told: set[tuple[str, str]] = set()  # (kind, subject and detail) already notified, not repeated
         self.queue: WorkQueue[Key] = WorkQueue(rate=settings.rate, max_delay=settings.crash_backoff_max)
         self.maps = MapSet()
@@ -327,10 +329,24 @@ class Controller:
             self.queue.add_after(key, result.requeue_after)  # not a success either: the backoff count stays
         else:
             self.queue.forget(key)
+            if result.wake_after is not None:
+                self._wake(key, result.wake_after)
         for name in sorted(suppressed, key=str):
             # Events arrived while we were changing these containers: look once more (cheap, from the cache).
             # A failed reconcile skips this — its backoff decides.
             self.queue.add(name)
+
+    def _wake(self, key: Key, after: float) -> None:
+        """Look at `key` again after `after` seconds — once: a wake already due by then is enough (every
+        reconcile during a closed window asks for the same opening)."""
+        now = self.clock()
+        due = now + after
+        with self._lock:
+            known = self._wakes.get(key)
+            if known is not None and now < known <= due + 1.0:
+                return
+            self._wakes[key] = due
+        self.queue.add_after(key, after)
 
     def reconcile(self, key: Key) -> Result:
         """Observe → plan → lock what the plan touches → plan again under the locks → execute."""
@@ -372,7 +388,7 @@ class Controller:
         self.metrics.reconciles.labels("blocked" if plan.blocked else "ok").inc()
         # An update waiting for its window: look again when the window opens (a resync would, but later).
         wait = self.windows.next_opening(desired, {p.resource.name for p in plan.pending})
-        return Result(requeue_after=wait) if wait is not None else Result()
+        return Result(wake_after=wait)
 
     def _failed(self, key: Key, result: RunResult) -> Result:
         """A failure is retried with backoff — unless every failure is a rollback that is now held: trying

@@ -52,14 +52,14 @@ def test_a_closed_window_holds_an_update_until_it_opens_and_healing_goes_on(
     ctl = Controller(settings, engine, MapSource([site]), wall_clock=clock)
     try:
         ctl.load_maps()
-        assert ctl.reconcile(ALL).requeue_after is None
+        assert ctl.reconcile(ALL).wake_after is None
         assert state(docker_client, app)["Image"] == v1
         container = state(docker_client, app)["Id"]
 
         v2 = build_image(docker_client, tag, f"FROM {TEST_IMAGE}\nLABEL v=2\n")
         ctl.cache.relist()
         result = ctl.reconcile(ALL)
-        assert result.requeue_after == pytest.approx(3600)  # looked at again when the window opens
+        assert result.wake_after == pytest.approx(3600)  # looked at again when the window opens
         assert state(docker_client, app)["Id"] == container  # the update waits…
         pending = ctl.windows.waiting(ctl.desired)
         assert app in pending
@@ -74,7 +74,7 @@ def test_a_closed_window_holds_an_update_until_it_opens_and_healing_goes_on(
 
         clock.now = datetime(2026, 12, 5, 2, 30).astimezone()  # the window is open
         ctl.cache.relist()
-        assert ctl.reconcile(ALL).requeue_after is None
+        assert ctl.reconcile(ALL).wake_after is None
         assert state(docker_client, app)["Image"] == v2
         assert running(docker_client, app)
     finally:

@@ -429,3 +429,16 @@ def test_the_git_hook_is_signed_not_token_guarded_and_bounded_like_every_request
     assert call(application, "POST", "/hooks/git", big + signed, Client([b"x" * 101])).status == 413
     assert calls == [body, body]  # the refused methods and sizes never reached the hook
     assert call(application, "GET", "/metrics", [], Client()).status == 401  # the rest still needs the token
+
+
+def test_a_closed_window_asks_for_one_wake_up_however_often_it_is_seen() -> None:
+    from reconciler.daemon.controller import Result
+    from reconciler.daemon.keys import ALL
+    from tests.unit.test_daemon_logic import controller
+
+    ctl = controller("name: m\napp: {image: nginx}\n")
+    for _ in range(5):
+        ctl._follow_up(ALL, Result(wake_after=3600))
+    assert len(ctl.queue._delayed) == 1
+    ctl._follow_up(ALL, Result(wake_after=60))  # an earlier opening (the maps changed): that one too
+    assert len(ctl.queue._delayed) == 2
