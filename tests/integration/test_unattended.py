@@ -243,3 +243,40 @@ def test_map_errors_are_notified_and_a_dead_receiver_does_not_slow_healing(
             assert daemon.stop() == 0
         finally:
             _remove(docker_client, app)
+
+
+@pytest.mark.timeout(180)
+def test_the_update_window_flag_holds_an_update_and_healing_goes_on(
+    docker_client: Any, maps_dir: Path, daemon_factory: Any, prefix: str, receiver: Receiver
+) -> None:
+    from datetime import datetime, timedelta
+
+    tag = f"{prefix}-closed:live"
+    v1 = build_image(docker_client, tag, f"FROM {TEST_IMAGE}\nLABEL v=1\n")
+    name = unique_map_name("closed")
+    body = """\
+    app:
+      image: TAG
+      stop_timeout: 1
+      create_options: {command: [sh, -c, "TRAP"]}
+    """
+    (maps_dir / "site.yaml").write_text(map_text(name, body.replace("TAG", tag)))
+    app = f"{name}.app"
+    opens = datetime.now() + timedelta(hours=2)  # the daemon's time zone is this process's
+    window = f"{opens:%H:%M}-{opens + timedelta(minutes=30):%H:%M}"
+    daemon = daemon_factory("--update-window", window, "--notify", receiver.url, env=FAST_NOTIFY)
+    try:
+        daemon.wait_ready(60)
+        wait_for(lambda: running(docker_client, app), 30)
+        container = state(docker_client, app)["Id"]
+        build_image(docker_client, tag, f"FROM {TEST_IMAGE}\nLABEL v=2\n")
+        wait_for(lambda: bool(_logged(daemon, "update pending", container=app)), 30)
+        wait_for(lambda: any(f"[pending] {app}" in b and "update window" in b for b in receiver.bodies()), 20)
+        assert state(docker_client, app)["Id"] == container  # held outside the window
+        assert state(docker_client, app)["Image"] == v1
+        docker_client.api.remove_container(app, force=True, v=True)  # healing is not held
+        wait_for(lambda: running(docker_client, app), 10)
+        assert daemon.stop() == 0
+    finally:
+        _remove(docker_client, app)
+        docker_client.images.remove(tag, force=True)
