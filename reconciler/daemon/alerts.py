@@ -18,6 +18,7 @@ rejected (file:line: message), the engine unreachable longer than the grace peri
 
 from __future__ import annotations
 
+import logging
 import queue
 import socket
 import threading
@@ -201,6 +202,9 @@ def apprise_target(url: str) -> Send:
     """One Apprise URL as a target (Apprise imported here only: it is slow to import)."""
     import apprise  # noqa: PLC0415 -- slow to import; only a daemon with --notify needs it
 
+    # Apprise's own log lines may show a target's host and path, where some services keep their tokens:
+    # silenced; our log says which target (by scheme) failed.
+    logging.getLogger("apprise").disabled = True
     target = apprise.Apprise()
     if not target.add(url):
         raise ValueError(f"not a notification URL Apprise knows ({url.partition('://')[0]}://…)")
