@@ -101,6 +101,8 @@ class _ClientRun:
         maps, containers = sorted(controller.maps.maps), len(controller.desired.containers)
         if maps:
             self.log.info("ready", maps=maps, containers=containers)
+        elif d.git is not None and d.git.applied is None:
+            self.log.info("connected; waiting for a good commit of the git repository")
         else:
             self.log.error("no valid map: managing nothing (not ready)", reason=controller.ready()[1])
         self.events = EventWatcher(
