@@ -6,8 +6,8 @@ Two spellings, both in the daemon's time zone:
 - a cron expression and a duration: `"0 2 * * 6 3h"` (croniter's five fields, then `90m`, `3h`, `1h30m`).
 
 Both become one `Window` (a cron expression for the openings and how long each stays open), so the daemon
-asks only `is_open(now)` and `next_open(now)`. Pure: croniter computes, nothing here reads a clock — the
-daemon passes `now` (tests inject it).
+asks only `is_open(now)` and `next_open(now)`. Pure: croniter computes (imported on first use, so maps
+without a window never pay for it), nothing here reads a clock — the daemon passes `now` (tests inject it).
 """
 
 from __future__ import annotations
@@ -15,8 +15,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from croniter import croniter
+if TYPE_CHECKING:
+    from croniter import croniter as Croniter
+
+
+def _croniter() -> type[Croniter]:
+    """croniter, imported when a window is first used: maps without one never pay for it (issue 17)."""
+    from croniter import croniter  # noqa: PLC0415
+
+    return croniter
+
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _RANGE = re.compile(r"^(?:(?P<days>[A-Za-z,-]+)\s+)?(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})$")
@@ -35,14 +45,14 @@ class Window:
     text: str = ""
 
     def is_open(self, now: datetime) -> bool:
-        opened: datetime = croniter(self.cron, now + timedelta(seconds=1)).get_prev(datetime)
+        opened: datetime = _croniter()(self.cron, now + timedelta(seconds=1)).get_prev(datetime)
         return now - opened < self.duration
 
     def next_open(self, now: datetime) -> datetime:
         """`now` while open, else the next opening."""
         if self.is_open(now):
             return now
-        opening: datetime = croniter(self.cron, now).get_next(datetime)
+        opening: datetime = _croniter()(self.cron, now).get_next(datetime)
         return opening
 
     def wait(self, now: datetime) -> float:
@@ -102,7 +112,7 @@ def _from_cron(spec: str) -> Window:
             " and a duration ('0 2 * * 6 3h')"
         )
     cron, duration = " ".join(fields[:5]), fields[5]
-    if not croniter.is_valid(cron):
+    if not _croniter().is_valid(cron):
         raise WindowError(f"{cron!r} is not a cron expression (minute hour day month weekday)")
     found = _DURATION.match(duration)
     if found is None or not (found["h"] or found["m"]):
