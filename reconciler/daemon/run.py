@@ -38,6 +38,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 
+from reconciler.backoff import Backoff
 from reconciler.executor.clients import connect_client
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
@@ -65,6 +66,7 @@ from .server import HttpLimits, StatusServer
 from .settings import Settings
 
 log = get_logger(__name__)
+CONNECT_BACKOFF = Backoff(0.5, 10.0)  # an engine that is not there (yet): look again, less and less often
 ENGINE_ATTEMPTS = 100  # bounded by `engine_retry` seconds long before this
 
 
@@ -120,7 +122,7 @@ class _ClientRun:
         controller.start_workers()
 
     def _connect(self) -> DockerEngine | None:
-        delay = 0.5
+        failures = 0
         announced = False
         terminate = self.daemon.terminate
         while not terminate.is_set():
@@ -137,6 +139,8 @@ class _ClientRun:
                     # Up, but without an engine: say so (systemd and /healthz), and keep trying.
                     self.daemon.notifier.ready("waiting for the Docker engine")
                     announced = True
+                delay = CONNECT_BACKOFF.delay(failures)
+                failures += 1
                 self.log.warning("engine unreachable, retrying", error=str(exc), retry_in=delay)
                 lost = time.monotonic() - self.daemon.started
                 if lost > self.daemon.settings.engine_grace and not self._told_lost:
@@ -144,7 +148,6 @@ class _ClientRun:
                     text = f"unreachable for {lost:.0f}s since the daemon started"
                     self.daemon.alerts.add("engine-lost", self._engine_name, text)
                 terminate.wait(delay)
-                delay = min(delay * 2, 10.0)
         return None
 
     @property
