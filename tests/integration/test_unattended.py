@@ -6,6 +6,7 @@ Daemons run in subprocesses (the `Daemon` of test_daemon); waits are deadlines, 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -124,6 +125,15 @@ def test_notify_and_pinned_stay_when_the_tag_moves_auto_follows(
         assert "pending updates" in shown.stdout
         assert notify in shown.stdout
         assert pinned not in shown.stdout
+        as_json = run_cli("plan", str(site), "--json")
+        assert as_json.returncode == 0, as_json.stderr
+        pending = json.loads(as_json.stdout)["pending"]
+        assert [(p["name"], p["image"], p["found"], p["wanted"]) for p in pending] == [(notify, tag, short1, short2)]
+        status = run_cli("status", str(site))
+        lines = [line for line in status.stdout.splitlines() if line.startswith("pending update:")]
+        assert len(lines) == 1, status.stdout
+        assert notify in lines[0]
+        assert f"{short1} → {short2}" in lines[0]
         plain = run_cli("apply", str(site))
         assert plain.returncode == 0, plain.stderr
         assert state(docker_client, notify)["Id"] == before[notify]
