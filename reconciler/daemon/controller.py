@@ -537,8 +537,8 @@ class Controller:
         why = f"its replacement failed the health gate at {at} ({r.error}); tried again once the map changes"
         why += f" its spec or its image tag moves, or on purpose: `reconciler release {name}` or `apply --force`"
         self.holds.hold(HeldBack(name, spec.spec_hash, image_id, why), (image_ref, image_id) if image_changed else None)
-        kept = f"{image_ref} {image_id.removeprefix('sha256:')[:12]}" if image_changed else "the previous container"
-        self.alerts.add("rollback", name, f"rolled back to {kept}: its replacement failed ({r.error})")
+        tried = f"the update to {image_ref} {image_id.removeprefix('sha256:')[:12]}" if image_changed else "a recreate"
+        self.alerts.add("rollback", name, f"rolled back {tried}, the previous container runs again: {r.error}")
         if image_changed:
             self.log.warning(
                 "image update rolled back; not retried until the tag moves",

@@ -368,8 +368,7 @@ def test_rollbacks_and_crash_loops_are_notified_in_one_batch_and_a_crash_loop_on
     assert len(target.sent) == 1
     lines = target.sent[0][1].splitlines()
     assert lines == [
-        "[rollback] m.app: rolled back to the previous container: its replacement failed (the replacement became"
-        " unhealthy)",
+        "[rollback] m.app: rolled back a recreate, the previous container runs again: the replacement became unhealthy",
         "[crash-loop] m.app: crash loop: restart held back (1 crashes in a row)",
     ]
 
