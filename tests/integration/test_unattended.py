@@ -290,3 +290,29 @@ def test_the_update_window_flag_holds_an_update_and_healing_goes_on(
     finally:
         _remove(docker_client, app)
         docker_client.images.remove(tag, force=True)
+
+
+@pytest.mark.timeout(120)
+def test_a_crash_loop_is_notified_once(
+    docker_client: Any, maps_dir: Path, daemon_factory: Any, receiver: Receiver
+) -> None:
+    name = unique_map_name("crashnotify")
+    body = """\
+    app:
+      image: IMAGE
+      stop_timeout: 1
+      create_options: {command: [sh, -c, "sleep 0.2; exit 3"]}
+    """
+    (maps_dir / "site.yaml").write_text(map_text(name, body))
+    app = f"{name}.app"
+    daemon = daemon_factory("--notify", receiver.url, env=FAST_NOTIFY)
+    try:
+        daemon.wait_ready(60)
+        wait_for(lambda: any(f"[crash-loop] {app}: crash loop" in b for b in receiver.bodies()), 40)
+        # Restarted with growing delays meanwhile; told once.
+        wait_for(lambda: len(_logged(daemon, "crash loop: restart held back", container=app)) >= 2, 40)
+        time.sleep(1)
+        assert sum(b.count(f"[crash-loop] {app}") for b in receiver.bodies()) == 1, receiver.bodies()
+        assert daemon.stop() == 0
+    finally:
+        _remove(docker_client, app)
