@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import socket
 import threading
 import time
@@ -27,10 +28,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.logs import get_logger
+from reconciler.model.errors import looks_secret
 
 from .metrics import Metrics
 
 log = get_logger(__name__)
+_ASSIGNED = re.compile(r"\b([A-Za-z_][A-Za-z0-9_.-]*)(=|': '|\": \")([^\s'\",;)=]+)")
 Send = Callable[[str, str], bool]  # (title, body) → delivered
 
 
@@ -102,7 +105,7 @@ class Alerts:
             self._enqueue(alerts)
 
     def add(self, kind: str, subject: str, text: str) -> None:
-        alert = Alert(kind, subject, text)
+        alert = Alert(kind, subject, scrub(text))
         if not self.enabled:
             return
         log.debug("notification", kind=kind, subject=subject, text=text)
@@ -189,6 +192,12 @@ class Alerts:
                 if not ok:
                     log.warning("notification target failed", target=name)
             self.metrics.notifications.labels("sent" if ok else "failed").inc()
+
+
+def scrub(text: str) -> str:
+    """The last line of defence: a `NAME=value` (or `'NAME': 'value'`) under a secret-looking name, as an
+    engine error might quote it, is shown as `NAME=***`."""
+    return _ASSIGNED.sub(lambda m: f"{m[1]}{m[2]}***" if looks_secret(m[1]) else m[0], text)
 
 
 def message(host: str, alerts: Sequence[Alert]) -> tuple[str, str]:

@@ -441,3 +441,19 @@ def test_a_closed_window_asks_for_one_wake_up_however_often_it_is_seen() -> None
     assert len(ctl.queue._delayed) == 1
     ctl._follow_up(ALL, Result(wake_after=60))  # an earlier opening (the maps changed): that one too
     assert len(ctl.queue._delayed) == 2
+
+
+def test_a_secret_quoted_by_an_error_never_reaches_a_message() -> None:
+    target = Target()
+    alerts = Alerts(targets=[target], interval=0)
+    alerts.add(
+        "rollback", "m.app", "create failed: DB_PASSWORD=hunter2 given; env {'API_TOKEN': 'abc123', 'MODE': 'x'}"
+    )
+    alerts.start()
+    assert target.got.wait(5)
+    alerts.stop()
+    body = target.sent[0][1]
+    assert "hunter2" not in body
+    assert "abc123" not in body
+    assert "DB_PASSWORD=***" in body
+    assert "'MODE': 'x'" in body
