@@ -70,6 +70,7 @@ from .settings import Settings
 from .windows import UpdateWindows
 
 log = get_logger(__name__)
+LEASE_RECHECK = 5.0  # seconds before a key whose recreate another reconciler holds (a lease) looks again
 LOCK_RETRY = 0.25  # seconds before a key whose resources another key is changing looks again
 
 
@@ -139,7 +140,7 @@ class Controller:
         self.maps = MapSet()
         self.desired = DesiredState()
         self.holds = HoldStore(holds_dir(settings, self.name))
-        self.pauses = PauseFile(holds_dir(settings))  # a person's pauses name containers: every client's
+        self.pauses = PauseFile(holds_dir(settings, self.name))  # a person's pauses, of this client's containers
         self._paused_seen: frozenset[str] = frozenset()
         self._broken: set[str] = set()  # map files that fail to load now
         self._said: dict[str, str] = {}  # container → the hold last logged for it
@@ -386,6 +387,8 @@ class Controller:
             self.metrics.reconciles.labels("failed").inc()
             return self._failed(key, result)
         self.metrics.reconciles.labels("blocked" if plan.blocked else "ok").inc()
+        if any(r.left_to_another for r in result.results):
+            return Result(requeue_after=LEASE_RECHECK)  # another reconciler's recreate: see how it ended
         # An update waiting for its window: look again when the window opens (a resync would, but later).
         wait = self.windows.next_opening(desired, {p.resource.name for p in plan.pending})
         return Result(wake_after=wait)
@@ -567,10 +570,10 @@ class Controller:
 
     def _paused(self) -> dict[str, Pause]:
         """The pauses in force: not expired, and the map has not changed the container since (a person who
-        edits a paused container's config wants the edit applied)."""
+        edits a paused container's config wants the edit applied), of containers this client keeps."""
         with self._lock:
             specs = {name: spec.spec_hash for name, spec in self.desired.containers.items()}
-        return {n: p for n, p in self.pauses.active().items() if p.matches(specs.get(n))}
+        return {n: p for n, p in self.pauses.active().items() if n in specs and p.matches(specs[n])}
 
     def watch_pauses(self) -> None:
         """Called every second by the daemon's loop: log what a person paused or resumed (or what expired),

@@ -83,6 +83,12 @@ class ActionResult:
     seconds: float = 0.0
     rolled_back: tuple[str, str] | None = None  # (image reference, image id) that failed its health gate
 
+    @property
+    def left_to_another(self) -> bool:
+        """Skipped because another reconciler holds the lease of this work (or of a dependency's): theirs,
+        not a failure of ours."""
+        return self.outcome is Outcome.SKIPPED and (self.error or "").startswith(lease.IN_PROGRESS)
+
 
 @dataclass
 class RunResult:
@@ -90,7 +96,7 @@ class RunResult:
 
     @property
     def failed(self) -> list[ActionResult]:
-        return [r for r in self.results if r.outcome is not Outcome.DONE]
+        return [r for r in self.results if r.outcome is not Outcome.DONE and not r.left_to_another]
 
     @property
     def ok(self) -> bool:
@@ -179,6 +185,7 @@ class Executor:
         result = RunResult()
         self.client = client
         failed: set[ResourceId] = set(failed_before)
+        elsewhere: set[ResourceId] = set()  # of `failed`: left to another reconciler (not failures)
         self._graph = plan.depends_on
         self._stop = stop  # a health gate in progress gives up (and rolls back) once it is set
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="reconcile") as pool:
@@ -190,9 +197,13 @@ class Executor:
                 for action in wave:
                     blocker = self._failed_dependency(action.resource, failed)
                     if blocker is not None:
-                        result.results.append(ActionResult(action, Outcome.SKIPPED, f"dependency {blocker} failed"))
+                        why = f"dependency {blocker} failed"
+                        if blocker in elsewhere:
+                            why = f"{lease.IN_PROGRESS}: dependency {blocker} is another reconciler's work now"
+                            elsewhere.add(action.resource)
+                        result.results.append(ActionResult(action, Outcome.SKIPPED, why))
                         failed.add(action.resource)
-                        self.on_event("skipped", action, f"dependency {blocker} failed")
+                        self.on_event("skipped", action, why)
                         continue
                     futures.append((action, pool.submit(self._run_one, action)))
                 for action, future in futures:
@@ -200,6 +211,8 @@ class Executor:
                     result.results.append(outcome)
                     if outcome.outcome is not Outcome.DONE:
                         failed.add(action.resource)
+                    if outcome.left_to_another:
+                        elsewhere.add(action.resource)
         return result
 
     def _failed_dependency(self, rid: ResourceId, failed: set[ResourceId]) -> ResourceId | None:
@@ -219,6 +232,12 @@ class Executor:
         self.on_event("start", action, None)
         try:
             self.perform(action)
+        except InProgress as exc:
+            # Another reconciler (the daemon beside a person's apply, or the other way round) holds the lease
+            # of this recreate: its work, not a failure of ours. Skipped; the caller may look again later.
+            log.info("left to the reconciler at work on it", resource=str(action.resource), detail=str(exc))
+            self.on_event("skipped", action, str(exc))
+            return ActionResult(action, Outcome.SKIPPED, str(exc), time.monotonic() - started)
         except RolledBack as exc:
             seconds = time.monotonic() - started
             # Debug: the caller says it once, with what follows (the daemon's hold, the CLI's error line).
@@ -618,6 +637,8 @@ class Executor:
             if found is None:
                 return "disappeared"
             if not found.running:
+                if spec.persistent and found.exit_code == 0:
+                    return None  # a persistent one-shot (a job, a data container): done is its healthy
                 return f"exited with code {found.exit_code}"
             health = found.health
             if health is None:

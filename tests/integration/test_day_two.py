@@ -111,7 +111,8 @@ def test_a_daemon_without_a_valid_map_is_not_ready(maps_dir: Path, daemon_factor
     metrics = daemon.get("/metrics")[1]
     assert f'reconciler_maps_broken{{client="__default__",file="{maps_dir / "broken.yaml"}"}} 1.0' in metrics
     # Fixed: ready, the gauge drops to 0, and the log says so.
-    (maps_dir / "broken.yaml").write_text(f"name: {unique_map_name('broken')}\n")
+    fixed = 'app: {image: IMAGE, create_options: {command: [sh, -c, "TRAP"]}}\n'
+    (maps_dir / "broken.yaml").write_text(map_text(unique_map_name("broken"), fixed))
     wait_for(lambda: daemon.get("/readyz")[0] == 200, 20)
     assert any(e.get("event") == "map OK again" for e in daemon.logs())
     good_again = f'reconciler_maps_broken{{client="__default__",file="{maps_dir / "broken.yaml"}"}} 0.0'

@@ -448,3 +448,22 @@ def test_a_rolled_back_image_is_not_deployed_again_by_a_cascade() -> None:
     plan = plan_update(ctl.desired, observed, PlanOptions(held=frozenset({hold})))
     assert {a.resource.name: a.op.value for a in plan.actions} == {"m.db": "recreate"}
     assert [(n.resource.name, n.message) for n in plan.notes] == [("m.app", "held back: image update failed its gate")]
+
+
+def test_a_recreate_leased_by_another_reconciler_is_looked_at_again_not_failed() -> None:
+    """A person's `apply` holds the lease of m.a's replacement: the daemon leaves it (no error, no backoff)
+    and looks again shortly to see how it ended."""
+    from reconciler.daemon.controller import LEASE_RECHECK
+    from reconciler.executor import lease
+    from reconciler.plan import naming
+
+    changed = controller("name: m\na: {image: x, create_options: {environment: {V: '2'}}}\n")
+    engine = RecordingEngine(synthesize(controller("name: m\na: {image: x}\n").desired))
+    engine.create_container(
+        naming.replacement_name("m.a"),
+        {"labels": {naming.LABEL_MANAGED: "true", **lease.lease_labels("elsewhere/1/x", time.time() + 600)}},
+    )
+    ctl = controller("name: m\na: {image: x, create_options: {environment: {V: '2'}}}\n", engine)
+    assert changed.desired.containers["m.a"].spec_hash == ctl.desired.containers["m.a"].spec_hash
+    assert ctl.reconcile(ALL) == Result(requeue_after=LEASE_RECHECK)
+    assert not engine.ops("stop", "remove")  # the other reconciler's old container and replacement stay

@@ -13,14 +13,16 @@ import typer
 from structlog.testing import capture_logs
 
 from reconciler.cli import parse_duration
-from reconciler.daemon.controller import Result
+from reconciler.daemon.controller import Controller, Result
 from reconciler.daemon.holds import HoldStore
 from reconciler.daemon.intents import PauseFile, Presence, running_daemon
 from reconciler.daemon.keys import ALL
+from reconciler.daemon.settings import Settings
 from reconciler.executor.apply import ActionResult, Outcome, RunResult
 from reconciler.model import MapProblem
 from reconciler.plan.planner import HeldBack, plan_update
-from reconciler.watch.maps import ReloadResult
+from reconciler.watch.maps import MapSource, ReloadResult
+from tests.enginefake import RecordingEngine
 from tests.planfakes import synthesize
 from tests.unit.test_daemon_logic import HEALTHY, Clock, controller
 
@@ -52,6 +54,41 @@ def test_a_paused_container_is_not_healed_and_resume_brings_it_back(tmp_path: Pa
     assert [e["event"] for e in logs] == ["resumed: managed again"]
     assert ctl.queue.get(timeout=0) == ALL  # looked at again at once
     assert [a.resource.name for a in ctl._planner(ALL)(ctl.desired, observed).actions] == ["m.app"]
+
+
+def test_a_pause_is_per_client(tmp_path: Path) -> None:
+    """The same container name runs on several clients: a pause on one must not stop healing on the others
+    (found by trying the product as a new operator). The CLI writes each client's pauses where that
+    client's daemon controller reads them."""
+    from reconciler.model.clients import ClientConfig
+
+    maps = tmp_path / "m.yaml"
+    maps.write_text(APP.replace("name: m\n", "name: m\nclients: [local, far]\n"))
+    clients = tmp_path / "clients.yaml"
+    clients.write_text("local: {base_url: 'unix:///nowhere/1.sock'}\nfar: {base_url: 'unix:///nowhere/2.sock'}\n")
+    env = {"RECONCILER_STATE_DIR": str(tmp_path / "state")}
+    done = run("pause", str(maps), "app", "--clients", str(clients), "--client", "far", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "paused on client far: m.app" in done.stdout
+    assert not (tmp_path / "state" / "paused.json").exists()
+    assert "m.app" in PauseFile(tmp_path / "state" / "clients" / "far").active()
+    assert not PauseFile(tmp_path / "state" / "clients" / "local").active()
+    # Each client's controller reads its own: `local` heals m.app, `far` leaves it alone.
+    observed = synthesize(controller("name: m\nweb: {image: x}\n").desired).observed()
+    for name, healed in (("local", True), ("far", False)):
+        ctl = Controller(
+            Settings(paths=[], state_dir=str(tmp_path / "state")),
+            RecordingEngine(),
+            MapSource([]),
+            client=ClientConfig(name=name),
+        )
+        ctl.maps = controller(APP).maps
+        ctl.desired = controller(APP).desired
+        names = [a.resource.name for a in ctl._planner(ALL)(ctl.desired, observed).actions]
+        assert ("m.app" in names) is healed, name
+    resumed = run("resume", str(maps), "--clients", str(clients), env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not PauseFile(tmp_path / "state" / "clients" / "far").active()
 
 
 def test_a_map_change_of_a_paused_container_ends_its_pause(tmp_path: Path) -> None:
@@ -126,7 +163,7 @@ def test_a_held_rollback_promises_no_retry() -> None:
 def test_no_valid_map_is_not_ready_and_the_gauge_says_which(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: b\napp: {image: x, bogus: 1}\n")
-    ctl = controller("name: m\n")
+    ctl = controller("name: m\napp: {image: x}\n")
     ctl.maps = type(ctl.maps)()
     ctl.source.paths = [tmp_path]
     with capture_logs() as logs:
@@ -147,7 +184,7 @@ def test_no_valid_map_is_not_ready_and_the_gauge_says_which(tmp_path: Path) -> N
 
 
 def test_no_map_files_is_not_ready(tmp_path: Path) -> None:
-    ctl = controller("name: m\n")
+    ctl = controller("name: m\napp: {image: x}\n")
     ctl.source.paths = [tmp_path / "wrong"]
     ctl.settings.paths = [str(tmp_path / "wrong")]
     ctl._map_health(ReloadResult(ctl.maps))
