@@ -79,6 +79,9 @@ class Alerts:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._last_sent: float | None = None
+        # (kind, detail) already told, daemon-wide: a broken map is one message, not one per client.
+        self._told: set[tuple[str, str]] = set()
+        self._told_lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
@@ -115,6 +118,28 @@ class Alerts:
                 batch.alerts.append(alert)
         else:
             self._enqueue([alert])
+
+    def tell_once(self, kind: str, subject: str, text: str, *, detail: str | None = None) -> bool:
+        """`add` unless this very thing (`detail`, else the text) was told already; True if told now."""
+        key = (kind, detail if detail is not None else text)
+        with self._told_lock:
+            if key in self._told:
+                return False
+            self._told.add(key)
+        self.add(kind, subject, text)
+        return True
+
+    def untell(self, kind: str, detail: str) -> bool:
+        """Forget one thing told (it is over: the next time is news again); True if it had been told."""
+        with self._told_lock:
+            told = (kind, detail) in self._told
+            self._told.discard((kind, detail))
+        return told
+
+    def forget(self, kind: str, keep: Callable[[str], bool]) -> None:
+        """Forget the things of `kind` told whose detail `keep` no longer accepts."""
+        with self._told_lock:
+            self._told = {t for t in self._told if t[0] != kind or keep(t[1])}
 
     def _enqueue(self, alerts: list[Alert]) -> None:
         while True:

@@ -135,7 +135,6 @@ class Controller:
         self.alerts = alerts or Alerts()  # none: nobody to tell
         self.windows = UpdateWindows(settings.update_window, wall_clock)
         self._wakes: dict[Key, float] = {}  # key → when a wake-up (an update window opening) is due
-        self._told: set[tuple[str, str]] = set()  # (kind, subject and detail) already notified, not repeated
         self.queue: WorkQueue[Key] = WorkQueue(rate=settings.rate, max_delay=settings.crash_backoff_max)
         self.maps = MapSet()
         self.desired = DesiredState()
@@ -166,9 +165,9 @@ class Controller:
         self._map_health(result)
         problems = {str(p) for p in result.problems if p.severity is Severity.ERROR}
         for problem in sorted(problems):
-            self._tell_once("map-error", problem.partition(": ")[0], problem)
-        with self._lock:  # a problem fixed and made again is news again
-            self._told -= {t for t in self._told if t[0] == "map-error" and t[1] not in problems}
+            where, _, what = problem.partition(": ")
+            self.alerts.tell_once("map-error", where, what, detail=problem)
+        self.alerts.forget("map-error", lambda told: told in problems)  # fixed and made again: news again
         removed_maps = [name for name in self.maps.maps if name not in result.maps.maps]
         with self._lock:
             self.maps = result.maps
@@ -275,10 +274,7 @@ class Controller:
         if self.engine_down_since is not None:
             down_for = round(self.clock() - self.engine_down_since, 1)
             self.log.info("engine is back", down_for=down_for)
-            with self._lock:
-                told = ("engine-lost", "engine") in self._told
-                self._told.discard(("engine-lost", "engine"))
-            if told:
+            if self.alerts.untell("engine-lost", self._engine_name):
                 self.alerts.add("engine-back", self._engine_name, f"reachable again after {down_for:.0f}s")
         self.engine_down_since = None
         self.metrics.engine_up.set(1)
@@ -414,18 +410,8 @@ class Controller:
         """Newer images not taken (policy `notify`, or waiting for the window): told once per image id."""
         for pending in plan.pending:
             name = pending.resource.name
-            if ("pending", f"{name}@{pending.wanted}") not in self._told:
+            if self.alerts.tell_once("pending", name, pending.describe(), detail=f"{name}@{pending.wanted}"):
                 self.log.warning("update pending", container=name, image=pending.image, why=pending.why)
-            self._tell_once("pending", name, pending.describe(), detail=f"{name}@{pending.wanted}")
-
-    def _tell_once(self, kind: str, subject: str, text: str, *, detail: str | None = None) -> None:
-        """Notify unless this very thing was told already (a broken map is not news at every reload)."""
-        told = (kind, detail if detail is not None else text)
-        with self._lock:
-            if told in self._told:
-                return
-            self._told.add(told)
-        self.alerts.add(kind, subject, text)
 
     def _options(self, key: ContainerKey | AllKey) -> PlanOptions:
         targets = None if isinstance(key, AllKey) else frozenset({ResourceId(Kind.CONTAINER, key.name)})
@@ -595,11 +581,11 @@ class Controller:
         for name, wait in waits.items():
             self.queue.add_after(ContainerKey(name), wait)
             crashes = self.crash_loops.crashes.get(name, (0, ""))[0]
-            self._tell_once(
-                "crash-loop", name, f"crash loop: restart held back ({crashes} crashes in a row)", detail=name
-            )
-        with self._lock:  # a container that ran long enough again: its next crash loop is news again
-            self._told -= {t for t in self._told if t[0] == "crash-loop" and t[1] not in self.crash_loops.crashes}
+            text = f"crash loop: restart held back ({crashes} crashes in a row)"
+            self.alerts.tell_once("crash-loop", name, text, detail=name)
+        # A container of ours that ran long enough again: its next crash loop is news again.
+        ours = self.desired.containers
+        self.alerts.forget("crash-loop", lambda told: told in self.crash_loops.crashes or told not in ours)
         return held
 
     # --- liveness ------------------------------------------------------------------------------------
@@ -615,7 +601,8 @@ class Controller:
         self.last_progress = now
         down = self.engine_down_since
         if down is not None and now - down > self.settings.engine_grace:
-            self._tell_once("engine-lost", self._engine_name, f"unreachable for {now - down:.0f}s", detail="engine")
+            text = f"unreachable for {now - down:.0f}s"
+            self.alerts.tell_once("engine-lost", self._engine_name, text, detail=self._engine_name)
         interval = self.notifier.watchdog_interval
         if interval and now - self._last_watchdog >= interval / 3 and self.stuck_for() <= self.settings.stuck_after:
             self._last_watchdog = now

@@ -457,3 +457,32 @@ def test_a_secret_quoted_by_an_error_never_reaches_a_message() -> None:
     assert "abc123" not in body
     assert "DB_PASSWORD=***" in body
     assert "'MODE': 'x'" in body
+
+
+def test_a_broken_map_is_one_message_for_all_clients_and_news_again_once_fixed(tmp_path: Path) -> None:
+    from reconciler.daemon.controller import Controller
+    from reconciler.daemon.settings import Settings
+    from reconciler.watch.maps import MapSource
+    from tests.enginefake import RecordingEngine
+
+    site = tmp_path / "site.yaml"
+    broken = "name: s\napp:\n  image: [not, an, image]\n"
+    site.write_text(broken)
+    target = Target()
+    alerts = Alerts(targets=[target], interval=0)
+    alerts.start()
+    settings = Settings(paths=[], state_dir="off")
+    controllers = [Controller(settings, RecordingEngine(), MapSource([site]), alerts=alerts) for _ in range(2)]
+    for ctl in controllers:
+        ctl.load_maps()
+        ctl.load_maps()  # a reload: not news
+    assert target.got.wait(5)
+    target.got.clear()
+    site.write_text("name: s\napp: {image: x}\n")
+    controllers[0].load_maps()
+    site.write_text(broken)
+    controllers[0].load_maps()  # broken again: news again
+    assert target.got.wait(5)
+    alerts.stop()
+    lines = [line for _t, body in target.sent for line in body.splitlines()]
+    assert lines == [f"[map-error] {site}:3:3: app.image: Input should be a valid string"] * 2
