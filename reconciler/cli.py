@@ -603,10 +603,34 @@ def apply(
         progress = _progress(not as_json, client=d.name if ready.grouped else None)
         executor = Executor(engine, concurrency=parallel, on_event=progress, health_gate=health_gate or None)
         held = dataclasses.replace(options, **held_options(force, scopes[d.name], d.name))
-        return converge(engine, d.desired, update(held), executor=executor)
+        done = converge(engine, d.desired, update(held), executor=executor)
+        _hold_rollbacks(d, done)
+        return done
 
     if not _report(ready, each_client(ready, one), as_json, with_plan=True):
         raise typer.Exit(1)
+
+
+def _hold_rollbacks(d: Deployment, done: Converged) -> None:
+    """A person's rollback is held as the daemon's are (the same state directory): a daemon beside it must
+    not try the same failing replacement again a moment later."""
+    from reconciler.daemon.holds import HoldStore, hold_rollback
+
+    rolled = [
+        r for r in done.result.results if r.rolled_back is not None and r.action.resource.name in d.desired.containers
+    ]
+    if not rolled:
+        return
+    try:
+        store = HoldStore(client_state_directory(d.name))
+        for r in rolled:
+            hold_rollback(store, d.desired.containers[r.action.resource.name].spec_hash, r)
+            typer.echo(
+                f"note: held back {r.action.resource.name}: `reconciler release` or `apply --force` tries it again",
+                err=True,
+            )
+    except OSError as exc:
+        typer.echo(f"warning: cannot record the hold in the daemon's state directory: {exc}", err=True)
 
 
 @app.command()
@@ -929,7 +953,9 @@ def status(
             }
             for c, looked in looks
         ]
-        _print_json(_grouped(ready, entries))
+        # A client whose engine failed is an entry too (with its error), never silently missing.
+        entries += [{"client": o.client, "error": o.error} for o in outcomes if o.converged is None]
+        _print_json(_grouped(ready, sorted(entries, key=lambda e: str(e["client"]))))
     for c, looked in [] if as_json else looks:
         _heading(ready, c)
         _print_status(looked, _status_rows(looked, desired[c]))
@@ -947,7 +973,7 @@ def _status_rows(looked: Converged, desired: DesiredState) -> list[dict[str, Any
     assert observed is not None  # a plan-only converge always looked
     rows = [{"client": desired.client, **_row(rid, observed, current.action_for(rid))} for rid in desired.all_ids()]
     _mark(rows, {b.resource.name: b.message for b in current.blocked}, "blocked")
-    _mark(rows, {n.resource.name: n.message for n in current.notes if n.message.startswith("held back")}, "held")
+    _mark(rows, {n.resource.name: n.message for n in current.notes if n.held}, "held")
     paused = PauseFile(client_state_directory(desired.client)).active()
     _mark(rows, {name: pause.describe() for name, pause in paused.items()}, "paused")
     return rows
@@ -956,12 +982,14 @@ def _status_rows(looked: Converged, desired: DesiredState) -> list[dict[str, Any
 def _print_status(one: Converged, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         health = f" ({row['health']})" if row["health"] else ""
-        drift = "in sync" if not row["drift"] else f"{row['action']}: " + "; ".join(row["drift"][:3])
+        # Held and paused rows carry their own words ("held back: …", "paused (…)"); others say what apply does.
+        said = "" if row["action"] in ("held", "paused") else f"{row['action']}: "
+        drift = "in sync" if not row["drift"] else said + "; ".join(row["drift"][:3])
         state = f"{row['state']}{health}"
         ports = f"  [{', '.join(row['ports'])}]" if row["ports"] else ""
         typer.echo(f"{row['kind']:<12} {row['name']:<40} {state:<22} {drift}{ports}")
     for note in one.plan.notes:
-        if not note.message.startswith("held back"):
+        if not note.held:
             typer.echo(f"note: {note.resource}: {note.message}")
     for pending in one.plan.pending:
         typer.echo(f"pending update: {pending.resource}: {pending.describe()}")
@@ -1011,11 +1039,13 @@ def _mark(rows: list[dict[str, Any]], why: dict[str, str], action: str) -> None:
 def _status_line(rows: list[dict[str, Any]], in_sync: bool) -> str:
     """The last line: in sync, or what to do — never `apply` for what only a hold or a pause keeps."""
     held = [r["name"] for r in rows if r["action"] in ("held", "paused")]
-    acting = [r for r in rows if r["action"] not in (None, "held", "paused")]
-    line = "drift: run `reconciler apply` to fix" if acting or (not in_sync and not held) else "in sync"
-    if held:
-        line += f" ({len(held)} held back or paused: `reconciler release` / `reconciler resume` when ready)"
-    return line
+    blocked = [r["name"] for r in rows if r["action"] == "blocked"]
+    acting = [r for r in rows if r["action"] not in (None, "held", "paused", "blocked")]
+    waiting = [f"{len(held)} held back or paused: `reconciler release` / `reconciler resume` when ready"] * bool(held)
+    waiting += [f"{len(blocked)} blocked: apply cannot fix them (see their rows)"] * bool(blocked)
+    if acting or (not in_sync and not waiting):
+        return "drift: run `reconciler apply` to fix" + (f" ({'; '.join(waiting)})" if waiting else "")
+    return f"not in sync: {'; '.join(waiting)}" if waiting else "in sync"
 
 
 def run_daemon(settings: Settings) -> int:

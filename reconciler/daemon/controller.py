@@ -51,13 +51,13 @@ from reconciler.plan.desired import desired_state
 from reconciler.plan.drift import Reason
 from reconciler.plan.naming import DEFAULT_CLIENT, REPLACEMENT_SUFFIX
 from reconciler.plan.observed import ObservedState
-from reconciler.plan.planner import Action, HeldBack, Plan, PlanOptions, held_key, plan_update
+from reconciler.plan.planner import Action, Plan, PlanOptions, held_key, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
 from reconciler.watch.maps import MapSource, ReloadResult
 
 from .alerts import Alerts
 from .crashloop import CrashLoops
-from .holds import HoldStore, state_dir
+from .holds import HoldStore, hold_rollback, state_dir
 from .intents import Pause, PauseFile, leave_paused
 from .keys import ALL, OWN_ACTION_EVENTS, STOP_ACTIONS, AllKey, ContainerKey, Key, PruneKey, action_of, keys_for
 from .locks import ResourceLocks
@@ -457,7 +457,7 @@ class Controller:
             self.log.warning("blocked", resource=str(blocked.resource), reason=blocked.message)
         for note in plan.notes:
             said = self._said.get(note.resource.name)
-            if note.message.startswith("held back") and said != note.message:
+            if note.held and said != note.message:
                 self._said[note.resource.name] = note.message  # once per hold, not on every reconcile
                 self.log.warning("held back", resource=str(note.resource), note=note.message)
         for action in plan.actions:
@@ -521,11 +521,7 @@ class Controller:
         if self.stopping.is_set() or spec is None:
             return  # interrupted by our own shutdown: nothing failed, the next start tries again
         image_ref, image_id = r.rolled_back
-        image_changed = any(d.reason is Reason.IMAGE for d in r.action.reasons)
-        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
-        why = f"its replacement failed the health gate at {at} ({r.error}); tried again once the map changes"
-        why += f" its spec or its image tag moves, or on purpose: `reconciler release {name}` or `apply --force`"
-        self.holds.hold(HeldBack(name, spec.spec_hash, image_id, why), (image_ref, image_id) if image_changed else None)
+        image_changed = hold_rollback(self.holds, spec.spec_hash, r)
         tried = f"the update to {image_ref} {image_id.removeprefix('sha256:')[:12]}" if image_changed else "a recreate"
         self.alerts.add("rollback", name, f"rolled back {tried}, the previous container runs again: {r.error}")
         if image_changed:

@@ -562,11 +562,15 @@ class Executor:
             what = "stopping the old container or starting the replacement failed"
             raise ActionError(self._restore(spec, new_id, old, was_running, what, exc)) from exc
         if problem:
+            # The image that failed is the replacement's own: read it before `_restore` removes it. The tag may
+            # have moved on (or gone) during the gate, and its new image has not been tried yet.
             new = self._look(new_id)
-            new_image = new.image_id if new is not None else ""
+            failed_image = new.image_id if new is not None else ""
             message = self._restore(spec, new_id, old, was_running, f"the replacement {problem}", None)
-            created = self.engine.inspect_image(spec.image)
-            raise RolledBack(message, spec.image, parse_image(created).id if created is not None else new_image)
+            if not failed_image:  # the replacement vanished: the tag's image is the best guess left
+                created = self.engine.inspect_image(spec.image)
+                failed_image = parse_image(created).id if created is not None else ""
+            raise RolledBack(message, spec.image, failed_image)
         self.step()
         self._retire(spec, old, new_id)
 
@@ -601,7 +605,10 @@ class Executor:
         if old is not None and (was_running or not spec.persistent):
             try:
                 current = self._look(old.id)
-                if current is not None and not current.running:
+                if current is None:
+                    # Removed meanwhile (by a person, or a crash-looping --rm): the next plan creates it anew.
+                    errors.append("the old container is gone (removed meanwhile)")
+                elif not current.running:
                     self.engine.start(old.id)
             except EngineError as exc:
                 errors.append(f"starting the old container again failed: {exc}")

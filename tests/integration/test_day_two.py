@@ -25,7 +25,7 @@ TWO = APP + 'web:\n  image: IMAGE\n  stop_timeout: 1\n  links: app\n  create_opt
 def _cleanup(client: Any, *names: str) -> None:
     for name in names:
         if state(client, name):
-            client.api.remove_container(name, force=True)
+            client.api.remove_container(name, force=True, v=True)
 
 
 def test_down_beside_a_running_daemon_stays_down_until_resume(
@@ -153,8 +153,9 @@ def test_status_plan_and_apply_respect_a_hold_until_forced(docker_client: Any, t
         ), status.stdout
         assert "run `reconciler apply`" not in status.stdout
         plan = run_cli("plan", str(site), "--detailed-exitcode", env=env)
-        assert plan.returncode == 0, plan.stdout
+        assert plan.returncode == 2, plan.stdout  # a change the map asks for is not made: not in sync
         assert "held back" in plan.stdout
+        assert "not in sync: 1 held back" in status.stdout
         assert run_cli("apply", str(site), env=env).returncode == 0
         assert state(docker_client, app)["Image"] == first  # the known-bad image was not deployed
         forced = run_cli("apply", str(site), "--force", env=env)
@@ -310,5 +311,5 @@ def test_plan_reports_a_host_port_a_stranger_holds_and_apply_leaves_nothing_crea
         stranger.reload()
         assert stranger.status == "running"  # and the stranger untouched
     finally:
-        stranger.remove(force=True)
+        stranger.remove(v=True, force=True)
         _cleanup(docker_client, f"{name}.app")

@@ -170,17 +170,12 @@ def test_no_valid_map_is_not_ready_and_the_gauge_says_which(tmp_path: Path) -> N
         ctl._map_health(ReloadResult(ctl.maps, [MapProblem("unknown key 'bogus'", file=str(broken))]))
     assert [e["event"] for e in logs] == ["map error: not managed (no good version of this file yet)"]
     assert ctl.ready() == (False, f"no valid map loaded (broken: {broken})")
-    sample = ctl.metrics.registry.get_sample_value(
-        "reconciler_maps_broken", {"client": "__default__", "file": str(broken)}
-    )
-    assert sample == 1.0
+    labels = {"client": "__default__", "file": str(broken)}
+    assert ctl.metrics.registry.get_sample_value("reconciler_maps_broken", labels) == 1.0
     with capture_logs() as logs:
         ctl._map_health(ReloadResult(ctl.maps))
     assert [e["event"] for e in logs] == ["map OK again"]
-    assert (
-        ctl.metrics.registry.get_sample_value("reconciler_maps_broken", {"client": "__default__", "file": str(broken)})
-        == 0.0
-    )
+    assert ctl.metrics.registry.get_sample_value("reconciler_maps_broken", labels) == 0.0
 
 
 def test_no_map_files_is_not_ready(tmp_path: Path) -> None:
@@ -349,7 +344,7 @@ def test_a_container_removed_under_an_action_is_a_warning_not_an_error() -> None
             raise Conflict("container is marked for removal and cannot be started")
 
     with capture_logs() as logs:
-        Racing(object())._run_one(action)  # type: ignore[arg-type]
+        Racing(RecordingEngine())._run_one(action)  # the engine is never reached
     assert [(e["event"], e["log_level"]) for e in logs] == [("action failed", "warning")]
 
 
@@ -391,7 +386,7 @@ def test_a_created_container_that_cannot_start_is_removed() -> None:
     ctl = controller(APP)
     observed = synthesize(controller("name: m\nweb: {image: x}\n").desired).observed()
     engine = PortTaken(fail=set())
-    result = Executor(engine).run(plan_update(ctl.desired, observed))  # type: ignore[arg-type]
+    result = Executor(engine).run(plan_update(ctl.desired, observed))
     (failed,) = result.failed
     assert "could not start, and the container just created was removed" in (failed.error or "")
     created = engine.find("m.app")  # this fake's remove only records
@@ -427,7 +422,7 @@ def test_a_hold_is_logged_once_not_on_every_reconcile() -> None:
     from reconciler.plan.resources import Kind, ResourceId
 
     ctl = controller(APP)
-    plan = Plan(notes=(Note(ResourceId(Kind.CONTAINER, "m.app"), "held back: failed"),))
+    plan = Plan(notes=(Note(ResourceId(Kind.CONTAINER, "m.app"), "held back: failed", held=True),))
     with capture_logs() as logs:
         ctl._report(plan)
         ctl._report(plan)
@@ -464,3 +459,19 @@ def test_a_pause_that_cannot_be_recorded_refuses_to_act(tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert "cannot tell the daemon" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_the_status_line_never_sends_a_person_to_apply_for_what_apply_cannot_do() -> None:
+    from reconciler.cli import _status_line
+
+    def rows(*actions: str | None) -> list[dict[str, object]]:
+        return [{"name": f"m.{i}", "action": a} for i, a in enumerate(actions)]
+
+    assert _status_line(rows(None, None), True) == "in sync"
+    assert _status_line(rows(None, "recreate"), False) == "drift: run `reconciler apply` to fix"
+    held = _status_line(rows("held", None), False)
+    assert held == "not in sync: 1 held back or paused: `reconciler release` / `reconciler resume` when ready"
+    blocked = _status_line(rows("blocked"), False)
+    assert blocked == "not in sync: 1 blocked: apply cannot fix them (see their rows)"
+    both = _status_line(rows("create", "paused"), False)
+    assert both.startswith("drift: run `reconciler apply` to fix (1 held back or paused")
