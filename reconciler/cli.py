@@ -59,6 +59,12 @@ MapPaths = Annotated[
     typer.Argument(help="Map files, or folders of *.yml / *.yaml map files.", show_default=False, metavar="MAP"),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+TakePending = Annotated[
+    bool,
+    typer.Option(
+        "--update", help="Also move `update: notify` containers to the newer images their tags point at (pending)."
+    ),
+]
 Targets = Annotated[
     list[str] | None,
     typer.Option(
@@ -265,7 +271,13 @@ def daemon_line() -> str | None:
     found = running_daemon(state_directory())
     if found is None:
         return None
-    return f"a reconciler daemon (pid {found.get('pid')}, maps {', '.join(found.get('paths', []))}) is running"
+    git = found.get("git") or {}
+    where = (
+        f"maps from git {git.get('url')} at {str(git.get('commit') or 'no good commit yet')[:12]}"
+        if git
+        else f"maps {', '.join(found.get('paths', []))}"
+    )
+    return f"a reconciler daemon (pid {found.get('pid')}, {where}) is running"
 
 
 DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -419,6 +431,7 @@ def plan(
     update_persistent: Annotated[bool, typer.Option(help="Also update persistent containers' images.")] = False,
     clients_file: ClientsFile = None,
     client: OnlyClients = None,
+    take_pending: TakePending = False,
 ) -> None:
     """Show what `apply` would change on the engines, and why. Changes nothing."""
     from reconciler.executor.converge import converge, update
@@ -426,7 +439,9 @@ def plan(
     from reconciler.plan.render import render_plan
 
     ready = prepare(args, target, as_json, clients_file, client)
-    options = PlanOptions(targets=ready.selected, prune=prune, update_persistent=update_persistent)
+    options = PlanOptions(
+        targets=ready.selected, prune=prune, update_persistent=update_persistent, apply_pending=take_pending
+    )
 
     def one(engine: DockerEngine, d: Deployment) -> Converged:
         held = dataclasses.replace(options, **held_options(False, [], d.name))
@@ -518,6 +533,8 @@ def _report(ready: Prepared, outcomes: list[ClientOutcome], as_json: bool, with_
         if with_plan:
             for note in one.plan.notes:
                 typer.echo(f"note: {note.resource}: {note.message}", err=True)
+            for pending in one.plan.pending:
+                typer.echo(f"pending: {pending.resource}: {pending.describe()}", err=True)
         merged = _merged(one)
         for r in merged.failed:
             typer.echo(f"error: {r.action.op.value} {r.action.resource}: {r.error}", err=True)
@@ -567,6 +584,7 @@ def apply(
     clients_file: ClientsFile = None,
     client: OnlyClients = None,
     progress: ProgressFlag = None,
+    take_pending: TakePending = False,
 ) -> None:
     """Make the engines match the maps: plan, then execute in dependency order (engines in parallel).
     Containers in scope that a person paused are handed back to the daemon; what it holds back stays held
@@ -575,9 +593,11 @@ def apply(
     from reconciler.executor.converge import converge, update
     from reconciler.plan.planner import PlanOptions
 
-    options = PlanOptions(prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull)
+    options = PlanOptions(
+        prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull, apply_pending=take_pending
+    )
     if dry_run:
-        plan(args, as_json, False, target, prune, update_persistent, clients_file, client)
+        plan(args, as_json, False, target, prune, update_persistent, clients_file, client, take_pending)
         return
     display = _display(progress, as_json)
     ready = prepare(args, target, as_json, clients_file, client)
@@ -939,6 +959,7 @@ def status(
                 "in_sync": looked.plan.in_sync,
                 "resources": _status_rows(looked, desired[c]),
                 "notes": [n.as_dict() for n in looked.plan.notes],
+                "pending": [p.as_dict() for p in looked.plan.pending],
                 "daemon": daemon,
             }
             for c, looked in looks
@@ -981,6 +1002,8 @@ def _print_status(one: Converged, rows: list[dict[str, Any]]) -> None:
     for note in one.plan.notes:
         if not note.held:
             typer.echo(f"note: {note.resource}: {note.message}")
+    for pending in one.plan.pending:
+        typer.echo(f"pending update: {pending.resource}: {pending.describe()}")
     typer.echo(_status_line(rows, one.plan.in_sync))
 
 
@@ -1105,7 +1128,11 @@ def run(
     config: Annotated[Path | None, typer.Option(help="YAML file with daemon settings.", exists=True)] = None,
     resync: Annotated[float | None, typer.Option(help="Seconds between full resyncs (default 300).")] = None,
     poll_images: Annotated[
-        float | None, typer.Option(help="Pull the tags in use every this many seconds (off by default).")
+        float | None,
+        typer.Option(
+            help="Ask the registry about the tags of auto/notify containers every this many seconds; pull only"
+            " what changed (off by default)."
+        ),
     ] = None,
     http: Annotated[str | None, typer.Option(help="host:port of /healthz, /readyz, /metrics, or 'off'.")] = None,
     workers: Annotated[int | None, typer.Option(help="Keys reconciled at once (default 4).")] = None,
@@ -1126,6 +1153,20 @@ def run(
     ] = None,
     clients_file: ClientsFile = None,
     client: OnlyClients = None,
+    update_window: Annotated[
+        str | None,
+        typer.Option(help="When auto updates may run, unless a map says: 'Sat 02:00-05:00' or '0 2 * * 6 3h'."),
+    ] = None,
+    notify: Annotated[
+        list[str] | None, typer.Option("--notify", help="An Apprise URL to notify (repeatable).", show_default=False)
+    ] = None,
+    git: Annotated[str | None, typer.Option(help="Read the maps from this git repository (URL or path).")] = None,
+    git_branch: Annotated[str | None, typer.Option(help="Its branch (default: the remote's HEAD).")] = None,
+    git_path: Annotated[str | None, typer.Option(help="The maps' folder in the repository.")] = None,
+    git_interval: Annotated[float | None, typer.Option(help="Seconds between fetches (default 60).")] = None,
+    git_secret_file: Annotated[
+        Path | None, typer.Option(help="The secret that signs POST /hooks/git (X-Hub-Signature-256).")
+    ] = None,
 ) -> None:
     """Run the daemon: keep the engines matching the maps, now and whenever anything changes."""
     from pydantic import ValidationError
@@ -1149,11 +1190,21 @@ def run(
             prune_volumes=volumes,
             clients_file=clients_file,
             client=client or None,
+            update_window=update_window,
+            notify=notify or None,
+            git=git,
+            git_branch=git_branch,
+            git_path=git_path,
+            git_interval=git_interval,
+            git_secret_file=git_secret_file,
         )
     except (ValidationError, ValueError) as exc:
         typer.echo(f"error: invalid settings: {exc}", err=True)
         raise typer.Exit(2) from None
-    if not settings.paths:
+    if settings.paths and settings.git:
+        typer.echo("error: maps come from map files or folders or from --git, not both", err=True)
+        raise typer.Exit(2)
+    if not settings.paths and not settings.git:
         typer.echo("error: no map files or folders given (arguments, RECONCILER_PATHS or the config file)", err=True)
         raise typer.Exit(2)
     raise typer.Exit(run_daemon(settings))

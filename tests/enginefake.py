@@ -354,6 +354,10 @@ class RecordingEngine:
     ) -> None:
         self._record("pull", ref)
 
+    def registry_digest(self, ref: str) -> str | None:
+        self._record("registry_digest", ref)
+        return None
+
     def events(self) -> EventStream:
         self._record("events")
         return _NoEvents()

@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ from reconciler.plan.planner import Action, Plan, PlanOptions, held_key, plan_up
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
 from reconciler.watch.maps import MapSource, ReloadResult
 
+from .alerts import Alerts
 from .board import Board, View, status
 from .crashloop import CrashLoops
 from .holds import HoldStore, hold_rollback, state_dir
@@ -63,9 +65,11 @@ from .keys import ALL, OWN_ACTION_EVENTS, STOP_ACTIONS, AllKey, ContainerKey, Ke
 from .locks import ResourceLocks
 from .metrics import ClientMetrics, Metrics
 from .notify import Notifier
+from .polling import poll, polled_images
 from .progress import Progress
 from .queue import WorkQueue
 from .settings import Settings
+from .windows import UpdateWindows
 
 log = get_logger(__name__)
 LEASE_RECHECK = 5.0  # seconds before a key whose recreate another reconciler holds (a lease) looks again
@@ -78,6 +82,7 @@ class Result:
 
     failed: bool = False  # back off (per key, exponentially), then try again
     requeue_after: float | None = None  # not a failure: look again after this long
+    wake_after: float | None = None  # a success that wants another look later (an update window opening)
 
 
 def _lock_name(rid: ResourceId) -> str:
@@ -111,6 +116,8 @@ class Controller:
         metrics: ClientMetrics | None = None,
         notifier: Notifier | None = None,
         clock: Callable[[], float] = time.monotonic,
+        alerts: Alerts | None = None,
+        wall_clock: Callable[[], datetime] | None = None,
         client: ClientConfig | None = None,
         clients: Mapping[str, ClientConfig] | None = None,
     ) -> None:
@@ -122,10 +129,14 @@ class Controller:
         self.client, self.clients = client, clients
         self.name = client.name if client is not None else DEFAULT_CLIENT
         self.log = log.bind(client=self.name) if client is not None else log
+        self._engine_name = f"engine {self.name}" if client is not None else "engine"
         self.metrics = metrics or Metrics().client(self.name)
         self.metrics.engine_requests.set_function(lambda: float(engine.request_count))
         self.notifier = notifier or Notifier()
         self.clock = clock
+        self.alerts = alerts or Alerts()  # none: nobody to tell
+        self.windows = UpdateWindows(settings.update_window, wall_clock)
+        self._wakes: dict[Key, float] = {}  # key → when a wake-up (an update window opening) is due
         self.queue: WorkQueue[Key] = WorkQueue(rate=settings.rate, max_delay=settings.crash_backoff_max)
         self.maps = MapSet()
         self.desired = DesiredState()
@@ -156,6 +167,11 @@ class Controller:
         result = self.source.reload()
         self.board.map_errors(result.problems)
         self._map_health(result)
+        problems = {str(p) for p in result.problems if p.severity is Severity.ERROR}
+        for problem in sorted(problems):
+            where, _, what = problem.partition(": ")
+            self.alerts.tell_once("map-error", where, what, detail=problem)
+        self.alerts.forget("map-error", lambda told: told in problems)  # fixed and made again: news again
         removed_maps = [name for name in self.maps.maps if name not in result.maps.maps]
         with self._lock:
             self.maps = result.maps
@@ -260,7 +276,10 @@ class Controller:
 
     def on_connect(self) -> None:
         if self.engine_down_since is not None:
-            self.log.info("engine is back", down_for=round(self.clock() - self.engine_down_since, 1))
+            down_for = round(self.clock() - self.engine_down_since, 1)
+            self.log.info("engine is back", down_for=down_for)
+            if self.alerts.untell("engine-lost", self._engine_name):
+                self.alerts.add("engine-back", self._engine_name, f"reachable again after {down_for:.0f}s")
         self.engine_down_since = None
         self.metrics.engine_up.set(1)
         self.cache.relist()
@@ -283,6 +302,7 @@ class Controller:
             if key is None:
                 continue
             self.progress.begin(key)
+            self.alerts.begin()  # one message for whatever this reconcile has to tell
             try:
                 result = self.reconcile(key)
             except Exception as exc:  # one bad key must never kill the worker
@@ -290,6 +310,7 @@ class Controller:
                 self.metrics.reconciles.labels("failed").inc()
                 result = Result(failed=True)
             finally:
+                self.alerts.end()
                 self.locks.release_all(key)
                 self.progress.end(key)
                 self.queue.done(key)
@@ -309,10 +330,24 @@ class Controller:
             self.queue.add_after(key, result.requeue_after)  # not a success either: the backoff count stays
         else:
             self.queue.forget(key)
+            if result.wake_after is not None:
+                self._wake(key, result.wake_after)
         for name in sorted(suppressed, key=str):
             # Events arrived while we were changing these containers: look once more (cheap, from the cache).
             # A failed reconcile skips this — its backoff decides.
             self.queue.add(name)
+
+    def _wake(self, key: Key, after: float) -> None:
+        """Look at `key` again after `after` seconds — once: a wake already due by then is enough (every
+        reconcile during a closed window asks for the same opening)."""
+        now = self.clock()
+        due = now + after
+        with self._lock:
+            known = self._wakes.get(key)
+            if known is not None and now < known <= due + 1.0:
+                return
+            self._wakes[key] = due
+        self.queue.add_after(key, after)
 
     def reconcile(self, key: Key) -> Result:
         """Observe → plan → lock what the plan touches → plan again under the locks → execute."""
@@ -347,13 +382,16 @@ class Controller:
         self.metrics.reconcile_seconds.observe(self.clock() - started)
         if key == ALL:
             self.first_reconcile_done.set()
+        self._pending(plan)
         if not result.ok:
             self.metrics.reconciles.labels("failed").inc()
             return self._failed(key, result)
         self.metrics.reconciles.labels("blocked" if plan.blocked else "ok").inc()
         if any(r.left_to_another for r in result.results):
             return Result(requeue_after=LEASE_RECHECK)  # another reconciler's recreate: see how it ended
-        return Result()
+        # An update waiting for its window: look again when the window opens (a resync would, but later).
+        wait = self.windows.next_opening(desired, {p.resource.name for p in plan.pending})
+        return Result(wake_after=wait)
 
     def _failed(self, key: Key, result: RunResult) -> Result:
         """A failure is retried with backoff — unless every failure is a rollback that is now held: trying
@@ -372,9 +410,19 @@ class Controller:
         self.log.debug("overlapping work in progress: later", key=key, busy_with=holder)
         return Result(requeue_after=LOCK_RETRY)
 
+    def _pending(self, plan: Plan) -> None:
+        """Newer images not taken (policy `notify`, or waiting for the window): told once per image id."""
+        for pending in plan.pending:
+            name = pending.resource.name
+            if self.alerts.tell_once("pending", name, pending.describe(), detail=f"{name}@{pending.wanted}"):
+                self.log.warning("update pending", container=name, image=pending.image, why=pending.why)
+
     def _options(self, key: ContainerKey | AllKey) -> PlanOptions:
         targets = None if isinstance(key, AllKey) else frozenset({ResourceId(Kind.CONTAINER, key.name)})
+        with self._lock:
+            desired = self.desired
         return PlanOptions(
+            waiting=self.windows.waiting(desired),
             targets=targets,
             rejected_images=self.holds.rejected_images,
             held=self.holds.holds,
@@ -443,6 +491,9 @@ class Controller:
                 self._rolled_back(desired, r)
             elif r.outcome is Outcome.DONE and any(d.reason is Reason.IMAGE for d in r.action.reasons):
                 self.metrics.updates.inc()
+                image = next(d for d in r.action.reasons if d.reason is Reason.IMAGE)
+                text = f"updated: {image.field} {image.found} → {image.wanted}"
+                self.alerts.add("update", r.action.resource.name, text)
 
     def _on_action(self, key: Key, desired: DesiredState, event: str, action: Action, error: str | None) -> None:
         """Executor progress: feeds the watchdog and the status board, and frees each resource as soon as its
@@ -478,7 +529,10 @@ class Controller:
         if self.stopping.is_set() or spec is None:
             return  # interrupted by our own shutdown: nothing failed, the next start tries again
         image_ref, image_id = r.rolled_back
-        if hold_rollback(self.holds, spec.spec_hash, r):
+        image_changed = hold_rollback(self.holds, spec.spec_hash, r)
+        tried = f"the update to {image_ref} {image_id.removeprefix('sha256:')[:12]}" if image_changed else "a recreate"
+        self.alerts.add("rollback", name, f"rolled back {tried}, the previous container runs again: {r.error}")
+        if image_changed:
             self.log.warning(
                 "image update rolled back; not retried until the tag moves",
                 container=name,
@@ -530,6 +584,12 @@ class Controller:
         held, waits = self.crash_loops.hold(plan, observed)
         for name, wait in waits.items():
             self.queue.add_after(ContainerKey(name), wait)
+            crashes = self.crash_loops.crashes.get(name, (0, ""))[0]
+            text = f"crash loop: restart held back ({crashes} crashes in a row)"
+            self.alerts.tell_once("crash-loop", name, text, detail=name)
+        # A container of ours that ran long enough again: its next crash loop is news again.
+        ours = self.desired.containers
+        self.alerts.forget("crash-loop", lambda told: told in self.crash_loops.crashes or told not in ours)
         return held
 
     # --- the status page -----------------------------------------------------------------------------
@@ -566,6 +626,10 @@ class Controller:
         """Called by the loops; pings systemd's watchdog only while no reconcile is stuck."""
         now = self.clock()
         self.last_progress = now
+        down = self.engine_down_since
+        if down is not None and now - down > self.settings.engine_grace:
+            text = f"unreachable for {now - down:.0f}s"
+            self.alerts.tell_once("engine-lost", self._engine_name, text, detail=self._engine_name)
         interval = self.notifier.watchdog_interval
         if interval and now - self._last_watchdog >= interval / 3 and self.stuck_for() <= self.settings.stuck_after:
             self._last_watchdog = now
@@ -622,11 +686,9 @@ class Controller:
         self.queue.add(ALL)
 
     def _poll_images(self) -> None:
-        for ref in sorted(self.desired.images):
-            try:
-                self.engine.pull(ref)  # a moved tag shows up as image events, which do the rest
-            except EngineError as exc:
-                self.log.warning("polling an image failed", image=ref, error=str(exc))
+        with self._lock:
+            containers = list(self.desired.containers.values())
+        poll(self.engine, polled_images(containers))
 
     def stop(self, timeout: float) -> bool:
         """Stop taking keys; wait up to `timeout` for in-flight work. True if everything finished."""

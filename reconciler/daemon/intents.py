@@ -178,10 +178,18 @@ def leave_paused(plan: Plan, desired: DesiredState, paused: Mapping[str, Pause])
 class Presence:
     """`daemon.json`, kept by a running daemon: announce at start, beat while running, withdraw at stop."""
 
-    def __init__(self, directory: Path | None, paths: list[str], clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        directory: Path | None,
+        paths: list[str],
+        clock: Callable[[], float] = time.time,
+        git: Callable[[], dict[str, str | None]] | None = None,
+    ) -> None:
+        """`git`: with maps from git, the repository and the commit in force now (shown by `status`)."""
         self.path = directory / DAEMON_FILE if directory is not None else None
         self.paths = [str(Path(p).absolute()) for p in paths]
         self.clock = clock
+        self.git = git
         self._last = 0.0
 
     def beat(self) -> None:
@@ -191,7 +199,10 @@ class Presence:
             return
         self._last = now
         try:
-            write_json(self.path, {"pid": os.getpid(), "paths": self.paths, "heartbeat": now})
+            state: dict[str, Any] = {"pid": os.getpid(), "paths": self.paths, "heartbeat": now}
+            if self.git is not None:
+                state["git"] = self.git()
+            write_json(self.path, state)
         except OSError:
             self.path = None  # the holds' own warning already says the state directory is not writable
 

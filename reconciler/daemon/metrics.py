@@ -116,5 +116,31 @@ class Metrics:
             "reconciler_maps_broken", "1 while a map file fails to load (per file).", [*c, "file"], registry=r
         )
 
+        # Daemon-wide (not per client): notifications, the git webhook and fetches.
+        self.notifications = Counter(
+            "reconciler_notifications",
+            "Notification messages by outcome (sent, failed, dropped).",
+            ["outcome"],
+            registry=r,
+        )
+        self.webhooks = Counter(
+            "reconciler_webhook_requests",
+            "Webhook requests (accepted, unsigned, bad_signature).",
+            ["result"],
+            registry=r,
+        )
+        self.git_fetches = Counter(
+            "reconciler_git_fetches", "git fetches by result (ok, failed, rejected).", ["result"], registry=r
+        )
+        self.git_commit = Gauge(
+            "reconciler_git_commit", "1 for the git commit whose maps are in force.", ["commit"], registry=r
+        )
+        for result in ("accepted", "unsigned", "bad_signature"):
+            self.webhooks.labels(result)
+        for result in ("ok", "failed", "rejected"):
+            self.git_fetches.labels(result)
+        for outcome in ("sent", "failed", "dropped"):
+            self.notifications.labels(outcome)
+
     def client(self, name: str = DEFAULT_CLIENT) -> ClientMetrics:
         return ClientMetrics(self, name)

@@ -21,15 +21,21 @@ event stream with its reconnect loop. The daemon keeps every client the file def
 when the maps place containers on it; `client` (`--client`, repeatable) restricts that to some, which is
 the per-host mode: the same maps everywhere, each host's daemon keeping its own client. /healthz and
 /readyz combine the clients and name the one that is not well.
+
+Unattended (DESIGN §7): one `Alerts` sender for the whole daemon, given to every controller (see alerts);
+with `git`, a `GitSync` (see gitsync) instead of the map watcher: the maps are read from the folder of the
+commit in force, and every client's source switches to a new good commit's folder.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -48,10 +54,13 @@ from reconciler.model.clients import (
 )
 from reconciler.plan.resources import DesiredState
 from reconciler.watch.events import EventWatcher
+from reconciler.watch.git import GitRepo, redact
 from reconciler.watch.maps import MapSource, MapWatcher
 
+from .alerts import Alerts
 from .board import Board, View, combine, status
 from .controller import Controller, holds_dir
+from .gitsync import GitSync
 from .http_auth import HttpConfigError, required_token, resolve_token
 from .intents import Presence
 from .metrics import Metrics
@@ -74,21 +83,31 @@ class _ClientRun:
         self.events: EventWatcher | None = None
         self.log = log.bind(client=client.name) if clients is not None else log
         self.thread = threading.Thread(target=self._run, name=f"client-{client.name}", daemon=True)
+        self._told_lost = False
 
     def _run(self) -> None:
         engine = self._connect()
         if engine is None:
             return  # asked to stop before the engine came
         d = self.daemon
-        source = MapSource(d.settings.paths, d.settings.map_limits)
+        source = MapSource(d.source.paths, d.settings.map_limits)  # with git: the commit in force
         metrics = d.metrics.client(self.client.name)
         controller = Controller(
-            d.settings, engine, source, metrics=metrics, notifier=d.notifier, client=self.client, clients=self.clients
+            d.settings,
+            engine,
+            source,
+            metrics=metrics,
+            notifier=d.notifier,
+            client=self.client,
+            clients=self.clients,
+            alerts=d.alerts,
         )
         controller.load_maps()
         maps, containers = sorted(controller.maps.maps), len(controller.desired.containers)
         if maps:
             self.log.info("ready", maps=maps, containers=containers)
+        elif d.git is not None and d.git.applied is None:
+            self.log.info("connected; waiting for a good commit of the git repository")
         else:
             self.log.error("no valid map: managing nothing (not ready)", reason=controller.ready()[1])
         self.events = EventWatcher(
@@ -99,6 +118,8 @@ class _ClientRun:
             client=self.client.name if self.clients is not None else None,
         )
         self.engine, self.controller = engine, controller
+        if source.paths != d.source.paths:  # a new git commit came while this client connected
+            self.use_maps(d.source.paths)
         d.client_ready(self.client.name, self.status())
         self.events.start()
         controller.start_workers()
@@ -113,6 +134,8 @@ class _ClientRun:
                 engine.ping()
                 # Reachable: from now on a hiccup of the engine is retried, not a failed step.
                 engine.attempts, engine.retry_for = ENGINE_ATTEMPTS, self.daemon.settings.engine_retry
+                if self._told_lost:
+                    self.daemon.alerts.add("engine-back", self._engine_name, "reachable")
                 return engine
             except EngineError as exc:
                 if not announced:
@@ -122,8 +145,24 @@ class _ClientRun:
                 delay = CONNECT_BACKOFF.delay(failures)
                 failures += 1
                 self.log.warning("engine unreachable, retrying", error=str(exc), retry_in=delay)
+                lost = time.monotonic() - self.daemon.started
+                if lost > self.daemon.settings.engine_grace and not self._told_lost:
+                    self._told_lost = True
+                    text = f"unreachable for {lost:.0f}s since the daemon started"
+                    self.daemon.alerts.add("engine-lost", self._engine_name, text)
                 terminate.wait(delay)
         return None
+
+    @property
+    def _engine_name(self) -> str:
+        return f"engine {self.client.name}" if self.clients is not None else "engine"
+
+    def use_maps(self, paths: list[Path]) -> None:
+        """Maps from git: read this client's maps from the new commit's folder, and reconcile."""
+        controller = self.controller
+        if controller is not None:
+            controller.source.use(paths)
+            controller.maps_changed()
 
     def _engine(self) -> DockerEngine:
         pool = self.daemon.pool_size()
@@ -181,7 +220,9 @@ class Daemon:
         self.settings = settings
         self.notifier = Notifier()
         self.metrics = Metrics()
-        self.source = MapSource(settings.paths, settings.map_limits)
+        self.alerts = Alerts(settings.notify, metrics=self.metrics, interval=settings.notify_interval)
+        self.source = MapSource([] if settings.git else settings.paths, settings.map_limits)
+        self.git = self._git_sync() if settings.git else None
         self.wake = threading.Event()
         self.reload_requested = threading.Event()
         self.terminate = threading.Event()
@@ -190,6 +231,35 @@ class Daemon:
         self.runs: list[_ClientRun] = []
         self.grouped = False  # a clients file: health messages name the client
         self.server: StatusServer | None = None
+
+    def _git_sync(self) -> GitSync:
+        """Maps from git (see gitsync): the repository lives in the state directory."""
+        settings = self.settings
+        assert settings.git is not None
+        home = holds_dir(settings)
+        directory = (home if home is not None else Path(tempfile.mkdtemp(prefix="reconciler-"))) / "git"
+        repo = GitRepo(
+            settings.git, directory, branch=settings.git_branch, path=settings.git_path, timeout=settings.git_timeout
+        )
+        secret = settings.git_secret_file.read_bytes().strip() if settings.git_secret_file else None
+        sync = GitSync(
+            repo,
+            self.source,
+            interval=settings.git_interval,
+            secret=secret or None,
+            on_maps=self._git_applied,
+            alerts=self.alerts,
+            metrics=self.metrics,
+        )
+        sync.restore()
+        return sync
+
+    def _git_applied(self) -> None:
+        for one in self.runs:
+            try:
+                one.use_maps(self.source.paths)
+            except Exception as exc:  # one client's trouble must never take the daemon down
+                one.log.exception("loading the maps of a new commit failed", error=str(exc))
 
     @property
     def controller(self) -> Controller | None:
@@ -219,6 +289,7 @@ class Daemon:
     def run(self) -> int:
         self.install_signals()
         self.started = time.monotonic()
+        self.alerts.start()
         try:
             chosen, clients = self._clients()
         except (ClientsError, ValueError) as exc:
@@ -231,19 +302,31 @@ class Daemon:
             return 2
         self.grouped = clients is not None
         self.runs = [_ClientRun(self, client, clients) for client in chosen]
+        if self.git is not None:
+            self.git.start()  # fetching while the engines are looked for
         for one in self.runs:
             one.thread.start()
-        watcher = MapWatcher(self.source, self._each_controller(Controller.maps_changed))
-        watcher.start()
-        presence = Presence(holds_dir(self.settings), self.settings.paths)
+        watcher = MapWatcher(self.source, self._each_controller(Controller.maps_changed)) if self.git is None else None
+        if watcher is not None:
+            watcher.start()
+        git = self.git
+        presence = Presence(
+            holds_dir(self.settings),
+            self.settings.paths,
+            git=(lambda: {"url": redact(self.settings.git or ""), "commit": git.applied}) if git is not None else None,
+        )
         self._loop(presence)
         log.info("stopping")
         presence.withdraw()
         self.notifier.stopping()
         finished = self._stop_all()
-        watcher.stop()
+        if watcher is not None:
+            watcher.stop()
+        if self.git is not None:
+            self.git.stop()
         if self.server is not None:
             self.server.stop()
+        self.alerts.stop()
         log.info("stopped", finished_in_flight=finished)
         if not finished:
             # Actions still running past --stop-timeout: their threads would keep the interpreter alive.
@@ -324,9 +407,12 @@ class Daemon:
         return self._combined([(o.client.name, o.health(self.settings.engine_grace, waited)) for o in self.runs])
 
     def ready(self) -> tuple[bool, str]:
+        if self.git is not None and self.git.applied is None:
+            return False, "waiting for a good commit of the git repository"
         if not self.runs:
             return False, "waiting for the engine"
-        return self._combined([(o.client.name, o.ready()) for o in self.runs])
+        ok, text = self._combined([(o.client.name, o.ready()) for o in self.runs])
+        return ok, text + (f" (git {self.git.applied})" if self.git is not None else "")
 
     def _combined(self, answers: list[tuple[str, tuple[bool, str]]]) -> tuple[bool, str]:
         """All well: the first answer (one engine: as it always was); else which client is not, and why."""
@@ -367,7 +453,14 @@ class Daemon:
             body_limit=settings.http_body_limit,
         )
         self.server = StatusServer(
-            *address, self.metrics, self.health, self.ready, token=token, limits=limits, status=self.status
+            *address,
+            self.metrics,
+            self.health,
+            self.ready,
+            token=token,
+            limits=limits,
+            status=self.status,
+            hooks={"/hooks/git": self.git.webhook} if self.git is not None else None,
         )
         self.server.start()
         host, port = self.server.address[0], self.server.address[1]

@@ -47,7 +47,7 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -158,6 +158,9 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
+Hook = Callable[[bytes, Mapping[str, str]], tuple[int, str]]  # (body, lower-case headers) → (status, text)
+
+
 class StatusDocument:
     """`/api/status`'s JSON, made on its own thread and at most once every `max_age` seconds."""
 
@@ -187,7 +190,8 @@ def _no_status() -> dict[str, Any]:
 
 
 class StatusApp:
-    """The ASGI application: bounded body, then the token check, then the endpoints."""
+    """The ASGI application: bounded body, then the token check, then the endpoints; `hooks` (POST only,
+    e.g. `/hooks/git`) authenticate requests themselves (a signature over the body), not by token."""
 
     def __init__(
         self,
@@ -198,7 +202,9 @@ class StatusApp:
         token: bytes | None,
         limits: HttpLimits,
         status: Callable[[], dict[str, Any]] | None = None,
+        hooks: Mapping[str, Hook] | None = None,
     ) -> None:
+        self.hooks = dict(hooks or {})
         self.metrics = metrics
         self.health = health
         self.ready = ready
@@ -223,9 +229,10 @@ class StatusApp:
         if length is not None and int(length) > self.limits.body_limit:  # h11 has checked it is a number
             await _respond(send, 413, f"body over {self.limits.body_limit} bytes\n".encode(), close=True)
             return
+        body = b""
         if chunked or (length is not None and int(length) > 0):
             try:
-                await read_body(receive, self.limits.body_limit, self.limits.body_timeout)
+                body = await read_body(receive, self.limits.body_limit, self.limits.body_timeout)
             except BodyTooLarge:
                 await _respond(send, 413, f"body over {self.limits.body_limit} bytes\n".encode(), close=True)
                 return
@@ -233,7 +240,9 @@ class StatusApp:
                 await _respond(send, 408, b"request body too slow\n", close=True)
                 return
         path, method = scope["path"], scope["method"]
-        if path not in ROUTES:
+        if path in self.hooks:
+            await self._hook(path, method, body, scope, send)
+        elif path not in ROUTES:
             await _respond(send, 404, b"not found\n")
         elif method not in ("GET", "HEAD"):
             await _respond(send, 405, b"method not allowed\n", extra=((b"allow", b"GET, HEAD"),))
@@ -253,6 +262,14 @@ class StatusApp:
         else:
             ok, reason = (self.health if path == "/healthz" else self.ready)()
             await _respond(send, 200 if ok else 503, (reason + "\n").encode())
+
+    async def _hook(self, path: str, method: str, body: bytes, scope: Scope, send: Send) -> None:
+        if method != "POST":
+            await _respond(send, 405, b"method not allowed\n", extra=((b"allow", b"POST"),))
+            return
+        headers = {bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1") for k, v in scope["headers"]}
+        status, text = self.hooks[path](body, headers)
+        await _respond(send, status, (text + "\n").encode())
 
 
 class ConnectionGuard:
@@ -372,10 +389,11 @@ class StatusServer:
         token: bytes | None = None,
         limits: HttpLimits | None = None,
         status: Callable[[], dict[str, Any]] | None = None,
+        hooks: Mapping[str, Hook] | None = None,
     ) -> None:
         self.limits = limits or HttpLimits()
         self.metrics = metrics
-        self.app = StatusApp(metrics, health, ready, token=token, limits=self.limits, status=status)
+        self.app = StatusApp(metrics, health, ready, token=token, limits=self.limits, status=status, hooks=hooks)
         self.guard = ConnectionGuard(self.limits.max_connections)
         self._socket = _bind(host, port, self.limits.backlog)
         self.address: tuple[str, int] = self._socket.getsockname()[:2]

@@ -9,6 +9,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from reconciler.model.limits import Limits, limits_from
+from reconciler.model.window import parse_window
+from reconciler.watch.git import GitError, check_branch, check_path
 
 
 class Settings(BaseSettings):
@@ -61,6 +63,23 @@ class Settings(BaseSettings):
         description="Where held-back state survives restarts (default: $STATE_DIRECTORY, else /var/lib/reconciler;"
         " 'off': memory only).",
     )
+    update_window: str | None = Field(
+        None,
+        description="When auto image updates may run, for maps that set none: 'Sat 02:00-05:00' or '0 2 * * 6 3h'"
+        " (daemon's time zone). Default: any time.",
+    )
+    notify: list[str] = Field(
+        default_factory=list, description="Apprise URLs notified of updates, rollbacks, crash loops, map errors."
+    )
+    notify_interval: float = Field(10.0, ge=0, description="Seconds between notification messages at least.")
+    git: str | None = Field(None, description="A git repository (URL or path) to read the maps from.")
+    git_branch: str | None = Field(None, description="Its branch (default: the remote's HEAD).")
+    git_path: str = Field(".", description="The folder of the maps inside the repository.")
+    git_interval: float = Field(60.0, gt=0, description="Seconds between fetches (a signed webhook: at once).")
+    git_secret_file: Path | None = Field(
+        None, description="A file holding the webhook secret (X-Hub-Signature-256); without one, hooks get 403."
+    )
+    git_timeout: float = Field(60.0, gt=0, le=3600, description="Seconds any one git call may take.")
     clients_file: Path | None = Field(
         None, description="docker-map client configurations (one engine per client); none: one engine, __default__."
     )
@@ -70,6 +89,37 @@ class Settings(BaseSettings):
     engine_retry: float = Field(
         10.0, ge=0, description="Seconds a transient engine error is retried before a step fails."
     )
+
+    @field_validator("update_window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_window(value)  # a WindowError is a ValueError: reported as a bad setting
+        return value
+
+    @field_validator("git_branch")
+    @classmethod
+    def _git_branch(cls, value: str | None) -> str | None:
+        try:
+            return None if value is None else check_branch(value)
+        except GitError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("git_path")
+    @classmethod
+    def _git_path(cls, value: str) -> str:
+        try:
+            return check_path(value)
+        except GitError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("notify")
+    @classmethod
+    def _notify(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if "://" not in url:
+                raise ValueError(f"notification URLs are Apprise URLs (scheme://…), not {url.partition(':')[0]!r}…")
+        return value
 
     @field_validator("http")
     @classmethod

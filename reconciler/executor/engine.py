@@ -71,6 +71,7 @@ class Engine(Protocol):
         idle_timeout: float = PULL_IDLE_TIMEOUT,
         timeout: float = PULL_TIMEOUT,
     ) -> None: ...
+    def registry_digest(self, ref: str) -> str | None: ...
     def events(self) -> EventStream: ...
 
 
@@ -215,6 +216,15 @@ class DockerEngine:
     def inspect_image(self, ref: str) -> Json | None:
         result: Json | None = self._maybe(lambda: self.api.inspect_image(ref))
         return result
+
+    def registry_digest(self, ref: str) -> str | None:
+        """The manifest digest the registry has for `ref` now, asked by the engine (with its credentials;
+        a HEAD of the manifest, no layers), or None when the registry does not know the tag."""
+        found: Json | None = self._maybe(lambda: self.api.inspect_distribution(ref))
+        if found is None:
+            return None
+        digest = (found.get("Descriptor") or {}).get("digest")
+        return str(digest) if digest else None
 
     def list_volumes(self) -> list[Json]:
         result: Json = self._call(self.api.volumes)

@@ -258,7 +258,10 @@ def _structure(data: Mapping[Any, Any], default_name: str | None) -> tuple[dict[
     top_level: set[str] = set()
     for raw_key, value in data.items():
         key = str(raw_key)
-        if key in schema.MAP_KEYS and key != "containers":
+        if key in schema.EXTENSION_MAP_KEYS and isinstance(value, Mapping):
+            containers[key] = value  # docker-map's meaning: a config named `update` (ours is a string)
+            top_level.add(key)
+        elif key in schema.MAP_KEYS and key != "containers":
             out[key] = value
         elif key == "containers":
             if isinstance(value, Mapping):

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from . import shortforms
+from .window import WindowError, parse_window
 
 PRESET_NETWORKS = frozenset({"bridge", "host", "none"})
 
@@ -260,6 +261,24 @@ def _extends(value: object) -> object:
     return shortforms.string_list(value, "extends") if value is not None else []
 
 
+class UpdatePolicy(StrEnum):
+    """What a newer image for a container's tag does (a reconciler extension, DESIGN §2)."""
+
+    AUTO = "auto"  # the container follows the tag (within the update window)
+    NOTIFY = "notify"  # reported as pending; `apply --update` acts on it
+    PINNED = "pinned"  # stays on the image id in use until the map changes its spec; never polled
+
+
+def _window(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_window(value)
+    except WindowError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
 class ContainerConfig(_Strict):
     """One container configuration of a map (docker-map's `ContainerConfiguration`)."""
 
@@ -286,8 +305,19 @@ class ContainerConfig(_Strict):
     exec_commands: Annotated[list[ExecCommand], _short(shortforms.exec_commands)] = Field(default_factory=list)
     healthcheck: Annotated[HealthCheck | None, _short(shortforms.healthcheck)] = None
     persistent: bool | None = None
+    update: UpdatePolicy | None = Field(
+        default=None, description="auto (default): follow the tag; notify: report a newer image; pinned: stay."
+    )
+    update_window: str | None = Field(
+        default=None, description="When auto updates may run: 'Sat 02:00-05:00' or cron and duration '0 2 * * 6 3h'."
+    )
     create_options: dict[str, Any] = Field(default_factory=dict)
     host_config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("update_window")
+    @classmethod
+    def _update_window(cls, value: str | None) -> str | None:
+        return _window(value)
 
     @field_validator("permissions")
     @classmethod
@@ -421,7 +451,11 @@ MAP_KEYS = (
     "set_hostname",
     "use_attached_parent_name",
     "volume_init",
+    "update",
+    "update_window",
 )
+# Map keys docker-map did not know: a top-level mapping under one of these names stays a container config.
+EXTENSION_MAP_KEYS = frozenset({"update", "update_window"})
 
 
 class ContainerMapModel(_Strict):
@@ -441,6 +475,13 @@ class ContainerMapModel(_Strict):
     set_hostname: bool = True
     use_attached_parent_name: bool = False
     volume_init: InitSettings = Field(default_factory=InitSettings)
+    update: UpdatePolicy | None = Field(default=None, description="The containers' update policy (default auto).")
+    update_window: str | None = Field(default=None, description="The containers' update window (see containers).")
+
+    @field_validator("update_window")
+    @classmethod
+    def _update_window(cls, value: str | None) -> str | None:
+        return _window(value)
 
     @field_validator("name")
     @classmethod

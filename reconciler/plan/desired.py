@@ -407,6 +407,8 @@ class _Instance:
             exec_commands=self.execs(),
             persistent=bool(cfg.persistent),
             start_delay=cfg.start_delay,
+            update=str(cfg.update or self.m.model.update or "auto"),
+            update_window=cfg.update_window or self.m.model.update_window,
         )
 
     def limits(self) -> tuple[dict[str, Any], Mapping[str, Any] | None]:

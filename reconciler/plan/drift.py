@@ -202,14 +202,17 @@ class ContainerContext:
     observed: ObservedState
     update_persistent: bool = False
     rejected_images: frozenset[tuple[str, str]] = frozenset()  # (reference, id): an update that was rolled back
+    apply_pending: bool = False  # `apply --update`: act on `notify` containers' newer images too
+    waiting: frozenset[str] = frozenset()  # containers whose `auto` updates wait for their window
 
 
 def container_drift(spec: ContainerSpec, found: ObservedContainer, ctx: ContainerContext) -> list[Drift]:
     """Every difference between a container's desired spec and its inspect, as typed reasons."""
     image = ctx.observed.images.get(found.image_id)  # the image the container runs (its defaults)
     drifts: list[Drift] = []
-    recreate: list[Drift] = []
-    recreate += _image(spec, found, ctx)
+    image_drift = _image(spec, found, ctx)
+    pending = [d for d in image_drift if d.fix is Fix.NONE]  # reported beside whatever else drifted
+    recreate: list[Drift] = [d for d in image_drift if d.fix is not Fix.NONE]
     recreate += _mounts(spec, found, image)
     recreate += _volumes_from(spec, found, ctx.observed)
     recreate += _links(spec, found)
@@ -227,18 +230,22 @@ def container_drift(spec: ContainerSpec, found: ObservedContainer, ctx: Containe
     drifts += _state(spec, found)
     if not recreate:
         drifts += _exec(spec, found)
-    return drifts
+    return drifts + pending
 
 
 def _image(spec: ContainerSpec, found: ObservedContainer, ctx: ContainerContext) -> list[Drift]:
-    if spec.persistent and not ctx.update_persistent:
+    """A newer image for the tag: recreate (`auto`), or `Fix.NONE` — pending, reported only — for `notify`
+    (unless `apply --update`) and for `auto` outside its window; `pinned` stays on the id it runs."""
+    if (spec.persistent and not ctx.update_persistent) or spec.update == "pinned":
         return []
     wanted = ctx.observed.images.get(spec.image)
     if wanted is None or wanted.id == found.image_id:
         return []  # a missing image is pulled first; the container is compared again afterwards
     if (spec.image, wanted.id) in ctx.rejected_images:
         return []  # this image failed its health gate before: not again until the tag moves
-    return [Drift(Reason.IMAGE, spec.image, _short_id(wanted.id), _short_id(found.image_id), Fix.RECREATE)]
+    pending = (spec.update == "notify" and not ctx.apply_pending) or spec.name in ctx.waiting
+    fix = Fix.NONE if pending else Fix.RECREATE
+    return [Drift(Reason.IMAGE, spec.image, _short_id(wanted.id), _short_id(found.image_id), fix)]
 
 
 def _spec_changed(spec: ContainerSpec, found: ObservedContainer) -> Drift:

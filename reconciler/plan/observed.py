@@ -101,6 +101,7 @@ class ObservedImage:
     healthcheck: Mapping[str, Any] | None
     volumes: frozenset[str]
     labels: Mapping[str, str]
+    digests: frozenset[str] = frozenset()  # manifest digests the image was pulled by (RepoDigests' `@…` part)
 
 
 @dataclass(frozen=True)
@@ -275,6 +276,7 @@ def parse_image(data: Mapping[str, Any]) -> ObservedImage:
         healthcheck=config.get("Healthcheck"),
         volumes=frozenset((config.get("Volumes") or {}).keys()),
         labels=dict(config.get("Labels") or {}),
+        digests=frozenset(str(d).rpartition("@")[2] for d in data.get("RepoDigests") or () if "@" in str(d)),
     )
 
 

@@ -110,10 +110,35 @@ class Note:
 
 
 @dataclass(frozen=True)
+class Pending:
+    """A newer image for a container's tag, reported and not acted on: `update: notify` (until `apply
+    --update`), or an `auto` update waiting for its update window. Not drift: `plan` stays in sync."""
+
+    resource: ResourceId
+    image: str  # the tag
+    wanted: str  # the (short) id the tag resolves to now
+    found: str  # the (short) id the container runs
+    why: str
+
+    def describe(self) -> str:
+        return f"{self.image}: {self.found} → {self.wanted} ({self.why})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.resource.name,
+            "image": self.image,
+            "wanted": self.wanted,
+            "found": self.found,
+            "why": self.why,
+        }
+
+
+@dataclass(frozen=True)
 class Plan:
     waves: tuple[tuple[Action, ...], ...] = ()
     blocked: tuple[Blocked, ...] = ()
     notes: tuple[Note, ...] = ()
+    pending: tuple[Pending, ...] = ()  # newer images waiting (policy `notify`, or the update window)
     # The dependency graph the plan was made from: a failed action fails what depends on it.
     depends_on: Mapping[ResourceId, frozenset[ResourceId]] = field(default_factory=dict, compare=False, repr=False)
 
@@ -131,7 +156,9 @@ class Plan:
     def keep(self, wanted: Callable[[Action], bool]) -> Plan:
         """The same plan with only the actions `wanted` accepts (waves left empty are dropped)."""
         waves = tuple(w for w in (tuple(a for a in wave if wanted(a)) for wave in self.waves) if w)
-        return Plan(waves=waves, blocked=self.blocked, notes=self.notes, depends_on=self.depends_on)
+        return Plan(
+            waves=waves, blocked=self.blocked, notes=self.notes, pending=self.pending, depends_on=self.depends_on
+        )
 
     def action_for(self, resource: ResourceId) -> Action | None:
         return next((a for a in self.actions if a.resource == resource), None)
@@ -142,6 +169,7 @@ class Plan:
             "waves": [[a.as_dict() for a in wave] for wave in self.waves],
             "blocked": [b.as_dict() for b in self.blocked],
             "notes": [n.as_dict() for n in self.notes],
+            "pending": [p.as_dict() for p in self.pending],
         }
 
 
@@ -166,6 +194,8 @@ class PlanOptions:
     prune_volumes: bool = False
     update_persistent: bool = False
     pull: bool = False  # pull every image in scope, not only missing ones
+    apply_pending: bool = False  # `apply --update`: also move `notify` containers to their newer images
+    waiting: frozenset[str] = frozenset()  # containers whose `auto` updates wait for their update window
     rejected_images: frozenset[tuple[str, str]] = frozenset()  # (reference, image id) rolled back before
     cascade: bool = True
     held: frozenset[HeldBack] = frozenset()  # (container, spec, image) that failed a health gate before
@@ -176,6 +206,7 @@ class _Work:
     ops: dict[ResourceId, tuple[Op, tuple[Op, ...], list[Drift], str | None]] = field(default_factory=dict)
     blocked: dict[ResourceId, str] = field(default_factory=dict)
     notes: list[Note] = field(default_factory=list)
+    pending: list[Pending] = field(default_factory=list)
 
     def set(self, rid: ResourceId, op: Op, steps: Sequence[Op], reasons: list[Drift], observed_id: str | None) -> None:
         self.ops[rid] = (op, tuple(steps), reasons, observed_id)
@@ -210,7 +241,11 @@ def plan_update(desired: DesiredState, observed: ObservedState, options: PlanOpt
     unbuildable = dict(desired.problems)
     work.blocked.update((rid, msg) for rid, msg in unbuildable.items() if rid in scope or options.targets is None)
     ctx = ContainerContext(
-        observed, update_persistent=options.update_persistent, rejected_images=options.rejected_images
+        observed,
+        update_persistent=options.update_persistent,
+        rejected_images=options.rejected_images,
+        apply_pending=options.apply_pending,
+        waiting=options.waiting,
     )
     for rid in sorted(scope):
         if rid in unbuildable:
@@ -372,6 +407,10 @@ def _container(spec: ContainerSpec, observed: ObservedState, ctx: ContainerConte
         work.blocked[spec.id] = _stranger(spec.id)
         return
     drifts = container_drift(spec, found, ctx)
+    for drift in (d for d in drifts if d.reason is Reason.IMAGE and d.fix is Fix.NONE):
+        why = "waiting for the update window" if spec.name in ctx.waiting else "update: notify; apply --update takes it"
+        work.pending.append(Pending(spec.id, spec.image, str(drift.wanted), str(drift.found), why))
+    drifts = [d for d in drifts if d.fix is not Fix.NONE]
     if drifts:
         op, steps = _container_steps(drifts)
         work.set(spec.id, op, steps, drifts, found.id)
@@ -564,6 +603,7 @@ def _assemble(desired: DesiredState, work: _Work) -> Plan:
         waves=plan_waves,
         blocked=tuple(Blocked(rid, msg) for rid, msg in sorted(work.blocked.items())),
         notes=tuple(sorted(work.notes, key=lambda n: (n.resource, n.message))),
+        pending=tuple(sorted(work.pending, key=lambda p: p.resource)),
         depends_on=desired.depends_on,
     )
 

@@ -11,7 +11,7 @@ from .planner import Plan
 
 
 def render_plan(plan: Plan) -> str:
-    if plan.in_sync and not plan.notes:
+    if plan.in_sync and not plan.notes and not plan.pending:
         return "in sync: nothing to do"
     lines: list[str] = []
     for number, wave in enumerate(plan.waves, start=1):
@@ -28,6 +28,9 @@ def render_plan(plan: Plan) -> str:
     if plan.notes:
         lines.append("notes")
         lines.extend(f"  {n.resource.kind.value:<12} {n.resource.name}: {n.message}" for n in plan.notes)
+    if plan.pending:
+        lines.append("pending updates (not applied)")
+        lines.extend(f"  container    {p.resource.name}: {p.describe()}" for p in plan.pending)
     counts = Counter(a.op.value for a in plan.actions)
     summary = ", ".join(f"{n} to {op}" for op, n in sorted(counts.items()))
     extra = []
@@ -35,5 +38,7 @@ def render_plan(plan: Plan) -> str:
         extra.append(f"{len(plan.blocked)} blocked")
     if plan.notes:
         extra.append(f"{len(plan.notes)} notes")
+    if plan.pending:
+        extra.append(f"{len(plan.pending)} pending")
     lines.append("plan: " + ", ".join(x for x in [summary, *extra] if x))
     return "\n".join(lines)

@@ -103,6 +103,9 @@ class ContainerSpec:
     exec_commands: tuple[ExecSpec, ...] = ()
     persistent: bool = False
     start_delay: float | None = None
+    # How a newer image for its tag is taken (DESIGN §2): auto / notify / pinned, and when (a window text).
+    update: str = "auto"
+    update_window: str | None = None
 
     @property
     def id(self) -> ResourceId:
@@ -131,7 +134,15 @@ class ContainerSpec:
 
     def _hashed(self) -> dict[str, Any]:
         data = asdict(self)
-        for runtime_only in ("limits", "restart_policy", "exec_commands", "persistent", "start_delay"):
+        for runtime_only in (
+            "limits",
+            "restart_policy",
+            "exec_commands",
+            "persistent",
+            "start_delay",
+            "update",
+            "update_window",
+        ):
             data.pop(runtime_only)
         return data
 

@@ -40,6 +40,11 @@ class MapSource:
         self.good: dict[Path, ResolvedMap] = {}
         self._lock = threading.Lock()
 
+    def use(self, paths: Iterable[str | Path]) -> None:
+        """Read the maps from these paths from now on (maps from git: the folder of the commit in force)."""
+        with self._lock:
+            self.paths = [Path(p) for p in paths]
+
     def files(self) -> list[Path]:
         found: list[Path] = []
         for path in self.paths:

@@ -30,6 +30,7 @@ from tests.integration.engine_helpers import (
     unique_map_name,
     wait_for,
 )
+from tests.integration.notify_receiver import Receiver
 from tests.integration.private_engine import private_engine
 
 APP = """\
@@ -49,7 +50,14 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, maps: Path, *extra: str, env: dict[str, str] | None = None, log: Path | None = None) -> None:
+    def __init__(
+        self,
+        maps: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        paths: list[str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.log = log or maps / "daemon.log"
         self.proc = subprocess.Popen(
@@ -60,7 +68,7 @@ class Daemon:
                 "--log-level",
                 "debug",
                 "run",
-                str(maps),
+                *([str(maps)] if paths is None else paths),
                 "--http",
                 f"127.0.0.1:{self.port}",
                 "--resync",
@@ -114,8 +122,8 @@ def maps_dir(tmp_path: Path) -> Path:
 def daemon_factory(maps_dir: Path) -> Iterator[Any]:
     started: list[Daemon] = []
 
-    def start(*extra: str, env: dict[str, str] | None = None) -> Daemon:
-        d = Daemon(maps_dir, *extra, env=env)
+    def start(*extra: str, env: dict[str, str] | None = None, paths: list[str] | None = None) -> Daemon:
+        d = Daemon(maps_dir, *extra, env=env, paths=paths)
         started.append(d)
         return d
 
@@ -252,7 +260,8 @@ def test_auto_update_on_tag_move_and_rollback_of_an_unhealthy_image(
     name = unique_map_name("update")
     (maps_dir / "site.yaml").write_text(map_text(name, HEALTHY.replace("TAG", tag)))
     app, front = f"{name}.app", f"{name}.front"
-    daemon = daemon_factory()
+    receiver = Receiver()  # the update and the rollback are notified
+    daemon = daemon_factory("--notify", receiver.url, env={**os.environ, "RECONCILER_NOTIFY_INTERVAL": "0.2"})
     try:
         daemon.wait_ready(60)
         wait_for(lambda: running(docker_client, front), 30)
@@ -291,8 +300,16 @@ def test_auto_update_on_tag_move_and_rollback_of_an_unhealthy_image(
         assert state(docker_client, app)["Id"] == app_id  # not even a replacement was tried
         assert state(docker_client, app)["Image"] == good2
         assert bad != good2
+        lines = [line for body in receiver.bodies() for line in body.splitlines()]
+        short = {k: v.removeprefix("sha256:")[:12] for k, v in {"good1": good1, "good2": good2, "bad": bad}.items()}
+        assert f"[update] {app}: updated: {tag} {short['good1']} → {short['good2']}" in lines
+        rollback = (
+            f"[rollback] {app}: rolled back the update to {tag} {short['bad']}, the previous container runs again"
+        )
+        assert any(line.startswith(rollback) for line in lines), lines
         assert daemon.stop() == 0
     finally:
+        receiver.close()
         for container in (front, app):
             if state(docker_client, container):
                 docker_client.api.remove_container(container, force=True, v=True)

@@ -117,6 +117,40 @@ def test_run_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.paths == ["/srv/maps"]
     assert (settings.prune_deleted_maps, settings.update_persistent, settings.http) == (True, True, "off")
     assert (settings.resync, settings.poll_images, settings.concurrency) == (60, 900, 8)
+    seen.clear()
+    unattended = CliRunner().invoke(
+        cli.app,
+        [
+            "run",
+            "--git",
+            "https://git.example.com/maps.git",
+            "--git-branch",
+            "prod",
+            "--git-path",
+            "hosts/a",
+            "--git-interval",
+            "30",
+            "--notify",
+            "json://127.0.0.1:1/a",
+            "--notify",
+            "ntfy://ntfy.sh/topic",
+            "--update-window",
+            "Sat 02:00-05:00",
+        ],
+    )
+    assert unattended.exit_code == 0, unattended.output
+    settings = seen["settings"]
+    assert (settings.git, settings.git_branch, settings.git_path, settings.git_interval) == (
+        "https://git.example.com/maps.git",
+        "prod",
+        "hosts/a",
+        30,
+    )
+    assert settings.notify == ["json://127.0.0.1:1/a", "ntfy://ntfy.sh/topic"]
+    assert settings.update_window == "Sat 02:00-05:00"
+    for wrong in (["run", "/srv/maps", "--git", "x"], ["run", "--update-window", "Sat 25:00-26:00", "/srv/maps"]):
+        refused = CliRunner().invoke(cli.app, wrong)
+        assert refused.exit_code == 2, refused.output
     bad = CliRunner().invoke(cli.app, ["run", "/srv/maps", "--http", "nowhere"])
     assert bad.exit_code == 2
     assert "invalid settings" in bad.output

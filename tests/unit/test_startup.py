@@ -15,7 +15,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("docker", "requests", "urllib3", "prometheus_client", "uvicorn", "watchfiles", "structlog", "rich")
+HEAVY = (
+    "docker",
+    "requests",
+    "urllib3",
+    "prometheus_client",
+    "uvicorn",
+    "watchfiles",
+    "structlog",
+    "rich",
+    "croniter",
+    "apprise",
+)
 PROBE = """
 import json, runpy, sys
 sys.argv = ["reconciler", *sys.argv[1:]]
