@@ -13,6 +13,12 @@ followed by a new run converges:
   once the replacement runs and passed its health gate (then it takes the name). On any failure the
   replacement goes and the old container runs again — also when an interrupted earlier run had stopped
   it — and the message names every error (`_restore`);
+- take over (`reconciler adopt`): the same recreate, with a container that is not ours as the old one
+  (docker-map's under our name, compose's for the service, chosen by the planner by id): created first,
+  theirs stopped, ours started and health-gated, theirs removed (its anonymous volumes carried over,
+  never deleted) — and if ours fails, theirs runs again;
+- start ordering (`depends_on: {x: healthy}`): a container starts only once those dependencies are healthy
+  (waiting up to the health gate, or `DEFAULT_HEALTH_GATE` without one);
 - adopt: a replacement that is complete (spec hash as wanted, running, healthy) is renamed into place
   instead of thrown away, whether the old container is gone (planned as `adopt`) or still there;
 - a replacement leased by another live reconciler is never removed or adopted: that action fails with
@@ -391,6 +397,8 @@ class Executor:
             self._start(spec, fresh=Op.CREATE in action.steps)
         elif step is Op.RECREATE:
             self._recreate(spec, action.observed_id)
+        elif step is Op.TAKE_OVER:
+            self._recreate(spec, action.observed_id, take_over=True)
         elif step is Op.ADOPT:
             self._adopt(spec)
         elif step is Op.RESTART:
@@ -423,6 +431,9 @@ class Executor:
         if found is None:
             raise ActionError(f"{spec.name} disappeared before it could be started")
         if not found.running:
+            problem = self._dependencies_ready(spec)
+            if problem:
+                raise ActionError(f"{spec.name} not started: {problem}")
             self.engine.start(found.id)
             if fresh:
                 problem = self._gate(spec, found.id)
@@ -432,14 +443,15 @@ class Executor:
         if fresh and spec.start_delay:
             time.sleep(spec.start_delay)
 
-    def _recreate(self, spec: ContainerSpec, old_id: str | None) -> None:
+    def _recreate(self, spec: ContainerSpec, old_id: str | None, *, take_over: bool = False) -> None:
         """Replace a container without ever losing it or its data: create the replacement under a temporary
         name (leased to us, with the old container's anonymous volumes) → stop the old one → start the
         replacement and pass its health gate → remove the old one → rename. On any failure the old
         container runs again (see `_restore`). A finished replacement left by an interrupted run is
-        adopted instead of built again."""
-        old = self._look(spec.name)
-        if old is not None and not old.managed:
+        adopted instead of built again. `take_over`: the old one is the foreign container `old_id` (asked
+        for by `adopt`), the only case where a container without our labels is stopped and removed."""
+        old = self._foreign(spec, old_id) if take_over else self._look(spec.name)
+        if old is not None and not old.managed and not take_over:
             raise ActionError(f"a container named {spec.name} exists without reconciler's labels: not touched")
         if old is not None and old.id != old_id and old.spec_hash in spec.spec_hashes:
             return  # another reconcile replaced it meanwhile with what the map wants
@@ -450,6 +462,16 @@ class Executor:
         new_id = self._create_replacement(spec, old)
         self.step()
         self._switch(spec, old, new_id)
+
+    def _foreign(self, spec: ContainerSpec, old_id: str | None) -> ObservedContainer | None:
+        """The container to take over, looked at again: still foreign, and nothing else holds our name."""
+        old = self._look(old_id) if old_id else None
+        if old is not None and old.managed:
+            raise ActionError(f"{old.name} carries reconciler's labels now: not taken over; run again")
+        holder = self._look(spec.name)
+        if holder is not None and (old is None or holder.id != old.id):
+            raise ActionError(f"{spec.name} is held by another container ({holder.id[:12]}): not taken over")
+        return old
 
     def _leftover_replacement(self, spec: ContainerSpec) -> ObservedContainer | None:
         """A replacement left by an interrupted recreate: returned if it can take over as it is, removed
@@ -506,6 +528,10 @@ class Executor:
     def _switch(self, spec: ContainerSpec, old: ObservedContainer | None, new_id: str) -> None:
         """Stop the old container, start the replacement, pass the gate; restore the old one on failure."""
         was_running = bool(old is not None and old.running)
+        waiting = self._dependencies_ready(spec)
+        if waiting:
+            # Before the old container is stopped: it keeps serving while a dependency is not ready.
+            raise ActionError(self._restore(spec, new_id, old, was_running, f"not started: {waiting}", None))
         try:
             if old is not None and was_running:
                 timeout = spec.stop_timeout if spec.stop_timeout is not None else old.stop_timeout
@@ -580,6 +606,23 @@ class Executor:
             raise ActionError(f"{spec.name} exists again; run again")
         self.engine.rename(temp.id, spec.name)
         self._exec(spec, policies=("restart", "initial"))
+
+    def _dependencies_ready(self, spec: ContainerSpec) -> str | None:
+        """Wait until every `depends_on: healthy` dependency is healthy; what is wrong, or None. A dependency
+        without a healthcheck counts as ready once it runs (there is nothing else to wait for)."""
+        deadline = time.monotonic() + (self.health_gate or DEFAULT_HEALTH_GATE)
+        for name in spec.wait_healthy:
+            while True:
+                found = self._look(name)
+                if found is not None and found.running and found.health in (None, "healthy"):
+                    break
+                state = "missing" if found is None else (found.health or found.status)
+                if (found is not None and found.health == "unhealthy") or time.monotonic() >= deadline:
+                    return f"dependency {name} is not healthy ({state})"
+                if self._stop is not None and self._stop.is_set():
+                    return f"dependency {name} was not healthy yet when we were asked to stop"
+                time.sleep(0.2)
+        return None
 
     def _gate(self, spec: ContainerSpec, ident: str) -> str | None:
         """Wait for a container with a healthcheck to become healthy; what went wrong, or None. Whether it has

@@ -60,14 +60,17 @@ def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = Fal
 
 
 def _containers(engine: EngineReader, desired: DesiredState, all_maps: bool) -> list[Mapping[str, Any]]:
-    """Inspects of our containers and of any container holding one of our names (a stranger)."""
+    """Inspects of our containers, of any container holding one of our names (a stranger), and of the
+    containers of the compose projects that imported maps came from (`adopt` takes them over)."""
     wanted_names = set(desired.containers) | set(desired.inits)
+    projects = {s.compose_service[0] for s in desired.containers.values() if s.compose_service is not None}
     containers: list[Mapping[str, Any]] = []
     for summary in engine.list_containers():
         names = [n.lstrip("/") for n in summary.get("Names") or []]
         labels = summary.get("Labels") or {}
         ours = naming.owned(labels) if all_maps else naming.owned_by(labels, desired.maps)
-        if ours or any(n in wanted_names for n in names):
+        compose = naming.compose_service(labels)
+        if ours or any(n in wanted_names for n in names) or (compose is not None and compose[0] in projects):
             data = engine.inspect_container(summary["Id"])
             if data is not None:  # removed between list and inspect: it is simply not there
                 containers.append(data)
@@ -130,7 +133,7 @@ def _relevant(labels: Mapping[str, str] | None, name: str, desired: DesiredState
     labels = labels or {}
     if naming.owned(labels) if all_maps else naming.owned_by(labels, desired.maps):
         return True
-    return name in desired.volumes or name in desired.networks
+    return name in desired.volumes or name in desired.networks or name in desired.external_volumes
 
 
 def _with_endpoints(engine: EngineReader, network: Json) -> Json:

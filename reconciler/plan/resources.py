@@ -103,6 +103,10 @@ class ContainerSpec:
     exec_commands: tuple[ExecSpec, ...] = ()
     persistent: bool = False
     start_delay: float | None = None
+    # Start ordering (`depends_on: {x: healthy}`): containers that must be healthy before this one starts.
+    wait_healthy: tuple[str, ...] = ()
+    # (compose project, service, container number) this container takes over on `adopt`, for imported maps.
+    compose_service: tuple[str, str, int] | None = None
 
     @property
     def id(self) -> ResourceId:
@@ -131,7 +135,17 @@ class ContainerSpec:
 
     def _hashed(self) -> dict[str, Any]:
         data = asdict(self)
-        for runtime_only in ("limits", "restart_policy", "exec_commands", "persistent", "start_delay"):
+        # How to run or find it, not what it is: changing these never recreates a container.
+        not_hashed = (
+            "limits",
+            "restart_policy",
+            "exec_commands",
+            "persistent",
+            "start_delay",
+            "wait_healthy",
+            "compose_service",
+        )
+        for runtime_only in not_hashed:
             data.pop(runtime_only)
         return data
 
@@ -233,6 +247,7 @@ class DesiredState:
     depends_on: dict[ResourceId, frozenset[ResourceId]] = field(default_factory=dict)
     maps: frozenset[str] = frozenset()
     problems: tuple[tuple[ResourceId, str], ...] = ()  # resources that cannot be built (e.g. no host path)
+    external_volumes: frozenset[str] = frozenset()  # used by containers, never created or removed (`external`)
 
     def spec(self, rid: ResourceId) -> ResourceSpec:
         table: dict[Kind, dict[str, Any]] = {
