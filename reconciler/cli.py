@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -25,7 +26,8 @@ from reconciler.executor.apply import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GATE, 
 from reconciler.executor.converge import Converged, Planner, converge, teardown, update
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
-from reconciler.model import MapError, MapProblem, MapSet, load_map_files, model_json_schema
+from reconciler.model import MapError, MapProblem, MapSet, load_map_files, load_map_text, model_json_schema
+from reconciler.model import compose as compose_import
 from reconciler.model.limits import Limits, limits_from
 from reconciler.plan.desired import desired_state, desired_state_with_sources
 from reconciler.plan.graph import TargetError, select_targets
@@ -352,6 +354,98 @@ def down(
     _report(done.result, len(done.plan.blocked), as_json)
     if not done.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def adopt(
+    args: Annotated[
+        list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+    ],
+    target: Targets = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan.")] = False,
+    parallel: Parallel = DEFAULT_CONCURRENCY,
+    health_gate: Annotated[
+        float, typer.Option(help="Seconds for each new container to turn healthy; if it does not, theirs runs again.")
+    ] = DEFAULT_HEALTH_GATE,
+    as_json: JsonFlag = False,
+) -> None:
+    """Take over running containers that provide what the maps describe but are not ours — docker-map's
+    (under the map's names, without labels) and, for maps imported from compose, the project's — by the
+    same create-first recreate as updates. Prints the plan, then executes it in dependency order."""
+    selected, desired, engine = prepare(args, target, as_json)
+    options = PlanOptions(targets=selected, adopt=True)
+    planned = _converge(engine, desired, update(options), execute=False).plan
+    if not as_json:
+        typer.echo(render_plan(planned))
+    if dry_run:
+        if as_json:
+            _print_json(planned.as_dict())
+        return
+    executor = Executor(engine, concurrency=parallel, on_event=_progress(not as_json), health_gate=health_gate or None)
+    done = _converge(engine, desired, update(options), executor=executor)
+    for blocked in done.plan.blocked if not as_json else ():
+        typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
+    merged = RunResult([*(done.pulled.results if done.pulled else []), *done.result.results])
+    _report(merged, len(done.plan.blocked), as_json, {"plan": done.plan.as_dict()})
+    if not done.ok:
+        raise typer.Exit(1)
+
+
+import_app = typer.Typer(help="Write a map from another tool's description of the containers.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("compose")
+def import_compose(
+    files: Annotated[list[Path], typer.Argument(help="Compose files (as `docker compose -f`).", show_default=False)],
+    project_name: Annotated[str | None, typer.Option("--project-name", "-p", help="The compose project.")] = None,
+    profile: Annotated[list[str] | None, typer.Option("--profile", help="Compose profiles to enable.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the map here (else stdout).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Anything not imported is an error.")] = False,
+) -> None:
+    """Print (or write) a map equivalent to a docker compose project, named after the project. The compose
+    files are normalised by `docker compose config`; what a map cannot express is a warning."""
+    project = _compose_config(files, project_name, profile or [])
+    imported = compose_import.translate(project)
+    for warning in imported.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if strict and imported.warnings:
+        typer.echo(f"error: {len(imported.warnings)} keys not imported (--strict)", err=True)
+        raise typer.Exit(1)
+    text = compose_import.render(imported, [str(f) for f in files])
+    try:
+        load_map_text(text, str(output or "<imported>"), default_name=str(imported.map["name"]))
+    except MapError as exc:  # pragma: no cover - a translation bug, reported instead of written
+        for problem in exc.problems:
+            typer.echo(f"error: the imported map is invalid: {problem}", err=True)
+        raise typer.Exit(1) from None
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        typer.echo(f"wrote {output} (map {imported.map['name']})", err=True)
+
+
+def _compose_config(files: list[Path], project_name: str | None, profiles: list[str]) -> dict[str, Any]:
+    """`docker compose … config --format json`: compose's own normal form of the project."""
+    argv = ["docker", "compose"]
+    for file in files:
+        argv += ["-f", str(file)]
+    for name in profiles:
+        argv += ["--profile", name]
+    if project_name:
+        argv += ["-p", project_name]
+    argv += ["config", "--format", "json"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        typer.echo(f"error: running `docker compose config` failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if done.returncode != 0:
+        typer.echo(f"error: docker compose config: {done.stderr.strip()}", err=True)
+        raise typer.Exit(1)
+    project: dict[str, Any] = json.loads(done.stdout)
+    return project
 
 
 def _converge(engine: DockerEngine, desired: DesiredState, planner: Planner, **how: Any) -> Converged:
