@@ -157,8 +157,8 @@ def _scale(svc: Json) -> int:
     return int(replicas if replicas is not None else svc.get("scale", 1))
 
 
-def _instances(scale: int) -> list[str]:
-    return [str(n) for n in range(1, scale + 1)] if scale > 1 else []
+def _instances(scale: int) -> list[int]:
+    return list(range(1, scale + 1)) if scale > 1 else []
 
 
 class _Service:
