@@ -229,7 +229,8 @@ class _Service:
             self.create["environment"] = env
 
     def user(self, value: Any) -> None:
-        self.cfg["user"] = str(value)
+        # Not the map's `user`: that runs only the user part of `uid:gid` (docker-map); compose runs both.
+        self.create["user"] = str(value)
 
     def labels(self, value: Mapping[str, Any]) -> None:
         self.create["labels"] = dict(value)

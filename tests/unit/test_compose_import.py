@@ -82,7 +82,7 @@ def test_web_db_cache_keeps_start_order_health_waits_and_the_shared_volume() -> 
     assert dict(web.limits) == {"Memory": 64 * 1024 * 1024}
     assert dict(db.healthcheck or ())["Interval"] == 1_000_000_000
     assert db.stop_timeout == 5
-    assert spec(state, "webapp.cache").user == "1000"  # the run user; the group is for attached volumes only
+    assert spec(state, "webapp.cache").user == "1000:1000"  # as compose runs it: user and group
     assert web.env["DB_HOST"] == "db"
     # compose's DNS names: every service is known by its name on its networks.
     assert web.endpoints[0].aliases == ("web",)
