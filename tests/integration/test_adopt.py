@@ -212,8 +212,9 @@ def test_docker_map_containers_are_adopted_with_their_data(docker_client: Any, t
         docker_client,
         f"{name}.web",
         TRAP,
+        volumes=["/site"],
         volumes_from=[store.name],
-        volumes={str(host): {"bind": "/site", "mode": "ro"}},
+        binds=[f"{host}:/site:ro"],
     )
     wait_for(lambda: store.exec_run(["cat", "/data/kept.txt"]).exit_code == 0)
     unrelated = _docker_map_container(docker_client, f"{name}-unrelated", TRAP)
