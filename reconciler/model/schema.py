@@ -384,7 +384,7 @@ class VolumeConfig(_Strict):
         return value
 
 
-VolumeEntry = Annotated[VolumeConfig, BeforeValidator(_volume, json_schema_input_type=str | dict[str, Any])]
+VolumeEntry = Annotated[VolumeConfig, BeforeValidator(_volume, json_schema_input_type=str | VolumeConfig)]
 
 
 def _host(value: object) -> object:

@@ -9,6 +9,7 @@ change nothing. Projects and maps are named with the session prefix and removed 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -202,11 +203,14 @@ def test_docker_map_containers_are_adopted_with_their_data(docker_client: Any, t
     host = tmp_path / "site"
     host.mkdir()
     (host / "index.html").write_text("from the host\n")
+    # docker-map's attached volume: a named volume `<map>.<alias>` without our labels.
+    docker_client.api.create_volume(f"{name}.state", labels={TEST_LABEL: SESSION})
     store = _docker_map_container(
         docker_client,
         f"{name}.store",
-        f"echo kept > /data/kept.txt; {TRAP}",
-        volumes=["/data"],  # an anonymous volume, as docker-map's `shares` made
+        f"echo kept > /data/kept.txt; echo attached > /state/kept.txt; {TRAP}",
+        volumes=["/data", "/state"],  # an anonymous volume, as docker-map's `shares` made
+        binds=[f"{name}.state:/state"],
     )
     web = _docker_map_container(
         docker_client,
@@ -221,7 +225,9 @@ def test_docker_map_containers_are_adopted_with_their_data(docker_client: Any, t
     map_file = tmp_path / "map.yaml"
     map_file.write_text(
         f"name: {name}\n"
-        f'store:\n  image: {TEST_IMAGE}\n  shares: [/data]\n  create_options:\n    command: [sh, -c, "{TRAP}"]\n'
+        f"volumes: {{state: {{default_path: /state, external: {name}.state}}}}\n"
+        f"store:\n  image: {TEST_IMAGE}\n  shares: [/data]\n  uses: [state]\n"
+        f'  create_options:\n    command: [sh, -c, "{TRAP}"]\n'
         f"web:\n  image: {TEST_IMAGE}\n  uses: [store]\n  binds: {{/site: [{host}, ro]}}\n"
         f'  create_options:\n    command: [sh, -c, "{TRAP}"]\n'
     )
@@ -239,14 +245,22 @@ def test_docker_map_containers_are_adopted_with_their_data(docker_client: Any, t
         assert new_web.labels["io.reconciler.managed"] == "true"
         assert new_store.exec_run(["cat", "/data/kept.txt"]).output.decode().strip() == "kept"
         assert new_web.exec_run(["cat", "/data/kept.txt"]).output.decode().strip() == "kept"
+        assert new_store.exec_run(["cat", "/state/kept.txt"]).output.decode().strip() == "attached"
         assert new_web.exec_run(["cat", "/site/index.html"]).output.decode().strip() == "from the host"
         assert docker_client.containers.get(unrelated.id).status == "running"  # not in the map: never touched
         assert run_cli("plan", str(map_file), "--detailed-exitcode").returncode == 0
         again = run_cli("adopt", str(map_file))
         assert "in sync: nothing to do" in again.stdout
         assert docker_client.containers.get(f"{name}.store").id == new_store.id
+        carried = {
+            m["Name"] for m in docker_client.api.inspect_container(new_store.id)["Mounts"] if m["Type"] == "volume"
+        }
+        down = run_cli("down", "--volumes", str(map_file))
+        assert down.returncode == 0, down.stderr
+        assert docker_client.volumes.get(f"{name}.state")  # external: never removed, not even by --volumes
+        assert {v.name for v in docker_client.volumes.list()} >= carried  # nor is data taken over from theirs
     finally:
-        anonymous = {
+        anonymous = {f"{name}.state"} | {
             m["Name"]
             for c in docker_client.api.containers(all=True, filters={"name": name})
             for m in docker_client.api.inspect_container(c["Id"])["Mounts"]
@@ -259,7 +273,8 @@ def test_docker_map_containers_are_adopted_with_their_data(docker_client: Any, t
             except Exception:  # already replaced by adopt
                 continue
         for volume in anonymous:  # carried from theirs to ours, left by `down` (it never removes data)
-            docker_client.api.remove_volume(volume, force=True)
+            with contextlib.suppress(Exception):
+                docker_client.api.remove_volume(volume, force=True)
 
 
 @pytest.mark.timeout(120)

@@ -92,6 +92,15 @@ def test_adopt_takes_over_compose_s_containers_in_dependency_order() -> None:
     assert "foreign owner: 'shop-db-1' → 'reconciler'" in render_plan(plan)
 
 
+def test_adopt_of_a_target_takes_over_it_and_its_dependencies_only() -> None:
+    state = desired(COMPOSE_MAP + "cache: {image: x}\n")
+    snapshot = compose_engine(state)
+    snapshot.containers.append(compose_container(state, "shop-cache-1", "cache"))
+    web = frozenset({ResourceId(Kind.CONTAINER, "shop.web")})
+    plan = plan_update(state, snapshot.observed(), PlanOptions(adopt=True, targets=web))
+    assert ops(plan) == {"shop.db": Op.TAKE_OVER, "shop.web": Op.TAKE_OVER}  # cache is not in its scope
+
+
 def test_a_stopped_compose_container_does_not_block_a_fresh_one() -> None:
     state = desired(COMPOSE_MAP)
     snapshot = compose_engine(state)

@@ -131,6 +131,25 @@ def test_project_name_option_names_the_map_and_its_volumes() -> None:
     assert "compose_project: shop\n" in text
 
 
+def test_several_files_merge_as_compose_merges_them() -> None:
+    staging = str(CORPUS / "webapp" / "compose.staging.yaml")
+    text, _ = _imported_files("webapp", staging)
+    web = spec(desired(text), "webapp.web")
+    assert web.env["APP_MODE"] == "staging"
+    assert [(p.host_port, p.host_ip) for p in web.ports] == [("18241", "127.0.0.1")]
+    assert "(tests/compose/webapp/compose.yaml, tests/compose/webapp/compose.staging.yaml)" in text.splitlines()[0]
+
+
+def _imported_files(project: str, *more: str) -> tuple[str, str]:
+    files = [
+        str((CORPUS / project / "compose.yaml").relative_to(ROOT)),
+        *(str(Path(m).relative_to(ROOT)) for m in more),
+    ]
+    result = run("import", "compose", *files)
+    assert result.returncode == 0, result.stderr
+    return result.stdout, result.stderr
+
+
 def test_host_settings_and_replicas() -> None:
     text, _ = imported("limits")
     state = desired(text)
