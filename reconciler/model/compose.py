@@ -173,8 +173,8 @@ class _Service:
         self.create: dict[str, Any] = {}
         self.host: dict[str, Any] = {}
 
-    def warn(self, key: str, why: str) -> None:
-        self.warnings.append(f"service '{self.name}': '{key}' not imported: {why}")
+    def warn(self, key: str, why: str, what: str = "not imported") -> None:
+        self.warnings.append(f"service '{self.name}': '{key}' {what}: {why}")
 
     def translate(self) -> dict[str, Any]:
         self.image()
@@ -413,7 +413,7 @@ class _Service:
         for service, how in sorted(value.items()):
             condition = (how or {}).get("condition", "service_started")
             if condition == "service_completed_successfully":
-                self.warn(f"depends_on.{service}", "waiting for a one-shot service to finish: it is started first")
+                self.warn(f"depends_on.{service}", "a map cannot wait for a one-shot service to finish", "as `started`")
             order[config_name(service)] = "healthy" if condition == "service_healthy" else "started"
         if order:
             self.cfg["depends_on"] = order

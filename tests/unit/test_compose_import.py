@@ -51,7 +51,7 @@ def spec(state: DesiredState, name: str) -> ContainerSpec:
     return state.containers[name]
 
 
-@pytest.mark.parametrize("project", ["webapp", "network", "profiles", "limits", "unsupported"])
+@pytest.mark.parametrize("project", ["webapp", "network", "profiles", "limits", "unsupported", "kitchen"])
 def test_every_corpus_project_imports_to_a_valid_map(project: str, tmp_path: Path) -> None:
     out = tmp_path / f"{project}.yaml"
     result = run("import", "compose", str(CORPUS / project / "compose.yaml"), "-o", str(out))
@@ -175,6 +175,32 @@ def test_host_settings_and_replicas() -> None:
     assert {"name": "nofile", "soft": 1024, "hard": 2048} in ulimits
     assert {"name": "nproc", "soft": 512, "hard": 512} in ulimits
     assert dict(dict(host["log_config"])["config"]) == {"max-size": "1m"}
+
+
+def test_the_other_service_keys() -> None:
+    text, warnings = imported("kitchen")
+    assert warnings.strip() == (
+        "warning: service 'worker': 'depends_on.app' as `started`: a map cannot wait for a one-shot service to finish"
+    )
+    state = desired(text)
+    app, db, worker = spec(state, "kitchen.app"), spec(state, "kitchen.db"), spec(state, "kitchen.worker")
+    assert app.image == "registry.example/team/app:1.2"
+    assert app.entrypoint == ("/entry.sh",)
+    assert app.command == ("serve", "--port", "9000")
+    assert app.stop_timeout == 90
+    assert app.anonymous_volumes == ("/anonymous",)
+    assert sorted((p.container_port, p.host_port) for p in app.ports) == [
+        ("9000/tcp", None),
+        ("9001/udp", None),
+        ("9002/tcp", ""),  # published on a random host port, as compose does
+    ]
+    assert app.endpoints[0].links == (("kitchen.db", "database"),)
+    host = dict(app.host_extra)
+    assert (host["pid_mode"], host["ipc_mode"], host["privileged"]) == ("host", "shareable", True)
+    assert dict(host["tmpfs"]) == {"/cache": "size=1048576"}
+    assert dict(app.limits)["Memory"] == 128 * 1024 * 1024
+    assert dict(db.healthcheck or ()) == {"Test": ("NONE",)}
+    assert worker.volumes_from == ("kitchen.app:ro",)
 
 
 def test_what_a_map_cannot_express_is_one_warning_per_key_naming_the_service() -> None:
