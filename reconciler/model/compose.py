@@ -115,6 +115,11 @@ def translate(project: Json) -> Imported:
         if config in out.map:
             out.warnings.append(f"service '{service}': its config name '{config}' is taken: not imported")
             continue
+        if config != service:
+            out.warnings.append(
+                f"service '{service}': imported as config '{config}' ('.' is not allowed in config names); "
+                "`reconciler adopt` finds compose's containers by the config name, so it cannot take them over"
+            )
         out.map[config] = _Service(service, svc, scales, set(networks), out.warnings, project=name).translate()
     return out
 
