@@ -24,8 +24,8 @@ import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconciler.executor.apply import DEFAULT_CONCURRENCY
 from reconciler.executor.converge import converge
+from reconciler.executor.defaults import DEFAULT_CONCURRENCY
 from reconciler.executor.engine import DockerEngine
 from reconciler.model import combine_maps, load_map_dict
 from reconciler.plan.desired import desired_state

@@ -43,8 +43,8 @@ def free_port() -> int:
 def metric(port: int, name: str) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
+            if line.startswith((name + " ", name + "{")):  # labelled `client` since several engines
+                return float(line.split()[-1])
     raise KeyError(name)
 
 

@@ -5,5 +5,6 @@
 exec docker run -d --name "${RECONCILER_NAME:-reconciler}" --restart unless-stopped \
     -v /var/run/docker.sock:/var/run/docker.sock \
     -v "${RECONCILER_MAPS:-/etc/reconciler/maps}:/maps:ro" \
+    -v "${RECONCILER_STATE:-/var/lib/reconciler}:/var/lib/reconciler" \
     -e RECONCILER_RESYNC=300 \
     "${RECONCILER_IMAGE:-reconciler}" /maps

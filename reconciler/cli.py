@@ -3,38 +3,44 @@
 Exit codes are a contract: 0 success, 1 failure or invalid map, 2 usage error (click's own code for bad
 arguments). Command output goes to stdout; problems and logs go to stderr. No input ever produces a Python
 traceback: map problems are `MapError`s, printed one line each.
+
+Start-up is part of the interface: each command imports what it uses inside its own body (the model for
+`validate`, the engine for `plan`/`apply`, the daemon for `run`), so `--help` and `validate` never load the
+docker SDK, the daemon or its HTTP server. Types for annotations come in under `TYPE_CHECKING`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
-import subprocess
+import re
 import sys
-import urllib.error
-import urllib.request
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from reconciler import __version__, logs
-from reconciler.daemon.run import run as run_daemon
-from reconciler.daemon.settings import load_settings
-from reconciler.executor.apply import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GATE, Executor, RunResult
-from reconciler.executor.converge import Converged, Planner, converge, teardown, update
-from reconciler.executor.engine import DockerEngine
-from reconciler.executor.errors import EngineError
-from reconciler.model import MapError, MapProblem, MapSet, load_map_files, load_map_text, model_json_schema
-from reconciler.model import compose as compose_import
-from reconciler.model.limits import Limits, limits_from
-from reconciler.plan.desired import desired_state, desired_state_with_sources
-from reconciler.plan.graph import TargetError, select_targets
-from reconciler.plan.naming import attached_volume_name, container_name, network_name
-from reconciler.plan.planner import Action, PlanOptions
-from reconciler.plan.render import render_plan
-from reconciler.plan.resources import DesiredState, ResourceId
+from reconciler.executor.defaults import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GATE
+
+if TYPE_CHECKING:
+    from reconciler.daemon.settings import Settings
+    from reconciler.executor.apply import RunResult
+    from reconciler.executor.clients import Deployment
+    from reconciler.executor.converge import ClientOutcome, Converged, Planner
+    from reconciler.executor.engine import DockerEngine
+    from reconciler.model import MapProblem, MapSet
+    from reconciler.model.clients import ClientConfig
+    from reconciler.model.limits import Limits
+    from reconciler.plan.observed import ObservedState
+    from reconciler.plan.planner import Action, Plan
+    from reconciler.plan.resources import DesiredState, ResourceId
 
 app = typer.Typer(
     name="reconciler",
@@ -42,17 +48,42 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: it wraps to the terminal (80 columns too) without cutting flag names, and shows
+    # no `<bool>` types.
+    rich_markup_mode=None,  # and rendering it with rich costs more than the rest of start-up
 )
 
 MapPaths = Annotated[
     list[Path],
-    typer.Argument(help="Map files, or folders of *.yml / *.yaml map files.", show_default=False),
+    typer.Argument(help="Map files, or folders of *.yml / *.yaml map files.", show_default=False, metavar="MAP"),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 Targets = Annotated[
     list[str] | None,
     typer.Option(
-        "--target", "-t", help="config, config.instance, map.config or a group (repeatable).", show_default=False
+        "--target",
+        "-t",
+        help="config, config.instance, map.config or a group (repeatable).",
+        show_default=False,
+        metavar="TARGET",
+    ),
+]
+
+
+ClientsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--clients",
+        help="docker-map client configurations (YAML: name → base_url, tls, interfaces and more); without "
+        "it, one engine (__default__).",
+        show_default=False,
+        metavar="FILE",
+    ),
+]
+OnlyClients = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--client", help="Only this client's share of the maps (repeatable).", show_default=False, metavar="NAME"
     ),
 ]
 
@@ -70,6 +101,8 @@ def expand_map_paths(paths: list[Path]) -> list[Path]:
 
 def _map_limits() -> Limits:
     """The bounds on map files, from `RECONCILER_MAP_MAX_*` (the daemon's settings of the same names)."""
+    from reconciler.model.limits import limits_from
+
     values = {name.removeprefix("RECONCILER_").lower(): v for name, v in os.environ.items()}
     try:
         return limits_from({k: v for k, v in values.items() if k.startswith("map_max_")})
@@ -80,6 +113,8 @@ def _map_limits() -> Limits:
 
 def load_maps(paths: list[Path], *, as_json: bool = False) -> MapSet:
     """Load the maps or exit 1 with every problem on stderr (or as JSON on stdout)."""
+    from reconciler.model import MapError, load_map_files
+
     files = expand_map_paths(paths)
     try:
         if not files:
@@ -101,15 +136,30 @@ def load_maps(paths: list[Path], *, as_json: bool = False) -> MapSet:
 
 
 def split_args(args: list[Path]) -> tuple[list[Path], list[str]]:
-    """`MAP… [TARGET…]`: arguments that exist on disk are maps, the rest are targets."""
+    """`MAP… [TARGET…]`: the first argument is always a map (a typo in it is reported as a missing file, not
+    taken for a target); after it, arguments that exist on disk or end in .yml/.yaml are maps, the rest
+    targets."""
+    if args and not args[0].exists():
+        typer.echo(f"error: {args[0]}: no such map file or folder", err=True)
+        raise typer.Exit(1)
     maps = [a for a in args if a.exists() or a.suffix in (".yml", ".yaml")]
     targets = [str(a) for a in args if a not in maps]
     return maps, targets
 
 
+def no_targets(command: str, args: list[Path]) -> None:
+    """Commands that take only maps reject anything else (instead of silently ignoring it)."""
+    _maps, targets = split_args(args)
+    if targets:
+        typer.echo(f"error: `{command}` takes map files or folders only, not {', '.join(targets)}", err=True)
+        raise typer.Exit(2)
+
+
 def resolve_targets(maps: MapSet, targets: list[str]) -> frozenset[ResourceId] | None:
     if not targets:
         return None
+    from reconciler.plan.graph import TargetError, select_targets
+
     try:
         return frozenset(select_targets(maps, targets))
     except TargetError as exc:
@@ -117,30 +167,139 @@ def resolve_targets(maps: MapSet, targets: list[str]) -> frozenset[ResourceId] |
         raise typer.Exit(2) from None
 
 
+def load_clients(file: Path | None) -> dict[str, ClientConfig] | None:
+    """The clients file (exit 1 with its problem), or None: one engine."""
+    from reconciler.model.clients import ClientsError, load_clients_file
+
+    if file is None:
+        return None
+    try:
+        return load_clients_file(file)
+    except ClientsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def placed(maps: MapSet, clients: dict[str, ClientConfig] | None, only: list[str] | None) -> list[Deployment]:
+    """Each client's share (exit 1 when the maps name unknown clients or split dependencies, 2 for an
+    unknown `--client`)."""
+    from reconciler.executor.clients import UnknownClient, deployments
+    from reconciler.model.clients import placement_problems
+
+    problems = placement_problems(maps, clients)
+    if problems:
+        raise _refuse(problems, False)
+    try:
+        return deployments(maps, clients, only)
+    except UnknownClient as exc:
+        typer.echo(f"error: --client: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    selected: frozenset[ResourceId] | None
+    deployments: list[Deployment]
+    grouped: bool  # a clients file was given: output is grouped by client
+
+
 def prepare(
-    args: list[Path], target: list[str] | None, as_json: bool
-) -> tuple[frozenset[ResourceId] | None, DesiredState, DockerEngine]:
-    """What plan/apply/down share: load the maps (exit 1 if invalid), resolve targets (exit 2 if unknown),
-    build the desired state, and reach the engine (exit 1 if it does not answer)."""
+    args: list[Path], target: list[str] | None, as_json: bool, clients_file: Path | None, only: list[str] | None
+) -> Prepared:
+    """What plan/apply/down/status share: load the maps (exit 1 if invalid) and the clients file, resolve
+    targets (exit 2 if unknown), build each client's desired state."""
     paths, targets = split_args(args)
     maps = load_maps(paths, as_json=as_json)
+    clients = load_clients(clients_file)
     selected = resolve_targets(maps, [*targets, *(target or [])])
-    return selected, desired_state(maps), connect()
+    return Prepared(selected, placed(maps, clients, only), clients is not None)
 
 
-def connect() -> DockerEngine:
-    try:
-        engine = DockerEngine()
-        engine.ping()
-    except EngineError as exc:
-        typer.echo(f"error: cannot reach the Docker engine: {exc}", err=True)
-        raise typer.Exit(1) from None
-    return engine
+# --- the daemon's state directory: holds and a person's pauses (see daemon.holds, daemon.intents) --------
 
 
-def engine_failure(exc: EngineError) -> typer.Exit:
-    typer.echo(f"error: the Docker engine failed: {exc}", err=True)
-    return typer.Exit(1)
+def state_directory() -> Path | None:
+    """The daemon's state directory as `run` finds it (`--state-dir`/RECONCILER_STATE_DIR, systemd's, the
+    default); None when it is 'off'."""
+    from reconciler.daemon.holds import state_dir
+
+    configured = os.environ.get("RECONCILER_STATE_DIR")
+    return None if configured == "off" else state_dir(configured)
+
+
+def client_state_directory(client: str | None) -> Path | None:
+    """Where the daemon keeps a client's holds (see `daemon.controller.holds_dir`)."""
+    from reconciler.plan.naming import DEFAULT_CLIENT
+
+    base = state_directory()
+    if base is None or client is None or client == DEFAULT_CLIENT:
+        return base
+    return base / "clients" / client
+
+
+def in_scope(desired: DesiredState, selected: frozenset[ResourceId] | None) -> list[str]:
+    """The containers of the maps that the targets name (all of them without targets), sorted."""
+    from reconciler.plan.resources import Kind, ResourceId
+
+    return sorted(n for n in desired.containers if selected is None or ResourceId(Kind.CONTAINER, n) in selected)
+
+
+def held_options(force: bool, scope: list[str], client: str | None = None) -> dict[str, Any]:
+    """PlanOptions fields for what the daemon holds back on a client (its holds are where the daemon keeps
+    them: the state directory for `__default__`, `clients/<name>/` in it for the others); `force` first lets
+    the holds in scope go."""
+    from reconciler.daemon.holds import HoldStore
+
+    store = HoldStore(client_state_directory(client))
+    if force:
+        for name in store.release(scope):
+            typer.echo(f"note: released the hold on {name}: its replacement is tried again", err=True)
+    return {"held": store.holds, "rejected_images": store.rejected_images}
+
+
+def daemon_line() -> str | None:
+    """'a daemon (pid N, maps …) is running', or None."""
+    from reconciler.daemon.intents import running_daemon
+
+    found = running_daemon(state_directory())
+    if found is None:
+        return None
+    return f"a reconciler daemon (pid {found.get('pid')}, maps {', '.join(found.get('paths', []))}) is running"
+
+
+DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+
+
+def parse_duration(text: str) -> float:
+    """`90s`, `30m`, `2h`, `1h30m`, `1d` → seconds (BadParameter otherwise)."""
+    parts = DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
+        raise typer.BadParameter(f"{text!r}: write e.g. 90s, 30m, 2h or 1h30m", param_hint="--for")
+    return sum(float(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[u] for n, u in parts)
+
+
+def each_client(ready: Prepared, run: Callable[[DockerEngine, Deployment], Converged]) -> list[ClientOutcome]:
+    """The one converge per client, engines in parallel; an engine's failure is its client's outcome."""
+    from reconciler.executor.clients import connected
+    from reconciler.executor.converge import converge_each
+
+    work: dict[str, Callable[[], Converged]] = {
+        d.name: functools.partial(connected, d.client, functools.partial(_swap, run, d)) for d in ready.deployments
+    }
+    return converge_each(work)
+
+
+def _swap(run: Callable[[DockerEngine, Deployment], Converged], d: Deployment, engine: DockerEngine) -> Converged:
+    return run(engine, d)
+
+
+def report_errors(ready: Prepared, outcomes: list[ClientOutcome]) -> bool:
+    """Print each failed client's engine error; True when there was one."""
+    for outcome in outcomes:
+        if outcome.error is not None:
+            where = f"client {outcome.client}: " if ready.grouped else ""
+            typer.echo(f"error: {where}{outcome.error}", err=True)
+    return any(o.error is not None for o in outcomes)
 
 
 def _print_json(data: Any) -> None:
@@ -148,6 +307,8 @@ def _print_json(data: Any) -> None:
 
 
 def _summary(maps: MapSet) -> list[dict[str, Any]]:
+    from reconciler.plan.naming import attached_volume_name, container_name, network_name
+
     out = []
     for m in maps:
         containers = []
@@ -178,10 +339,27 @@ def _summary(maps: MapSet) -> list[dict[str, Any]]:
     return out
 
 
-def deploy_problems(maps: MapSet) -> list[MapProblem]:
+def deploy_problems(maps: MapSet, clients: dict[str, ClientConfig] | None = None) -> list[MapProblem]:
     """What `plan` would block because of the maps themselves: the desired state is built as the planner
-    builds it (one code path), and each problem is shown where its key was written."""
-    desired, sources = desired_state_with_sources(maps)
+    builds it (one code path), on each client, and each problem is shown where its key was written."""
+    from reconciler.model.clients import clients_in_use, placement_problems
+
+    problems = placement_problems(maps, clients)
+    if problems:
+        return problems
+    targets = [None] if clients is None else [clients[c] for c in clients_in_use(maps, clients)]
+    for client in targets:
+        problems += [p for p in _client_problems(maps, client, clients) if p not in problems]
+    return problems
+
+
+def _client_problems(
+    maps: MapSet, client: ClientConfig | None, clients: dict[str, ClientConfig] | None
+) -> list[MapProblem]:
+    from reconciler.model import MapProblem
+    from reconciler.plan.desired import desired_state_with_sources
+
+    desired, sources = desired_state_with_sources(maps, client, clients)
     problems = []
     for rid, message in desired.problems:
         source = sources.get(rid)
@@ -203,11 +381,11 @@ def _refuse(problems: list[MapProblem], as_json: bool) -> typer.Exit:
 
 
 @app.command()
-def validate(paths: MapPaths, as_json: JsonFlag = False) -> None:
+def validate(paths: MapPaths, as_json: JsonFlag = False, clients_file: ClientsFile = None) -> None:
     """Check map files (schema, integrity, and that every container can be built as `plan` builds it) and
     show the containers they resolve to."""
     maps = load_maps(paths, as_json=as_json)
-    problems = deploy_problems(maps)
+    problems = deploy_problems(maps, load_clients(clients_file))
     if problems:
         raise _refuse(problems, as_json)
     summary = _summary(maps)
@@ -228,7 +406,8 @@ def validate(paths: MapPaths, as_json: JsonFlag = False) -> None:
 @app.command()
 def plan(
     args: Annotated[
-        list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+        list[Path],
+        typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
     ],
     as_json: JsonFlag = False,
     detailed_exitcode: Annotated[
@@ -237,63 +416,130 @@ def plan(
     target: Targets = None,
     prune: Annotated[bool, typer.Option(help="Plan removing orphans (ours, no longer in any map).")] = False,
     update_persistent: Annotated[bool, typer.Option(help="Also update persistent containers' images.")] = False,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
-    """Show what `apply` would change on the engine, and why. Changes nothing."""
-    selected, desired, engine = prepare(args, target, as_json)
-    options = PlanOptions(targets=selected, prune=prune, update_persistent=update_persistent)
-    result = _converge(engine, desired, update(options), execute=False).plan
+    """Show what `apply` would change on the engines, and why. Changes nothing."""
+    from reconciler.executor.converge import converge, update
+    from reconciler.plan.planner import PlanOptions
+    from reconciler.plan.render import render_plan
+
+    ready = prepare(args, target, as_json, clients_file, client)
+    options = PlanOptions(targets=ready.selected, prune=prune, update_persistent=update_persistent)
+
+    def one(engine: DockerEngine, d: Deployment) -> Converged:
+        held = dataclasses.replace(options, **held_options(False, [], d.name))
+        return converge(engine, d.desired, update(held), execute=False)
+
+    outcomes = each_client(ready, one)
+    failed = report_errors(ready, outcomes)
+    plans = [(o.client, o.converged.plan) for o in outcomes if o.converged is not None]
     if as_json:
-        _print_json(result.as_dict())
+        _print_json(_grouped(ready, [{"client": c, **p.as_dict()} for c, p in plans]))
     else:
-        typer.echo(render_plan(result))
-    if detailed_exitcode and not result.in_sync:
+        for name, shown in plans:
+            _heading(ready, name)
+            typer.echo(render_plan(shown))
+    if failed:
+        raise typer.Exit(1)
+    if detailed_exitcode and not all(p.in_sync for _, p in plans):
         raise typer.Exit(2)
+
+
+def _grouped(ready: Prepared, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """One client without a clients file: its entry as it always was (with `client`); else per client."""
+    if not ready.grouped and len(entries) == 1:
+        return entries[0]
+    return {"clients": entries}
+
+
+def _heading(ready: Prepared, client: str) -> None:
+    if ready.grouped:
+        typer.echo(f"== client {client}")
 
 
 Parallel = Annotated[int, typer.Option("--parallel", "-j", min=1, max=64, help="Actions run at once within a wave.")]
 
 
-def _progress(enabled: bool) -> Any:
+def _progress(enabled: bool, clock: Any = time.monotonic, client: str | None = None) -> Any:
+    """One plain line per finished action — outcome, what, which, seconds — on a terminal or not (CI logs
+    need them as much as people do); nothing with --json, whose results carry the same."""
+    began: dict[ResourceId, float] = {}
+
     def show(event: str, action: Action, error: str | None) -> None:
-        if not enabled or event == "start":
+        if not enabled:
+            return
+        if event == "start":
+            began[action.resource] = clock()
             return
         mark = {"done": "ok", "failed": "FAILED", "skipped": "skipped"}[event]
-        line = f"  {mark:<8} {action.op.value:<9} {action.resource.kind.value:<12} {action.resource.name}"
+        took = clock() - began.pop(action.resource, clock())
+        where = f"{client}: " if client else ""
+        line = f"  {mark:<8} {action.op.value:<9} {action.resource.kind.value:<12} {where}{action.resource.name}"
+        line += f" ({took:.1f}s)" if event != "skipped" else ""
         typer.echo(line + (f": {error}" if error else ""))
+        sys.stdout.flush()
 
     return show
 
 
-def _report(result: RunResult, blocked: int, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+def _results(result: RunResult, client: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "client": client,
+            "kind": r.action.resource.kind.value,
+            "name": r.action.resource.name,
+            "action": r.action.op.value,
+            "outcome": r.outcome.value,
+            "error": r.error,
+            "seconds": round(r.seconds, 3),
+        }
+        for r in result.results
+    ]
+
+
+def _report(ready: Prepared, outcomes: list[ClientOutcome], as_json: bool, with_plan: bool) -> bool:
+    """Print what each client's run did; True when everything went well."""
+    failed = report_errors(ready, outcomes)
+    done = [(o.client, o.converged) for o in outcomes if o.converged is not None]
     if as_json:
-        _print_json(
-            {
-                **(extra or {}),
-                "ok": result.ok and not blocked,
-                "results": [
-                    {
-                        "kind": r.action.resource.kind.value,
-                        "name": r.action.resource.name,
-                        "action": r.action.op.value,
-                        "outcome": r.outcome.value,
-                        "error": r.error,
-                        "seconds": round(r.seconds, 3),
-                    }
-                    for r in result.results
-                ],
-            }
-        )
-        return
-    for r in result.failed:
-        typer.echo(f"error: {r.action.op.value} {r.action.resource}: {r.error}", err=True)
-    summary = result.summary() + (f", {blocked} blocked" if blocked else "")
-    typer.echo(f"summary: {summary}")
+        entries = [_json_run(c, one, with_plan) for c, one in done]
+        _print_json({"ok": not failed and all(one.ok for _, one in done), **_grouped(ready, entries)})
+        return not failed and all(one.ok for _, one in done)
+    for client, one in done:
+        _heading(ready, client)
+        for blocked in one.plan.blocked:
+            typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
+        if with_plan:
+            for note in one.plan.notes:
+                typer.echo(f"note: {note.resource}: {note.message}", err=True)
+        merged = _merged(one)
+        for r in merged.failed:
+            typer.echo(f"error: {r.action.op.value} {r.action.resource}: {r.error}", err=True)
+        blocked_count = len(one.plan.blocked)
+        typer.echo(f"summary: {merged.summary()}" + (f", {blocked_count} blocked" if blocked_count else ""))
+    return not failed and all(one.ok for _, one in done)
+
+
+def _merged(one: Converged) -> RunResult:
+    from reconciler.executor.apply import RunResult
+
+    return RunResult([*(one.pulled.results if one.pulled else []), *one.result.results])
+
+
+def _json_run(client: str, one: Converged, with_plan: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"client": client, "ok": one.ok}
+    if with_plan:
+        entry["plan"] = one.plan.as_dict()
+    entry["results"] = _results(_merged(one), client)
+    return entry
 
 
 @app.command()
 def apply(
     args: Annotated[
-        list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+        list[Path],
+        typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
     ],
     target: Targets = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `plan`).")] = False,
@@ -309,57 +555,259 @@ def apply(
             "dependents; a recreate that fails it is rolled back. 0: do not wait.",
         ),
     ] = DEFAULT_HEALTH_GATE,
+    force: Annotated[
+        bool, typer.Option("--force", help="Retry what the daemon holds back after a failed health gate.")
+    ] = False,
     as_json: JsonFlag = False,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
-    """Make the engine match the maps: plan, then execute in dependency order."""
-    selected, desired, engine = prepare(args, target, as_json)
-    options = PlanOptions(
-        targets=selected, prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull
-    )
+    """Make the engines match the maps: plan, then execute in dependency order (engines in parallel).
+    Containers in scope that a person paused are handed back to the daemon; what it holds back stays held
+    unless --force."""
+    from reconciler.executor.apply import Executor
+    from reconciler.executor.converge import converge, update
+    from reconciler.plan.planner import PlanOptions
+
+    options = PlanOptions(prune=prune, prune_volumes=volumes, update_persistent=update_persistent, pull=pull)
     if dry_run:
-        result = _converge(engine, desired, update(options), execute=False).plan
-        _print_json(result.as_dict()) if as_json else typer.echo(render_plan(result))
+        plan(args, as_json, False, target, prune, update_persistent, clients_file, client)
         return
-    show = _progress(not as_json and sys.stdout.isatty())
-    executor = Executor(engine, concurrency=parallel, on_event=show, health_gate=health_gate or None)
-    done = _converge(engine, desired, update(options), executor=executor)
-    if not as_json:
-        for blocked in done.plan.blocked:
-            typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
-        for note in done.plan.notes:
-            typer.echo(f"note: {note.resource}: {note.message}", err=True)
-    merged = RunResult([*(done.pulled.results if done.pulled else []), *done.result.results])
-    _report(merged, len(done.plan.blocked), as_json, {"plan": done.plan.as_dict()})
-    if not done.ok:
+    ready = prepare(args, target, as_json, clients_file, client)
+    options = dataclasses.replace(options, targets=ready.selected)
+    scopes = {d.name: in_scope(d.desired, ready.selected) for d in ready.deployments}
+    _resume_in(sorted({n for names in scopes.values() for n in names}), "apply")
+
+    def one(engine: DockerEngine, d: Deployment) -> Converged:
+        progress = _progress(not as_json, client=d.name if ready.grouped else None)
+        executor = Executor(engine, concurrency=parallel, on_event=progress, health_gate=health_gate or None)
+        held = dataclasses.replace(options, **held_options(force, scopes[d.name], d.name))
+        return converge(engine, d.desired, update(held), executor=executor)
+
+    if not _report(ready, each_client(ready, one), as_json, with_plan=True):
         raise typer.Exit(1)
 
 
 @app.command()
 def down(
     args: Annotated[
-        list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+        list[Path],
+        typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
     ],
     target: Targets = None,
     volumes: Annotated[bool, typer.Option("--volumes", help="Also remove attached volumes (their data!).")] = False,
     parallel: Parallel = DEFAULT_CONCURRENCY,
     as_json: JsonFlag = False,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
     """Stop and remove what the maps own, dependents first. Volumes stay unless --volumes."""
-    selected, desired, engine = prepare(args, target, as_json)
-    executor = Executor(engine, concurrency=parallel, on_event=_progress(not as_json and sys.stdout.isatty()))
-    done = _converge(engine, desired, teardown(selected, volumes=volumes), executor=executor, pull=False)
-    if not as_json:
-        for blocked in done.plan.blocked:
-            typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
-    _report(done.result, len(done.plan.blocked), as_json)
-    if not done.ok:
+    from reconciler.executor.apply import Executor
+    from reconciler.executor.converge import converge, teardown
+
+    ready = prepare(args, target, as_json, clients_file, client)
+
+    def one(engine: DockerEngine, d: Deployment) -> Converged:
+        executor = Executor(
+            engine, concurrency=parallel, on_event=_progress(not as_json, client=d.name if ready.grouped else None)
+        )
+        planner = _pausing(teardown(ready.selected, volumes=volumes))
+        return converge(engine, d.desired, planner, executor=executor, pull=False)
+
+    if not _report(ready, each_client(ready, one), as_json, with_plan=False):
         raise typer.Exit(1)
+
+
+MapsAndTargets = Annotated[
+    list[Path],
+    typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
+]
+
+
+def _scope_of(args: list[Path], target: list[str] | None) -> dict[str, str]:
+    """The containers `MAP… [TARGET…]` names, with their spec hashes (no engine needed)."""
+    from reconciler.plan.desired import desired_state
+
+    paths, targets = split_args(args)
+    maps = load_maps(paths)
+    desired = desired_state(maps)
+    return specs_of(desired, in_scope(desired, resolve_targets(maps, [*targets, *(target or [])])))
+
+
+def specs_of(desired: DesiredState, names: list[str]) -> dict[str, str]:
+    """name → spec hash: what a pause records, so that a map change of the container ends it."""
+    return {name: desired.containers[name].spec_hash for name in names}
+
+
+@app.command()
+def pause(
+    args: MapsAndTargets,
+    target: Targets = None,
+    for_: Annotated[
+        str | None, typer.Option("--for", help="Resume by itself after this long: 90s, 30m, 2h, 1h30m.")
+    ] = None,
+) -> None:
+    """Maintenance: tell the daemon to leave these containers alone — no healing, no updates — until
+    `resume` (or --for runs out, or `apply` of them). Containers are not stopped: do that yourself."""
+    scope = _scope_of(args, target)
+    if not scope:
+        typer.echo("nothing to pause: the maps have no containers")
+        return
+    until = time.time() + parse_duration(for_) if for_ else None
+    names = record_pause(scope, "by `reconciler pause`", until)
+    typer.echo(f"paused: {', '.join(names)}" + (f" for {for_}" if for_ else ""))
+    daemon = daemon_line()
+    typer.echo(f"{daemon}: it leaves them alone" if daemon else "no daemon is running: a daemon started later obeys")
+
+
+@app.command()
+def resume(args: MapsAndTargets, target: Targets = None) -> None:
+    """End a pause (or the pause `down` left while a daemon ran): the daemon manages them again at once."""
+    resumed = _resume_in(list(_scope_of(args, target)), "resume")
+    if not resumed:
+        typer.echo("nothing was paused")
+        return
+    daemon = daemon_line()
+    typer.echo(f"{daemon}: it converges them now" if daemon else "no daemon is running: `reconciler apply` acts")
+
+
+@app.command()
+def release(
+    containers: Annotated[
+        list[str], typer.Argument(help="Container names, as `status` shows them.", metavar="CONTAINER")
+    ],
+) -> None:
+    """Let a daemon's hold go on purpose: the replacement that failed its health gate is tried again."""
+    from reconciler.daemon.holds import HoldStore
+
+    released = HoldStore(state_directory()).release(containers)
+    for name in sorted(set(containers) - set(released)):
+        typer.echo(f"{name}: not held back", err=True)
+    if released:
+        typer.echo(f"released: {', '.join(released)} (a running daemon tries them again on its next reconcile)")
+
+
+def _verb(
+    verb: str, args: list[Path], target: list[str] | None, clients_file: Path | None, only: list[str] | None
+) -> None:
+    """stop/start/restart: tell a running daemon (stop pauses, start resumes), then act directly on each
+    client's engine."""
+    from reconciler.executor.clients import connected
+    from reconciler.executor.errors import EngineError
+
+    ready = prepare(args, target, False, clients_file, only)
+    names = sorted({n for d in ready.deployments for n in in_scope(d.desired, ready.selected)})
+    daemon = daemon_line()
+    if verb == "stop" and daemon is not None:
+        specs = {
+            k: v for d in ready.deployments for k, v in specs_of(d.desired, in_scope(d.desired, ready.selected)).items()
+        }
+        record_pause(specs, "stopped by `reconciler stop`")
+        typer.echo(f"note: {daemon}: paused {', '.join(names)} so it keeps them stopped;", err=True)
+        typer.echo("      `reconciler start` (or `resume`, `apply`) hands them back to it", err=True)
+    if verb == "start":
+        _resume_in(names, "start")
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    for d in ready.deployments:
+        _heading(ready, d.name)
+        try:
+            results = connected(d.client, functools.partial(_act, verb, d, ready.selected))
+        except EngineError as exc:
+            typer.echo(f"error: {'client ' + d.name + ': ' if ready.grouped else ''}{exc}", err=True)
+            counts["failed"] += 1
+            continue
+        for done in results:
+            seconds = f" ({done.seconds:.1f}s)" if done.outcome != "skipped" else ""
+            detail = f": {done.detail}" if done.detail else ""
+            typer.echo(f"  {done.outcome:<8} {verb:<9} {done.container}{seconds}{detail}")
+            counts[done.outcome] = counts.get(done.outcome, 0) + 1
+    typer.echo(f"summary: {counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped")
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+def _act(verb: str, d: Deployment, selected: frozenset[ResourceId] | None, engine: DockerEngine) -> list[Any]:
+    from reconciler.executor.direct import act
+    from reconciler.executor.observe import observe
+
+    observed = observe(engine, d.desired)
+    return list(act(engine, d.desired, observed, verb, in_scope(d.desired, selected)))
+
+
+@app.command()
+def stop(
+    args: MapsAndTargets, target: Targets = None, clients_file: ClientsFile = None, client: OnlyClients = None
+) -> None:
+    """Stop containers of the maps (only ours, each with its stop_timeout); a running daemon is told to
+    keep them stopped until `start`, `resume` or `apply`."""
+    _verb("stop", args, target, clients_file, client)
+
+
+@app.command()
+def start(
+    args: MapsAndTargets, target: Targets = None, clients_file: ClientsFile = None, client: OnlyClients = None
+) -> None:
+    """Start stopped containers of the maps (dependencies first), and hand them back to a running daemon."""
+    _verb("start", args, target, clients_file, client)
+
+
+@app.command()
+def restart(
+    args: MapsAndTargets, target: Targets = None, clients_file: ClientsFile = None, client: OnlyClients = None
+) -> None:
+    """Restart containers of the maps (each with its stop_timeout). A daemon does not count it as a crash."""
+    _verb("restart", args, target, clients_file, client)
+
+
+@app.command("logs")
+def show_logs(
+    args: MapsAndTargets,
+    target: Targets = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    tail: Annotated[int | None, typer.Option("--tail", "-n", min=0, help="Only the last N lines of each.")] = None,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
+) -> None:
+    """The logs of containers of the maps (stdout and stderr), each line prefixed with its container's name
+    when there are several (and its client's, with a clients file); --follow with several follows them all."""
+    from reconciler.executor.clients import connected
+    from reconciler.executor.direct import follow_logs
+    from reconciler.executor.errors import EngineError
+
+    ready = prepare(args, target, False, clients_file, client)
+    shown = [(d, n) for d in ready.deployments for n in in_scope(d.desired, ready.selected)]
+    labels = {(d.name, n): f"{d.name}/{n}" if ready.grouped else n for d, n in shown}
+    width = max(map(len, labels.values()), default=0)
+    lock = threading.Lock()
+
+    def show(d: Deployment, name: str) -> None:
+        prefix = f"{labels[d.name, name]:<{width}} | " if len(shown) > 1 else ""
+
+        def lines(engine: DockerEngine) -> None:
+            for line in follow_logs(engine, name, follow=follow, tail=tail):
+                with lock:
+                    typer.echo(prefix + line)
+
+        try:
+            connected(d.client, lines)
+        except EngineError as exc:
+            typer.echo(f"error: {labels[d.name, name]}: {exc}", err=True)
+
+    threads = [threading.Thread(target=show, args=one, daemon=True) for one in shown]
+    for thread in threads:
+        thread.start()
+        if not follow:
+            thread.join()  # one container after the other, whole
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.5)
 
 
 @app.command()
 def adopt(
     args: Annotated[
-        list[Path], typer.Argument(help="Map files or folders, then optional targets.", show_default=False)
+        list[Path],
+        typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
     ],
     target: Targets = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan.")] = False,
@@ -368,26 +816,46 @@ def adopt(
         float, typer.Option(help="Seconds for each new container to turn healthy; if it does not, theirs runs again.")
     ] = DEFAULT_HEALTH_GATE,
     as_json: JsonFlag = False,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
     """Take over running containers that provide what the maps describe but are not ours — docker-map's
     (under the map's names, without labels) and, for maps imported from compose, the project's — by the
     same create-first recreate as updates. Prints the plan, then executes it in dependency order."""
-    selected, desired, engine = prepare(args, target, as_json)
-    options = PlanOptions(targets=selected, adopt=True)
-    planned = _converge(engine, desired, update(options), execute=False).plan
-    if not as_json:
-        typer.echo(render_plan(planned))
+    from reconciler.executor.apply import Executor
+    from reconciler.executor.converge import converge, update
+    from reconciler.plan.planner import PlanOptions
+    from reconciler.plan.render import render_plan
+
+    ready = prepare(args, target, as_json, clients_file, client)
+    options = PlanOptions(targets=ready.selected, adopt=True)
+
+    def held(d: Deployment) -> PlanOptions:
+        return dataclasses.replace(options, **held_options(False, [], d.name))
+
+    def look(engine: DockerEngine, d: Deployment) -> Converged:
+        return converge(engine, d.desired, update(held(d)), execute=False)
+
+    looked = each_client(ready, look)
+    failed = report_errors(ready, looked)
+    plans = [(o.client, o.converged.plan) for o in looked if o.converged is not None]
+    if as_json and dry_run:
+        _print_json(_grouped(ready, [{"client": c, **p.as_dict()} for c, p in plans]))
+    elif not as_json:
+        for name, shown in plans:
+            _heading(ready, name)
+            typer.echo(render_plan(shown))
+    if failed:
+        raise typer.Exit(1)
     if dry_run:
-        if as_json:
-            _print_json(planned.as_dict())
         return
-    executor = Executor(engine, concurrency=parallel, on_event=_progress(not as_json), health_gate=health_gate or None)
-    done = _converge(engine, desired, update(options), executor=executor)
-    for blocked in done.plan.blocked if not as_json else ():
-        typer.echo(f"blocked: {blocked.resource}: {blocked.message}", err=True)
-    merged = RunResult([*(done.pulled.results if done.pulled else []), *done.result.results])
-    _report(merged, len(done.plan.blocked), as_json, {"plan": done.plan.as_dict()})
-    if not done.ok:
+
+    def one(engine: DockerEngine, d: Deployment) -> Converged:
+        progress = _progress(not as_json, client=d.name if ready.grouped else None)
+        executor = Executor(engine, concurrency=parallel, on_event=progress, health_gate=health_gate or None)
+        return converge(engine, d.desired, update(held(d)), executor=executor)
+
+    if not _report(ready, each_client(ready, one), as_json, with_plan=True):
         raise typer.Exit(1)
 
 
@@ -405,6 +873,9 @@ def import_compose(
 ) -> None:
     """Print (or write) a map equivalent to a docker compose project, named after the project. The compose
     files are normalised by `docker compose config`; what a map cannot express is a warning."""
+    from reconciler.model import MapError, load_map_text
+    from reconciler.model import compose as compose_import
+
     project = _compose_config(files, project_name, profile or [])
     imported = compose_import.translate(project)
     for warning in imported.warnings:
@@ -428,6 +899,8 @@ def import_compose(
 
 def _compose_config(files: list[Path], project_name: str | None, profiles: list[str]) -> dict[str, Any]:
     """`docker compose … config --format json`: compose's own normal form of the project."""
+    import subprocess
+
     argv = ["docker", "compose"]
     for file in files:
         argv += ["-f", str(file)]
@@ -448,72 +921,188 @@ def _compose_config(files: list[Path], project_name: str | None, profiles: list[
     return project
 
 
-def _converge(engine: DockerEngine, desired: DesiredState, planner: Planner, **how: Any) -> Converged:
-    """The one loop, with the command line's one way of reporting an engine that fails."""
+def _pausing(planner: Planner) -> Planner:
+    """With a daemon running, `down` first pauses the containers it takes down — before any of them goes —
+    so the daemon keeps them down instead of bringing them back; without one, `down` only acts."""
+    from reconciler.daemon.intents import PauseFile
+    from reconciler.plan.resources import Kind
+
+    daemon = daemon_line()
+    if daemon is None:
+        return planner
+
+    def plan(desired: DesiredState, observed: ObservedState) -> Plan:
+        made = planner(desired, observed)
+        names = sorted({a.resource.name for a in made.actions if a.resource.kind is Kind.CONTAINER})
+        if names and not PauseFile(state_directory()).active().keys() >= set(names):
+            pausing = specs_of(desired, [n for n in names if n in desired.containers])
+            record_pause(pausing, "taken down by `reconciler down`")
+            typer.echo(f"note: {daemon}: paused {', '.join(pausing)} so it keeps them down;", err=True)
+            typer.echo("      `reconciler resume MAP…` (or `apply`) hands them back to it", err=True)
+        return made
+
+    return plan
+
+
+def record_pause(specs: dict[str, str], why: str, until: float | None = None) -> list[str]:
+    """Write the pause, or exit 1 before anything is done: an unrecorded pause would be undone silently."""
+    from reconciler.daemon.intents import PauseFile
+
     try:
-        return converge(engine, desired, planner, **how)
-    except EngineError as exc:
-        raise engine_failure(exc) from None
+        return PauseFile(state_directory()).pause(specs, until, why)
+    except OSError as exc:
+        typer.echo(f"error: cannot tell the daemon (its state directory: {exc}); nothing was done", err=True)
+        typer.echo("       run as a user who may write there, or give --state-dir", err=True)
+        raise typer.Exit(1) from None
+
+
+def _resume_in(scope: list[str], why: str) -> list[str]:
+    """Hand paused containers of this scope back to the daemon (a person's `apply`, `resume`)."""
+    from reconciler.daemon.intents import PauseFile
+
+    try:
+        resumed = PauseFile(state_directory()).resume(scope)
+    except OSError as exc:
+        typer.echo(f"warning: cannot read or write the daemon's state directory: {exc}", err=True)
+        return []
+    if resumed:
+        typer.echo(f"note: {why}: resumed {', '.join(resumed)} (the daemon manages them again)", err=True)
+    return resumed
 
 
 @app.command()
 def status(
-    args: Annotated[list[Path], typer.Argument(help="Map files or folders.", show_default=False)],
+    args: Annotated[list[Path], typer.Argument(help="Map files or folders.", show_default=False, metavar="MAP")],
     as_json: JsonFlag = False,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
-    """Each resource of the maps: state, health and a drift summary."""
-    _selected, desired, engine = prepare(args, None, as_json)
-    looked = _converge(engine, desired, update(), execute=False)
+    """Each resource of the maps: state, health, host ports and a drift summary (per client)."""
+    from reconciler.daemon.intents import running_daemon
+    from reconciler.executor.converge import converge, update
+    from reconciler.plan.planner import PlanOptions
+
+    no_targets("status", args)
+    ready = prepare(args, None, as_json, clients_file, client)
+
+    def one(engine: DockerEngine, d: Deployment) -> Converged:
+        return converge(engine, d.desired, update(PlanOptions(**held_options(False, [], d.name))), execute=False)
+
+    outcomes = each_client(ready, one)
+    failed = report_errors(ready, outcomes)
+    desired = {d.name: d.desired for d in ready.deployments}
+    looks = [(o.client, o.converged) for o in outcomes if o.converged is not None]
+    daemon = running_daemon(state_directory())
+    if as_json:
+        entries = [
+            {
+                "client": c,
+                "in_sync": looked.plan.in_sync,
+                "resources": _status_rows(looked, desired[c]),
+                "notes": [n.as_dict() for n in looked.plan.notes],
+                "daemon": daemon,
+            }
+            for c, looked in looks
+        ]
+        _print_json(_grouped(ready, entries))
+    for c, looked in [] if as_json else looks:
+        _heading(ready, c)
+        _print_status(looked, _status_rows(looked, desired[c]))
+    if daemon is not None and not as_json:
+        typer.echo(f"{daemon_line()}: it heals what is not paused or held back")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _status_rows(looked: Converged, desired: DesiredState) -> list[dict[str, Any]]:
+    """The rows of one client: each resource, then what the daemon will not act on and why."""
+    from reconciler.daemon.intents import PauseFile
+
     current, observed = looked.plan, looked.observed
     assert observed is not None  # a plan-only converge always looked
-    rows: list[dict[str, Any]] = []
-    for rid in desired.all_ids():
-        if rid.kind.value == "image":
-            image = observed.images.get(rid.name)
-            state = "present" if image else "missing"
-            health = None
-        elif rid.kind.value in ("container", "volume-init"):
-            c = observed.containers.get(rid.name)
-            state = "missing" if c is None else (c.status if c.status != "exited" else f"exited ({c.exit_code})")
-            health = None if c is None else c.health
-        elif rid.kind.value == "volume":
-            state = "present" if rid.name in observed.volumes else "missing"
-            health = None
-        else:
-            state = "present" if rid.name in observed.networks else "missing"
-            health = None
-        action = current.action_for(rid)
-        rows.append(
-            {
-                "kind": rid.kind.value,
-                "name": rid.name,
-                "state": state,
-                "health": health,
-                "drift": [d.describe() for d in action.reasons] if action else [],
-                "action": action.op.value if action else None,
-            }
-        )
-    blocked = {b.resource.name: b.message for b in current.blocked}
-    for row in rows:
-        if row["name"] in blocked:
-            row["drift"] = [blocked[row["name"]]]
-            row["action"] = "blocked"
-    if as_json:
-        _print_json({"in_sync": current.in_sync, "resources": rows, "notes": [n.as_dict() for n in current.notes]})
-        return
+    rows = [{"client": desired.client, **_row(rid, observed, current.action_for(rid))} for rid in desired.all_ids()]
+    _mark(rows, {b.resource.name: b.message for b in current.blocked}, "blocked")
+    _mark(rows, {n.resource.name: n.message for n in current.notes if n.message.startswith("held back")}, "held")
+    paused = PauseFile(state_directory()).active()
+    _mark(rows, {name: pause.describe() for name, pause in paused.items()}, "paused")
+    return rows
+
+
+def _print_status(one: Converged, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         health = f" ({row['health']})" if row["health"] else ""
         drift = "in sync" if not row["drift"] else f"{row['action']}: " + "; ".join(row["drift"][:3])
         state = f"{row['state']}{health}"
-        typer.echo(f"{row['kind']:<12} {row['name']:<40} {state:<22} {drift}")
-    for note in current.notes:
-        typer.echo(f"note: {note.resource}: {note.message}")
-    typer.echo("in sync" if current.in_sync else "drift: run `reconciler apply` to fix")
+        ports = f"  [{', '.join(row['ports'])}]" if row["ports"] else ""
+        typer.echo(f"{row['kind']:<12} {row['name']:<40} {state:<22} {drift}{ports}")
+    for note in one.plan.notes:
+        if not note.message.startswith("held back"):
+            typer.echo(f"note: {note.resource}: {note.message}")
+    typer.echo(_status_line(rows, one.plan.in_sync))
+
+
+def _row(rid: ResourceId, observed: ObservedState, action: Action | None) -> dict[str, Any]:
+    """One resource as `status` shows it: state, health, published ports, drift."""
+    from reconciler.plan.resources import Kind
+
+    state, health, ports = "present", None, []
+    if rid.kind in (Kind.CONTAINER, Kind.VOLUME_INIT):
+        c = observed.containers.get(rid.name)
+        state = "missing" if c is None else (c.status if c.status != "exited" else f"exited ({c.exit_code})")
+        health = None if c is None else c.health
+        ports = [] if c is None else published(c.port_bindings)
+    elif rid.kind is Kind.IMAGE:
+        state = "present" if observed.images.get(rid.name) else "missing"
+    elif rid.kind is Kind.VOLUME:
+        state = "present" if rid.name in observed.volumes else "missing"
+    else:
+        state = "present" if rid.name in observed.networks else "missing"
+    return {
+        "kind": rid.kind.value,
+        "name": rid.name,
+        "state": state,
+        "health": health,
+        "ports": ports,
+        "drift": [d.describe() for d in action.reasons] if action else [],
+        "action": action.op.value if action else None,
+    }
+
+
+def published(bindings: Any) -> list[str]:
+    """`{"80/tcp": (("0.0.0.0", "18080"),)}` → `["0.0.0.0:18080->80/tcp"]`, as `docker ps` shows them."""
+    return [f"{ip or '0.0.0.0'}:{port}->{inside}" for inside, hosts in sorted(bindings.items()) for ip, port in hosts]
+
+
+def _mark(rows: list[dict[str, Any]], why: dict[str, str], action: str) -> None:
+    """Rows the daemon will not act on (blocked, held back, paused): that says why, not the drift."""
+    for row in rows:
+        if row["name"] in why and (row["kind"] == "container" or action == "blocked"):
+            row["drift"] = [why[row["name"]]]
+            row["action"] = action
+
+
+def _status_line(rows: list[dict[str, Any]], in_sync: bool) -> str:
+    """The last line: in sync, or what to do — never `apply` for what only a hold or a pause keeps."""
+    held = [r["name"] for r in rows if r["action"] in ("held", "paused")]
+    acting = [r for r in rows if r["action"] not in (None, "held", "paused")]
+    line = "drift: run `reconciler apply` to fix" if acting or (not in_sync and not held) else "in sync"
+    if held:
+        line += f" ({len(held)} held back or paused: `reconciler release` / `reconciler resume` when ready)"
+    return line
+
+
+def run_daemon(settings: Settings) -> int:
+    """The daemon, imported only by the command that runs it (tests replace this function)."""
+    from reconciler.daemon.run import run as run_daemon
+
+    return run_daemon(settings)
 
 
 @app.command()
 def run(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Map files or folders.", show_default=False)] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Map files or folders.", show_default=False, metavar="MAP")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with daemon settings.", exists=True)] = None,
     resync: Annotated[float | None, typer.Option(help="Seconds between full resyncs (default 300).")] = None,
     poll_images: Annotated[
@@ -529,11 +1118,21 @@ def run(
         bool | None, typer.Option("--prune-deleted-maps", help="Remove the containers of deleted map files.")
     ] = None,
     stop_timeout: Annotated[float | None, typer.Option(help="Seconds in-flight work may take on SIGTERM.")] = None,
+    prune: Annotated[
+        bool | None, typer.Option("--prune", help="Remove containers of configs removed from a map (orphans).")
+    ] = None,
+    volumes: Annotated[bool | None, typer.Option("--volumes", help="With --prune: orphaned volumes too.")] = None,
     update_persistent: Annotated[
         bool | None, typer.Option("--update-persistent", help="Also move persistent containers to newer images.")
     ] = None,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
-    """Run the daemon: keep the engine matching the maps, now and whenever anything changes."""
+    """Run the daemon: keep the engines matching the maps, now and whenever anything changes."""
+    from pydantic import ValidationError
+
+    from reconciler.daemon.settings import load_settings
+
     try:
         settings = load_settings(
             config,
@@ -547,6 +1146,10 @@ def run(
             prune_deleted_maps=prune_deleted_maps,
             stop_timeout=stop_timeout,
             update_persistent=update_persistent,
+            prune=prune,
+            prune_volumes=volumes,
+            clients_file=clients_file,
+            client=client or None,
         )
     except (ValidationError, ValueError) as exc:
         typer.echo(f"error: invalid settings: {exc}", err=True)
@@ -557,12 +1160,45 @@ def run(
     raise typer.Exit(run_daemon(settings))
 
 
+def health_url(url: str | None, config: Path | None) -> str:
+    """The endpoint to ask: `--url` (a URL, or `host:port`), else the `http` setting `run` would use (flags
+    aside: RECONCILER_HTTP, the config file, the default), with a wildcard address asked on loopback."""
+    import urllib.parse
+
+    from pydantic import ValidationError
+
+    from reconciler.daemon.settings import load_settings
+
+    if url is None:
+        try:
+            address = load_settings(config).http_address
+        except (ValidationError, ValueError) as exc:
+            typer.echo(f"error: invalid settings: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if address is None:
+            typer.echo("error: the status server is off (http: off): nothing to ask", err=True)
+            raise typer.Exit(2)
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(address[0], address[0])
+        url = f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    if "://" not in url:
+        url = "http://" + url
+    return url if urllib.parse.urlsplit(url).path not in ("", "/") else url.rstrip("/") + "/healthz"
+
+
 @app.command()
 def healthcheck(
-    url: Annotated[str, typer.Option(help="The daemon's health endpoint.")] = "http://127.0.0.1:9105/healthz",
+    url: Annotated[
+        str | None,
+        typer.Option(help="The daemon's health endpoint, or host:port. Default: the `http` setting of `run`."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file with daemon settings.", exists=True)] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for an answer.")] = 5.0,
 ) -> None:
     """Ask a running daemon whether it is healthy (exit 0) or not (exit 1): for container HEALTHCHECKs."""
+    import urllib.error
+    import urllib.request
+
+    url = health_url(url, config)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             typer.echo(response.read().decode(errors="replace").strip())
@@ -577,6 +1213,8 @@ def healthcheck(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the map format (for editors), generated from the model."""
+    from reconciler.model import model_json_schema
+
     _print_json(model_json_schema())
 
 
@@ -597,17 +1235,54 @@ def _root(
             show_default=False,
         ),
     ] = None,
+    state_dir_option: Annotated[
+        str | None,
+        typer.Option(
+            "--state-dir",
+            help="The daemon's state directory (holds, pauses); 'off' for none. Default: as `run` finds it.",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter(f"unknown log level {log_level!r}", param_hint="--log-level")
-    logs.configure(log_level.lower(), json=log_json)
+    logs.configure_on_first_use(log_level.lower(), json=log_json)
+    if state_dir_option is not None:
+        # One place for every command, `run` included (its settings read RECONCILER_STATE_DIR too).
+        os.environ["RECONCILER_STATE_DIR"] = state_dir_option
+
+
+GLOBAL_VALUES = ("--log-level", "--state-dir")
+GLOBAL_FLAGS = ("--log-json", "--log-console")
+
+
+def hoist_globals(argv: list[str]) -> list[str]:
+    """`reconciler plan x.yaml --log-level debug` means `reconciler --log-level debug plan x.yaml`: the
+    options of `reconciler` itself are moved before the command wherever they were written (up to `--`)."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in GLOBAL_FLAGS or (arg.split("=", 1)[0] in GLOBAL_VALUES and "=" in arg):
+            front.append(arg)
+        elif arg in GLOBAL_VALUES and i + 1 < len(argv):
+            front.extend(argv[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
 def main() -> None:
     try:
-        app()
+        app(args=hoist_globals(sys.argv[1:]))
     except KeyboardInterrupt:  # pragma: no cover - interactive
         sys.exit(130)

@@ -1,17 +1,26 @@
-"""Structured logging, configured once: JSON lines off a terminal, readable console output on one.
+"""Structured logging: the command line's, and a library's manners for everyone else.
 
-Everything logs through structlog to stderr (stdout is for command output such as tables and JSON).
+`reconciler` (the command line and the daemon) calls `configure`: structlog to stderr (stdout is for
+command output such as tables and JSON), JSON lines off a terminal, readable console output on one.
+
+Used as a library (`reconciler.api`, `reconciler.testing`), nothing is configured for the host program:
+unless structlog was set up by someone already, our loggers go through the standard `logging` module
+under their module names (`reconciler.…`), so the host's `logging.basicConfig(level=…)`, handlers and
+filters decide what is shown — and Python's default shows only warnings and errors.
+
+structlog (and, through its console renderer, rich: together ~50 ms) is imported only once something logs:
+`get_logger` hands out a stand-in that becomes structlog's logger at its first call, and the command line
+passes its options to `configure_on_first_use`, so a command that never logs (`validate`, a no-op `apply`)
+does not pay for it.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
-import structlog
-
 _configured = False
+_wanted: tuple[str, bool | None] | None = None  # what the command line asked for
 
 
 class _CurrentStderr:
@@ -27,6 +36,10 @@ class _CurrentStderr:
 def configure(level: str = "info", *, json: bool | None = None) -> None:
     """Set up structlog; `json=None` picks JSON unless stderr is a terminal. Idempotent."""
     global _configured  # noqa: PLW0603 - logging is process-wide by nature
+    import logging  # noqa: PLC0415 - see the module docstring
+
+    import structlog  # noqa: PLC0415
+
     if json is None:
         json = not sys.stderr.isatty()
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
@@ -46,7 +59,53 @@ def configure(level: str = "info", *, json: bool | None = None) -> None:
     _configured = True
 
 
+def configure_on_first_use(level: str = "info", *, json: bool | None = None) -> None:
+    """What `configure` will be called with when the first logger is asked for (at once if one was)."""
+    global _wanted  # noqa: PLW0603 - logging is process-wide by nature
+    _wanted = (level, json)
+    if _configured:
+        configure(level, json=json)
+
+
+class _Deferred:
+    """A module-level logger that is structlog's once used (`log.info(...)`, `log.bind(...)`)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._logger is None:
+            self._logger = _structlog_logger(self._name)
+        return getattr(self._logger, attr)
+
+
 def get_logger(name: str) -> Any:
+    """A logger; at first use it sets up what the command line asked for, else the library defaults
+    (unless the host program set up structlog before)."""
+    return _Deferred(name)
+
+
+def _structlog_logger(name: str) -> Any:
+    import structlog  # noqa: PLC0415 - see the module docstring
+
     if not _configured:
-        configure()
+        if _wanted is not None:
+            configure(_wanted[0], json=_wanted[1])
+        elif not structlog.is_configured():
+            _as_a_library(structlog)
     return structlog.get_logger(name)
+
+
+def _as_a_library(structlog: Any) -> None:
+    """Route structlog through stdlib logging (the host program's levels and handlers apply)."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.format_exc_info,
+            structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True),
+        ],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )

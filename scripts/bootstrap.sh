@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/bootstrap.sh - everything the project needs on a Debian machine, idempotently, as root:
 #   a Python >= 3.11 virtual environment in .venv with reconciler and its dev tools, a running Docker
-#   engine and local registry (scripts/engine.sh), and the small local test images (scripts/test-images.sh).
+#   engine and local registry (scripts/engine.sh), the small local test images (scripts/test-images.sh) and a
+#   second engine, Debian 12's 20.10.24 beside the main one, holding the test images (scripts/engine2.sh).
 # Quiet when all is well; re-running it does only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,4 +53,5 @@ fi
 if [ "${BOOTSTRAP_ENGINE:-1}" = 1 ]; then
     bash scripts/engine.sh
     bash scripts/test-images.sh
+    bash scripts/engine2.sh   # the second engine (20.10.24) for the multi-engine tests
 fi

@@ -258,9 +258,14 @@ pid_alive_as() {  # pid comm
     [[ -n "$state" && "$state" != Z && "$state" != X ]]
 }
 
-live_pid_of() {  # comm -> first live pid
+# A private engine beside the main one (scripts/engine2.sh, a test's own dockerd) has its own --exec-root
+# or --pidfile: it is not the main engine and must not stop us from starting that.
+private_engine() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qE -- '--(exec-root|pidfile)'; }
+
+live_pid_of() {  # comm -> first live pid (of the main engine, for dockerd)
     local p
     for p in $(pgrep -x "$1" || true); do
+        if [[ "$1" == dockerd ]] && private_engine "$p"; then continue; fi
         if pid_alive_as "$p" "$1"; then echo "$p"; return 0; fi
     done
     return 1

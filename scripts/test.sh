@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test.sh - the whole test suite, from a clean clone: set-up (idempotent), quality gates
-# (ruff lint + format, mypy --strict, the import contract), then pytest (unit and real-engine tests).
+# (ruff lint + format, mypy --strict, the import contract), then pytest (unit and real-engine tests), then
+# the engine-compatibility matrix (some real-engine tests again on the second engine, 20.10.24).
 # Extra arguments go to pytest, e.g. `scripts/test.sh tests/unit -k extends`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,5 +13,12 @@ ruff check "${paths[@]}"; ruff format --check "${paths[@]}"
 echo "== mypy --strict"; mypy reconciler
 echo "== import contract"; lint-imports --no-cache
 echo "== pytest"; pytest "$@"
+# The engine-compatibility matrix: without arguments, the false-drift, apply and lifecycle tests
+# run once more against the second engine (Debian 12's 20.10.24, API 1.41; scripts/engine2.sh).
+if [ "$#" -eq 0 ]; then
+    echo "== pytest against engine 2 (20.10.24)"
+    DOCKER_HOST=${ENGINE2_HOST:-unix:///run/reconciler-engine2/docker.sock} \
+        pytest tests/integration/test_false_drift.py tests/integration/test_apply.py tests/integration/test_lifecycle.py
+fi
 # Mutation testing over the safety paths runs on demand (`RUN_MUTATION=1`, or `scripts/mutation.sh`).
 if [ "${RUN_MUTATION:-0}" = 1 ] && [ "$#" -eq 0 ]; then echo "== mutation testing (ci subset)"; bash scripts/mutation.sh ci; fi

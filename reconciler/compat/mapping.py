@@ -6,24 +6,36 @@ check at construction). `MappingDockerClient(maps, client)` offers docker-map's 
 a config name, `config.instance`, `map.config` or a group, and each going through the planner and executor
 of the command line, so scripts get the better update rules, the cascade and attached-volume preparation.
 Every verb returns a `MapResult` that says what was done.
+
+Several engines: `MappingDockerClient(maps, clients=…)` (docker-map's client configurations, from
+`load_clients_file` / `load_clients`) keeps one single-engine `MappingDockerClient` per client the maps run
+on, each with its share of the maps (placement as on the command line); every verb runs on each of them at
+once and their `MapResult`s are merged (`MapResult.clients` keeps each). Targets resolve per client: a
+config that does not run on a client is simply not there.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from reconciler.executor.apply import DEFAULT_HEALTH_GATE, ActionResult, Executor, Outcome, RunResult
+from reconciler.executor.apply import ActionResult, Executor, Outcome, RunResult
+from reconciler.executor.clients import connect_client, deployments
 from reconciler.executor.converge import Planner, converge, teardown, update
+from reconciler.executor.defaults import DEFAULT_HEALTH_GATE
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.translate import container_config
 from reconciler.model import MapError, MapSet, ResolvedMap, combine_maps, load_map_dict, load_map_text
+from reconciler.model import clients as client_model
+from reconciler.model.clients import ClientConfig, placement_problems
 from reconciler.model.integrity import check_integrity as check
 from reconciler.model.schema import ContainerConfig
 from reconciler.plan import naming
@@ -142,16 +154,37 @@ def load_map_file(
     return ContainerMap.from_resolved(resolved)
 
 
-def load_clients(stream: str | Any) -> dict[str, dict[str, Any]]:
-    """docker-map client configurations (name → settings such as `base_url`, `interfaces`)."""
+def load_clients(stream: str | Any) -> dict[str, ClientConfig]:
+    """docker-map client configurations (name → base_url, tls, interfaces, …) from YAML text or a stream,
+    plus `__default__` (the local engine) unless defined."""
     data = yaml.safe_load(stream if isinstance(stream, str) else stream.read()) or {}
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise ValueError("a clients file maps client names to their settings")
-    return {str(k): dict(v) for k, v in data.items()}
+    return client_model.load_clients(data)
 
 
-def load_clients_file(filename: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    return load_clients(Path(filename).read_text())
+def load_clients_file(filename: str | os.PathLike[str]) -> dict[str, ClientConfig]:
+    """docker-map's `load_clients_file` (errors name the file, line and key)."""
+    return client_model.load_clients_file(Path(filename))
+
+
+def _client_configs(clients: Mapping[str, Any]) -> dict[str, ClientConfig]:
+    """`ClientConfig`s as given, or docker-map's plain settings dicts read as a clients file would be."""
+    if all(isinstance(c, ClientConfig) for c in clients.values()):
+        return {**client_model.default_clients(), **clients}
+    return client_model.load_clients(dict(clients))
+
+
+def _each_client(verb: Callable[..., MapResult]) -> Callable[..., MapResult]:
+    """A verb of a several-engine client runs on every client's share at once; the results are merged."""
+
+    @functools.wraps(verb)
+    def run(self: MappingDockerClient, *args: Any, **kwargs: Any) -> MapResult:
+        if not self.children:
+            return verb(self, *args, **kwargs)
+        with ThreadPoolExecutor(max_workers=len(self.children), thread_name_prefix="client") as pool:
+            futures = {name: pool.submit(verb, child, *args, **kwargs) for name, child in self.children.items()}
+            return MapResult.merged({name: future.result() for name, future in futures.items()})
+
+    return run
 
 
 @dataclass
@@ -160,9 +193,21 @@ class MapResult:
 
     plan: Plan
     run: RunResult = field(default_factory=RunResult)
+    clients: dict[str, MapResult] = field(default_factory=dict)  # several engines: each client's result
+
+    @classmethod
+    def merged(cls, results: Mapping[str, MapResult]) -> MapResult:
+        plan = Plan(
+            waves=tuple(w for r in results.values() for w in r.plan.waves),
+            blocked=tuple(b for r in results.values() for b in r.plan.blocked),
+        )
+        run = RunResult([x for r in results.values() for x in r.run.results])
+        return cls(plan, run, dict(results))
 
     @property
     def ok(self) -> bool:
+        if self.clients:
+            return all(r.ok for r in self.clients.values())
         return self.run.ok and not self.plan.blocked
 
     @property
@@ -178,13 +223,14 @@ class MapResult:
 
 
 class MappingDockerClient:
-    """Runs docker-map's verbs for one or more maps against one engine."""
+    """Runs docker-map's verbs for one or more maps against one engine — or, given `clients`, against each
+    client's engine (see the module docstring)."""
 
     def __init__(
         self,
         container_maps: ContainerMap | Iterable[ContainerMap] | None = None,
         docker_client: Any = None,
-        clients: Any = None,
+        clients: Mapping[str, Any] | None = None,
         *,
         concurrency: int = 4,
         health_gate: float | None = DEFAULT_HEALTH_GATE,
@@ -193,11 +239,31 @@ class MappingDockerClient:
         maps = [container_maps] if isinstance(container_maps, ContainerMap) else list(container_maps or [])
         self.maps: MapSet = combine_maps([m.resolved for m in maps])
         self.desired: DesiredState = desired_state(self.maps)
-        self.engine = _engine(docker_client)
         self.concurrency = concurrency
         self.health_gate = health_gate
         self.raise_on_error = raise_on_error
-        self.clients = clients
+        self.clients = None if clients is None else _client_configs(clients)
+        self.children: dict[str, MappingDockerClient] = {}
+        if self.clients is not None:
+            self._split(self.clients)
+        # Several engines: the verbs run on the children; `engine` is the first one's (run_script's default).
+        first = next(iter(self.children.values()), None)
+        self.engine: DockerEngine = first.engine if first is not None else _engine(docker_client)
+
+    def _split(self, clients: dict[str, ClientConfig]) -> None:
+        problems = placement_problems(self.maps, clients)
+        if problems:
+            raise MapIntegrityError(problems)
+        for share in deployments(self.maps, clients):
+            child = MappingDockerClient.__new__(MappingDockerClient)
+            child.__dict__.update(self.__dict__)
+            child.desired, child.children, child.clients = share.desired, {}, None
+            child.engine = connect_client(share.client)
+            self.children[share.name] = child
+
+    def on_client(self, name: str) -> MappingDockerClient:
+        """The single-engine client of one client's share (e.g. for `run_script` on that engine)."""
+        return self.children[name] if self.children else self
 
     # --- helpers -------------------------------------------------------------------------------------
 
@@ -209,7 +275,9 @@ class MappingDockerClient:
             names = [f"{map_name}.{n}" for n in names]
         if instances:
             names = [f"{n}.{i}" for n in names for i in instances]
-        return frozenset(select_targets(self.maps, names))
+        selected = select_targets(self.maps, names)
+        # One client's share: what runs elsewhere is not this engine's (without clients nothing is left out).
+        return frozenset(r for r in selected if self.desired.find(r) is not None or r.name in _problems(self.desired))
 
     def _finish(self, plan: Plan, run: RunResult) -> MapResult:
         result = MapResult(plan, run)
@@ -239,6 +307,7 @@ class MappingDockerClient:
 
     # --- docker-map's verbs --------------------------------------------------------------------------
 
+    @_each_client
     def startup(
         self,
         container: str | Iterable[str],
@@ -249,6 +318,7 @@ class MappingDockerClient:
         """Create and start the container and everything it depends on, preparing attached volumes."""
         return self.update(container, instances, map_name, **kwargs)
 
+    @_each_client
     def update(
         self,
         container: str | Iterable[str],
@@ -264,6 +334,7 @@ class MappingDockerClient:
         )
         return self._converge(update(options))
 
+    @_each_client
     def create(
         self,
         container: str | Iterable[str],
@@ -275,6 +346,7 @@ class MappingDockerClient:
         options = PlanOptions(targets=self._targets(container, instances, map_name))
         return self._converge(lambda desired, observed: _unstarted(plan_update(desired, observed, options)))
 
+    @_each_client
     def start(
         self,
         container: str | Iterable[str],
@@ -289,6 +361,7 @@ class MappingDockerClient:
             pull=False,
         )
 
+    @_each_client
     def restart(
         self,
         container: str | Iterable[str],
@@ -314,6 +387,7 @@ class MappingDockerClient:
             return False
         return bool(found.get("State", {}).get("Running"))
 
+    @_each_client
     def stop(
         self,
         container: str | Iterable[str],
@@ -333,6 +407,7 @@ class MappingDockerClient:
                 stopped.append(ActionOutcome(name))
         return _manual(stopped, Op.STOP)
 
+    @_each_client
     def remove(
         self,
         container: str | Iterable[str],
@@ -343,6 +418,7 @@ class MappingDockerClient:
         """Remove the (stopped) containers and those depending on them; attached volumes stay."""
         return self.shutdown(container, instances, map_name)
 
+    @_each_client
     def shutdown(
         self,
         container: str | Iterable[str],
@@ -355,6 +431,7 @@ class MappingDockerClient:
         targets = self._targets(container, instances, map_name)
         return self._converge(teardown(targets, volumes=volumes), pull=False)
 
+    @_each_client
     def signal(
         self,
         container: str | Iterable[str],
@@ -371,6 +448,7 @@ class MappingDockerClient:
                 sent.append(ActionOutcome(name))
         return _manual(sent, Op.SIGNAL)
 
+    @_each_client
     def pull_images(
         self,
         container: str | Iterable[str],
@@ -445,6 +523,10 @@ class MappingDockerClient:
 @dataclass(frozen=True)
 class ActionOutcome:
     name: str
+
+
+def _problems(desired: DesiredState) -> set[str]:
+    return {rid.name for rid, _message in desired.problems}
 
 
 def _manual(done: list[ActionOutcome], op: Op) -> MapResult:

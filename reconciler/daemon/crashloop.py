@@ -71,13 +71,16 @@ class CrashLoops:
             self.crashes.pop(name, None)
             return None
         count, last_finish = self.crashes.get(name, (0, ""))
-        if last_finish != found.finished_at:
+        new_crash = last_finish != found.finished_at
+        if new_crash:
             count += 1
             self.crashes[name] = (count, found.finished_at)
         delay = min(2.0 ** min(count - 1, 30), self.backoff_max)
         waited = self.clock() - finished.timestamp()
         if waited >= delay:
             return None
+        if not new_crash:
+            return delay - waited  # said already, when this crash was first seen (a reconcile plans twice)
         log.warning(
             "crash loop: restart held back",
             container=name,

@@ -10,6 +10,11 @@ Both live in memory and in one small JSON file, `held.json`, in the state direct
 `state_dir`, else systemd's `$STATE_DIRECTORY`, else /var/lib/reconciler), so a restart of the daemon does
 not retry what failed. A state directory that cannot be written is reported once and the holds are kept in
 memory only: the daemon never stops working because of its state file.
+
+The command line reads the same file (`plan`/`status`/`apply` show "held back" instead of proposing the
+known-bad replacement) and writes it to let a hold go on purpose (`apply --force`, `reconciler release`):
+the store re-reads the file whenever it changed on disk, before reading or writing, so the daemon sees a
+release and never writes back a hold a person removed.
 """
 
 from __future__ import annotations
@@ -45,24 +50,35 @@ class HoldStore:
         self._holds: dict[str, HeldBack] = {}  # container name → its hold (one per container is enough)
         self._rejected: set[tuple[str, str]] = set()
         self._warned = False
+        self._seen: tuple[int, int] | None = None
         self._load()
 
     # --- reading -------------------------------------------------------------------------------------
 
     @property
     def holds(self) -> frozenset[HeldBack]:
+        self._load()
         with self._lock:
             return frozenset(self._holds.values())
 
     @property
     def rejected_images(self) -> frozenset[tuple[str, str]]:
+        self._load()
         with self._lock:
             return frozenset(self._rejected)
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat() if self.path is not None else None
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size) if stat is not None else None
 
     # --- writing -------------------------------------------------------------------------------------
 
     def hold(self, hold: HeldBack, image: tuple[str, str] | None = None) -> None:
         """Remember a failed replacement (and, for an image update, the image it failed with)."""
+        self._load()
         with self._lock:
             self._holds[hold.container] = hold
             if image is not None:
@@ -85,11 +101,29 @@ class HoldStore:
         if stale:
             self._save()
 
+    def release(self, containers: Iterable[str]) -> list[str]:
+        """Let the holds of these containers go on purpose (and the images they rejected, so a forced
+        apply may try them): the next plan replaces them again. Returns those that were held."""
+        self._load()
+        names = set(containers)
+        with self._lock:
+            gone = sorted(n for n in self._holds if n in names)
+            images = {h.image_id for n, h in self._holds.items() if n in gone}
+            for name in gone:
+                del self._holds[name]
+            self._rejected = {r for r in self._rejected if r[1] not in images}
+        if gone:
+            self._save()
+        return gone
+
     # --- the file ------------------------------------------------------------------------------------
 
     def _load(self) -> None:
-        if self.path is None or not self.path.exists():
+        """(Re-)read the file if it changed since we last read or wrote it."""
+        stamp = self._stamp()
+        if self.path is None or stamp is None or stamp == self._seen:
             return
+        first, self._seen = self._seen is None, stamp
         try:
             data = json.loads(self.path.read_text())
             holds = [HeldBack(**h) for h in data.get("holds", [])]
@@ -97,9 +131,10 @@ class HoldStore:
         except (OSError, ValueError, TypeError) as exc:
             log.warning("state file unreadable: starting without holds", path=str(self.path), error=str(exc))
             return
-        self._holds = {h.container: h for h in holds}
-        self._rejected = rejected
-        if holds or rejected:
+        with self._lock:
+            self._holds = {h.container: h for h in holds}
+            self._rejected = rejected
+        if first and (holds or rejected):
             log.info("held back state loaded", path=str(self.path), holds=len(holds), rejected_images=len(rejected))
 
     def _save(self) -> None:
@@ -116,6 +151,7 @@ class HoldStore:
             with tempfile.NamedTemporaryFile("w", dir=self.path.parent, delete=False, suffix=".tmp") as tmp:
                 json.dump(data, tmp, indent=1)
             Path(tmp.name).replace(self.path)
+            self._seen = self._stamp()
         except OSError as exc:
             if not self._warned:
                 self._warned = True

@@ -14,6 +14,13 @@ systemd unit's TimeoutStopSec is `stop_timeout` plus a margin, so systemd never 
 Engine calls retry transient errors for up to `engine_retry` seconds (the one retry loop in
 `executor.errors`, bounded by time); only the first ping does not, so that the daemon is ready within a
 second even when the engine is not there.
+
+Several engines (`clients_file`, docker-map's clients): one `_ClientRun` per client — its own connect loop
+(an engine that is not there is retried with backoff while the others carry on), controller, cache and
+event stream with its reconnect loop. The daemon keeps every client the file defines, and `__default__`
+when the maps place containers on it; `client` (`--client`, repeatable) restricts that to some, which is
+the per-host mode: the same maps everywhere, each host's daemon keeping its own client. /healthz and
+/readyz combine the clients and name the one that is not well.
 """
 
 from __future__ import annotations
@@ -22,16 +29,27 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Mapping
 from types import FrameType
 
+from reconciler.executor.clients import connect_client
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
 from reconciler.logs import get_logger
+from reconciler.model.clients import (
+    DEFAULT_CLIENT,
+    ClientConfig,
+    ClientsError,
+    clients_in_use,
+    default_clients,
+    load_clients_file,
+)
 from reconciler.watch.events import EventWatcher
 from reconciler.watch.maps import MapSource, MapWatcher
 
-from .controller import Controller
+from .controller import Controller, holds_dir
 from .http_auth import HttpConfigError, required_token, resolve_token
+from .intents import Presence
 from .metrics import Metrics
 from .notify import Notifier
 from .server import HttpLimits, StatusServer
@@ -39,6 +57,117 @@ from .settings import Settings
 
 log = get_logger(__name__)
 ENGINE_ATTEMPTS = 100  # bounded by `engine_retry` seconds long before this
+
+
+class _ClientRun:
+    """One client of the daemon: connect (retrying), then its controller and event stream."""
+
+    def __init__(self, daemon: Daemon, client: ClientConfig, clients: Mapping[str, ClientConfig] | None) -> None:
+        self.daemon, self.client, self.clients = daemon, client, clients
+        self.controller: Controller | None = None
+        self.engine: DockerEngine | None = None
+        self.events: EventWatcher | None = None
+        self.log = log.bind(client=client.name) if clients is not None else log
+        self.thread = threading.Thread(target=self._run, name=f"client-{client.name}", daemon=True)
+
+    def _run(self) -> None:
+        engine = self._connect()
+        if engine is None:
+            return  # asked to stop before the engine came
+        d = self.daemon
+        source = MapSource(d.settings.paths, d.settings.map_limits)
+        metrics = d.metrics.client(self.client.name)
+        controller = Controller(
+            d.settings, engine, source, metrics=metrics, notifier=d.notifier, client=self.client, clients=self.clients
+        )
+        controller.load_maps()
+        maps, containers = sorted(controller.maps.maps), len(controller.desired.containers)
+        if maps:
+            self.log.info("ready", maps=maps, containers=containers)
+        else:
+            self.log.error("no valid map: managing nothing (not ready)", reason=controller.ready()[1])
+        self.events = EventWatcher(
+            engine.events,
+            controller.on_event,
+            controller.on_connect,
+            controller.on_disconnect,
+            client=self.client.name if self.clients is not None else None,
+        )
+        self.engine, self.controller = engine, controller
+        d.client_ready(self.client.name, self.status())
+        self.events.start()
+        controller.start_workers()
+
+    def _connect(self) -> DockerEngine | None:
+        delay = 0.5
+        announced = False
+        terminate = self.daemon.terminate
+        while not terminate.is_set():
+            try:
+                engine = self._engine()
+                engine.ping()
+                # Reachable: from now on a hiccup of the engine is retried, not a failed step.
+                engine.attempts, engine.retry_for = ENGINE_ATTEMPTS, self.daemon.settings.engine_retry
+                return engine
+            except EngineError as exc:
+                if not announced:
+                    # Up, but without an engine: say so (systemd and /healthz), and keep trying.
+                    self.daemon.notifier.ready("waiting for the Docker engine")
+                    announced = True
+                self.log.warning("engine unreachable, retrying", error=str(exc), retry_in=delay)
+                terminate.wait(delay)
+                delay = min(delay * 2, 10.0)
+        return None
+
+    def _engine(self) -> DockerEngine:
+        pool = self.daemon.pool_size()
+        if self.clients is None:
+            return DockerEngine(pool_size=pool, attempts=1)
+        engine = connect_client(self.client, pool_size=pool)
+        engine.attempts = 1
+        return engine
+
+    def stop(self, timeout: float) -> bool:
+        controller = self.controller
+        if controller is None:
+            return True
+        finished = controller.stop(timeout)
+        if self.events is not None:
+            self.events.stop()
+        if self.engine is not None:
+            self.engine.close()
+        if not finished:
+            self.log.error(
+                "in-flight work did not finish within the stop timeout; the next start converges it",
+                in_flight=controller.progress.in_flight(),
+                stop_timeout=self.daemon.settings.stop_timeout,
+            )
+        return finished
+
+    def status(self) -> str:
+        """systemd's STATUS= for this client: what is managed, or why nothing is."""
+        controller = self.controller
+        if controller is None:
+            return "waiting for the Docker engine"
+        ready, why = controller.ready()
+        if not ready and not controller.maps.maps:
+            return f"not ready: {why}"
+        return f"managing {len(controller.desired.containers)} containers"
+
+    def health(self, grace: float, waited: float) -> tuple[bool, str]:
+        if self.controller is None:
+            if waited > grace:
+                return False, f"engine unreachable for {waited:.0f}s"
+            return True, "starting: waiting for the engine"
+        healthy, why = self.controller.health()
+        if healthy and not self.controller.maps.maps:
+            return True, f"ok, but managing nothing: {self.controller.ready()[1]}"  # alive; /readyz fails
+        return healthy, why
+
+    def ready(self) -> tuple[bool, str]:
+        if self.controller is None:
+            return False, "waiting for the engine"
+        return self.controller.ready()
 
 
 class Daemon:
@@ -52,8 +181,14 @@ class Daemon:
         self.terminate = threading.Event()
         self._signals = 0
         self.started = time.monotonic()
-        self.controller: Controller | None = None
+        self.runs: list[_ClientRun] = []
+        self.grouped = False  # a clients file: health messages name the client
         self.server: StatusServer | None = None
+
+    @property
+    def controller(self) -> Controller | None:
+        """The first client's controller (the only one with one engine)."""
+        return self.runs[0].controller if self.runs else None
 
     # --- signals -------------------------------------------------------------------------------------
 
@@ -79,91 +214,122 @@ class Daemon:
         self.install_signals()
         self.started = time.monotonic()
         try:
+            chosen, clients = self._clients()
+        except (ClientsError, ValueError) as exc:
+            log.error("cannot use the clients file", error=str(exc), clients_file=str(self.settings.clients_file))
+            return 2
+        try:
             self._serve()
         except (HttpConfigError, OSError) as exc:
             log.error("cannot open the status server", error=str(exc), address=self.settings.http)
             return 2
-        engine = self._connect()
-        if engine is None:
-            return 0  # asked to stop before the engine came
-        controller = Controller(self.settings, engine, self.source, metrics=self.metrics, notifier=self.notifier)
-        self.controller = controller
-        controller.load_maps()
-        self.notifier.ready(f"managing {len(controller.desired.containers)} containers")
-        log.info("ready", maps=sorted(controller.maps.maps), containers=len(controller.desired.containers))
-        events = EventWatcher(engine.events, controller.on_event, controller.on_connect, controller.on_disconnect)
-        watcher = MapWatcher(self.source, controller.maps_changed)
-        events.start()
+        self.grouped = clients is not None
+        self.runs = [_ClientRun(self, client, clients) for client in chosen]
+        for one in self.runs:
+            one.thread.start()
+        watcher = MapWatcher(self.source, self._each_controller(Controller.maps_changed))
         watcher.start()
-        controller.start_workers()
-        while not self.terminate.is_set():
-            self.wake.wait(1.0)
-            self.wake.clear()
-            controller.heartbeat()
-            if self.reload_requested.is_set():
-                self.reload_requested.clear()
-                self.notifier.reloading()
-                log.info("reloading maps (SIGHUP)")
-                try:
-                    controller.maps_changed()
-                except Exception as exc:  # a reload must never take the daemon down
-                    log.exception("reloading the maps failed", error=str(exc))
-                self.notifier.ready("reloaded")
+        presence = Presence(holds_dir(self.settings), self.settings.paths)
+        self._loop(presence)
         log.info("stopping")
+        presence.withdraw()
         self.notifier.stopping()
-        finished = controller.stop(self.settings.stop_timeout)
+        finished = self._stop_all()
         watcher.stop()
-        events.stop()
         if self.server is not None:
             self.server.stop()
-        engine.close()
         log.info("stopped", finished_in_flight=finished)
         if not finished:
-            log.error(
-                "in-flight work did not finish within the stop timeout; the next start converges it",
-                in_flight=controller.progress.in_flight(),
-                stop_timeout=self.settings.stop_timeout,
-            )
             # Actions still running past --stop-timeout: their threads would keep the interpreter alive.
             os._exit(0)
         return 0
 
-    def _connect(self) -> DockerEngine | None:
-        delay = 0.5
-        announced = False
+    def _loop(self, presence: Presence) -> None:
         while not self.terminate.is_set():
-            try:
-                engine = DockerEngine(pool_size=self._pool_size(), attempts=1)
-                engine.ping()
-                # Reachable: from now on a hiccup of the engine is retried, not a failed step.
-                engine.attempts, engine.retry_for = ENGINE_ATTEMPTS, self.settings.engine_retry
-                return engine
-            except EngineError as exc:
-                if not announced:
-                    # Up, but without an engine: say so (systemd and /healthz), and keep trying.
-                    self.notifier.ready("waiting for the Docker engine")
-                    announced = True
-                log.warning("engine unreachable, retrying", error=str(exc), retry_in=delay)
-                self.terminate.wait(delay)
-                delay = min(delay * 2, 10.0)
-        return None
+            presence.beat()
+            self._each_controller(Controller.watch_pauses)()
+            self.wake.wait(1.0)
+            self.wake.clear()
+            self._each_controller(Controller.heartbeat)()
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.notifier.reloading()
+                log.info("reloading maps (SIGHUP)")
+                self._each_controller(Controller.maps_changed)()
+                self._each_controller(_say_reloaded)()
+                self.notifier.ready(self._status())
 
-    def _pool_size(self) -> int:
+    def _each_controller(self, method: Callable[[Controller], None]) -> Callable[[], None]:
+        def call() -> None:
+            for one in self.runs:
+                if one.controller is not None:
+                    try:
+                        method(one.controller)
+                    except Exception as exc:  # one client's trouble must never take the daemon down
+                        one.log.exception("handling the maps failed", error=str(exc))
+
+        return call
+
+    def _stop_all(self) -> bool:
+        """Stop every client within one `stop_timeout` (they stop in parallel)."""
+        results: dict[str, bool] = {}
+        threads = [
+            threading.Thread(target=lambda o=one: results.update({o.client.name: o.stop(self.settings.stop_timeout)}))
+            for one in self.runs
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(self.settings.stop_timeout + 5)
+        return len(results) == len(self.runs) and all(results.values())
+
+    def _clients(self) -> tuple[list[ClientConfig], dict[str, ClientConfig] | None]:
+        """The clients this daemon keeps (see the module docstring), and the clients file (None: none)."""
+        only = self.settings.client
+        if self.settings.clients_file is None:
+            if any(name != DEFAULT_CLIENT for name in only):
+                raise ValueError(f"--client {', '.join(only)}: no clients file (clients_file) defines it")
+            return list(default_clients().values()), None
+        clients = load_clients_file(self.settings.clients_file)
+        names = [n for n in clients if n != DEFAULT_CLIENT]
+        if DEFAULT_CLIENT in clients_in_use(self.source.reload().maps, clients) or not names:
+            names.append(DEFAULT_CLIENT)
+        for name in only:
+            if name not in clients:
+                raise ValueError(f"--client {name}: not defined in {self.settings.clients_file}")
+        return [clients[n] for n in sorted(names) if not only or n in only], clients
+
+    def client_ready(self, name: str, status: str) -> None:
+        where = f" on client {name}" if self.grouped else ""
+        self.notifier.ready(f"{status}{where}")
+
+    def _status(self) -> str:
+        """systemd's STATUS= after a reload: each client's."""
+        if not self.grouped:
+            return self.runs[0].status() if self.runs else "waiting for the Docker engine"
+        return "; ".join(f"client {o.client.name}: {o.status()}" for o in self.runs)
+
+    def pool_size(self) -> int:
         """One connection per action that may run at once (every worker runs a wave), plus events and reads."""
         return max(10, self.settings.workers * self.settings.concurrency + 2)
 
     def health(self) -> tuple[bool, str]:
-        if self.controller is None:
-            waited = time.monotonic() - self.started
-            if waited > self.settings.engine_grace:
-                return False, f"engine unreachable for {waited:.0f}s"
-            return True, "starting: waiting for the engine"
-        return self.controller.health()
+        waited = time.monotonic() - self.started
+        return self._combined([(o.client.name, o.health(self.settings.engine_grace, waited)) for o in self.runs])
 
     def ready(self) -> tuple[bool, str]:
-        if self.controller is None:
+        if not self.runs:
             return False, "waiting for the engine"
-        return self.controller.ready()
+        return self._combined([(o.client.name, o.ready()) for o in self.runs])
+
+    def _combined(self, answers: list[tuple[str, tuple[bool, str]]]) -> tuple[bool, str]:
+        """All well: the first answer (one engine: as it always was); else which client is not, and why."""
+        if not self.grouped:
+            return answers[0][1] if answers else (True, "starting")
+        bad = [f"client {name}: {message}" for name, (ok, message) in answers if not ok]
+        if bad:
+            return False, "; ".join(bad)
+        return True, "; ".join(f"client {name}: {message}" for name, (_ok, message) in answers)
 
     def _serve(self) -> None:
         address = self.settings.http_address
@@ -193,3 +359,7 @@ def run(settings: Settings) -> int:
     code = daemon.run()
     log.debug("daemon exited", seconds=round(time.monotonic() - started, 1))
     return code
+
+
+def _say_reloaded(controller: Controller) -> None:
+    controller.log.info("maps reloaded", maps=sorted(controller.maps.maps), broken=controller.broken_maps)

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     crash_threshold: float = Field(10.0, gt=0, description="A container that dies sooner after starting crashes.")
     crash_backoff_max: float = Field(300.0, gt=0, description="Longest wait before restarting a crashing container.")
     prune_deleted_maps: bool = Field(False, description="Remove the containers of a map file that was deleted.")
+    prune: bool = Field(
+        False, description="Remove orphans: our containers and networks of configs no longer in a loaded map."
+    )
+    prune_volumes: bool = Field(False, description="With prune: orphaned attached volumes too (their data!).")
     update_persistent: bool = Field(False, description="Also move persistent containers to newer images.")
     engine_grace: float = Field(60.0, gt=0, description="/healthz fails once the engine is gone this long.")
     stuck_after: float = Field(120.0, gt=0, description="/healthz fails when the loop made no progress this long.")
@@ -56,6 +60,12 @@ class Settings(BaseSettings):
         None,
         description="Where held-back state survives restarts (default: $STATE_DIRECTORY, else /var/lib/reconciler;"
         " 'off': memory only).",
+    )
+    clients_file: Path | None = Field(
+        None, description="docker-map client configurations (one engine per client); none: one engine, __default__."
+    )
+    client: list[str] = Field(
+        default_factory=list, description="Keep only these clients' share of the maps (the per-host mode)."
     )
     engine_retry: float = Field(
         10.0, ge=0, description="Seconds a transient engine error is retried before a step fails."

@@ -36,6 +36,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.logs import get_logger
+from reconciler.plan import naming
 from reconciler.plan.drift import Reason
 from reconciler.plan.naming import REPLACEMENT_SUFFIX, replacement_name
 from reconciler.plan.observed import (
@@ -64,11 +66,10 @@ from reconciler.plan.resources import (
 )
 
 from . import lease, translate
+from .defaults import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GATE
 from .engine import PULL_IDLE_TIMEOUT, PULL_TIMEOUT, Engine
-from .errors import Conflict, EngineError
+from .errors import Conflict, EngineError, NotFound
 
-DEFAULT_CONCURRENCY = 4
-DEFAULT_HEALTH_GATE = 60.0
 POLL_INTERVAL = 0.5  # how often a running volume init is looked at
 
 log = get_logger(__name__)
@@ -166,15 +167,23 @@ class Executor:
         self.step = on_step or (lambda: None)
         self._stop: threading.Event | None = None
         self._graph: Mapping[ResourceId, frozenset[ResourceId]] = {}
+        self.client = naming.DEFAULT_CLIENT  # the client whose labels what this run creates carries
 
     # --- running plans -------------------------------------------------------------------------------
 
     def run(
-        self, plan: Plan, stop: threading.Event | None = None, *, failed_before: Iterable[ResourceId] = ()
+        self,
+        plan: Plan,
+        stop: threading.Event | None = None,
+        *,
+        failed_before: Iterable[ResourceId] = (),
+        client: str = naming.DEFAULT_CLIENT,
     ) -> RunResult:
         """Execute the plan's waves in order; with `stop` set, waves not yet begun are skipped.
-        `failed_before`: resources that failed in an earlier run (a pull): their dependents are skipped."""
+        `failed_before`: resources that failed in an earlier run (a pull): their dependents are skipped.
+        `client`: the client the plan is for (what is created is labelled with it)."""
         result = RunResult()
+        self.client = client
         failed: set[ResourceId] = set(failed_before)
         self._graph = plan.depends_on
         self._stop = stop  # a health gate in progress gives up (and rolls back) once it is set
@@ -218,12 +227,16 @@ class Executor:
             self.perform(action)
         except RolledBack as exc:
             seconds = time.monotonic() - started
-            log.warning("update rolled back", resource=str(action.resource), image=exc.image, error=str(exc))
+            # Debug: the caller says it once, with what follows (the daemon's hold, the CLI's error line).
+            log.debug("update rolled back", resource=str(action.resource), image=exc.image, error=str(exc))
             self.on_event("failed", action, str(exc))
             return ActionResult(action, Outcome.FAILED, str(exc), seconds, (exc.image, exc.image_id))
         except (EngineError, ActionError) as exc:
             seconds = time.monotonic() - started
-            log.error("action failed", resource=str(action.resource), action=action.op.value, error=str(exc))
+            # A container removed or changed under us (NotFound, Conflict) is a race the next plan sorts out:
+            # a warning; anything else may need a person.
+            level = log.warning if isinstance(exc, (NotFound, Conflict)) else log.error
+            level("action failed", resource=str(action.resource), action=action.op.value, error=str(exc))
             self.on_event("failed", action, str(exc))
             return ActionResult(action, Outcome.FAILED, str(exc), seconds)
         seconds = time.monotonic() - started
@@ -315,7 +328,7 @@ class Executor:
             self.engine.remove_network(action.observed_id)
             self.step()
         try:
-            self.engine.create_network(spec.name, translate.network_config(spec))
+            self.engine.create_network(spec.name, translate.network_config(spec, self.client))
         except Conflict:
             existing = [parse_network(n) for n in self.engine.list_networks() if n["Name"] == spec.name]
             if not existing or not existing[0].managed:
@@ -338,7 +351,8 @@ class Executor:
             if not parse_volume(existing).managed:
                 raise ActionError(f"volume {name} exists without reconciler's labels: not touched")
             return
-        self.engine.create_volume(name, spec.driver, dict(spec.driver_options), translate.volume_labels(spec))
+        labels = {**translate.volume_labels(spec, self.client), naming.LABEL_VOLUME_ID: uuid.uuid4().hex}
+        self.engine.create_volume(name, spec.driver, dict(spec.driver_options), labels)
 
     def _run_init(self, spec: VolumeInitSpec) -> None:
         """Prepare a volume with a one-shot container, waited for by polling (a long `chown -R` of a big
@@ -348,7 +362,8 @@ class Executor:
         volume = self.engine.inspect_volume(spec.volume)
         if volume is None:
             raise ActionError(f"volume {spec.volume} does not exist")
-        config = translate.init_config(spec, parse_volume(volume).created_at)
+        identity = parse_volume(volume).identity
+        config = translate.init_config(spec, identity, self.client)
         existing = self._look(name)
         if existing is not None and not existing.managed:
             raise ActionError(f"{name} exists without reconciler's labels: not touched")
@@ -418,7 +433,7 @@ class Executor:
             self._check_lease(temp, replacement_name(spec.name))
             self.engine.remove_container(temp.id, force=True)  # left by an interrupted recreate
         try:
-            self.engine.create_container(spec.name, translate.container_config(spec))
+            self.engine.create_container(spec.name, translate.container_config(spec, client=self.client))
         except Conflict:
             existing = self._look(spec.name)
             if existing is None or not existing.managed:
@@ -434,7 +449,7 @@ class Executor:
             problem = self._dependencies_ready(spec)
             if problem:
                 raise ActionError(f"{spec.name} not started: {problem}")
-            self.engine.start(found.id)
+            self._start_or_discard(spec.name, found.id, fresh=fresh)
             if fresh:
                 problem = self._gate(spec, found.id)
                 if problem:
@@ -442,6 +457,17 @@ class Executor:
         self._exec(spec, policies=("restart", "initial") if fresh else ("restart",))
         if fresh and spec.start_delay:
             time.sleep(spec.start_delay)
+
+    def _start_or_discard(self, name: str, ident: str, *, fresh: bool) -> None:
+        """Start; a container created by this very action that cannot start (its host port taken, a bad
+        mount…) is removed again, so no `Created` container is left behind — it never ran, holds nothing."""
+        try:
+            self.engine.start(ident)
+        except EngineError as exc:
+            if not fresh:
+                raise
+            self.engine.remove_container(ident, force=True)
+            raise ActionError(f"{name} could not start, and the container just created was removed: {exc}") from exc
 
     def _recreate(self, spec: ContainerSpec, old_id: str | None, *, take_over: bool = False) -> None:
         """Replace a container without ever losing it or its data: create the replacement under a temporary
@@ -487,7 +513,7 @@ class Executor:
         return None
 
     def _create_replacement(self, spec: ContainerSpec, old: ObservedContainer | None) -> str:
-        config = translate.container_config(spec, temporary=True)
+        config = translate.container_config(spec, client=self.client)
         config["labels"].update(lease.lease_labels(self.owner, self.clock() + self._lease_seconds(spec, old)))
         carried = carried_volumes(old, self._declared_volumes(spec))
         if carried:

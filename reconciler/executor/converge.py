@@ -12,12 +12,17 @@ Python API — and they differ only in what they pass:
 
 Images are pulled first and the world is looked at again, so containers are compared with the images
 that are really there (a pull may move a tag); what depends on a failed pull is skipped.
+
+Several engines (docker-map's clients): `converge` is for one engine and one client's desired state;
+`converge_each` runs it for every client at once, one thread per engine, and an engine that fails (cannot
+be reached, hangs until its timeouts) fails only its own client's result — the others carry on.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from reconciler.plan.observed import ObservedState
@@ -26,6 +31,7 @@ from reconciler.plan.resources import DesiredState, ResourceId
 
 from .apply import Executor, RunResult
 from .engine import Engine
+from .errors import EngineError
 from .observe import EngineReader, observe
 
 Planner = Callable[[DesiredState, ObservedState], Plan]
@@ -89,7 +95,7 @@ def converge(
     pulled = None
     pulls = [a for a in plan.actions if a.op is Op.PULL]
     if pulls and pull:
-        pulled = executor.run(Plan(waves=(tuple(pulls),), depends_on=plan.depends_on), stop=stop)
+        pulled = executor.run(Plan(waves=(tuple(pulls),), depends_on=plan.depends_on), stop=stop, client=desired.client)
         if refresh is not None:
             refresh()
         plan = plan_now()
@@ -100,9 +106,41 @@ def converge(
             return Converged(plan, RunResult(), pulled, admitted=False, observed=seen[-1])
         plan = admitted
     failed_pulls = [r.action.resource for r in pulled.failed] if pulled else []
-    result = executor.run(plan, stop=stop, failed_before=failed_pulls) if plan.waves else RunResult()
+    result = (
+        executor.run(plan, stop=stop, failed_before=failed_pulls, client=desired.client) if plan.waves else RunResult()
+    )
     return Converged(plan, result, pulled, observed=seen[-1])
 
 
 def not_a_pull(action: Action) -> bool:
     return action.op is not Op.PULL
+
+
+@dataclass
+class ClientOutcome:
+    """One client's `converge`: what it did, or the engine error that stopped it."""
+
+    client: str
+    converged: Converged | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.converged is not None and self.converged.ok
+
+
+def converge_each(work: Mapping[str, Callable[[], Converged]]) -> list[ClientOutcome]:
+    """Run each client's converge (a closure over its engine and desired state) in parallel; sorted by
+    client. An `EngineError` is that client's outcome; it never stops another client."""
+    if not work:
+        return []
+    with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="client") as pool:
+        futures = {client: pool.submit(_one, client, run) for client, run in work.items()}
+        return [futures[client].result() for client in sorted(futures)]
+
+
+def _one(client: str, run: Callable[[], Converged]) -> ClientOutcome:
+    try:
+        return ClientOutcome(client, run())
+    except EngineError as exc:
+        return ClientOutcome(client, error=str(exc))

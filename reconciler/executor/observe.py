@@ -7,11 +7,15 @@ inspect per network of ours (the engine's network list leaves `Containers` empty
 know who is attached before it recreates a network); an inspect by name of each container outside the
 maps that a map names in `network_mode` (the engine stores its id). Parsing is
 `reconciler.plan.observed`'s job.
+
+The container inspects — the bulk of a no-op `apply` — run on a few threads at once (`INSPECT_THREADS`):
+each is a round trip that waits on the engine, and the engine answers them in parallel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from reconciler.plan import naming
@@ -19,6 +23,8 @@ from reconciler.plan.observed import ObservedState, observed_state, parse_exec, 
 from reconciler.plan.resources import DesiredState
 
 from .engine import Json
+
+INSPECT_THREADS = 8  # below the engine client's connection pool (10), so no request waits for a connection
 
 
 class EngineReader(Protocol):
@@ -37,7 +43,8 @@ class EngineReader(Protocol):
 
 def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = False) -> ObservedState:
     """Fetch what the engine has that the desired state cares about (`all_maps`: every object we own)."""
-    containers = _containers(engine, desired, all_maps)
+    summaries = engine.list_containers()
+    containers = _containers(engine, summaries, desired, all_maps)
     processes: dict[str, tuple[str, ...]] = {}
     execs: dict[str, tuple[tuple[str, ...], ...]] = {}
     for container in containers:
@@ -56,25 +63,35 @@ def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = Fal
         if _relevant(n.get("Labels"), n["Name"], desired, all_maps)
     ]
     images = _images(engine, desired, containers)
-    return observed_state(containers, images, volumes, networks, processes, execs, _peers(engine, desired))
+    peers = _peers(engine, desired)
+    return observed_state(containers, images, volumes, networks, processes, execs, peers, summaries)
 
 
-def _containers(engine: EngineReader, desired: DesiredState, all_maps: bool) -> list[Mapping[str, Any]]:
+def _containers(
+    engine: EngineReader, summaries: Sequence[Mapping[str, Any]], desired: DesiredState, all_maps: bool
+) -> list[Mapping[str, Any]]:
     """Inspects of our containers, of any container holding one of our names (a stranger), and of the
     containers of the compose projects that imported maps came from (`adopt` takes them over)."""
     wanted_names = set(desired.containers) | set(desired.inits)
     projects = {s.compose_service[0] for s in desired.containers.values() if s.compose_service is not None}
-    containers: list[Mapping[str, Any]] = []
-    for summary in engine.list_containers():
+    ids = []
+    for summary in summaries:
         names = [n.lstrip("/") for n in summary.get("Names") or []]
         labels = summary.get("Labels") or {}
-        ours = naming.owned(labels) if all_maps else naming.owned_by(labels, desired.maps)
+        ours = _ours(labels, desired, all_maps)
         compose = naming.compose_service(labels)
         if ours or any(n in wanted_names for n in names) or (compose is not None and compose[0] in projects):
-            data = engine.inspect_container(summary["Id"])
-            if data is not None:  # removed between list and inspect: it is simply not there
-                containers.append(data)
-    return containers
+            ids.append(str(summary["Id"]))
+    # None: removed between list and inspect, so it is simply not there
+    return [data for data in fetch_all(engine.inspect_container, ids) if data is not None]
+
+
+def fetch_all(fetch: Callable[[str], Json | None], idents: Sequence[str]) -> list[Json | None]:
+    """`fetch` of each ident, in order, up to `INSPECT_THREADS` at once; the first error is raised."""
+    if len(idents) < 2:
+        return [fetch(i) for i in idents]
+    with ThreadPoolExecutor(min(INSPECT_THREADS, len(idents)), thread_name_prefix="observe") as pool:
+        return list(pool.map(fetch, idents))
 
 
 def _images(
@@ -131,7 +148,7 @@ def _peers(engine: EngineReader, desired: DesiredState) -> dict[str, str]:
 
 def _relevant(labels: Mapping[str, str] | None, name: str, desired: DesiredState, all_maps: bool) -> bool:
     labels = labels or {}
-    if naming.owned(labels) if all_maps else naming.owned_by(labels, desired.maps):
+    if _ours(labels, desired, all_maps):
         return True
     return name in desired.volumes or name in desired.networks or name in desired.external_volumes
 
@@ -142,3 +159,10 @@ def _with_endpoints(engine: EngineReader, network: Json) -> Json:
     if not naming.owned(network.get("Labels")):
         return network
     return engine.inspect_network(network["Id"]) or network
+
+
+def _ours(labels: Mapping[str, str] | None, desired: DesiredState, all_maps: bool) -> bool:
+    """Ours for this desired state's client: of its maps, or (`all_maps`) of any map."""
+    if naming.client_of(labels) != desired.client:
+        return False
+    return naming.owned(labels) if all_maps else naming.owned_by(labels, desired.maps)

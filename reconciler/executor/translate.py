@@ -15,22 +15,22 @@ from reconciler.plan.drift import LABEL_VOLUME_CREATED, user_network
 from reconciler.plan.resources import ContainerSpec, Kind, NetworkSpec, VolumeInitSpec, VolumeSpec
 
 _LIMIT_KWARGS = {engine: kwarg for kwarg, engine in LIMIT_OPTIONS.items()}
-LABEL_TEMPORARY = naming.LABEL_TEMPORARY
 
 
-def container_labels(spec: ContainerSpec) -> dict[str, str]:
+def container_labels(spec: ContainerSpec, client: str = naming.DEFAULT_CLIENT) -> dict[str, str]:
     labels = dict(spec.labels)
-    labels.update(naming.base_labels(Kind.CONTAINER.value, spec.map, spec.config, spec.instance))
+    labels.update(naming.base_labels(Kind.CONTAINER.value, spec.map, spec.config, spec.instance, client=client))
     labels[naming.LABEL_SPEC_HASH] = spec.spec_hash
     labels[naming.LABEL_IMAGE] = spec.image
     return labels
 
 
-def container_config(spec: ContainerSpec, *, temporary: bool = False) -> dict[str, Any]:
-    """`DockerEngine.create_container` config: create_container kwargs + `host_config` + `networking`."""
-    labels = container_labels(spec)
-    if temporary:
-        labels[LABEL_TEMPORARY] = "true"
+def container_config(spec: ContainerSpec, *, client: str = naming.DEFAULT_CLIENT) -> dict[str, Any]:
+    """`DockerEngine.create_container` config: create_container kwargs + `host_config` + `networking`.
+    A recreate's replacement gets the same config and labels as the container it replaces: it is told
+    apart by its `..next` name only (labels cannot change after create, so a "temporary" label would stay
+    on the renamed container forever)."""
+    labels = container_labels(spec, client)
     config: dict[str, Any] = dict(thaw(spec.create_extra) or {})
     config.update(image=spec.image, labels=labels, host_config=_host_config(spec))
     config.update(_present(_create_kwargs(spec)))
@@ -129,15 +129,15 @@ def update_settings(spec: ContainerSpec, current_memory_swap: int | None = None)
     return settings
 
 
-def volume_labels(spec: VolumeSpec) -> dict[str, str]:
-    labels = naming.base_labels(Kind.VOLUME.value, spec.map, spec.config)
+def volume_labels(spec: VolumeSpec, client: str = naming.DEFAULT_CLIENT) -> dict[str, str]:
+    labels = naming.base_labels(Kind.VOLUME.value, spec.map, spec.config, client=client)
     labels[naming.LABEL_ALIAS] = spec.alias
     labels[naming.LABEL_SPEC_HASH] = spec.spec_hash
     return labels
 
 
-def init_config(spec: VolumeInitSpec, volume_created_at: str) -> dict[str, Any]:
-    labels = naming.base_labels(Kind.VOLUME_INIT.value, spec.map, spec.config)
+def init_config(spec: VolumeInitSpec, volume_created_at: str, client: str = naming.DEFAULT_CLIENT) -> dict[str, Any]:
+    labels = naming.base_labels(Kind.VOLUME_INIT.value, spec.map, spec.config, client=client)
     labels[naming.LABEL_ALIAS] = spec.alias
     labels[naming.LABEL_SPEC_HASH] = spec.spec_hash
     labels[LABEL_VOLUME_CREATED] = volume_created_at
@@ -152,8 +152,8 @@ def init_config(spec: VolumeInitSpec, volume_created_at: str) -> dict[str, Any]:
     }
 
 
-def network_config(spec: NetworkSpec) -> dict[str, Any]:
-    labels = naming.base_labels(Kind.NETWORK.value, spec.map)
+def network_config(spec: NetworkSpec, client: str = naming.DEFAULT_CLIENT) -> dict[str, Any]:
+    labels = naming.base_labels(Kind.NETWORK.value, spec.map, client=client)
     labels[naming.LABEL_SPEC_HASH] = spec.spec_hash
     config: dict[str, Any] = dict(thaw(spec.create_extra) or {})
     config.update(driver=spec.driver, labels=labels, internal=spec.internal)

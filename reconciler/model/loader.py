@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import schema
+from .collector import collector_paused
 from .errors import KeyPath, MapError, MapProblem, Severity, did_you_mean
 from .extends import ExtendsError, extend_all
 from .integrity import check_integrity, warnings_for
@@ -146,13 +147,20 @@ def load_map_text(
 ) -> ResolvedMap:
     if len(text) > limits.max_bytes or len(text.encode("utf-8", "surrogatepass")) > limits.max_bytes:
         raise MapError([_too_large(file, limits)])
-    data, positions = read_yaml(text, file, limits)
     if default_name is None and file != "<map>":
         default_name = Path(file).stem
     base_dir = posixpath.dirname(posixpath.abspath(file)) if file != "<map>" else os.getcwd()
-    return load_map_dict(
-        data, file=file, positions=positions, default_name=default_name, base_dir=base_dir, check=check, limits=limits
-    )
+    with collector_paused():
+        data, positions = read_yaml(text, file, limits)
+        return load_map_dict(
+            data,
+            file=file,
+            positions=positions,
+            default_name=default_name,
+            base_dir=base_dir,
+            check=check,
+            limits=limits,
+        )
 
 
 def load_map_dict(
@@ -395,12 +403,31 @@ def _at_value(
     return positions.value_problem(hits[0], f"{names[-1]}: {text}" if names else text)
 
 
+# docker compose habits: where each of its service keys belongs in a container map.
+COMPOSE_HINTS = {
+    "command": "a compose key: write it under create_options: {command: [...]}",
+    "entrypoint": "a compose key: write it under create_options: {entrypoint: [...]}",
+    "environment": "a compose key: write it under create_options: {environment: {NAME: value}}",
+    "ports": "a compose key: publish with exposes: {80: 8080} (container port: host port)",
+    "volumes": "a compose key: use binds (host paths), attaches (named volumes) or shares",
+    "depends_on": "a compose key: use uses (volumes) or links, which order the start too",
+    "restart": "a compose key: write it under host_config: {restart_policy: {Name: always}}",
+    "labels": "a compose key: write it under create_options: {labels: {...}}",
+    "container_name": "a compose key: names are <map>.<config>, set by the map and the config's key",
+    "working_dir": "a compose key: write it under create_options: {working_dir: /path}",
+    "env_file": "a compose key: not supported; list the values under create_options: {environment: ...}",
+}
+
+
 def _message(error: Any, path: KeyPath, rest: list[int | str]) -> str:
     kind = error["type"]
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest).lstrip(".")
     prefix = f"{where}: " if where else ""
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else str(error["loc"][-1])
+        at_config = (len(path) == 2 and path[0] != "containers") or (len(path) == 3 and path[0] == "containers")
+        if key in COMPOSE_HINTS and at_config:
+            return f"unknown key '{key}' ({COMPOSE_HINTS[key]})"
         hint = did_you_mean(key, _VOCABULARY)
         if len(path) == 2 and path[0] != "containers" and not hint:
             hint = did_you_mean(key, _CONFIG_KEYS)

@@ -10,7 +10,7 @@ pure functions; naming of engine objects lives in `reconciler.plan.naming`.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from .errors import KeyPath, MapProblem
@@ -53,6 +53,10 @@ class ResolvedMap:
     configs: dict[str, ContainerConfig] = field(default_factory=dict)  # extended, non-abstract
     extended: dict[str, ContainerConfig] = field(default_factory=dict)  # extended, all
     notes: list[MapProblem] = field(default_factory=list)  # warnings found while loading (legacy keys)
+    # Indexes over `configs`, built on first use: every config asks them, so rebuilding them per question
+    # made loading, planning and `validate` quadratic in the number of configs (issue 17). `configs` is
+    # fixed once loaded (a config may be replaced by one with other values, not other attached volumes).
+    _attached: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -94,9 +98,11 @@ class ResolvedMap:
         volume = self.model.volumes.get(alias)
         return None if volume is None else volume.default_path
 
-    def attached_aliases(self) -> dict[str, str]:
+    def attached_aliases(self) -> Mapping[str, str]:
         """Attached alias → the config that attaches it (without `use_attached_parent_name`)."""
-        return {a.alias: name for name, cfg in self.configs.items() for a in cfg.attaches}
+        if self._attached is None:
+            self._attached = {a.alias: name for name, cfg in self.configs.items() for a in cfg.attaches}
+        return self._attached
 
     def attach_path(self, config: str, alias: str) -> str | None:
         for attach in self.configs[config].attaches:

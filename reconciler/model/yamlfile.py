@@ -11,6 +11,11 @@ on a mapping or a list, in its first-level string values, as docker-map's `expan
 instead. Anything else (a Python object tag, a complex key, a recursive alias, several documents) is a clear
 error, never a traceback.
 
+Speed: the scanner and parser are libyaml's when PyYAML was built with it (`yaml.CParser`, about ten times
+faster), the composer stays PyYAML's Python one so that the bounds below hold for both. Both give the same
+nodes and the same marks; when the fast one finds anything wrong, the map is read again with the pure-Python
+loader, whose messages are the ones shown (and which is the fallback without libyaml).
+
 Every cost is bounded (`limits.Limits`): the composer counts nesting and nodes as it goes (PyYAML's composer
 recurses, so 5,000 levels of `[[[…]]]` would otherwise end in a RecursionError), merge keys are sized before
 PyYAML flattens them (flattening copies pairs, so merges of merges grow exponentially), and building values
@@ -27,6 +32,14 @@ import yaml
 
 from .errors import KeyPath, MapError, MapProblem, looks_secret
 from .limits import DEFAULT_LIMITS, Limits
+
+try:
+    from yaml._yaml import CParser as _CParser
+
+    LIBYAML = True
+except ImportError:  # pragma: no cover - PyYAML built without libyaml: its Python parser does it all
+    _CParser = yaml.parser.Parser  # type: ignore[assignment,misc]  # never instantiated then
+    LIBYAML = False
 
 PATH_TAGS = ("!path", "!path_lazy")
 FABRIC_TAGS = ("!env", "!env_lazy")
@@ -83,20 +96,18 @@ class _TooBig(yaml.MarkedYAMLError):
     """A limit was reached while composing; carries the node's position and the message."""
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that knows docker-map's path tags (used only for composing and scalar construction), and
-    that stops composing at `limits.max_depth` levels or `limits.max_values` nodes."""
+class _Bounded(yaml.composer.Composer):
+    """PyYAML's composer, stopping at `limits.max_depth` levels or `limits.max_values` nodes (mixed into both
+    loaders, before their parser)."""
 
-    def __init__(self, stream: str, limits: Limits) -> None:
-        super().__init__(stream)
-        self.limits = limits
-        self.depth = 0
-        self.nodes = 0
+    limits: Limits
+    depth = 0
+    nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
+        if self.check_event(yaml.AliasEvent):  # type: ignore[attr-defined]
             return super().compose_node(parent, index)  # an alias adds no node: the builder counts its values
-        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        mark = self.peek_event().start_mark  # type: ignore[attr-defined]
         self.nodes += 1
         if self.nodes > self.limits.max_values:
             raise _TooBig(None, None, f"more than {self.limits.setting('max_values')} YAML values", mark)
@@ -109,16 +120,36 @@ class _Loader(yaml.SafeLoader):
             self.depth -= 1
 
 
+class _Loader(_Bounded, yaml.SafeLoader):
+    """SafeLoader that knows docker-map's path tags (used only for composing and scalar construction)."""
+
+    def __init__(self, stream: str, limits: Limits) -> None:
+        super().__init__(stream)
+        self.limits = limits
+
+
+class _FastLoader(_Bounded, _CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    """The same with libyaml's scanner and parser: `_Bounded` comes first, so its (Python) composer is used."""
+
+    def __init__(self, stream: str, limits: Limits) -> None:
+        _CParser.__init__(self, stream)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+        self.limits = limits
+
+
 def _construct_path(loader: yaml.SafeLoader, node: yaml.Node) -> str:
     return expand_path(str(node.value))
 
 
 for _tag in PATH_TAGS:
     _Loader.add_constructor(_tag, _construct_path)
+    _FastLoader.add_constructor(_tag, _construct_path)
 
 
 class _Builder:
-    def __init__(self, loader: _Loader, positions: Positions) -> None:
+    def __init__(self, loader: _Loader | _FastLoader, positions: Positions) -> None:
         self.loader = loader
         self.limits = loader.limits
         self.positions = positions
@@ -318,6 +349,14 @@ def _reason(exc: yaml.YAMLError) -> str:
 
 def read_yaml(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[Any, Positions]:
     """Parse one YAML document; return plain values and their positions, or raise `MapError`."""
+    if LIBYAML and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+        fast = _FastLoader(text, limits)
+        try:
+            return _compose_and_build(fast, Positions(file))
+        except MapError:
+            pass  # said again below, in the reference loader's words
+        finally:
+            fast.dispose()
     positions = Positions(file)
     try:
         loader = _Loader(text, limits)
@@ -329,7 +368,7 @@ def read_yaml(text: str, file: str, limits: Limits = DEFAULT_LIMITS) -> tuple[An
         loader.dispose()
 
 
-def _compose_and_build(loader: _Loader, positions: Positions) -> tuple[Any, Positions]:
+def _compose_and_build(loader: _Loader | _FastLoader, positions: Positions) -> tuple[Any, Positions]:
     file = positions.file
     try:
         node = loader.get_single_node()

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.model import MapSet, NetworkModeKind, ResolvedMap, StartCondition, resolve_image
+from reconciler.model.clients import DEFAULT_CLIENT, ClientConfig, placed_on
+from reconciler.model.collector import collector_paused
 from reconciler.model.errors import KeyPath
 from reconciler.model.schema import HealthCheck
 
@@ -175,15 +177,23 @@ def port_key(port: int | str) -> str:
     return text if "/" in text else f"{text}/tcp"
 
 
-def _interface_ip(interface: str | None) -> str | None:
+def _interface_ip(interface: str | None, client: ClientConfig | None = None) -> str | None:
+    """An address as written, or an interface alias resolved from the client's `interfaces` (docker-map)."""
     if interface is None:
         return None
     try:
         return str(ipaddress.ip_address(interface))
     except ValueError:
+        pass
+    address = client.interface(interface) if client is not None else None
+    if address is None:
+        where = f"client '{client.name}'" if client is not None else "any client (no clients file given)"
+        raise ValueError(f"interface '{interface}' is not an IP address nor an interface alias of {where}")
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
         raise ValueError(
-            f"interface '{interface}' is not an IP address (interface aliases of docker-map clients are not "
-            "supported: write the address)"
+            f"interface '{interface}' of client '{client and client.name}' is {address!r}, not an IP address"
         ) from None
 
 
@@ -210,8 +220,12 @@ def thaw(value: Any) -> Any:
 
 
 class _Builder:
-    def __init__(self, maps: MapSet) -> None:
+    def __init__(
+        self, maps: MapSet, client: ClientConfig | None = None, clients: Mapping[str, ClientConfig] | None = None
+    ) -> None:
         self.maps = maps
+        self.client, self.clients = client, clients
+        self.client_name = client.name if client is not None else DEFAULT_CLIENT
         self.containers: dict[str, ContainerSpec] = {}
         self.volumes: dict[str, VolumeSpec] = {}
         self.inits: dict[str, VolumeInitSpec] = {}
@@ -226,9 +240,13 @@ class _Builder:
         self.all_containers = {
             naming.container_name(m.name, config, instance)
             for m in maps
-            for config in m.configs
+            for config in self.placed(m)
             for instance in m.instances(config)
         }
+
+    def placed(self, m: ResolvedMap) -> list[str]:
+        """The configs of `m` that run on this builder's client (all of them without a clients file)."""
+        return [c for c in m.configs if placed_on(m, c, self.client_name, self.clients)]
 
     def edge(self, rid: ResourceId, dep: ResourceId) -> None:
         self.edges.setdefault(rid, set()).add(dep)
@@ -242,7 +260,7 @@ class _Builder:
         for m in self.maps:
             self.map_resources(m)
         for m in self.maps:
-            for config in m.configs:
+            for config in self.placed(m):
                 for instance in m.instances(config):
                     name = naming.container_name(m.name, config, instance)
                     try:
@@ -261,9 +279,13 @@ class _Builder:
             maps=frozenset(m.name for m in self.maps),
             problems=tuple(self.problems),
             external_volumes=frozenset(self.external_volumes),
+            client=self.client_name,
         )
 
     def map_resources(self, m: ResolvedMap) -> None:
+        placed = self.placed(m)
+        if not placed:
+            return
         for net in m.network_names():
             net_cfg = m.model.networks[net]
             spec = NetworkSpec(
@@ -276,7 +298,8 @@ class _Builder:
             )
             self.networks[spec.name] = spec
             self.edges.setdefault(spec.id, set())
-        for config, cfg in m:
+        for config in placed:
+            cfg = m.configs[config]
             for attach in cfg.attaches:
                 vol_name = naming.attached_volume_name(m.name, config, attach.alias, m.model.use_attached_parent_name)
                 vol_cfg = m.model.volumes.get(attach.alias)
@@ -484,7 +507,11 @@ class _Instance:
             PortSpec(
                 port_key(port.exposed_port),
                 None if port.host_port is None else str(port.host_port),
-                _keyed(("exposes", index, "interface"), _interface_ip, port.interface),
+                _keyed(
+                    ("exposes", index, "interface"),
+                    lambda alias: _interface_ip(alias, self.builder.client),
+                    port.interface,
+                ),
             )
             for index, port in enumerate(self.cfg.exposes)
         ]
@@ -565,13 +592,20 @@ def _config_instance(ref: str) -> tuple[str, str | None]:
     return config, instance or None
 
 
-def desired_state(maps: MapSet) -> DesiredState:
-    """Every resource the maps imply, with dependency edges; unbuildable containers are listed in `problems`."""
-    return _Builder(maps).build()
+def desired_state(
+    maps: MapSet, client: ClientConfig | None = None, clients: Mapping[str, ClientConfig] | None = None
+) -> DesiredState:
+    """Every resource the maps imply on `client` (with `clients`, the clients file: only what is placed
+    there; without, everything), with dependency edges; unbuildable containers are listed in `problems`."""
+    with collector_paused():
+        return _Builder(maps, client, clients).build()
 
 
-def desired_state_with_sources(maps: MapSet) -> tuple[DesiredState, dict[ResourceId, Source]]:
+def desired_state_with_sources(
+    maps: MapSet, client: ClientConfig | None = None, clients: Mapping[str, ClientConfig] | None = None
+) -> tuple[DesiredState, dict[ResourceId, Source]]:
     """`desired_state`, and for each of its problems the config key at fault (what `validate` shows, so that
     `validate` and `plan` judge a map by the same build)."""
-    builder = _Builder(maps)
-    return builder.build(), builder.sources
+    builder = _Builder(maps, client, clients)
+    with collector_paused():
+        return builder.build(), builder.sources

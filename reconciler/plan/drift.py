@@ -101,7 +101,11 @@ class Drift:
     fix: Fix
 
     def describe(self, mask: bool = True) -> str:
-        """Readable: `env FOO: 'a' → 'b'`; secret-looking environment values are never shown."""
+        """Readable: `env FOO: 'a' → 'b'`; secret-looking environment values are never shown. Some reasons
+        are worded for a person (`as_dict` keeps the machine values)."""
+        worded = _worded(self)
+        if worded is not None:
+            return worded
         if self.reason is Reason.MISSING:
             return f"{self.field} missing" if self.fix is Fix.CREATE else f"{self.field} {self.found} → {self.wanted}"
         wanted, found = self.wanted, self.found
@@ -123,6 +127,44 @@ class Drift:
             "found": _jsonable(found),
             "fix": self.fix.name.lower(),
         }
+
+
+def _worded(drift: Drift) -> str | None:
+    """The reasons whose generic form needs decoding: image references, leftovers, orphans, cascades and
+    healthchecks (durations in seconds, not a dict in nanoseconds)."""
+    reason, field_ = drift.reason, drift.field
+    if reason is Reason.IMAGE and field_ == "reference":
+        return f"image: {drift.found} → {drift.wanted}"
+    if reason is Reason.MISSING and field_ == "temporary":
+        return "leftover replacement of an interrupted recreate"
+    if reason is Reason.MISSING and field_ == "map":
+        return "config removed from the map"
+    if reason is Reason.DEPENDENCY:
+        return f"{'restarted' if drift.fix is Fix.RESTART else 'recreated'} because {field_} was recreated"
+    if reason is Reason.HEALTHCHECK:
+        return f"healthcheck: {_health_text(drift.found)} → {_health_text(drift.wanted)}"
+    return None
+
+
+def _health_text(check: Any) -> str:
+    """`{'Test': [...], 'Interval': 10**10}` → `test [CMD, true], interval 10s`."""
+    if not isinstance(check, Mapping):
+        return "(none)"
+    parts = []
+    for key, value in check.items():
+        shown = _duration(value) if key in _HEALTH_DURATIONS and isinstance(value, int) else _show(value)
+        parts.append(f"{key.lower().replace('startperiod', 'start_period')} {shown}")
+    return ", ".join(parts) or "(none)"
+
+
+_HEALTH_DURATIONS = frozenset({"Interval", "Timeout", "StartPeriod", "StartInterval"})
+
+
+def _duration(nanoseconds: int) -> str:
+    seconds = nanoseconds / 1e9
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
 
 
 def is_secret(name: str) -> bool:
@@ -180,7 +222,7 @@ def container_drift(spec: ContainerSpec, found: ObservedContainer, ctx: Containe
     recreate += _healthcheck(spec, found, image)
     recreate += _hostname_and_stop(spec, found)
     if not recreate and found.spec_hash not in spec.spec_hashes:
-        recreate.append(Drift(Reason.OPTIONS, "spec-hash", spec.spec_hash, found.spec_hash, Fix.RECREATE))
+        recreate.append(_spec_changed(spec, found))
     drifts += recreate
     drifts += _limits(spec, found)
     drifts += _state(spec, found)
@@ -198,6 +240,14 @@ def _image(spec: ContainerSpec, found: ObservedContainer, ctx: ContainerContext)
     if (spec.image, wanted.id) in ctx.rejected_images:
         return []  # this image failed its health gate before: not again until the tag moves
     return [Drift(Reason.IMAGE, spec.image, _short_id(wanted.id), _short_id(found.image_id), Fix.RECREATE)]
+
+
+def _spec_changed(spec: ContainerSpec, found: ObservedContainer) -> Drift:
+    """No rule names the difference, but the spec hash differs. The map's `image:` reference is one such
+    change (same image id, or its new tag not pulled yet): say that rather than the hash."""
+    if found.image_ref and found.image_ref != spec.image:
+        return Drift(Reason.IMAGE, "reference", spec.image, found.image_ref, Fix.RECREATE)
+    return Drift(Reason.OPTIONS, "spec-hash", spec.spec_hash, found.spec_hash, Fix.RECREATE)
 
 
 def _short_id(image_id: str) -> str:
@@ -549,7 +599,7 @@ def init_drift(spec: VolumeInitSpec, found: ObservedContainer, volume: ObservedV
     drifts = []
     if found.spec_hash != spec.spec_hash:
         drifts.append(Drift(Reason.INIT, "owner/permissions", _init_text(spec), "changed", Fix.RECREATE))
-    if volume is not None and found.labels.get(LABEL_VOLUME_CREATED) != volume.created_at:
+    if volume is not None and found.labels.get(LABEL_VOLUME_CREATED) != volume.identity:
         drifts.append(Drift(Reason.INIT, "volume", "prepared", "volume was recreated", Fix.RECREATE))
     if found.status in ("exited", "dead") and found.exit_code != 0:
         drifts.append(Drift(Reason.INIT, "exit code", 0, found.exit_code, Fix.RECREATE))

@@ -6,7 +6,10 @@
 - networks: `<map>.<name>`, except the presets bridge / host / none, which keep their names;
 - hostnames as docker-map: the container name with `.` and `_` replaced by `-`.
 
-Every object carries labels under `LABEL_PREFIX`; ownership is by label, never by name.
+Every object carries labels under `LABEL_PREFIX`; ownership is by label, never by name. With several
+engines (docker-map's clients) an object also names its client (`LABEL_CLIENT`); no such label means
+`__default__`, so what a single-engine reconciler created keeps matching. The client is never part of a
+spec hash (naming a client must not recreate anything).
 """
 
 from __future__ import annotations
@@ -26,10 +29,14 @@ LABEL_ALIAS = f"{LABEL_PREFIX}.alias"  # attached volume alias (volumes and volu
 LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
 LABEL_IMAGE = f"{LABEL_PREFIX}.image"  # the image reference the container was created from
 LABEL_SELF = f"{LABEL_PREFIX}.self"  # on the daemon's own container: never manage it
-LABEL_TEMPORARY = f"{LABEL_PREFIX}.temporary"  # a recreate's replacement, before it takes the name
 LABEL_VOLUME_CREATED = f"{LABEL_PREFIX}.volume-created"  # on a volume init: the volume it prepared
 LABEL_LEASE_OWNER = f"{LABEL_PREFIX}.lease-owner"  # on a replacement: the reconciler working on it
 LABEL_LEASE_EXPIRES = f"{LABEL_PREFIX}.lease-expires"  # … and until when (unix time)
+# On a volume: a random id written at create — its identity for the volume-init record. Engine 20.10
+# reports a local volume's CreatedAt as its folder's mtime, which moves when the volume is written to.
+LABEL_VOLUME_ID = f"{LABEL_PREFIX}.volume-id"
+LABEL_CLIENT = f"{LABEL_PREFIX}.client"  # the client (engine) it was created for; absent: __default__
+DEFAULT_CLIENT = "__default__"
 
 
 def is_self(labels: Mapping[str, str] | None) -> bool:
@@ -43,8 +50,21 @@ def owned(labels: Mapping[str, str] | None) -> bool:
     return (labels or {}).get(LABEL_MANAGED) == "true" and not is_self(labels)
 
 
-def owned_by(labels: Mapping[str, str] | None, maps: Iterable[str]) -> bool:
-    """Ours, and created for one of these maps."""
+def volume_identity(labels: Mapping[str, str] | None, created_at: str) -> str:
+    """What a volume init records as "the volume I prepared": the volume's id label, else (volumes created
+    before it existed) its CreatedAt."""
+    return (labels or {}).get(LABEL_VOLUME_ID) or created_at
+
+
+def client_of(labels: Mapping[str, str] | None) -> str:
+    """The client an object was created for (`__default__` when unlabelled)."""
+    return (labels or {}).get(LABEL_CLIENT) or DEFAULT_CLIENT
+
+
+def owned_by(labels: Mapping[str, str] | None, maps: Iterable[str], client: str | None = None) -> bool:
+    """Ours, created for one of these maps (and, given a client, for that client)."""
+    if client is not None and client_of(labels) != client:
+        return False
     return owned(labels) and (labels or {}).get(LABEL_MAP) in set(maps)
 
 
@@ -105,8 +125,17 @@ def network_name(map_name: str, network: str) -> str:
     return network if network in PRESET_NETWORKS else f"{map_name}.{network}"
 
 
-def base_labels(kind: str, map_name: str, config: str | None = None, instance: str | None = None) -> dict[str, str]:
+def base_labels(
+    kind: str,
+    map_name: str,
+    config: str | None = None,
+    instance: str | None = None,
+    *,
+    client: str = DEFAULT_CLIENT,
+) -> dict[str, str]:
     labels = {LABEL_MANAGED: "true", LABEL_KIND: kind, LABEL_MAP: map_name}
+    if client != DEFAULT_CLIENT:
+        labels[LABEL_CLIENT] = client
     if config is not None:
         labels[LABEL_CONFIG] = config
     if instance is not None:

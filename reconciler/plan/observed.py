@@ -7,7 +7,7 @@ made by scripts/record-fixtures.py) and never need an engine.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +115,10 @@ class ObservedVolume:
     def managed(self) -> bool:
         return naming.owned(self.labels)
 
+    @property
+    def identity(self) -> str:
+        return naming.volume_identity(self.labels, self.created_at)
+
 
 @dataclass(frozen=True)
 class ObservedNetwork:
@@ -141,6 +145,8 @@ class ObservedState:
     networks: Mapping[str, ObservedNetwork] = field(default_factory=dict)
     # Containers outside the maps that a map names (`network_mode: container:vpn`): name → id.
     peers: Mapping[str, str] = field(default_factory=dict)
+    # Host ports published by running containers, ours or not: (host ip, host port, protocol) → name.
+    published: Mapping[tuple[str, str, str], str] = field(default_factory=dict)
 
     def container_id(self, name: str) -> str | None:
         """The id of a container the maps name: ours, or a peer outside the maps."""
@@ -317,9 +323,11 @@ def observed_state(
     processes: Mapping[str, tuple[str, ...]] | None = None,
     execs: Mapping[str, tuple[tuple[str, ...], ...]] | None = None,
     peers: Mapping[str, str] | None = None,
+    summaries: Sequence[Mapping[str, Any]] | None = None,
 ) -> ObservedState:
     """Assemble a snapshot from inspect answers; `images` maps each looked-up reference to its inspect;
-    `processes` and `execs` are keyed by container id, `peers` maps outside containers' names to ids."""
+    `processes` and `execs` are keyed by container id, `peers` maps outside containers' names to ids;
+    `summaries` is the engine's container list (for the host ports every running container holds)."""
     parsed_images: dict[str, ObservedImage] = {}
     for ref, data in images.items():
         image = parse_image(data)
@@ -332,4 +340,17 @@ def observed_state(
         volumes={v["Name"]: parse_volume(v) for v in volumes},
         networks={n["Name"]: parse_network(n) for n in networks},
         peers=dict(peers or {}),
+        published=parse_published(summaries or []),
     )
+
+
+def parse_published(summaries: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], str]:
+    """`Ports` of the container list (`{IP, PrivatePort, PublicPort, Type}`, running containers only)."""
+    published: dict[tuple[str, str, str], str] = {}
+    for summary in summaries:
+        name = str((summary.get("Names") or ["/"])[0]).lstrip("/")
+        for port in summary.get("Ports") or []:
+            if port.get("PublicPort"):
+                key = (str(port.get("IP") or ""), str(port["PublicPort"]), str(port.get("Type") or "tcp"))
+                published[key] = name
+    return published

@@ -226,13 +226,49 @@ def plan_update(desired: DesiredState, observed: ObservedState, options: PlanOpt
         if rid.kind is Kind.VOLUME_INIT:
             _init(desired, observed, rid, work)
     _hold_back(desired, observed, options.held, work)
+    _rejected(desired, observed, options.rejected_images, scope, work)
     if options.cascade:
         _cascade(desired, observed, work)
         _hold_back(desired, observed, options.held, work)  # a cascade must not replace a held one either
+    _port_clashes(desired, observed, work)
     _block_dependents(desired, work)
     if options.targets is None:
         _orphans(desired, observed, options, work)
     return _assemble(desired, work)
+
+
+_STARTS = frozenset({Op.CREATE, Op.RECREATE, Op.START})
+_ANY_IP = frozenset({"", "0.0.0.0", "::"})  # every address: clashes with any
+
+
+def _port_clashes(desired: DesiredState, observed: ObservedState, work: _Work) -> None:
+    """A container about to start whose host port another running container already publishes (ours or
+    a stranger's) is blocked, naming it — instead of failing at start and leaving a `Created` container."""
+    for rid, (op, *_rest) in sorted(work.ops.items()):
+        spec = desired.containers.get(rid.name) if rid.kind is Kind.CONTAINER else None
+        if spec is None or op not in _STARTS:
+            continue
+        clash = _port_holder(spec, observed)
+        if clash is not None:
+            del work.ops[rid]
+            work.blocked[rid] = clash
+
+
+def _port_holder(spec: ContainerSpec, observed: ObservedState) -> str | None:
+    """Why the spec cannot publish its host ports now (another container holds one), or None. The
+    container itself and its replacement do not count: a recreate stops the old one first."""
+    own = {spec.name, naming.replacement_name(spec.name)}
+    for port in spec.ports:
+        if port.host_port is None:
+            continue
+        proto = port.container_port.partition("/")[2] or "tcp"
+        wanted_ip = port.host_ip or ""
+        for (ip, host_port, held_proto), holder in sorted(observed.published.items()):
+            same_ip = wanted_ip in _ANY_IP or ip in _ANY_IP or ip == wanted_ip
+            if holder in own or host_port != str(port.host_port) or held_proto != proto or not same_ip:
+                continue
+            return f"host port {wanted_ip or '0.0.0.0'}:{port.host_port}/{proto} is already published by '{holder}'"
+    return None
 
 
 def _image(rid: ResourceId, observed: ObservedState, pull: bool, work: _Work) -> None:
@@ -434,6 +470,29 @@ def _hold_back(desired: DesiredState, observed: ObservedState, held: frozenset[H
             del work.ops[rid]
 
 
+def _rejected(
+    desired: DesiredState,
+    observed: ObservedState,
+    rejected: frozenset[tuple[str, str]],
+    scope: set[ResourceId],
+    work: _Work,
+) -> None:
+    """An image update rolled back before is not drift (the rule leaves it out), but it must not be
+    invisible either: a "held back" note says which image waits, and how to move on."""
+    for rid in sorted(r for r in scope if r.kind is Kind.CONTAINER and rejected):
+        spec, found = desired.containers[rid.name], observed.containers.get(rid.name)
+        wanted = observed.images.get(spec.image)
+        if found is None or wanted is None or wanted.id == found.image_id or (spec.image, wanted.id) not in rejected:
+            continue
+        short = wanted.id.removeprefix("sha256:")[:12]
+        message = (
+            f"held back: image {spec.image} ({short}) failed its health gate; not deployed until the tag moves"
+            f" (or `reconciler release {rid.name}`, `apply --force`)"
+        )
+        if not any(n.resource == rid and n.message.startswith("held back") for n in work.notes):
+            work.notes.append(Note(rid, message))
+
+
 def adoptable(spec: ContainerSpec, replacement: ObservedContainer) -> bool:
     """A replacement left by an interrupted recreate can take the name: ours, built from the spec the map
     wants now, running, and healthy if it has a healthcheck."""
@@ -531,7 +590,7 @@ def _orphans(desired: DesiredState, observed: ObservedState, options: PlanOption
 
 
 def _ours(labels: Any, desired: DesiredState) -> bool:
-    return naming.owned_by(labels, desired.maps)
+    return naming.owned_by(labels, desired.maps, desired.client)
 
 
 def _orphan(rid: ResourceId, ident: str, remove: bool, work: _Work) -> None:

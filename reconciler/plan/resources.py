@@ -248,6 +248,7 @@ class DesiredState:
     maps: frozenset[str] = frozenset()
     problems: tuple[tuple[ResourceId, str], ...] = ()  # resources that cannot be built (e.g. no host path)
     external_volumes: frozenset[str] = frozenset()  # used by containers, never created or removed (`external`)
+    client: str = "__default__"  # the engine these resources are for (labelled on create, never hashed)
 
     def spec(self, rid: ResourceId) -> ResourceSpec:
         table: dict[Kind, dict[str, Any]] = {

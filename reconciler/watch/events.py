@@ -53,8 +53,11 @@ class EventWatcher:
         on_disconnect: Callable[[str], None] | None = None,
         *,
         backoff: Iterable[float] = (0.2, 0.5, 1, 2, 5),
+        client: str | None = None,
     ) -> None:
+        """`client`: the engine's client name, in every log line (several engines)."""
         self.open_stream = open_stream
+        self.log = log.bind(client=client) if client is not None else log
         self.on_event = on_event
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect or (lambda _reason: None)
@@ -62,7 +65,9 @@ class EventWatcher:
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._stream: Stream | None = None
-        self._thread = threading.Thread(target=self._run, name="engine-events", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"engine-events-{client}" if client else "engine-events", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -74,7 +79,7 @@ class EventWatcher:
             try:
                 stream.close()
             except Exception as exc:  # closing a dead stream can raise anything; we are leaving anyway
-                log.debug("closing the events stream", error=str(exc))
+                self.log.debug("closing the events stream", error=str(exc))
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
@@ -86,12 +91,12 @@ class EventWatcher:
                 delay = self.backoff[min(failures, len(self.backoff) - 1)]
                 failures += 1
                 self.on_disconnect(str(exc))
-                log.warning("engine events unavailable, retrying", error=str(exc), retry_in=delay)
+                self.log.warning("engine events unavailable, retrying", error=str(exc), retry_in=delay)
                 self._stop.wait(delay)
                 continue
             failures = 0
             self.connected.set()
-            log.info("engine events connected")
+            self.log.info("engine events connected")
             started = time.monotonic()
             try:
                 self.on_connect()  # relist: whatever happened while we were not listening
@@ -107,6 +112,6 @@ class EventWatcher:
             if self._stop.is_set():
                 break
             self.on_disconnect(reason)
-            log.warning("engine events disconnected", reason=reason)
+            self.log.warning("engine events disconnected", reason=reason)
             if time.monotonic() - started < 1:
                 self._stop.wait(self.backoff[0])

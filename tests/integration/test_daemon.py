@@ -202,8 +202,8 @@ def test_self_healing_edits_and_clean_shutdown(docker_client: Any, maps_dir: Pat
 
     status, metrics = daemon.get("/metrics")
     assert status == 200
-    assert 'reconciler_reconciles_total{result="ok"}' in metrics
-    assert "reconciler_map_errors_total 1.0" in metrics
+    assert 'reconciler_reconciles_total{client="__default__",result="ok"}' in metrics
+    assert 'reconciler_map_errors_total{client="__default__"} 1.0' in metrics
 
     assert daemon.stop() == 0  # SIGTERM: clean exit
     assert any(e.get("event") == "stopped" for e in daemon.logs())
@@ -287,7 +287,7 @@ def test_auto_update_on_tag_move_and_rollback_of_an_unhealthy_image(
         wait_for(lambda: reconciles(daemon) > before, 30)
         wait_idle(daemon)
         assert sum(1 for e in daemon.logs() if e.get("event") == "update rolled back") == attempts
-        assert "reconciler_rollbacks_total 1.0" in daemon.get("/metrics")[1]
+        assert 'reconciler_rollbacks_total{client="__default__"} 1.0' in daemon.get("/metrics")[1]
         assert state(docker_client, app)["Id"] == app_id  # not even a replacement was tried
         assert state(docker_client, app)["Image"] == good2
         assert bad != good2

@@ -386,7 +386,7 @@ def test_adopt_renames_the_replacement_into_place() -> None:
     state = desired(APP_MAP)
     port = FakePort()
     spec = state.containers["r.app"]
-    temp = port.create_container("r.app..next", container_config(spec, temporary=True))
+    temp = port.create_container("r.app..next", container_config(spec))
     port.containers[temp]["State"] = state_json("running")
     port.calls.clear()
     action = Action(c("r.app"), Op.ADOPT, (Op.ADOPT,), (), temp, state.containers["r.app"])

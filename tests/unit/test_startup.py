@@ -1,0 +1,67 @@
+"""Start-up cost is part of the interface: each command imports what it uses (issue 17).
+
+Pinned in a fresh interpreter (this one has imported everything already): after the command has run, the
+modules it must not have paid for are still absent from `sys.modules`. Times are measured by bench/, never
+here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("docker", "requests", "urllib3", "prometheus_client", "uvicorn", "watchfiles", "structlog", "rich")
+PROBE = """
+import json, runpy, sys
+sys.argv = ["reconciler", *sys.argv[1:]]
+try:
+    runpy.run_module("reconciler", run_name="__main__")
+except SystemExit:
+    pass
+sys.stdout = sys.__stdout__
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
+"""
+
+
+def loaded_after(*args: str) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["validate", "config/example.yaml"], ["validate", "--json", "config/example.yaml"], ["schema"]],
+)
+def test_commands_without_the_engine_import_none_of_its_packages(args: list[str]) -> None:
+    loaded = loaded_after(*args)
+    assert "reconciler" in loaded
+    assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_help_does_not_import_the_model() -> None:
+    loaded = loaded_after("--help")
+    assert "yaml" not in loaded
+
+
+def test_loggers_cost_nothing_until_used() -> None:
+    probe = (
+        "import sys, reconciler.executor.apply, reconciler.daemon.controller\n"
+        "assert 'structlog' not in sys.modules, 'imported before anything logged'\n"
+        "from reconciler import logs\n"
+        "logs.configure_on_first_use('info', json=True)\n"
+        "reconciler.executor.apply.log.info('first', n=1)\n"
+        "assert 'structlog' in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stderr.strip().splitlines()[-1])["event"] == "first"
