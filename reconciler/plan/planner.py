@@ -237,27 +237,29 @@ def plan_update(desired: DesiredState, observed: ObservedState, options: PlanOpt
     return _assemble(desired, work)
 
 
-_STARTS = frozenset({Op.CREATE, Op.RECREATE, Op.START})
+_STARTS = frozenset({Op.CREATE, Op.RECREATE, Op.START, Op.TAKE_OVER})
 _ANY_IP = frozenset({"", "0.0.0.0", "::"})  # every address: clashes with any
 
 
 def _port_clashes(desired: DesiredState, observed: ObservedState, work: _Work) -> None:
     """A container about to start whose host port another running container already publishes (ours or
     a stranger's) is blocked, naming it — instead of failing at start and leaving a `Created` container."""
-    for rid, (op, *_rest) in sorted(work.ops.items()):
+    for rid, (op, _steps, _reasons, observed_id) in sorted(work.ops.items()):
         spec = desired.containers.get(rid.name) if rid.kind is Kind.CONTAINER else None
         if spec is None or op not in _STARTS:
             continue
-        clash = _port_holder(spec, observed)
+        # A take-over stops the foreign container before ours starts: its ports do not count either.
+        replaced = observed.container_by_id(observed_id) if op is Op.TAKE_OVER and observed_id else None
+        clash = _port_holder(spec, observed, replaced.name if replaced is not None else None)
         if clash is not None:
             del work.ops[rid]
             work.blocked[rid] = clash
 
 
-def _port_holder(spec: ContainerSpec, observed: ObservedState) -> str | None:
+def _port_holder(spec: ContainerSpec, observed: ObservedState, replaced: str | None = None) -> str | None:
     """Why the spec cannot publish its host ports now (another container holds one), or None. The
-    container itself and its replacement do not count: a recreate stops the old one first."""
-    own = {spec.name, naming.replacement_name(spec.name)}
+    container itself, its replacement and the container it takes over do not count: they stop first."""
+    own = {spec.name, naming.replacement_name(spec.name), replaced}
     for port in spec.ports:
         if port.host_port is None:
             continue

@@ -11,6 +11,7 @@ the model's integrity rules for the new keys.
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from typing import Any
 
@@ -99,6 +100,21 @@ def test_adopt_of_a_target_takes_over_it_and_its_dependencies_only() -> None:
     web = frozenset({ResourceId(Kind.CONTAINER, "shop.web")})
     plan = plan_update(state, snapshot.observed(), PlanOptions(adopt=True, targets=web))
     assert ops(plan) == {"shop.db": Op.TAKE_OVER, "shop.web": Op.TAKE_OVER}  # cache is not in its scope
+
+
+def test_a_take_over_is_blocked_by_a_third_container_on_its_host_port_but_not_by_theirs() -> None:
+    state = desired(
+        COMPOSE_MAP.replace("depends_on: {db: healthy}", "depends_on: {db: healthy}\n  exposes: [[80, 18650]]")
+    )
+    observed = compose_engine(state).observed()
+    theirs = dataclasses.replace(observed, published={("0.0.0.0", "18650", "tcp"): "shop-web-1"})
+    assert ops(plan_update(state, theirs, PlanOptions(adopt=True)))["shop.web"] is Op.TAKE_OVER
+    taken = dataclasses.replace(observed, published={("0.0.0.0", "18650", "tcp"): "someone"})
+    plan = plan_update(state, taken, PlanOptions(adopt=True))
+    assert "shop.web" not in ops(plan)
+    assert {b.resource.name: b.message for b in plan.blocked}["shop.web"] == (
+        "host port 0.0.0.0:18650/tcp is already published by 'someone'"
+    )
 
 
 def test_a_stopped_compose_container_does_not_block_a_fresh_one() -> None:
