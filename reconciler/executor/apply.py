@@ -71,6 +71,9 @@ from .engine import PULL_IDLE_TIMEOUT, PULL_TIMEOUT, Engine
 from .errors import Conflict, EngineError, NotFound
 
 POLL_INTERVAL = 0.5  # how often a running volume init is looked at
+# A take-over removes a container that is not ours for good: without a healthcheck, ours must first stay
+# up (not exited, not restarting) this many seconds.
+TAKE_OVER_SETTLE = 1.0
 
 log = get_logger(__name__)
 
@@ -487,7 +490,7 @@ class Executor:
             return
         new_id = self._create_replacement(spec, old)
         self.step()
-        self._switch(spec, old, new_id)
+        self._switch(spec, old, new_id, settle=TAKE_OVER_SETTLE if take_over else 0.0)
 
     def _foreign(self, spec: ContainerSpec, old_id: str | None) -> ObservedContainer | None:
         """The container to take over, looked at again: still foreign, and nothing else holds our name."""
@@ -551,7 +554,7 @@ class Executor:
         declared = set(spec.anonymous_volumes) | set(image_volumes)
         return {clean_path(t) for t in declared} - {clean_path(m.target) for m in spec.mounts}
 
-    def _switch(self, spec: ContainerSpec, old: ObservedContainer | None, new_id: str) -> None:
+    def _switch(self, spec: ContainerSpec, old: ObservedContainer | None, new_id: str, settle: float = 0.0) -> None:
         """Stop the old container, start the replacement, pass the gate; restore the old one on failure."""
         was_running = bool(old is not None and old.running)
         waiting = self._dependencies_ready(spec)
@@ -564,7 +567,7 @@ class Executor:
                 self.engine.stop(old.id, timeout)
                 self.step()
             self.engine.start(new_id)
-            problem = self._gate(spec, new_id)
+            problem = self._gate(spec, new_id, settle)
         except EngineError as exc:
             what = "stopping the old container or starting the replacement failed"
             raise ActionError(self._restore(spec, new_id, old, was_running, what, exc)) from exc
@@ -650,30 +653,27 @@ class Executor:
                 time.sleep(0.2)
         return None
 
-    def _gate(self, spec: ContainerSpec, ident: str) -> str | None:
+    def _gate(self, spec: ContainerSpec, ident: str, settle: float = 0.0) -> str | None:
         """Wait for a container with a healthcheck to become healthy; what went wrong, or None. Whether it has
-        one is the engine's answer (`State.Health`), since the image's check counts as much as the map's."""
+        one is the engine's answer (`State.Health`), since the image's check counts as much as the map's.
+        `settle`: one without a healthcheck must stay up (not exited, not restarting) this long — what a
+        take-over asks before the foreign container goes for good."""
         if self.health_gate is None:
             return None
-        deadline = time.monotonic() + self.health_gate
+        started = time.monotonic()
+        deadline = started + max(self.health_gate, settle)
         while True:
             found = self._look(ident)
-            if found is None:
-                return "disappeared"
-            if not found.running:
-                return f"exited with code {found.exit_code}"
-            health = found.health
-            if health is None:
-                return None  # no healthcheck (none in the map or the image, or switched off with NONE)
-            if health == "healthy":
-                return None
-            if health == "unhealthy":
-                return "became unhealthy"
+            problem = _gate_problem(found)
+            if problem is not None or found is None:
+                return problem or "disappeared"
+            if found.health == "healthy" or (found.health is None and time.monotonic() - started >= settle):
+                return None  # healthy, or no healthcheck (none in the map or the image, or switched off)
             if self._stop is not None and self._stop.is_set():
                 return "was not healthy yet when we were asked to stop"
             if time.monotonic() >= deadline:
                 return f"was not healthy within {self.health_gate:g}s"
-            time.sleep(0.2)
+            time.sleep(0.2 if found.health is not None else 0.1)
 
     def _exec(self, spec: ContainerSpec, policies: Iterable[str], only: set[str] | None = None) -> None:
         wanted = tuple(policies)
@@ -682,6 +682,18 @@ class Executor:
             if command.policy in wanted and (only is None or text in only):
                 cmd = command.cmd if isinstance(command.cmd, str) else list(command.cmd)
                 self.engine.exec_run(spec.name, cmd, command.user)
+
+
+def _gate_problem(found: ObservedContainer | None) -> str | None:
+    """What rules a just-started container out at once: gone, exited, restarting (a restart policy hides
+    an exit: the engine reports such a container as running between its restarts), or unhealthy."""
+    if found is None:
+        return "disappeared"
+    if found.status == "restarting" or found.restart_count > 0:
+        return f"is restarting (exit code {found.exit_code})"
+    if not found.running:
+        return f"exited with code {found.exit_code}"
+    return "became unhealthy" if found.health == "unhealthy" else None
 
 
 def carried_volumes(old: ObservedContainer | None, targets: set[str]) -> list[str]:

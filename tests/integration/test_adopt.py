@@ -297,3 +297,31 @@ def test_a_failed_start_of_ours_leaves_theirs_running(docker_client: Any, tmp_pa
         assert names == [f"{name}.app"]  # no replacement left behind
     finally:
         theirs.remove(force=True, v=True)
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("project", ["webapp"], indirect=True)
+def test_a_failed_start_during_a_compose_adopt_leaves_compose_s_container_running(
+    project: Project, docker_client: Any
+) -> None:
+    import yaml
+
+    assert (
+        project.cli("import", "compose", str(project.file), "-p", project.name, "-o", str(project.map)).returncode == 0
+    )
+    edited = yaml.safe_load(project.map.read_text())
+    edited["web"]["create_options"]["command"] = ["sh", "-c", "exit 3"]
+    project.map.write_text(yaml.safe_dump(edited))
+    theirs = _compose_containers(docker_client, project.name)[("web", "1")]
+
+    adopted = project.cli("adopt", str(project.map))
+    assert adopted.returncode == 1
+    assert "the replacement is restarting (exit code 3)" in adopted.stderr  # its restart policy hid the exit
+    assert "rolled back, the old container keeps running" in adopted.stderr
+    assert docker_client.api.inspect_container(theirs)["State"]["Running"] is True
+    ps = project.compose("ps", "-q", "web")
+    assert ps.stdout.strip() == theirs[:12] or ps.stdout.strip() == theirs
+    names = {n.lstrip("/") for c in docker_client.api.containers(all=True) for n in c["Names"]}
+    assert not {f"{project.name}.web", f"{project.name}.web..next"} & names  # ours went, nothing left behind
+    # What did start is ours now: the rest of the project was taken over.
+    assert docker_client.api.inspect_container(f"{project.name}.db")["Config"]["Labels"]["io.reconciler.managed"]

@@ -220,6 +220,31 @@ def test_a_failed_start_of_ours_leaves_theirs_running() -> None:
     assert engine.names() == {"shop-db-1", "shop-web-1"}
 
 
+def test_ours_restarting_under_its_restart_policy_is_a_failed_start_and_theirs_runs_again() -> None:
+    """The engine reports a container that exits at once but has a restart policy as running between its
+    restarts: a take-over looks for a while (`TAKE_OVER_SETTLE`) and counts the restarts."""
+    state = desired(COMPOSE_MAP)
+    engine = RecordingEngine(compose_engine(state))
+    engine.health = {"shop.db..next": "healthy"}
+
+    def restarting(name: str) -> None:
+        if name == "shop.web..next":
+            found = engine.container(name)
+            found["State"] = {**found["State"], "Status": "restarting", "Restarting": True, "ExitCode": 3}
+            found["RestartCount"] = 1
+
+    engine.after_start = restarting
+    done = adopt(engine, state)
+    web = next(r for r in done.result.results if r.action.resource.name == "shop.web")
+    assert web.outcome is Outcome.FAILED
+    assert "the replacement is restarting (exit code 3); rolled back, the old container keeps running" in (
+        web.error or ""
+    )
+    assert engine.container("shop-web-1")["State"]["Running"] is True
+    assert "shop.web..next" not in engine.names()
+    assert "shop.db" in engine.names()
+
+
 def test_a_dependency_that_never_turns_healthy_keeps_the_dependent_from_starting() -> None:
     state = desired(COMPOSE_MAP)
     engine = RecordingEngine(synthesize(state, containers=()))
