@@ -349,7 +349,11 @@ class _Service:
             del self.cfg["exposes"]
 
     def expose(self, value: list[Any]) -> None:
-        self.cfg.setdefault("exposes", []).extend(int(p) if str(p).isdigit() else str(p) for p in value)
+        for port in value:
+            if not re.fullmatch(r"\d+(/(tcp|udp|sctp))?", str(port)):
+                self.warn("expose", f"port range {port} (list each port)")
+                continue
+            self.cfg.setdefault("exposes", []).append(int(port) if str(port).isdigit() else str(port))
 
     def volumes(self, value: list[Json]) -> None:
         for mount in value:

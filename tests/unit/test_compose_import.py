@@ -216,6 +216,7 @@ def test_what_a_map_cannot_express_is_one_warning_per_key_naming_the_service() -
             "mount the file with `binds`",
             "warning: service 'secretive': 'deploy.placement' not imported: swarm only",
             "warning: service 'secretive': 'deploy.update_config' not imported: swarm only",
+            "warning: service 'secretive': 'expose' not imported: port range 7000-7001 (list each port)",
         ]
     )
     # The import still succeeds; the map says what was left out.
@@ -227,7 +228,7 @@ def test_strict_makes_warnings_errors(tmp_path: Path) -> None:
     out = tmp_path / "map.yaml"
     result = run("import", "compose", str(CORPUS / "unsupported" / "compose.yaml"), "--strict", "-o", str(out))
     assert result.returncode == 1
-    assert "5 keys not imported (--strict)" in result.stderr
+    assert "6 keys not imported (--strict)" in result.stderr
     assert not out.exists()
     clean = run("import", "compose", str(CORPUS / "webapp" / "compose.yaml"), "--strict")
     assert clean.returncode == 0, clean.stderr
