@@ -54,4 +54,5 @@ if [ "${BOOTSTRAP_ENGINE:-1}" = 1 ]; then
     bash scripts/engine.sh
     bash scripts/test-images.sh
     bash scripts/engine2.sh   # the second engine (20.10.24) for the multi-engine tests
+    bash scripts/sshd.sh      # an SSH server on loopback for the ssh:// client test
 fi

@@ -13,12 +13,13 @@ ruff check "${paths[@]}"; ruff format --check "${paths[@]}"
 echo "== mypy --strict"; mypy reconciler
 echo "== import contract"; lint-imports --no-cache
 echo "== pytest"; pytest "$@"
-# The engine-compatibility matrix: without arguments, the false-drift, apply and lifecycle tests
+# The engine-compatibility matrix: without arguments, the false-drift, apply, lifecycle and daemon tests
 # run once more against the second engine (Debian 12's 20.10.24, API 1.41; scripts/engine2.sh).
 if [ "$#" -eq 0 ]; then
     echo "== pytest against engine 2 (20.10.24)"
     DOCKER_HOST=${ENGINE2_HOST:-unix:///run/reconciler-engine2/docker.sock} \
-        pytest tests/integration/test_false_drift.py tests/integration/test_apply.py tests/integration/test_lifecycle.py
+        pytest tests/integration/test_false_drift.py tests/integration/test_apply.py tests/integration/test_lifecycle.py \
+            tests/integration/test_daemon.py
 fi
 # Mutation testing over the safety paths runs on demand (`RUN_MUTATION=1`, or `scripts/mutation.sh`).
 if [ "${RUN_MUTATION:-0}" = 1 ] && [ "$#" -eq 0 ]; then echo "== mutation testing (ci subset)"; bash scripts/mutation.sh ci; fi

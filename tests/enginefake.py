@@ -257,8 +257,8 @@ class RecordingEngine:
             if signal in (None, "KILL", "SIGKILL", "9"):
                 found["State"] = state_json("exited", 137)
 
-    def remove_container(self, ident: str, *, force: bool = False) -> None:
-        self._record("remove", self._name(ident))
+    def remove_container(self, ident: str, *, force: bool = False, volumes: bool = False) -> None:
+        self._record("remove", self._name(ident), *(("volumes",) if volumes else ()))
         with self.lock:
             found = self.find(ident)
             if found is None:

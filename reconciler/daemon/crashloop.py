@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from reconciler.backoff import Backoff
 from reconciler.logs import get_logger
 from reconciler.plan.observed import ObservedState
 from reconciler.plan.planner import Action, Op, Plan
@@ -75,7 +76,7 @@ class CrashLoops:
         if new_crash:
             count += 1
             self.crashes[name] = (count, found.finished_at)
-        delay = min(2.0 ** min(count - 1, 30), self.backoff_max)
+        delay = Backoff(min(1.0, self.backoff_max), self.backoff_max).delay(count - 1)
         waited = self.clock() - finished.timestamp()
         if waited >= delay:
             return None

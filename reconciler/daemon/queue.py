@@ -18,6 +18,8 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from reconciler.backoff import Backoff
+
 K = TypeVar("K", bound=Hashable)  # the key type (the daemon's typed keys; anything hashable in tests)
 
 
@@ -35,6 +37,7 @@ class WorkQueue(Generic[K]):
         self.burst = burst
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self.backoff = Backoff(min(base_delay, max_delay), max_delay)  # a cap below the base caps it
         self.clock = clock
         self._cond = threading.Condition()
         self._queue: deque[K] = deque()
@@ -77,7 +80,7 @@ class WorkQueue(Generic[K]):
         with self._cond:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
-        delay = float(min(self.base_delay * (2**failures), self.max_delay))
+        delay = self.backoff.delay(failures)
         self.add_after(key, delay)
         return delay
 

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Mapping
 from types import FrameType
 
+from reconciler.backoff import Backoff
 from reconciler.executor.clients import connect_client
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
@@ -56,6 +57,7 @@ from .server import HttpLimits, StatusServer
 from .settings import Settings
 
 log = get_logger(__name__)
+CONNECT_BACKOFF = Backoff(0.5, 10.0)  # an engine that is not there (yet): look again, less and less often
 ENGINE_ATTEMPTS = 100  # bounded by `engine_retry` seconds long before this
 
 
@@ -99,7 +101,7 @@ class _ClientRun:
         controller.start_workers()
 
     def _connect(self) -> DockerEngine | None:
-        delay = 0.5
+        failures = 0
         announced = False
         terminate = self.daemon.terminate
         while not terminate.is_set():
@@ -114,9 +116,10 @@ class _ClientRun:
                     # Up, but without an engine: say so (systemd and /healthz), and keep trying.
                     self.daemon.notifier.ready("waiting for the Docker engine")
                     announced = True
+                delay = CONNECT_BACKOFF.delay(failures)
+                failures += 1
                 self.log.warning("engine unreachable, retrying", error=str(exc), retry_in=delay)
                 terminate.wait(delay)
-                delay = min(delay * 2, 10.0)
         return None
 
     def _engine(self) -> DockerEngine:

@@ -252,7 +252,7 @@ class Executor:
     def perform(self, action: Action) -> None:
         rid = action.resource
         if action.op is Op.REMOVE:
-            self._remove(rid, action.observed_id)
+            self._remove(rid, action.observed_id, volumes=action.anonymous_volumes)
         elif rid.kind is Kind.IMAGE:
             self.engine.pull(
                 rid.name,
@@ -283,7 +283,7 @@ class Executor:
 
         return progress
 
-    def _remove(self, rid: ResourceId, ident: str | None) -> None:
+    def _remove(self, rid: ResourceId, ident: str | None, *, volumes: bool = False) -> None:
         if rid.kind in (Kind.CONTAINER, Kind.VOLUME_INIT):
             target = ident or rid.name
             found = self._look(target)
@@ -296,7 +296,7 @@ class Executor:
             if found.running:
                 self.engine.stop(target, found.stop_timeout)
                 self.step()
-            self.engine.remove_container(target, force=True)
+            self.engine.remove_container(target, force=True, volumes=volumes)
         elif rid.kind is Kind.VOLUME:
             volume = self.engine.inspect_volume(rid.name)
             if volume is None:

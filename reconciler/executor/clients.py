@@ -17,6 +17,7 @@ from typing import TypeVar
 import docker.constants
 import docker.errors
 import docker.tls
+import paramiko
 
 from reconciler.model import MapSet
 from reconciler.model.clients import DEFAULT_CLIENT, ClientConfig, clients_in_use, default_clients
@@ -48,6 +49,8 @@ def connect_client(client: ClientConfig, *, pool_size: int = 10, retry_for: floa
         raise classify(exc) from exc
     except (ValueError, OSError) as exc:
         raise PermanentEngineError(f"client '{client.name}': {exc}") from exc
+    except paramiko.SSHException as exc:  # ssh://: an unknown host key, a refused key, a failed handshake
+        raise PermanentEngineError(f"client '{client.name}': ssh: {exc}") from exc
     if client.tls is not None:
         # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace a session's own CA: the client's CA would
         # be ignored wherever those are set (they often are). The client's TLS settings are the whole truth.

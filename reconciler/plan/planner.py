@@ -67,6 +67,9 @@ class Action:
     observed_id: str | None = None
     # What the executor builds from (the desired spec): a plan is a self-contained instruction.
     spec: ResourceSpec | None = field(default=None, compare=False, repr=False)
+    # A container removed for good (`down --volumes`, pruned with volumes): its anonymous volumes too, which
+    # nothing could ever mount again. Never on a recreate: those volumes are carried to the replacement.
+    anonymous_volumes: bool = False
 
     def spec_as(self, kind: type[_S]) -> _S:
         """The action's spec, which must be of this type (the executor's one check that a plan is whole)."""
@@ -81,6 +84,7 @@ class Action:
             "action": self.op.value,
             "steps": [s.value for s in self.steps],
             "reasons": [r.as_dict() for r in self.reasons],
+            **({"anonymous_volumes": True} if self.anonymous_volumes else {}),
         }
 
 
@@ -679,12 +683,16 @@ def plan_down(
     grouped = waves(edges, work.ops, reverse=True)
     return Plan(
         waves=tuple(
-            tuple(Action(rid, Op.REMOVE, (Op.REMOVE,), (), work.ops[rid][3], desired.find(rid)) for rid in wave)
-            for wave in grouped
+            tuple(_removal(rid, work.ops[rid][3], desired, volumes=volumes) for rid in wave) for wave in grouped
         ),
         blocked=tuple(Blocked(rid, msg) for rid, msg in sorted(work.blocked.items())),
         depends_on=desired.depends_on,
     )
+
+
+def _removal(rid: ResourceId, ident: str | None, desired: DesiredState, *, volumes: bool) -> Action:
+    with_volumes = volumes and rid.kind in (Kind.CONTAINER, Kind.VOLUME_INIT)
+    return Action(rid, Op.REMOVE, (Op.REMOVE,), (), ident, desired.find(rid), anonymous_volumes=with_volumes)
 
 
 def _everything_owned(desired: DesiredState, observed: ObservedState, *, volumes: bool) -> set[ResourceId]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Protocol
 
+from reconciler.backoff import Backoff
 from reconciler.logs import get_logger
 
 log = get_logger(__name__)
@@ -44,6 +45,9 @@ def interesting(event: Event) -> bool:
     return not action.startswith(_IGNORED_ACTIONS)
 
 
+RECONNECT_BACKOFF = Backoff(0.2, 5.0)  # 0.2, 0.4, 0.8 … 5 s between tries to open the stream
+
+
 class EventWatcher:
     def __init__(
         self,
@@ -52,7 +56,7 @@ class EventWatcher:
         on_connect: Callable[[], None],
         on_disconnect: Callable[[str], None] | None = None,
         *,
-        backoff: Iterable[float] = (0.2, 0.5, 1, 2, 5),
+        backoff: Backoff = RECONNECT_BACKOFF,
         client: str | None = None,
     ) -> None:
         """`client`: the engine's client name, in every log line (several engines)."""
@@ -61,7 +65,7 @@ class EventWatcher:
         self.on_event = on_event
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect or (lambda _reason: None)
-        self.backoff = list(backoff)
+        self.backoff = backoff
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._stream: Stream | None = None
@@ -88,7 +92,7 @@ class EventWatcher:
             try:
                 self._stream = self.open_stream()
             except Exception as exc:
-                delay = self.backoff[min(failures, len(self.backoff) - 1)]
+                delay = self.backoff.delay(failures)
                 failures += 1
                 self.on_disconnect(str(exc))
                 self.log.warning("engine events unavailable, retrying", error=str(exc), retry_in=delay)
@@ -114,4 +118,4 @@ class EventWatcher:
             self.on_disconnect(reason)
             self.log.warning("engine events disconnected", reason=reason)
             if time.monotonic() - started < 1:
-                self._stop.wait(self.backoff[0])
+                self._stop.wait(self.backoff.initial)

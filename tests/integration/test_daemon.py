@@ -339,7 +339,8 @@ def wait_idle(daemon: Daemon, timeout: float = 30) -> None:
     def idle() -> bool:
         first = reconciles(daemon)
         time.sleep(0.5)
-        return "reconciler_queue_depth 0.0" in daemon.get("/metrics")[1] and reconciles(daemon) == first
+        empty = 'reconciler_queue_depth{client="__default__"} 0.0' in daemon.get("/metrics")[1]
+        return empty and reconciles(daemon) == first
 
     wait_for(idle, timeout)
 

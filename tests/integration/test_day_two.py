@@ -58,7 +58,7 @@ def test_down_beside_a_running_daemon_stays_down_until_resume(
         assert "paused" in status.stdout, status.stdout
         assert "a reconciler daemon (pid" in status.stdout  # the CLI says a daemon manages these maps
         assert "run `reconciler apply`" not in status.stdout
-        assert "reconciler_paused_containers 2.0" in daemon.get("/metrics")[1]
+        assert 'reconciler_paused_containers{client="__default__"} 2.0' in daemon.get("/metrics")[1]
         assert "paused" in daemon.get("/readyz")[1]
 
         resumed = run_cli("resume", str(site), env=env)
@@ -109,12 +109,13 @@ def test_a_daemon_without_a_valid_map_is_not_ready(maps_dir: Path, daemon_factor
     assert not any("keeping the last good version" in e for e in events)  # there is none
     assert any("no good version of this file yet" in e for e in events)
     metrics = daemon.get("/metrics")[1]
-    assert f'reconciler_maps_broken{{file="{maps_dir / "broken.yaml"}"}} 1.0' in metrics
+    assert f'reconciler_maps_broken{{client="__default__",file="{maps_dir / "broken.yaml"}"}} 1.0' in metrics
     # Fixed: ready, the gauge drops to 0, and the log says so.
     (maps_dir / "broken.yaml").write_text(f"name: {unique_map_name('broken')}\n")
     wait_for(lambda: daemon.get("/readyz")[0] == 200, 20)
     assert any(e.get("event") == "map OK again" for e in daemon.logs())
-    assert f'reconciler_maps_broken{{file="{maps_dir / "broken.yaml"}"}} 0.0' in daemon.get("/metrics")[1]
+    good_again = f'reconciler_maps_broken{{client="__default__",file="{maps_dir / "broken.yaml"}"}} 0.0'
+    assert good_again in daemon.get("/metrics")[1]
     daemon.proc.send_signal(signal.SIGHUP)  # a reload says it happened
     wait_for(lambda: any(e.get("event") == "maps reloaded" for e in daemon.logs()), 10)
     assert daemon.stop() == 0

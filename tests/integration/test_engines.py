@@ -246,3 +246,42 @@ def test_a_client_over_tcp_with_tls(tmp_path: Path, engine2: Any) -> None:
     finally:
         for container in engine2.containers.list(all=True, filters={"label": f"io.reconciler.map={name}"}):
             container.remove(force=True)
+
+
+SSHD_ROOT = Path(os.environ.get("SSHD_ROOT", "/opt/reconciler-sshd"))
+SSH_ADDR = os.environ.get("SSHD_ADDR", "127.0.0.1:22220")
+
+
+def test_a_client_over_ssh(tmp_path: Path, docker_client: Any) -> None:
+    """`base_url: ssh://root@host:port` goes through docker-py's own SSH transport (paramiko), with the
+    user's ~/.ssh (config, known_hosts) as for the docker CLI; scripts/sshd.sh's server reaches the main
+    engine, so the container appears there, labelled with the client's name."""
+    assert (SSHD_ROOT / "client_key").exists(), "scripts/sshd.sh has not run (bootstrap starts it)"
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "known_hosts").write_text((SSHD_ROOT / "known_host").read_text())
+    host = SSH_ADDR.rsplit(":", 1)[0]
+    (home / ".ssh" / "config").write_text(f"Host {host}\n  IdentityFile {SSHD_ROOT / 'client_key'}\n")
+    name = unique_map_name("ssh")
+    map_file = tmp_path / "ssh.yaml"
+    map_file.write_text(
+        map_text(name, 'clients: [viassh]\napp: {image: IMAGE, create_options: {command: [sh, -c, "TRAP"]}}\n')
+    )
+    clients = tmp_path / "clients.yaml"
+    clients.write_text(f"viassh: {{base_url: 'ssh://root@{SSH_ADDR}'}}\n")
+    env = {"HOME": str(home)}
+    try:
+        done = run_cli("apply", "--clients", str(clients), str(map_file), env=env, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        container = docker_client.containers.get(f"{name}.app")
+        assert container.labels["io.reconciler.client"] == "viassh"
+        again = run_cli("plan", "--clients", str(clients), "--detailed-exitcode", str(map_file), env=env)
+        assert again.returncode == 0, again.stdout + again.stderr
+        # A host whose key is not known is refused: an error for that client, nothing done.
+        (home / ".ssh" / "known_hosts").write_text("")
+        refused = run_cli("plan", "--clients", str(clients), str(map_file), env=env)
+        assert refused.returncode == 1
+        assert "client viassh" in refused.stderr
+    finally:
+        for leftover in docker_client.containers.list(all=True, filters={"label": f"io.reconciler.map={name}"}):
+            leftover.remove(force=True, v=True)

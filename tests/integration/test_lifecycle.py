@@ -102,6 +102,42 @@ def test_down_keeps_volumes_and_their_data_unless_asked(
     assert not docker_client.containers.list(all=True, filters={"name": name})
 
 
+SHARES_MAP = """\
+app:
+  image: IMAGE
+  shares: /cache
+  stop_timeout: 1
+  create_options: {command: [sh, -c, "TRAP"]}
+"""
+
+
+def _anonymous_volume(docker_client: Any, container: str, path: str) -> str:
+    mounts = docker_client.api.inspect_container(container)["Mounts"]
+    (mount,) = [m for m in mounts if m["Destination"] == path]
+    return str(mount["Name"])
+
+
+def test_down_removes_anonymous_volumes_only_with_volumes(
+    engine: DockerEngine, docker_client: Any, tmp_path: Path
+) -> None:
+    """A container's anonymous volumes (`shares`, an image's VOLUME) can never be mounted again once the
+    container is gone: `down --volumes` removes them with it, `down` leaves them (as docker compose)."""
+    name = unique_map_name("anon")
+    map_file = tmp_path / "anon.yaml"
+    map_file.write_text(map_text(name, SHARES_MAP))
+    assert run_cli("apply", str(map_file)).returncode == 0
+    kept = _anonymous_volume(docker_client, f"{name}.app", "/cache")
+    result = run_cli("down", str(map_file))
+    assert result.returncode == 0, result.stderr
+    assert docker_client.volumes.get(kept)  # plain down: the data is still on the engine
+    docker_client.volumes.get(kept).remove()  # (this test's own volume)
+    assert run_cli("apply", str(map_file)).returncode == 0
+    gone = _anonymous_volume(docker_client, f"{name}.app", "/cache")
+    result = run_cli("down", "--volumes", "--json", str(map_file))
+    assert result.returncode == 0, result.stderr
+    assert not [v for v in docker_client.volumes.list() if v.name == gone]
+
+
 def test_changing_owner_or_mode_prepares_the_volume_again(engine: DockerEngine, docker_client: Any) -> None:
     name = unique_map_name("owner")
     text = map_text(name, VOLUME_MAP)

@@ -133,12 +133,17 @@ def test_no_valid_map_is_not_ready_and_the_gauge_says_which(tmp_path: Path) -> N
         ctl._map_health(ReloadResult(ctl.maps, [MapProblem("unknown key 'bogus'", file=str(broken))]))
     assert [e["event"] for e in logs] == ["map error: not managed (no good version of this file yet)"]
     assert ctl.ready() == (False, f"no valid map loaded (broken: {broken})")
-    sample = ctl.metrics.registry.get_sample_value("reconciler_maps_broken", {"client": "__default__", "file": str(broken)})
+    sample = ctl.metrics.registry.get_sample_value(
+        "reconciler_maps_broken", {"client": "__default__", "file": str(broken)}
+    )
     assert sample == 1.0
     with capture_logs() as logs:
         ctl._map_health(ReloadResult(ctl.maps))
     assert [e["event"] for e in logs] == ["map OK again"]
-    assert ctl.metrics.registry.get_sample_value("reconciler_maps_broken", {"client": "__default__", "file": str(broken)}) == 0.0
+    assert (
+        ctl.metrics.registry.get_sample_value("reconciler_maps_broken", {"client": "__default__", "file": str(broken)})
+        == 0.0
+    )
 
 
 def test_no_map_files_is_not_ready(tmp_path: Path) -> None:
@@ -343,7 +348,7 @@ def test_a_created_container_that_cannot_start_is_removed() -> None:
         def start(self, ident: str) -> None:
             raise PermanentEngineError("driver failed programming external connectivity: port is allocated", 500)
 
-        def remove_container(self, ident: str, *, force: bool = False) -> None:
+        def remove_container(self, ident: str, *, force: bool = False, volumes: bool = False) -> None:
             self.removed.append(ident)
 
     ctl = controller(APP)

@@ -81,6 +81,16 @@ def test_a_remove_action_for_a_container_that_turned_out_to_be_a_strangers_touch
     assert "m.gone" in engine.names()
 
 
+def test_a_removal_for_good_takes_the_anonymous_volumes_and_a_plain_one_keeps_them() -> None:
+    desired = desired_of("name: m\none: {image: x, shares: /cache}\ntwo: {image: x, shares: /cache}\n")
+    engine = RecordingEngine(synthesize(desired))
+    rid = ResourceId(Kind.CONTAINER, "m.one")
+    keep = Action(ResourceId(Kind.CONTAINER, "m.two"), Op.REMOVE, (Op.REMOVE,), (), None)
+    take = Action(rid, Op.REMOVE, (Op.REMOVE,), (), None, anonymous_volumes=True)
+    assert Executor(engine).run(Plan(waves=((take, keep),))).ok
+    assert sorted(engine.ops("remove")) == [("remove", "m.one", "volumes"), ("remove", "m.two")]
+
+
 def test_a_remove_action_for_a_strangers_volume_touches_nothing() -> None:
     desired = desired_of("name: m\napp: {image: x, attaches: data}\nvolumes: {data: /data}\n")
     engine = RecordingEngine()

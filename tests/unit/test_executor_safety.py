@@ -244,7 +244,7 @@ class FakePort:
         self._maybe_fail("stop")
         self.containers[self._id(ident)]["State"] = state_json("exited", 0)
 
-    def remove_container(self, ident: str, *, force: bool = False) -> None:
+    def remove_container(self, ident: str, *, force: bool = False, volumes: bool = False) -> None:
         self.calls.append(("remove", self._name(ident)))
         self._maybe_fail("remove_container")
         self.containers.pop(self._id(ident), None)

@@ -803,6 +803,14 @@ def test_down_without_volumes_keeps_inits_and_volumes() -> None:
     state = desired(SEED_MAP)
     plan = plan_down(state, synthesize(state).observed())
     assert {a.resource.kind for a in plan.actions} == {Kind.CONTAINER}
+    assert not any(a.anonymous_volumes for a in plan.actions)  # a container's anonymous volumes stay too
+
+
+def test_down_with_volumes_removes_containers_with_their_anonymous_volumes() -> None:
+    state = desired(SEED_MAP)
+    plan = plan_down(state, synthesize(state).observed(), volumes=True)
+    for action in plan.actions:
+        assert action.anonymous_volumes is (action.resource.kind in (Kind.CONTAINER, Kind.VOLUME_INIT))
 
 
 def test_down_never_touches_unlabelled_objects() -> None:
