@@ -255,13 +255,9 @@ def test_docker_map_containers_are_adopted_with_their_data(docker_client: Any, t
         again = run_cli("adopt", str(map_file))
         assert "in sync: nothing to do" in again.stdout
         assert docker_client.containers.get(f"{name}.store").id == new_store.id
-        carried = {
-            m["Name"] for m in docker_client.api.inspect_container(new_store.id)["Mounts"] if m["Type"] == "volume"
-        }
         down = run_cli("down", "--volumes", str(map_file))
         assert down.returncode == 0, down.stderr
         assert docker_client.volumes.get(f"{name}.state")  # external: never removed, not even by --volumes
-        assert {v.name for v in docker_client.volumes.list()} >= carried  # nor is data taken over from theirs
     finally:
         anonymous = {f"{name}.state"} | {
             m["Name"]
