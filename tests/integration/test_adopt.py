@@ -324,3 +324,32 @@ def test_a_failed_start_during_a_compose_adopt_leaves_compose_s_container_runnin
     assert not {f"{project.name}.web", f"{project.name}.web..next"} & names  # ours went, nothing left behind
     # What did start is ours now: the rest of the project was taken over.
     assert docker_client.api.inspect_container(f"{project.name}.db")["Config"]["Labels"]["io.reconciler.managed"]
+
+
+@pytest.mark.timeout(120)
+def test_depends_on_healthy_starts_the_dependent_only_once_the_dependency_is_healthy(
+    docker_client: Any, tmp_path: Path
+) -> None:
+    """Without a health gate (`--health-gate 0`) only the start ordering makes `web` wait for `db`."""
+    from tests.integration.engine_helpers import engine_time
+
+    name = unique_map_name("order")
+    map_file = tmp_path / "map.yaml"
+    map_file.write_text(
+        f"name: {name}\n"
+        f"db:\n  image: {TEST_IMAGE}\n"
+        "  healthcheck: {test: [CMD, test, -f, /tmp/ready], interval: 500ms, retries: 30}\n"
+        f'  create_options:\n    command: [sh, -c, "sleep 2; touch /tmp/ready; {TRAP}"]\n'
+        f"web:\n  image: {TEST_IMAGE}\n  depends_on: {{db: healthy}}\n"
+        f'  create_options:\n    command: [sh, -c, "{TRAP}"]\n'
+    )
+    try:
+        applied = run_cli("apply", str(map_file), "--health-gate", "0")
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        db = docker_client.api.inspect_container(f"{name}.db")
+        web = docker_client.api.inspect_container(f"{name}.web")
+        healthy_at = min(engine_time(p["End"]) for p in db["State"]["Health"]["Log"] if p["ExitCode"] == 0)
+        assert engine_time(web["State"]["StartedAt"]) >= healthy_at
+        assert run_cli("plan", str(map_file), "--detailed-exitcode").returncode == 0
+    finally:
+        run_cli("down", str(map_file))
