@@ -28,7 +28,7 @@ Json = Mapping[str, Any]
 
 # Compose keys a map holds the same way under another name (create_options / host_config keywords).
 _CREATE_SAME = {"working_dir": "working_dir", "domainname": "domainname", "tty": "tty", "stdin_open": "stdin_open"}
-_CREATE_SAME |= {"mac_address": "mac_address", "hostname": "hostname"}
+_CREATE_SAME |= {"mac_address": "mac_address", "hostname": "hostname", "platform": "platform"}
 _HOST_SAME = {
     "cap_add": "cap_add",
     "cap_drop": "cap_drop",
@@ -48,7 +48,27 @@ _HOST_SAME = {
     "cpuset": "cpuset_cpus",
     "pids_limit": "pids_limit",
     "sysctls": "sysctls",
+    "cpu_quota": "cpu_quota",
+    "cpu_period": "cpu_period",
+    "cpu_rt_runtime": "cpu_rt_runtime",
+    "cpu_rt_period": "cpu_rt_period",
+    "cpu_count": "cpu_count",
+    "cpu_percent": "cpu_percent",
+    "mem_swappiness": "mem_swappiness",
+    "oom_kill_disable": "oom_kill_disable",
+    "cgroup_parent": "cgroup_parent",
+    "cgroup": "cgroupns",
+    "storage_opt": "storage_opt",
+    "uts": "uts_mode",
+    "volume_driver": "volume_driver",
+    "isolation": "isolation",
+    "runtime": "runtime",
 }
+# HostConfig takes these as numbers; compose's normal form may give them as strings.
+_HOST_INTS = frozenset(
+    {"cpu_quota", "cpu_period", "cpu_rt_runtime", "cpu_rt_period", "cpu_count", "cpu_percent", "cpu_shares"}
+    | {"mem_swappiness", "pids_limit", "oom_score_adj"}
+)
 _HOST_BYTES = {"mem_limit": "mem_limit", "memswap_limit": "memswap_limit", "mem_reservation": "mem_reservation"}
 _HOST_BYTES |= {"shm_size": "shm_size"}
 # Keys `docker compose config` has already applied (or that only steer compose itself).
@@ -192,7 +212,8 @@ class _Service:
             elif key in _CREATE_SAME:
                 self.create[_CREATE_SAME[key]] = value
             elif key in _HOST_SAME:
-                self.host[_HOST_SAME[key]] = value
+                number = key in _HOST_INTS and isinstance(value, str) and value.lstrip("-").isdigit()
+                self.host[_HOST_SAME[key]] = int(value) if number else value
             elif key in _HOST_BYTES:
                 self.host[_HOST_BYTES[key]] = _bytes(value)
             else:

@@ -198,7 +198,10 @@ def test_the_other_service_keys() -> None:
     host = dict(app.host_extra)
     assert (host["pid_mode"], host["ipc_mode"], host["privileged"]) == ("host", "shareable", True)
     assert dict(host["tmpfs"]) == {"/cache": "size=1048576"}
+    assert (host["uts_mode"], host["cgroup_parent"], host["mem_swappiness"]) == ("host", "custom.slice", 10)
+    assert dict(app.create_extra)["platform"] == "linux/amd64"
     assert dict(app.limits)["Memory"] == 128 * 1024 * 1024
+    assert (dict(app.limits)["CpuQuota"], dict(app.limits)["CpuPeriod"]) == (50000, 100000)
     assert dict(db.healthcheck or ()) == {"Test": ("NONE",)}
     assert worker.volumes_from == ("kitchen.app:ro",)
 
