@@ -204,6 +204,9 @@ def test_the_other_service_keys() -> None:
     assert (dict(app.limits)["CpuQuota"], dict(app.limits)["CpuPeriod"]) == (50000, 100000)
     assert dict(db.healthcheck or ()) == {"Test": ("NONE",)}
     assert worker.volumes_from == ("kitchen.app:ro",)
+    # compose's own external volume: used under its name, as every compose volume is.
+    assert Mount("/shared", "preexisting-data", "volume") in worker.mounts
+    assert state.external_volumes == frozenset({"preexisting-data"})
 
 
 def test_what_a_map_cannot_express_is_one_warning_per_key_naming_the_service() -> None:
