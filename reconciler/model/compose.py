@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from .schema import MAP_KEYS
+
 Json = Mapping[str, Any]
 
 # Compose keys a map holds the same way under another name (create_options / host_config keywords).
@@ -130,9 +132,12 @@ def translate(project: Json) -> Imported:
     if networks:
         out.map["networks"] = networks
     scales = {s: _scale(svc) for s, svc in services.items()}
+    # Configs sit at the top level, as hand-written maps have them, unless one is named like a map key.
+    clash = any(config_name(service) in MAP_KEYS for service in services)
+    configs: dict[str, Any] = out.map.setdefault("containers", {}) if clash else out.map
     for service, svc in sorted(services.items()):
         config = config_name(service)
-        if config in out.map:
+        if config in configs:
             out.warnings.append(f"service '{service}': its config name '{config}' is taken: not imported")
             continue
         if config != service:
@@ -140,7 +145,7 @@ def translate(project: Json) -> Imported:
                 f"service '{service}': imported as config '{config}' ('.' is not allowed in config names); "
                 "`reconciler adopt` finds compose's containers by the config name, so it cannot take them over"
             )
-        out.map[config] = _Service(service, svc, scales, set(networks), out.warnings, project=name).translate()
+        configs[config] = _Service(service, svc, scales, set(networks), out.warnings, project=name).translate()
     return out
 
 

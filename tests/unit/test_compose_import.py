@@ -240,6 +240,16 @@ def test_strict_makes_warnings_errors(tmp_path: Path) -> None:
     assert clean.returncode == 0, clean.stderr
 
 
+def test_services_named_like_map_keys_go_under_containers(tmp_path: Path) -> None:
+    file = tmp_path / "compose.yaml"
+    file.write_text("name: odd\nservices:\n  host: {image: x}\n  web: {image: x, depends_on: [host]}\n")
+    result = run("import", "compose", str(file))
+    assert result.returncode == 0, result.stderr
+    assert "\ncontainers:\n  host:\n" in result.stdout
+    state = desired(result.stdout)
+    assert {"odd.host", "odd.web"} <= set(state.containers)
+
+
 def test_a_broken_compose_file_is_compose_s_error_and_exit_1(tmp_path: Path) -> None:
     bad = tmp_path / "compose.yaml"
     bad.write_text("services:\n  web:\n    image: x\n    depends_on: [nothere]\n")
