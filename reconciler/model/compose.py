@@ -504,9 +504,10 @@ def render(imported: Imported, sources: list[str]) -> str:
     """The map as YAML, with a header naming where it came from and what was left out."""
     header = [
         f"# Imported from docker compose project '{imported.map['name']}' ({', '.join(sources)})",
-        "# by `reconciler import compose`. Named volumes are used as they are (external), so the data stays;",
-        "# `reconciler adopt` takes over the project's running containers.",
+        "# by `reconciler import compose`; `reconciler adopt` takes over the project's running containers.",
     ]
+    if imported.map.get("volumes"):
+        header.append("# Its named volumes are used as they are (`external`), so their data stays.")
     header += [f"# warning: {w}" for w in imported.warnings]
     body = yaml.dump(imported.map, Dumper=_MapDumper, sort_keys=False, default_flow_style=False, width=120)
     return "\n".join(header) + "\n" + body
