@@ -173,13 +173,33 @@ def _networks(networks: Mapping[str, Json], out: Imported) -> dict[str, Any]:
             entry["driver_options"] = dict(net["driver_opts"])
         if net.get("internal"):
             entry["internal"] = True
-        options = {k: net[k] for k in ("labels", "attachable", "enable_ipv6") if net.get(k)}
-        if (net.get("ipam") or {}).get("config"):
-            out.warnings.append(f"network '{key}': ipam settings are not imported")
+        options = {k: net[k] for k in ("attachable", "enable_ipv6") if net.get(k)}
+        if net.get("labels"):
+            out.warnings.append(f"network '{key}': labels not imported (reconciler labels its networks itself)")
+        ipam = _ipam(net.get("ipam") or {})
+        if ipam:
+            options["ipam"] = ipam
+        if ipam and ipam["Config"]:
+            out.warnings.append(
+                f"network '{key}': its subnets are compose's network's too, and the engine refuses overlapping "
+                "pools: `adopt` cannot take the project over while that network exists — `docker compose down` "
+                "(without -v: the volumes stay), then `reconciler apply`"
+            )
         if options:
             entry["create_options"] = options
         result[config_name(key)] = entry or None
     return result
+
+
+_IPAM_KEYS = {"subnet": "Subnet", "gateway": "Gateway", "ip_range": "IPRange", "aux_addresses": "AuxiliaryAddresses"}
+
+
+def _ipam(ipam: Json) -> dict[str, Any] | None:
+    """compose's `ipam` in the engine's form, which docker-py's `create_network(ipam=…)` passes on."""
+    pools = [{_IPAM_KEYS[k]: v for k, v in pool.items() if k in _IPAM_KEYS} for pool in ipam.get("config") or ()]
+    if not pools and ipam.get("driver") in (None, "default"):
+        return None
+    return {"Driver": ipam.get("driver") or "default", "Config": pools}
 
 
 def _scale(svc: Json) -> int:

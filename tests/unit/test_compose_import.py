@@ -179,9 +179,12 @@ def test_host_settings_and_replicas() -> None:
 
 def test_the_other_service_keys() -> None:
     text, warnings = imported("kitchen")
-    assert warnings.strip() == (
-        "warning: service 'worker': 'depends_on.app' as `started`: a map cannot wait for a one-shot service to finish"
-    )
+    assert warnings.strip().splitlines() == [
+        "warning: network 'fixed': its subnets are compose's network's too, and the engine refuses overlapping "
+        "pools: `adopt` cannot take the project over while that network exists — `docker compose down` "
+        "(without -v: the volumes stay), then `reconciler apply`",
+        "warning: service 'worker': 'depends_on.app' as `started`: a map cannot wait for a one-shot service to finish",
+    ]
     state = desired(text)
     app, db, worker = spec(state, "kitchen.app"), spec(state, "kitchen.db"), spec(state, "kitchen.worker")
     assert app.image == "registry.example/team/app:1.2"
@@ -207,6 +210,8 @@ def test_the_other_service_keys() -> None:
     # compose's own external volume: used under its name, as every compose volume is.
     assert Mount("/shared", "preexisting-data", "volume") in worker.mounts
     assert state.external_volumes == frozenset({"preexisting-data"})
+    assert worker.endpoints[0].ipv4_address == "10.213.57.10"
+    assert dict(dict(state.networks["kitchen.fixed"].create_extra)["ipam"])["Driver"] == "default"
 
 
 def test_what_a_map_cannot_express_is_one_warning_per_key_naming_the_service() -> None:
