@@ -38,7 +38,8 @@ class Project:
         self.name = unique_map_name(corpus)
         self.file = CORPUS / corpus / "compose.yaml"
         self.map = tmp_path / f"{self.name}.yaml"
-        self.env = {"WEBAPP_PORT": str(free_port())}
+        # Host ports of the corpus come from the environment (defaults in the files): free ones here.
+        self.env = {"WEBAPP_PORT": str(free_port()), "PROXY_PORT": str(free_port()), "DNS_PORT": str(free_port())}
 
     def compose(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         import os

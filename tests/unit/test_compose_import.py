@@ -30,7 +30,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
         cwd=ROOT,
-        env={**os.environ, "WEBAPP_PORT": "18231"},
+        env={**os.environ, "WEBAPP_PORT": "18231", "PROXY_PORT": "18232", "DNS_PORT": "18233"},
     )
 
 
