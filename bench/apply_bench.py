@@ -55,7 +55,7 @@ def cleanup(client: docker.DockerClient, prefix: str) -> None:
     api = client.api
     ids = [c["Id"] for c in api.containers(all=True, filters={"name": prefix})]
     with ThreadPoolExecutor(DEFAULT_CONCURRENCY) as pool:
-        list(pool.map(lambda i: api.remove_container(i, force=True), ids))
+        list(pool.map(lambda i: api.remove_container(i, force=True, v=True), ids))
 
 
 def baseline(client: docker.DockerClient, prefix: str, n: int) -> float:

@@ -151,7 +151,7 @@ def main() -> None:
             api.start(probe)
             wait(lambda p=probe: api.inspect_container(p)["State"]["Running"], 30)
             engine_start.append(time.perf_counter() - started)
-            api.remove_container(probe, force=True)
+            api.remove_container(probe, force=True, v=True)
             started = time.perf_counter()
             api.kill(target)
             wait(lambda t=target: not running(api, t), 10, 0.001)
@@ -193,7 +193,7 @@ def main() -> None:
         proc.wait(60)
         ids = [c["Id"] for c in api.containers(all=True, filters={"name": name})]
         for ident in ids:
-            api.remove_container(ident, force=True)
+            api.remove_container(ident, force=True, v=True)
         client.images.remove(tag, force=True)
 
 

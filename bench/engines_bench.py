@@ -74,7 +74,7 @@ def cleanup(name: str) -> None:
     for url in (MAIN, SECOND):
         client = docker.DockerClient(base_url=url, version="auto", timeout=60)
         for c in client.containers.list(all=True, filters={"label": f"io.reconciler.map={name}"}):
-            c.remove(force=True)
+            c.remove(v=True, force=True)
         client.close()
 
 

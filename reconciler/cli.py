@@ -19,7 +19,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -576,16 +576,41 @@ def apply(
     ready = prepare(args, target, as_json, clients_file, client)
     options = dataclasses.replace(options, targets=ready.selected)
     scopes = {d.name: in_scope(d.desired, ready.selected) for d in ready.deployments}
-    _resume_in(sorted({n for names in scopes.values() for n in names}), "apply")
+    for name, scope in scopes.items():
+        _resume_in(scope, "apply", name)
 
     def one(engine: DockerEngine, d: Deployment) -> Converged:
         progress = _progress(not as_json, client=d.name if ready.grouped else None)
         executor = Executor(engine, concurrency=parallel, on_event=progress, health_gate=health_gate or None)
         held = dataclasses.replace(options, **held_options(force, scopes[d.name], d.name))
-        return converge(engine, d.desired, update(held), executor=executor)
+        done = converge(engine, d.desired, update(held), executor=executor)
+        _hold_rollbacks(d, done)
+        return done
 
     if not _report(ready, each_client(ready, one), as_json, with_plan=True):
         raise typer.Exit(1)
+
+
+def _hold_rollbacks(d: Deployment, done: Converged) -> None:
+    """A person's rollback is held as the daemon's are (the same state directory): a daemon beside it must
+    not try the same failing replacement again a moment later."""
+    from reconciler.daemon.holds import HoldStore, hold_rollback
+
+    rolled = [
+        r for r in done.result.results if r.rolled_back is not None and r.action.resource.name in d.desired.containers
+    ]
+    if not rolled:
+        return
+    try:
+        store = HoldStore(client_state_directory(d.name))
+        for r in rolled:
+            hold_rollback(store, d.desired.containers[r.action.resource.name].spec_hash, r)
+            typer.echo(
+                f"note: held back {r.action.resource.name}: `reconciler release` or `apply --force` tries it again",
+                err=True,
+            )
+    except OSError as exc:
+        typer.echo(f"warning: cannot record the hold in the daemon's state directory: {exc}", err=True)
 
 
 @app.command()
@@ -611,7 +636,7 @@ def down(
         executor = Executor(
             engine, concurrency=parallel, on_event=_progress(not as_json, client=d.name if ready.grouped else None)
         )
-        planner = _pausing(teardown(ready.selected, volumes=volumes))
+        planner = _pausing(teardown(ready.selected, volumes=volumes), d.name)
         return converge(engine, d.desired, planner, executor=executor, pull=False)
 
     if not _report(ready, each_client(ready, one), as_json, with_plan=False):
@@ -624,14 +649,19 @@ MapsAndTargets = Annotated[
 ]
 
 
-def _scope_of(args: list[Path], target: list[str] | None) -> dict[str, str]:
-    """The containers `MAP… [TARGET…]` names, with their spec hashes (no engine needed)."""
-    from reconciler.plan.desired import desired_state
+def _scopes_of(
+    args: list[Path], target: list[str] | None, clients_file: Path | None, only: list[str] | None
+) -> dict[str, dict[str, str]]:
+    """client → the containers `MAP… [TARGET…]` names there, with their spec hashes (no engine needed)."""
+    ready = prepare(args, target, False, clients_file, only)
+    return {d.name: specs_of(d.desired, in_scope(d.desired, ready.selected)) for d in ready.deployments}
 
-    paths, targets = split_args(args)
-    maps = load_maps(paths)
-    desired = desired_state(maps)
-    return specs_of(desired, in_scope(desired, resolve_targets(maps, [*targets, *(target or [])])))
+
+def _where(client: str, scopes: Mapping[str, Any]) -> str:
+    """` on client X` when the command spans clients (a clients file), else nothing."""
+    from reconciler.plan.naming import DEFAULT_CLIENT
+
+    return "" if set(scopes) <= {DEFAULT_CLIENT} else f" on client {client}"
 
 
 def specs_of(desired: DesiredState, names: list[str]) -> dict[str, str]:
@@ -646,24 +676,32 @@ def pause(
     for_: Annotated[
         str | None, typer.Option("--for", help="Resume by itself after this long: 90s, 30m, 2h, 1h30m.")
     ] = None,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
 ) -> None:
     """Maintenance: tell the daemon to leave these containers alone — no healing, no updates — until
-    `resume` (or --for runs out, or `apply` of them). Containers are not stopped: do that yourself."""
-    scope = _scope_of(args, target)
-    if not scope:
-        typer.echo("nothing to pause: the maps have no containers")
+    `resume` (or --for runs out, or `apply` of them). Containers are not stopped: do that yourself.
+    A pause is per client: with a clients file, only the clients `--client` names (all by default)."""
+    scopes = _scopes_of(args, target, clients_file, client)
+    if not any(scopes.values()):
+        typer.echo("nothing to pause: no container of the maps is in scope")
         return
     until = time.time() + parse_duration(for_) if for_ else None
-    names = record_pause(scope, "by `reconciler pause`", until)
-    typer.echo(f"paused: {', '.join(names)}" + (f" for {for_}" if for_ else ""))
+    for name, scope in scopes.items():
+        if scope:
+            names = record_pause(scope, "by `reconciler pause`", until, name)
+            typer.echo(f"paused{_where(name, scopes)}: {', '.join(names)}" + (f" for {for_}" if for_ else ""))
     daemon = daemon_line()
     typer.echo(f"{daemon}: it leaves them alone" if daemon else "no daemon is running: a daemon started later obeys")
 
 
 @app.command()
-def resume(args: MapsAndTargets, target: Targets = None) -> None:
+def resume(
+    args: MapsAndTargets, target: Targets = None, clients_file: ClientsFile = None, client: OnlyClients = None
+) -> None:
     """End a pause (or the pause `down` left while a daemon ran): the daemon manages them again at once."""
-    resumed = _resume_in(list(_scope_of(args, target)), "resume")
+    scopes = _scopes_of(args, target, clients_file, client)
+    resumed = [n for name, scope in scopes.items() for n in _resume_in(list(scope), "resume", name)]
     if not resumed:
         typer.echo("nothing was paused")
         return
@@ -692,38 +730,46 @@ def _verb(
 ) -> None:
     """stop/start/restart: tell a running daemon (stop pauses, start resumes), then act directly on each
     client's engine."""
-    from reconciler.executor.clients import connected
-    from reconciler.executor.errors import EngineError
 
     ready = prepare(args, target, False, clients_file, only)
     names = sorted({n for d in ready.deployments for n in in_scope(d.desired, ready.selected)})
     daemon = daemon_line()
-    if verb == "stop" and daemon is not None:
-        specs = {
-            k: v for d in ready.deployments for k, v in specs_of(d.desired, in_scope(d.desired, ready.selected)).items()
-        }
-        record_pause(specs, "stopped by `reconciler stop`")
+    if verb == "stop" and daemon is not None and names:
+        for d in ready.deployments:
+            record_pause(
+                specs_of(d.desired, in_scope(d.desired, ready.selected)), "stopped by `reconciler stop`", None, d.name
+            )
         typer.echo(f"note: {daemon}: paused {', '.join(names)} so it keeps them stopped;", err=True)
         typer.echo("      `reconciler start` (or `resume`, `apply`) hands them back to it", err=True)
     if verb == "start":
-        _resume_in(names, "start")
-    counts = {"ok": 0, "failed": 0, "skipped": 0}
+        for d in ready.deployments:
+            _resume_in(in_scope(d.desired, ready.selected), "start", d.name)
+    failed = False
     for d in ready.deployments:
         _heading(ready, d.name)
-        try:
-            results = connected(d.client, functools.partial(_act, verb, d, ready.selected))
-        except EngineError as exc:
-            typer.echo(f"error: {'client ' + d.name + ': ' if ready.grouped else ''}{exc}", err=True)
-            counts["failed"] += 1
-            continue
-        for done in results:
-            seconds = f" ({done.seconds:.1f}s)" if done.outcome != "skipped" else ""
-            detail = f": {done.detail}" if done.detail else ""
-            typer.echo(f"  {done.outcome:<8} {verb:<9} {done.container}{seconds}{detail}")
-            counts[done.outcome] = counts.get(done.outcome, 0) + 1
-    typer.echo(f"summary: {counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped")
-    if counts["failed"]:
+        failed |= _verb_on(verb, d, ready)
+    if failed:
         raise typer.Exit(1)
+
+
+def _verb_on(verb: str, d: Deployment, ready: Prepared) -> bool:
+    """One client's share of stop/start/restart, its lines and its summary; True when something failed."""
+    from reconciler.executor.clients import connected
+    from reconciler.executor.errors import EngineError
+
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    try:
+        results = connected(d.client, functools.partial(_act, verb, d, ready.selected))
+    except EngineError as exc:
+        typer.echo(f"error: {'client ' + d.name + ': ' if ready.grouped else ''}{exc}", err=True)
+        return True
+    for done in results:
+        seconds = f" ({done.seconds:.1f}s)" if done.outcome != "skipped" else ""
+        detail = f": {done.detail}" if done.detail else ""
+        typer.echo(f"  {done.outcome:<8} {verb:<9} {done.container}{seconds}{detail}")
+        counts[done.outcome] = counts.get(done.outcome, 0) + 1
+    typer.echo(f"summary: {counts['ok']} done, {counts['failed']} failed, {counts['skipped']} skipped")
+    return counts["failed"] > 0
 
 
 def _act(verb: str, d: Deployment, selected: frozenset[ResourceId] | None, engine: DockerEngine) -> list[Any]:
@@ -921,7 +967,7 @@ def _compose_config(files: list[Path], project_name: str | None, profiles: list[
     return project
 
 
-def _pausing(planner: Planner) -> Planner:
+def _pausing(planner: Planner, client: str | None = None) -> Planner:
     """With a daemon running, `down` first pauses the containers it takes down — before any of them goes —
     so the daemon keeps them down instead of bringing them back; without one, `down` only acts."""
     from reconciler.daemon.intents import PauseFile
@@ -934,9 +980,9 @@ def _pausing(planner: Planner) -> Planner:
     def plan(desired: DesiredState, observed: ObservedState) -> Plan:
         made = planner(desired, observed)
         names = sorted({a.resource.name for a in made.actions if a.resource.kind is Kind.CONTAINER})
-        if names and not PauseFile(state_directory()).active().keys() >= set(names):
+        if names and not PauseFile(client_state_directory(client)).active().keys() >= set(names):
             pausing = specs_of(desired, [n for n in names if n in desired.containers])
-            record_pause(pausing, "taken down by `reconciler down`")
+            record_pause(pausing, "taken down by `reconciler down`", None, client)
             typer.echo(f"note: {daemon}: paused {', '.join(pausing)} so it keeps them down;", err=True)
             typer.echo("      `reconciler resume MAP…` (or `apply`) hands them back to it", err=True)
         return made
@@ -944,24 +990,24 @@ def _pausing(planner: Planner) -> Planner:
     return plan
 
 
-def record_pause(specs: dict[str, str], why: str, until: float | None = None) -> list[str]:
+def record_pause(specs: dict[str, str], why: str, until: float | None = None, client: str | None = None) -> list[str]:
     """Write the pause, or exit 1 before anything is done: an unrecorded pause would be undone silently."""
     from reconciler.daemon.intents import PauseFile
 
     try:
-        return PauseFile(state_directory()).pause(specs, until, why)
+        return PauseFile(client_state_directory(client)).pause(specs, until, why)
     except OSError as exc:
         typer.echo(f"error: cannot tell the daemon (its state directory: {exc}); nothing was done", err=True)
         typer.echo("       run as a user who may write there, or give --state-dir", err=True)
         raise typer.Exit(1) from None
 
 
-def _resume_in(scope: list[str], why: str) -> list[str]:
+def _resume_in(scope: list[str], why: str, client: str | None = None) -> list[str]:
     """Hand paused containers of this scope back to the daemon (a person's `apply`, `resume`)."""
     from reconciler.daemon.intents import PauseFile
 
     try:
-        resumed = PauseFile(state_directory()).resume(scope)
+        resumed = PauseFile(client_state_directory(client)).resume(scope)
     except OSError as exc:
         typer.echo(f"warning: cannot read or write the daemon's state directory: {exc}", err=True)
         return []
@@ -1004,7 +1050,9 @@ def status(
             }
             for c, looked in looks
         ]
-        _print_json(_grouped(ready, entries))
+        # A client whose engine failed is an entry too (with its error), never silently missing.
+        entries += [{"client": o.client, "error": o.error} for o in outcomes if o.converged is None]
+        _print_json(_grouped(ready, sorted(entries, key=lambda e: str(e["client"]))))
     for c, looked in [] if as_json else looks:
         _heading(ready, c)
         _print_status(looked, _status_rows(looked, desired[c]))
@@ -1022,8 +1070,8 @@ def _status_rows(looked: Converged, desired: DesiredState) -> list[dict[str, Any
     assert observed is not None  # a plan-only converge always looked
     rows = [{"client": desired.client, **_row(rid, observed, current.action_for(rid))} for rid in desired.all_ids()]
     _mark(rows, {b.resource.name: b.message for b in current.blocked}, "blocked")
-    _mark(rows, {n.resource.name: n.message for n in current.notes if n.message.startswith("held back")}, "held")
-    paused = PauseFile(state_directory()).active()
+    _mark(rows, {n.resource.name: n.message for n in current.notes if n.held}, "held")
+    paused = PauseFile(client_state_directory(desired.client)).active()
     _mark(rows, {name: pause.describe() for name, pause in paused.items()}, "paused")
     return rows
 
@@ -1031,12 +1079,14 @@ def _status_rows(looked: Converged, desired: DesiredState) -> list[dict[str, Any
 def _print_status(one: Converged, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         health = f" ({row['health']})" if row["health"] else ""
-        drift = "in sync" if not row["drift"] else f"{row['action']}: " + "; ".join(row["drift"][:3])
+        # Held and paused rows carry their own words ("held back: …", "paused (…)"); others say what apply does.
+        said = "" if row["action"] in ("held", "paused") else f"{row['action']}: "
+        drift = "in sync" if not row["drift"] else said + "; ".join(row["drift"][:3])
         state = f"{row['state']}{health}"
         ports = f"  [{', '.join(row['ports'])}]" if row["ports"] else ""
         typer.echo(f"{row['kind']:<12} {row['name']:<40} {state:<22} {drift}{ports}")
     for note in one.plan.notes:
-        if not note.message.startswith("held back"):
+        if not note.held:
             typer.echo(f"note: {note.resource}: {note.message}")
     typer.echo(_status_line(rows, one.plan.in_sync))
 
@@ -1084,11 +1134,13 @@ def _mark(rows: list[dict[str, Any]], why: dict[str, str], action: str) -> None:
 def _status_line(rows: list[dict[str, Any]], in_sync: bool) -> str:
     """The last line: in sync, or what to do — never `apply` for what only a hold or a pause keeps."""
     held = [r["name"] for r in rows if r["action"] in ("held", "paused")]
-    acting = [r for r in rows if r["action"] not in (None, "held", "paused")]
-    line = "drift: run `reconciler apply` to fix" if acting or (not in_sync and not held) else "in sync"
-    if held:
-        line += f" ({len(held)} held back or paused: `reconciler release` / `reconciler resume` when ready)"
-    return line
+    blocked = [r["name"] for r in rows if r["action"] == "blocked"]
+    acting = [r for r in rows if r["action"] not in (None, "held", "paused", "blocked")]
+    waiting = [f"{len(held)} held back or paused: `reconciler release` / `reconciler resume` when ready"] * bool(held)
+    waiting += [f"{len(blocked)} blocked: apply cannot fix them (see their rows)"] * bool(blocked)
+    if acting or (not in_sync and not waiting):
+        return "drift: run `reconciler apply` to fix" + (f" ({'; '.join(waiting)})" if waiting else "")
+    return f"not in sync: {'; '.join(waiting)}" if waiting else "in sync"
 
 
 def run_daemon(settings: Settings) -> int:

@@ -53,6 +53,8 @@ fi
 if [ "${BOOTSTRAP_ENGINE:-1}" = 1 ]; then
     bash scripts/engine.sh
     bash scripts/test-images.sh
-    bash scripts/engine2.sh   # the second engine (20.10.24) for the multi-engine tests
-    bash scripts/sshd.sh      # an SSH server on loopback for the ssh:// client test
+    if [ "${BOOTSTRAP_TEST_SERVERS:-1}" = 1 ]; then   # what only the tests need (quickstart.sh skips it)
+        bash scripts/engine2.sh   # the second engine (20.10.24) for the multi-engine tests
+        bash scripts/sshd.sh      # an SSH server on loopback for the ssh:// client test
+    fi
 fi

@@ -4,7 +4,7 @@
 # config/example.yaml, applies it to the local engine and shows the result. Run it again: nothing changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+BOOTSTRAP_TEST_SERVERS=0 bash scripts/bootstrap.sh  # the second engine and sshd are for the tests
 export PATH="$PWD/.venv/bin:$PATH"
 # The example's web server serves this folder (a host bind, read-only in the container).
 web=/var/lib/reconciler-example/config/web

@@ -12,8 +12,11 @@ private functions, so they hold across refactors of `reconciler/executor/apply.p
 
 Knobs, by container name at the time of the call: `health` (the `State.Health.Status` a container gets
 when it starts: "starting", "healthy", "unhealthy"), `exit_codes` (what `wait` returns; default 0),
-`fail_start` (start raises a permanent engine error), `fail_create` (create does), `fail_wait` (wait raises
-a retryable one, the container still running), `exit_on_start` (the container dies right after it started,
+`fail_start` (start raises a permanent engine error), `fail_create` (create does), `fail_remove`
+(removing raises a retryable one), `fail_wait` (wait raises
+a retryable one, the container still running), `keeps_running` (a volume init that has not ended yet: a
+volume init otherwise exits with its `exit_codes` code as soon as it starts, as a quick `chown` does on the
+engine, and the executor polls for that), `exit_on_start` (the container dies right after it started,
 with that code), `after_start` (a hook called after each start). Recorded besides `calls`: `stop_timeouts`,
 `wait_timeouts` and `configs` (create arguments).
 
@@ -28,7 +31,7 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping
 
-from reconciler.executor.engine import Engine, EventStream, Json
+from reconciler.executor.engine import PULL_IDLE_TIMEOUT, PULL_TIMEOUT, Engine, EventStream, Json
 from reconciler.executor.errors import Conflict, NotFound, PermanentEngineError, RetryableEngineError
 from reconciler.plan import naming
 from tests.planfakes import EngineSnapshot, state_json
@@ -59,6 +62,8 @@ class RecordingEngine:
         self.stop_timeouts: dict[str, int | None] = {}  # name → the grace period of its last stop
         self.configs: dict[str, Json] = {}  # name → the config it was created with
         self.fail_wait: set[str] = set()  # wait raises a retryable error (a read timeout), leaving it running
+        self.keeps_running: set[str] = set()  # a volume init that does not end (a long `chown -R`)
+        self.fail_remove: set[str] = set()  # removing it raises a retryable error (the engine went away)
         self.wait_timeouts: dict[str, float] = {}  # name → the timeout of its last wait
         self.lock = threading.RLock()
         self._ids = itertools.count(1)
@@ -230,7 +235,7 @@ class RecordingEngine:
             found["State"] = state_json("running", health=health)
             if name in self.exit_on_start:
                 found["State"] = state_json("exited", self.exit_on_start[name])
-            elif _one_shot(found) and name not in self.fail_wait:
+            elif _one_shot(found) and name not in self.fail_wait | self.keeps_running:
                 # A volume init runs `chown`/`chmod` and ends: the executor polls for it, as on the engine.
                 found["State"] = state_json("exited", self.exit_codes.get(name, 0))
         if self.after_start is not None:
@@ -258,7 +263,10 @@ class RecordingEngine:
                 found["State"] = state_json("exited", 137)
 
     def remove_container(self, ident: str, *, force: bool = False, volumes: bool = False) -> None:
-        self._record("remove", self._name(ident), *(("volumes",) if volumes else ()))
+        name = self._name(ident)
+        self._record("remove", name, *(("volumes",) if volumes else ()))
+        if name in self.fail_remove:
+            raise RetryableEngineError(f"cannot remove {name}: engine unreachable", None)
         with self.lock:
             found = self.find(ident)
             if found is None:
@@ -336,7 +344,14 @@ class RecordingEngine:
     def disconnect(self, network: str, container: str) -> None:
         self._record("disconnect", network, container)
 
-    def pull(self, ref: str, progress: Callable[[Json], None] | None = None) -> None:
+    def pull(
+        self,
+        ref: str,
+        progress: Callable[[Json], None] | None = None,
+        *,
+        idle_timeout: float = PULL_IDLE_TIMEOUT,
+        timeout: float = PULL_TIMEOUT,
+    ) -> None:
         self._record("pull", ref)
 
     def events(self) -> EventStream:

@@ -50,12 +50,12 @@ from reconciler.plan.desired import desired_state
 from reconciler.plan.drift import Reason
 from reconciler.plan.naming import DEFAULT_CLIENT, REPLACEMENT_SUFFIX
 from reconciler.plan.observed import ObservedState
-from reconciler.plan.planner import Action, HeldBack, Plan, PlanOptions, held_key, plan_update
+from reconciler.plan.planner import Action, Plan, PlanOptions, held_key, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
 from reconciler.watch.maps import MapSource, ReloadResult
 
 from .crashloop import CrashLoops
-from .holds import HoldStore, state_dir
+from .holds import HoldStore, hold_rollback, state_dir
 from .intents import Pause, PauseFile, leave_paused
 from .keys import ALL, OWN_ACTION_EVENTS, STOP_ACTIONS, AllKey, ContainerKey, Key, PruneKey, action_of, keys_for
 from .locks import ResourceLocks
@@ -66,6 +66,7 @@ from .queue import WorkQueue
 from .settings import Settings
 
 log = get_logger(__name__)
+LEASE_RECHECK = 5.0  # seconds before a key whose recreate another reconciler holds (a lease) looks again
 LOCK_RETRY = 0.25  # seconds before a key whose resources another key is changing looks again
 
 
@@ -127,7 +128,7 @@ class Controller:
         self.maps = MapSet()
         self.desired = DesiredState()
         self.holds = HoldStore(holds_dir(settings, self.name))
-        self.pauses = PauseFile(holds_dir(settings))  # a person's pauses name containers: every client's
+        self.pauses = PauseFile(holds_dir(settings, self.name))  # a person's pauses, of this client's containers
         self._paused_seen: frozenset[str] = frozenset()
         self._broken: set[str] = set()  # map files that fail to load now
         self._said: dict[str, str] = {}  # container → the hold last logged for it
@@ -346,6 +347,8 @@ class Controller:
             self.metrics.reconciles.labels("failed").inc()
             return self._failed(key, result)
         self.metrics.reconciles.labels("blocked" if plan.blocked else "ok").inc()
+        if any(r.left_to_another for r in result.results):
+            return Result(requeue_after=LEASE_RECHECK)  # another reconciler's recreate: see how it ended
         return Result()
 
     def _failed(self, key: Key, result: RunResult) -> Result:
@@ -406,7 +409,7 @@ class Controller:
             self.log.warning("blocked", resource=str(blocked.resource), reason=blocked.message)
         for note in plan.notes:
             said = self._said.get(note.resource.name)
-            if note.message.startswith("held back") and said != note.message:
+            if note.held and said != note.message:
                 self._said[note.resource.name] = note.message  # once per hold, not on every reconcile
                 self.log.warning("held back", resource=str(note.resource), note=note.message)
         for action in plan.actions:
@@ -467,12 +470,7 @@ class Controller:
         if self.stopping.is_set() or spec is None:
             return  # interrupted by our own shutdown: nothing failed, the next start tries again
         image_ref, image_id = r.rolled_back
-        image_changed = any(d.reason is Reason.IMAGE for d in r.action.reasons)
-        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
-        why = f"its replacement failed the health gate at {at} ({r.error}); tried again once the map changes"
-        why += f" its spec or its image tag moves, or on purpose: `reconciler release {name}` or `apply --force`"
-        self.holds.hold(HeldBack(name, spec.spec_hash, image_id, why), (image_ref, image_id) if image_changed else None)
-        if image_changed:
+        if hold_rollback(self.holds, spec.spec_hash, r):
             self.log.warning(
                 "image update rolled back; not retried until the tag moves",
                 container=name,
@@ -500,10 +498,10 @@ class Controller:
 
     def _paused(self) -> dict[str, Pause]:
         """The pauses in force: not expired, and the map has not changed the container since (a person who
-        edits a paused container's config wants the edit applied)."""
+        edits a paused container's config wants the edit applied), of containers this client keeps."""
         with self._lock:
             specs = {name: spec.spec_hash for name, spec in self.desired.containers.items()}
-        return {n: p for n, p in self.pauses.active().items() if p.matches(specs.get(n))}
+        return {n: p for n, p in self.pauses.active().items() if n in specs and p.matches(specs[n])}
 
     def watch_pauses(self) -> None:
         """Called every second by the daemon's loop: log what a person paused or resumed (or what expired),

@@ -23,11 +23,14 @@ import json
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from reconciler.executor.apply import ActionResult
 from reconciler.logs import get_logger
+from reconciler.plan.drift import Reason
 from reconciler.plan.planner import HeldBack
 
 log = get_logger(__name__)
@@ -160,3 +163,18 @@ class HoldStore:
                     path=str(self.path),
                     error=str(exc),
                 )
+
+
+def hold_rollback(store: HoldStore, spec_hash: str, rolled: ActionResult, clock: Any = None) -> bool:
+    """Hold what a rollback proved bad — (container, spec, image), and for an image update the image
+    itself — so the same failing replacement is not tried again, by the daemon or by a person's `apply`
+    (both record it here). True when it was an image update."""
+    assert rolled.rolled_back is not None
+    name = rolled.action.resource.name
+    image_ref, image_id = rolled.rolled_back
+    image_changed = any(d.reason is Reason.IMAGE for d in rolled.action.reasons)
+    at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(clock() if clock else None))
+    why = f"its replacement failed the health gate at {at} ({rolled.error}); tried again once the map changes"
+    why += f" its spec or its image tag moves, or on purpose: `reconciler release {name}` or `apply --force`"
+    store.hold(HeldBack(name, spec_hash, image_id, why), (image_ref, image_id) if image_changed else None)
+    return image_changed

@@ -92,6 +92,12 @@ class ActionResult:
     seconds: float = 0.0
     rolled_back: tuple[str, str] | None = None  # (image reference, image id) that failed its health gate
 
+    @property
+    def left_to_another(self) -> bool:
+        """Skipped because another reconciler holds the lease of this work (or of a dependency's): theirs,
+        not a failure of ours."""
+        return self.outcome is Outcome.SKIPPED and (self.error or "").startswith(lease.IN_PROGRESS)
+
 
 @dataclass
 class RunResult:
@@ -99,7 +105,7 @@ class RunResult:
 
     @property
     def failed(self) -> list[ActionResult]:
-        return [r for r in self.results if r.outcome is not Outcome.DONE]
+        return [r for r in self.results if r.outcome is not Outcome.DONE and not r.left_to_another]
 
     @property
     def ok(self) -> bool:
@@ -188,6 +194,7 @@ class Executor:
         result = RunResult()
         self.client = client
         failed: set[ResourceId] = set(failed_before)
+        elsewhere: set[ResourceId] = set()  # of `failed`: left to another reconciler (not failures)
         self._graph = plan.depends_on
         self._stop = stop  # a health gate in progress gives up (and rolls back) once it is set
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="reconcile") as pool:
@@ -199,9 +206,13 @@ class Executor:
                 for action in wave:
                     blocker = self._failed_dependency(action.resource, failed)
                     if blocker is not None:
-                        result.results.append(ActionResult(action, Outcome.SKIPPED, f"dependency {blocker} failed"))
+                        why = f"dependency {blocker} failed"
+                        if blocker in elsewhere:
+                            why = f"{lease.IN_PROGRESS}: dependency {blocker} is another reconciler's work now"
+                            elsewhere.add(action.resource)
+                        result.results.append(ActionResult(action, Outcome.SKIPPED, why))
                         failed.add(action.resource)
-                        self.on_event("skipped", action, f"dependency {blocker} failed")
+                        self.on_event("skipped", action, why)
                         continue
                     futures.append((action, pool.submit(self._run_one, action)))
                 for action, future in futures:
@@ -209,6 +220,8 @@ class Executor:
                     result.results.append(outcome)
                     if outcome.outcome is not Outcome.DONE:
                         failed.add(action.resource)
+                    if outcome.left_to_another:
+                        elsewhere.add(action.resource)
         return result
 
     def _failed_dependency(self, rid: ResourceId, failed: set[ResourceId]) -> ResourceId | None:
@@ -228,6 +241,12 @@ class Executor:
         self.on_event("start", action, None)
         try:
             self.perform(action)
+        except InProgress as exc:
+            # Another reconciler (the daemon beside a person's apply, or the other way round) holds the lease
+            # of this recreate: its work, not a failure of ours. Skipped; the caller may look again later.
+            log.info("left to the reconciler at work on it", resource=str(action.resource), detail=str(exc))
+            self.on_event("skipped", action, str(exc))
+            return ActionResult(action, Outcome.SKIPPED, str(exc), time.monotonic() - started)
         except RolledBack as exc:
             seconds = time.monotonic() - started
             # Debug: the caller says it once, with what follows (the daemon's hold, the CLI's error line).
@@ -572,11 +591,15 @@ class Executor:
             what = "stopping the old container or starting the replacement failed"
             raise ActionError(self._restore(spec, new_id, old, was_running, what, exc)) from exc
         if problem:
+            # The image that failed is the replacement's own: read it before `_restore` removes it. The tag may
+            # have moved on (or gone) during the gate, and its new image has not been tried yet.
             new = self._look(new_id)
-            new_image = new.image_id if new is not None else ""
+            failed_image = new.image_id if new is not None else ""
             message = self._restore(spec, new_id, old, was_running, f"the replacement {problem}", None)
-            created = self.engine.inspect_image(spec.image)
-            raise RolledBack(message, spec.image, parse_image(created).id if created is not None else new_image)
+            if not failed_image:  # the replacement vanished: the tag's image is the best guess left
+                created = self.engine.inspect_image(spec.image)
+                failed_image = parse_image(created).id if created is not None else ""
+            raise RolledBack(message, spec.image, failed_image)
         self.step()
         self._retire(spec, old, new_id)
 
@@ -611,7 +634,10 @@ class Executor:
         if old is not None and (was_running or not spec.persistent):
             try:
                 current = self._look(old.id)
-                if current is not None and not current.running:
+                if current is None:
+                    # Removed meanwhile (by a person, or a crash-looping --rm): the next plan creates it anew.
+                    errors.append("the old container is gone (removed meanwhile)")
+                elif not current.running:
                     self.engine.start(old.id)
             except EngineError as exc:
                 errors.append(f"starting the old container again failed: {exc}")
@@ -664,6 +690,8 @@ class Executor:
         deadline = started + max(self.health_gate, settle)
         while True:
             found = self._look(ident)
+            if _finished_job(spec, found):
+                return None  # a persistent one-shot (a job, a data container): done is its healthy
             problem = _gate_problem(found)
             if problem is not None or found is None:
                 return problem or "disappeared"
@@ -682,6 +710,11 @@ class Executor:
             if command.policy in wanted and (only is None or text in only):
                 cmd = command.cmd if isinstance(command.cmd, str) else list(command.cmd)
                 self.engine.exec_run(spec.name, cmd, command.user)
+
+
+def _finished_job(spec: ContainerSpec, found: ObservedContainer | None) -> bool:
+    """A `persistent` one-shot that ran to exit 0 (once: a restart policy restarting it is no job done)."""
+    return bool(spec.persistent and found is not None and not found.running and found.exit_code == 0)
 
 
 def _gate_problem(found: ObservedContainer | None) -> str | None:

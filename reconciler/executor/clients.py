@@ -91,14 +91,16 @@ class UnknownClient(ValueError):
 def deployments(
     maps: MapSet, clients: Mapping[str, ClientConfig] | None, only: Collection[str] | None = None
 ) -> list[Deployment]:
-    """Each client the maps run on (restricted to `only`), with its desired state; sorted by client.
-    Without a clients file the one client is `__default__`."""
+    """Each client the maps run on, with its desired state; sorted by client. Without a clients file the
+    one client is `__default__`. `only` names the clients to use — also one the maps no longer place
+    anything on, so that what a map left there (orphans after its `clients` changed) can be seen, pruned
+    and taken down."""
     known = clients if clients is not None else default_clients()
     for name in only or ():
         if name not in known:
             raise UnknownClient(f"unknown client '{name}'{did_you_mean(name, known)}")
     used = clients_in_use(maps, clients) if clients is not None else [DEFAULT_CLIENT]
-    chosen = [c for c in used if not only or c in only]
+    chosen = sorted(c for c in known if c in only) if only else used
     return [Deployment(known[c], desired_state(maps, known[c], clients)) for c in chosen]
 
 

@@ -33,6 +33,7 @@ def check_integrity(resolved: ResolvedMap, origin: Origin) -> list[MapProblem]:
     checker = _Checker(resolved, origin)
     for name, cfg in resolved.model.containers.items():
         checker.config(name, cfg)
+    checker.volume_paths()
     checker.groups()
     checker.duplicate_attaches()
     checker.link_alias_clashes()
@@ -75,6 +76,11 @@ class _Checker:
                     f"volume alias '{bind.path}' has no host path in 'host'"
                     + did_you_mean(bind.path, self.m.model.host),
                 )
+        for i, share in enumerate(cfg.shares):
+            if not share.startswith("/"):
+                # The engine takes a relative path at create (26.1.5) but refuses it at every later create:
+                # such a container could never be recreated or updated.
+                self.error((*at, "shares", i), f"shared volume path '{share}' must be absolute (a container path)")
         for i, attach in enumerate(cfg.attaches):
             if attach.path is not None:
                 if not attach.path.startswith("/"):
@@ -112,6 +118,13 @@ class _Checker:
         for i, command in enumerate(cfg.exec_commands):
             if not command.cmd:
                 self.error((*at, "exec_commands", i), "empty command")
+
+    def volume_paths(self) -> None:
+        """The container paths that volume aliases stand for must be absolute (the engine refuses others)."""
+        for alias, volume in self.m.model.volumes.items():
+            path = volume.default_path
+            if path is not None and not path.startswith("/"):
+                self.error(("volumes", alias), f"volume '{alias}': container path '{path}' must be absolute")
 
     def use(self, path: KeyPath, use: Use) -> None:
         source = self.m.use_source(use)

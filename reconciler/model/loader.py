@@ -163,6 +163,12 @@ def load_map_text(
         )
 
 
+_NO_CONTAINERS = (
+    "the map defines no containers (an empty or cut-off file?); nothing of it is changed: to take a map's "
+    "containers down, use `reconciler down`, or delete the file"
+)
+
+
 def load_map_dict(
     data: Any,
     *,
@@ -192,6 +198,10 @@ def load_map_dict(
     if problems:
         raise MapError(problems)
     _check_count(model, positions, limits)
+    if all(config.abstract for config in model.containers.values()):
+        # An empty, comment-only or cut-off file (an editor's accident, a write that is not atomic) would
+        # otherwise be a valid map of nothing, and a daemon with --prune would remove all of it at once.
+        raise MapError([positions.problem((), _NO_CONTAINERS)])
     problems = check_options(model, origin, positions)
     if problems:
         raise MapError(problems)

@@ -105,9 +105,11 @@ class Note:
 
     resource: ResourceId
     message: str
+    held: bool = False  # a change the map asks for, held back after a failed health gate: not in sync
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.resource.kind.value, "name": self.resource.name, "message": self.message}
+        entry = {"kind": self.resource.kind.value, "name": self.resource.name, "message": self.message}
+        return {**entry, "held": True} if self.held else entry
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,10 @@ class Plan:
 
     @property
     def in_sync(self) -> bool:
-        """Nothing to do and nothing blocked. Notes (orphans kept, volume options) are reported, but an
-        `apply` would not change them, so they do not count as drift."""
-        return not self.waves and not self.blocked
+        """Nothing to do, nothing blocked and nothing held back. Other notes (orphans kept, volume options)
+        are reported, but an `apply` would not change them, so they do not count as drift; a held-back change
+        is a change the map asks for that is not made (scripts must not read it as done)."""
+        return not self.waves and not self.blocked and not any(n.held for n in self.notes)
 
     def keep(self, wanted: Callable[[Action], bool]) -> Plan:
         """The same plan with only the actions `wanted` accepts (waves left empty are dropped)."""
@@ -466,7 +469,7 @@ def _hold_back(desired: DesiredState, observed: ObservedState, held: frozenset[H
         hold = by_key.get(held_key(spec, observed))
         if hold is None:
             continue
-        note = Note(rid, f"held back: {hold.why or 'its replacement failed a health gate'}")
+        note = Note(rid, f"held back: {hold.why or 'its replacement failed a health gate'}", held=True)
         if note not in work.notes:
             work.notes.append(note)
         rest = [d for d in reasons if Fix.NONE < d.fix < Fix.RECREATE]
@@ -496,7 +499,7 @@ def _rejected(
             f" (or `reconciler release {rid.name}`, `apply --force`)"
         )
         if not any(n.resource == rid and n.message.startswith("held back") for n in work.notes):
-            work.notes.append(Note(rid, message))
+            work.notes.append(Note(rid, message, held=True))
 
 
 def adoptable(spec: ContainerSpec, replacement: ObservedContainer) -> bool:

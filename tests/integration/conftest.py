@@ -1,4 +1,11 @@
-"""Fixtures shared by the real-engine tests."""
+"""Fixtures shared by the real-engine tests, and the session-end leak check.
+
+`docker_client` follows the engine's events for the whole session (`tests.integration.leaks`), so it knows
+the session's containers and the anonymous volumes made for them. At the end, what the session left is
+removed (containers with their anonymous volumes) and listed in the terminal summary, loudly; anything of the
+session still on the engine after that — a container, a named or anonymous volume, a network — fails the
+session (an error at the teardown of its last test).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,53 @@ from typing import Any
 import pytest
 
 from reconciler.executor.engine import DockerEngine
-from tests.conftest import BUILT_IMAGES
+from tests.conftest import BUILT_IMAGES, SESSION, TEST_IMAGE
 from tests.integration.engine_helpers import ROOT
+from tests.integration.leaks import SessionObjects, remaining, sweep
+
+LEAK_REPORT: list[str] = []  # lines for the terminal summary
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    import docker
+
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+        client.images.get(TEST_IMAGE)
+    except Exception as exc:
+        pytest.fail(
+            f"the Docker engine or the test image {TEST_IMAGE} is not available ({exc}); "
+            "run `scripts/engine.sh && scripts/test-images.sh` as root (CI runs them via scripts/test.sh)",
+            pytrace=False,
+        )
+    tracked = SessionObjects(lambda: docker.from_env(timeout=30))
+    yield client
+    check_session_end(client, tracked, "the main engine")
+    client.close()
+
+
+def check_session_end(client: Any, tracked: SessionObjects | None, engine: str) -> None:
+    """Sweep what the session left on `engine` (reported in the summary); fail if anything of it remains."""
+    try:
+        left = sweep(client, tracked)
+        still = remaining(client, tracked)
+    finally:
+        if tracked is not None:
+            tracked.close()
+    if left:
+        LEAK_REPORT.append(f"{engine}: left behind by the tests (the sweep removes them): {left.describe()}")
+    if still:
+        LEAK_REPORT.append(f"{engine}: STILL THERE after the sweep: {still.describe()}")
+        pytest.fail(f"session {SESSION} leaked on {engine}: {still.describe()}", pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if LEAK_REPORT:
+        terminalreporter.section(f"engine objects of session {SESSION}", sep="=", red=True, bold=True)
+        for line in LEAK_REPORT:
+            terminalreporter.line(line, red=True)
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ def crash_at(limit: int) -> None:
         kwargs.setdefault("on_step", step)
         original(self, *args, **kwargs)
 
+    # Deliberate: the hook goes in from outside, so the CLI under test runs unchanged.
     apply.Executor.__init__ = init  # type: ignore[method-assign]
 
 

@@ -113,7 +113,7 @@ def engine_start_seconds(client: Any) -> tuple[float, float]:
         container.start()
         return created - began, time.monotonic() - created
     finally:
-        container.remove(force=True)
+        container.remove(v=True, force=True)
 
 
 def engine_time(text: str) -> float:

@@ -146,8 +146,8 @@ def test_removing_stopped_containers_and_only_those(
         assert runner.status == "running"
     finally:
         for container in (runner, never_started):
-            container.remove(force=True)
-        docker_client.api.remove_container(kept, force=True)
+            container.remove(v=True, force=True)
+        docker_client.api.remove_container(kept, force=True, v=True)
 
 
 def seed_map(name: str, host_root: Path, port: int, image: str = TEST_IMAGE) -> ContainerMap:
@@ -285,7 +285,7 @@ def test_image_cleanup_and_listing_helpers(docker_client: Any, prefix: str, test
         assert f"{prefix}-listed" in names
         assert set(names) <= confined.get_container_names()
         mine.reload()  # still there
-        mine.remove(force=True)
+        mine.remove(v=True, force=True)
     finally:
         docker_client.images.remove(tag, force=True)
 

@@ -194,7 +194,7 @@ def test_stopped_and_removed_containers_come_back(engine: DockerEngine, drift_se
     _fix_and_check(engine, client, text, name, other_id)
     assert container_id(client, f"{name}.app") == app_id  # started, not recreated
 
-    client.api.remove_container(f"{name}.app", force=True)
+    client.api.remove_container(f"{name}.app", force=True, v=True)
     plan = plan_for(engine, load(text))
     assert ops(plan) == {f"{name}.app": "create"}
     _fix_and_check(engine, client, text, name, other_id)
@@ -221,7 +221,7 @@ def test_a_tag_moved_to_another_image_recreates_its_containers(
         assert container_id(docker_client, f"{name}.app") != old_id
         assert plan_for(engine, load(text)).in_sync
     finally:
-        docker_client.api.remove_container(f"{name}.app", force=True)
+        docker_client.api.remove_container(f"{name}.app", force=True, v=True)
         docker_client.images.remove(tag, force=True)
 
 
@@ -271,7 +271,7 @@ def test_missing_images_are_pulled_and_present_ones_only_on_request(
         assert forced.pulled is not None  # asked for: pulled, and nothing else changes (same image)
         assert not forced.result.results
     finally:
-        docker_client.api.remove_container(f"{name}.app", force=True)
+        docker_client.api.remove_container(f"{name}.app", force=True, v=True)
         docker_client.images.remove(ref, force=True)
 
 
@@ -300,4 +300,4 @@ def test_objects_created_by_hand_with_our_labels_are_in_sync(engine: DockerEngin
         container.start()
         assert plan_for(engine, maps).in_sync
     finally:
-        container.remove(force=True)
+        container.remove(v=True, force=True)

@@ -139,7 +139,8 @@ def test_apply_pull_moves_to_the_registrys_image_and_without_it_present_images_s
         assert inspect(docker_client, f"{name}.app")["Image"] == v2
         assert inspect(docker_client, f"{name}.app")["State"]["Running"]
     finally:
-        docker_client.api.remove_container(f"{name}.app", force=True) if inspect(docker_client, f"{name}.app") else None
+        if inspect(docker_client, f"{name}.app"):
+            docker_client.api.remove_container(f"{name}.app", force=True, v=True)
         docker_client.images.remove(ref, force=True)
 
 
@@ -194,8 +195,13 @@ def test_apply_health_gate_rolls_a_failing_recreate_back(docker_client: Any, tmp
     assert current["State"]["Running"]
     assert "MODE=one" in current["Config"]["Env"]
     assert not inspect(docker_client, f"{app}..next")
-    # Without a gate the same change goes through (the gate is what refused it).
-    assert run_cli("apply", str(path), "--health-gate", "0").returncode == 0
+    # The rollback is held, as a daemon's is: applying again leaves the failed replacement alone…
+    held = run_cli("apply", str(path), "--health-gate", "0")
+    assert held.returncode == 0, held.stderr
+    assert "held back" in held.stderr
+    assert inspect(docker_client, app)["Id"] == first
+    # …until asked on purpose; without a gate the same change then goes through (the gate refused it).
+    assert run_cli("apply", str(path), "--health-gate", "0", "--force").returncode == 0
     assert "MODE=bad" in inspect(docker_client, app)["Config"]["Env"]
 
 
@@ -215,7 +221,8 @@ def test_apply_health_gate_uses_the_images_own_healthcheck(docker_client: Any, t
         assert health.get("Status") == "unhealthy"  # the image's check ran on the container
         assert run_cli("apply", str(path), "--health-gate", "0").returncode == 0  # no gate: in sync then
     finally:
-        docker_client.api.remove_container(f"{name}.app", force=True) if inspect(docker_client, f"{name}.app") else None
+        if inspect(docker_client, f"{name}.app"):
+            docker_client.api.remove_container(f"{name}.app", force=True, v=True)
         docker_client.images.remove(tag, force=True)
 
 

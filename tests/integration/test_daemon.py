@@ -177,7 +177,7 @@ def test_self_healing_edits_and_clean_shutdown(docker_client: Any, maps_dir: Pat
     docker_client.api.stop(app, timeout=1)
     wait_for(lambda: running(docker_client, app), 10)
     assert downtime() < heal_bound, f"healed a stop after {downtime():.2f}s (engine start: {start:.2f}s)"
-    docker_client.api.remove_container(app, force=True)
+    docker_client.api.remove_container(app, force=True, v=True)
     removed = time.monotonic()
     wait_for(lambda: running(docker_client, app), 10)
     recreated_in = time.monotonic() - removed
@@ -294,7 +294,8 @@ def test_auto_update_on_tag_move_and_rollback_of_an_unhealthy_image(
         assert daemon.stop() == 0
     finally:
         for container in (front, app):
-            docker_client.api.remove_container(container, force=True) if state(docker_client, container) else None
+            if state(docker_client, container):
+                docker_client.api.remove_container(container, force=True, v=True)
         docker_client.images.remove(tag, force=True)
 
 
@@ -397,7 +398,8 @@ def test_registry_polling_catches_a_push(docker_client: Any, maps_dir: Path, dae
         wait_for(lambda: state(docker_client, app).get("Image") == v2 and running(docker_client, app), 40)
         assert daemon.stop() == 0
     finally:
-        docker_client.api.remove_container(app, force=True) if state(docker_client, app) else None
+        if state(docker_client, app):
+            docker_client.api.remove_container(app, force=True, v=True)
         docker_client.images.remove(ref, force=True)
 
 

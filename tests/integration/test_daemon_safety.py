@@ -97,7 +97,8 @@ def test_a_failed_health_gate_on_an_env_edit_is_tried_once_until_the_map_changes
         stops.close()
         assert daemon.stop() == 0
     finally:
-        docker_client.api.remove_container(app, force=True) if state(docker_client, app) else None
+        if state(docker_client, app):
+            docker_client.api.remove_container(app, force=True, v=True)
 
 
 SLOW_GATE = """\
@@ -135,7 +136,8 @@ def test_sigterm_during_a_health_gated_recreate_leaves_the_service_running(
         assert not events(daemon, "recreate rolled back; held back until the map changes its spec")  # not a failure
     finally:
         for container in (replacement, app):
-            docker_client.api.remove_container(container, force=True) if state(docker_client, container) else None
+            if state(docker_client, container):
+                docker_client.api.remove_container(container, force=True, v=True)
 
 
 SLOW_AND_OTHER = """\
@@ -181,4 +183,5 @@ def test_healing_does_not_wait_for_an_unrelated_slow_recreate(
         assert daemon.stop() == 0
     finally:
         for container in (f"{slow}..next", slow, other):
-            docker_client.api.remove_container(container, force=True) if state(docker_client, container) else None
+            if state(docker_client, container):
+                docker_client.api.remove_container(container, force=True, v=True)

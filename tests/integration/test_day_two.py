@@ -25,7 +25,7 @@ TWO = APP + 'web:\n  image: IMAGE\n  stop_timeout: 1\n  links: app\n  create_opt
 def _cleanup(client: Any, *names: str) -> None:
     for name in names:
         if state(client, name):
-            client.api.remove_container(name, force=True)
+            client.api.remove_container(name, force=True, v=True)
 
 
 def test_down_beside_a_running_daemon_stays_down_until_resume(
@@ -111,7 +111,8 @@ def test_a_daemon_without_a_valid_map_is_not_ready(maps_dir: Path, daemon_factor
     metrics = daemon.get("/metrics")[1]
     assert f'reconciler_maps_broken{{client="__default__",file="{maps_dir / "broken.yaml"}"}} 1.0' in metrics
     # Fixed: ready, the gauge drops to 0, and the log says so.
-    (maps_dir / "broken.yaml").write_text(f"name: {unique_map_name('broken')}\n")
+    fixed = 'app: {image: IMAGE, create_options: {command: [sh, -c, "TRAP"]}}\n'
+    (maps_dir / "broken.yaml").write_text(map_text(unique_map_name("broken"), fixed))
     wait_for(lambda: daemon.get("/readyz")[0] == 200, 20)
     assert any(e.get("event") == "map OK again" for e in daemon.logs())
     good_again = f'reconciler_maps_broken{{client="__default__",file="{maps_dir / "broken.yaml"}"}} 0.0'
@@ -152,8 +153,9 @@ def test_status_plan_and_apply_respect_a_hold_until_forced(docker_client: Any, t
         ), status.stdout
         assert "run `reconciler apply`" not in status.stdout
         plan = run_cli("plan", str(site), "--detailed-exitcode", env=env)
-        assert plan.returncode == 0, plan.stdout
+        assert plan.returncode == 2, plan.stdout  # a change the map asks for is not made: not in sync
         assert "held back" in plan.stdout
+        assert "not in sync: 1 held back" in status.stdout
         assert run_cli("apply", str(site), env=env).returncode == 0
         assert state(docker_client, app)["Image"] == first  # the known-bad image was not deployed
         forced = run_cli("apply", str(site), "--force", env=env)
@@ -309,5 +311,5 @@ def test_plan_reports_a_host_port_a_stranger_holds_and_apply_leaves_nothing_crea
         stranger.reload()
         assert stranger.status == "running"  # and the stranger untouched
     finally:
-        stranger.remove(force=True)
+        stranger.remove(v=True, force=True)
         _cleanup(docker_client, f"{name}.app")

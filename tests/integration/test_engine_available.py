@@ -31,5 +31,5 @@ def test_labelled_container_round_trip(docker_client: Any, prefix: str, test_lab
         assert container.status == "exited"
         assert container.attrs["State"]["ExitCode"] == 0  # the TERM trap ran: a clean stop
     finally:
-        container.remove(force=True)
+        container.remove(v=True, force=True)
     assert not docker_client.containers.list(all=True, filters={"name": name})

@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SESSION, TEST_IMAGE, _remove_session_objects
+from tests.conftest import SESSION, TEST_IMAGE
+from tests.integration.conftest import check_session_end
 from tests.integration.engine_helpers import map_text, run_cli, unique_map_name
+from tests.integration.leaks import SessionObjects
 
 ENGINE2_HOST = os.environ.get("ENGINE2_HOST", "unix:///run/reconciler-engine2/docker.sock")
 MAIN_HOST = "unix:///var/run/docker.sock"
@@ -38,8 +40,9 @@ def engine2() -> Iterator[Any]:
             "run `scripts/engine2.sh` as root (CI runs it via scripts/bootstrap.sh)",
             pytrace=False,
         )
+    tracked = SessionObjects(lambda: docker.DockerClient(base_url=ENGINE2_HOST, version="auto", timeout=30))
     yield client
-    _remove_session_objects(client)
+    check_session_end(client, tracked, "engine 2")
     client.close()
 
 
@@ -88,7 +91,7 @@ def fleet(tmp_path: Path, docker_client: Any, engine2: Any) -> Iterator[tuple[Pa
     yield map_file, clients, name
     for client in (docker_client, engine2):
         for container in client.containers.list(all=True, filters={"label": f"io.reconciler.map={name}"}):
-            container.remove(force=True)
+            container.remove(v=True, force=True)
 
 
 def names_on(client: Any, map_name: str) -> set[str]:
@@ -148,7 +151,9 @@ def test_an_unreachable_engine_fails_only_its_client(tmp_path: Path, fleet: tupl
     done = run_cli("status", "--clients", str(broken), "--json", str(map_file), timeout=120)
     assert done.returncode == 1
     assert "client second: cannot reach the Docker engine" in done.stderr
-    assert [e["client"] for e in json.loads(done.stdout)["clients"]] == ["main"]
+    entries = {e["client"]: e for e in json.loads(done.stdout)["clients"]}
+    assert "resources" in entries["main"]  # the reachable one is shown…
+    assert "cannot reach the Docker engine" in entries["second"]["error"]  # …the other one says why
 
 
 @pytest.mark.parametrize(
@@ -245,7 +250,7 @@ def test_a_client_over_tcp_with_tls(tmp_path: Path, engine2: Any) -> None:
         assert "client remote: cannot reach the Docker engine" in refused.stderr
     finally:
         for container in engine2.containers.list(all=True, filters={"label": f"io.reconciler.map={name}"}):
-            container.remove(force=True)
+            container.remove(v=True, force=True)
 
 
 SSHD_ROOT = Path(os.environ.get("SSHD_ROOT", "/opt/reconciler-sshd"))

@@ -6,6 +6,7 @@ survived. `--client` gives the per-host mode: a daemon keeps only its own client
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -46,7 +47,7 @@ def fleet_dir(tmp_path: Path, docker_client: Any, engine2: Any) -> Iterator[tupl
     yield maps, clients, name
     for client in (docker_client, engine2):
         for container in client.containers.list(all=True, filters={"label": f"io.reconciler.map={name}"}):
-            container.remove(force=True)
+            container.remove(v=True, force=True)
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def test_one_daemon_heals_both_engines(
     assert "client second" in body
     for client in (docker_client, engine2):
         client.api.kill(app)
-        wait_for(lambda c=client: running(c, app), 20)
+        wait_for(functools.partial(running, client, app), 20)
     metrics = daemon.get("/metrics")[1]
     assert 'reconciler_engine_up{client="second"} 1.0' in metrics
     assert 'reconciler_engine_up{client="main"} 1.0' in metrics

@@ -113,7 +113,7 @@ def test_instances_are_containers_of_their_own(engine: DockerEngine, docker_clie
         assert found["State"]["Running"]
         assert found["Config"]["Labels"]["io.reconciler.instance"] == instance
     assert not docker_client.containers.list(all=True, filters={"name": f"^/{name}.cache$"})
-    docker_client.api.remove_container(f"{name}.cache.b", force=True)
+    docker_client.api.remove_container(f"{name}.cache.b", force=True, v=True)
     assert ops(plan_for(engine, maps)) == {f"{name}.cache.b": "create"}  # one instance, on its own
     apply(engine, maps)
     assert plan_for(engine, maps).in_sync
@@ -186,7 +186,7 @@ def test_a_persistent_container_keeps_its_image_until_asked(
         assert docker_client.api.inspect_container(f"{name}.db")["Image"] == second
     finally:
         for config in ("db", "app"):
-            docker_client.api.remove_container(f"{name}.{config}", force=True)
+            docker_client.api.remove_container(f"{name}.{config}", force=True, v=True)
         docker_client.images.remove(tag, force=True)
 
 

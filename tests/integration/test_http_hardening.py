@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.engine_helpers import ROOT, unique_map_name
+from tests.integration.engine_helpers import ROOT, map_text, unique_map_name
 
 HEADER_TIMEOUT = 2.0
 IDLE_TIMEOUT = 1.0
@@ -54,8 +54,10 @@ class Daemon:
         self.log = folder / "daemon.log"
         maps = folder / "maps"
         maps.mkdir(exist_ok=True)
-        # A valid map that manages nothing: a daemon without any map is not ready (issue 18).
-        (maps / "empty.yaml").write_text(f"name: {unique_map_name('hardening')}\n")
+        # A valid map (one idle container): a daemon without a valid map is not ready (issue 18), and a map
+        # of no containers is refused.
+        idle = 'idle: {image: IMAGE, create_options: {command: [sh, -c, "TRAP"]}}\n'
+        (maps / "idle.yaml").write_text(map_text(unique_map_name("hardening"), idle))
         clean = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILER_HTTP")}
         self.proc = subprocess.Popen(
             [

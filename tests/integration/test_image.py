@@ -71,7 +71,7 @@ def test_the_image_runs_the_daemon(image: str, docker_client: Any, tmp_path: Pat
         assert daemon.attrs["RestartCount"] == 0
         assert docker_client.api.inspect_container(own_name)["Config"]["Cmd"] == ["/maps"]
     finally:
-        daemon.remove(force=True)
+        daemon.remove(v=True, force=True)
         for c in docker_client.containers.list(all=True, filters={"name": name}):
             if c.name.startswith(name):
-                c.remove(force=True)
+                c.remove(v=True, force=True)

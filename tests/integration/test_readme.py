@@ -100,7 +100,7 @@ def test_docker_run_example(image: str, docker_client: Any, tmp_path: Path, pref
         assert result.returncode == 0, result.stderr
         wait_for(lambda: _running(docker_client, f"{name}.app"), 60)
     finally:
-        subprocess.run(["docker", "rm", "-f", f"{prefix}-docker-run"], capture_output=True, timeout=60, check=False)
+        subprocess.run(["docker", "rm", "-fv", f"{prefix}-docker-run"], capture_output=True, timeout=60, check=False)
 
 
 @pytest.mark.timeout(1800)

@@ -66,7 +66,7 @@ def anonymous_volumes(client: Any, *names: str) -> Iterator[set[str]]:
             with contextlib.suppress(Exception):
                 found |= _volumes_of(client, name)
             with contextlib.suppress(Exception):
-                client.api.remove_container(name, force=True)
+                client.api.remove_container(name, force=True, v=True)
         for volume in found:
             with contextlib.suppress(Exception):
                 client.api.remove_volume(volume)
@@ -446,7 +446,7 @@ def test_a_network_with_a_stranger_attached_is_not_recreated(
         assert stranger.id in attached  # never disconnected
         assert docker_client.api.inspect_container(stranger.id)["State"]["Running"]
     finally:
-        stranger.remove(force=True)
+        stranger.remove(v=True, force=True)
     # Without the stranger, the network is recreated and ours follow.
     apply(engine, load(changed))
     assert docker_client.api.inspect_network(network)["Internal"] is True

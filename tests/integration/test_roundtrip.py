@@ -529,7 +529,7 @@ REORDERED = ("binds", "attaches", "uses", "shares", "links", "exposes")
 
 def reordered(doc: dict[str, Any]) -> dict[str, Any]:
     """The same map with its order-free lists (and mapping short forms) reversed."""
-    out = yaml.safe_load(yaml.safe_dump(doc))
+    out: dict[str, Any] = yaml.safe_load(yaml.safe_dump(doc))
     configs = out.get("containers") or {k: v for k, v in out.items() if k not in MAP_KEYS}
     for body in configs.values():
         for key in REORDERED:
@@ -661,7 +661,7 @@ def external(docker_client: Any) -> Iterator[str]:
         yield name
     finally:
         with contextlib.suppress(Exception):
-            docker_client.api.remove_container(name, force=True)
+            docker_client.api.remove_container(name, force=True, v=True)
 
 
 # --- the property -------------------------------------------------------------------------------------------

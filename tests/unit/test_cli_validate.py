@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -110,3 +112,19 @@ def test_map_limits_are_settings_of_the_command_line_and_the_daemon(tmp_path: Pa
     assert bad.returncode == 2
     assert "setting map_max_bytes: 'lots' is not a whole number" in bad.stderr
     assert Settings(map_max_depth=8).map_limits == Limits(max_depth=8)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "# only a comment\n", "name: cut\n", "name: cut\nbase: {abstract: true, image: x}\n"],
+    ids=["empty", "comment-only", "name-only", "abstract-only"],
+)
+def test_a_map_of_no_containers_is_refused(tmp_path: Path, text: str) -> None:
+    """An empty or cut-off file is an accident, not a wish to remove everything: a daemon with --prune would
+    otherwise take the whole map down at once."""
+    path = tmp_path / "cut.yaml"
+    path.write_text(text)
+    result = run("validate", str(path))
+    assert result.returncode == 1
+    assert result.stderr.startswith(str(path))  # the file (and its line, where it has one)
+    assert "the map defines no containers" in result.stderr

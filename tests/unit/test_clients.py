@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.model import combine_maps, load_map_text
+from reconciler.model import MapSet, combine_maps, load_map_text
 from reconciler.model.clients import (
     DEFAULT_CLIENT,
     ClientsError,
@@ -38,7 +38,7 @@ CLIENTS = {
 }
 
 
-def maps():  # type: ignore[no-untyped-def]
+def maps() -> MapSet:
     return combine_maps([load_map_text(MAP, "site.yaml")])
 
 
@@ -105,3 +105,19 @@ def test_unknown_clients_are_problems_at_their_line() -> None:
 def test_bad_client_settings_are_clients_errors(data: object) -> None:
     with pytest.raises(ClientsError):
         load_clients(data)
+
+
+def test_a_client_named_by_only_is_used_even_when_the_maps_no_longer_place_anything_there() -> None:
+    """After `clients: [a, b]` became `[a]`, `--client b` must still reach b: what the map left there is an
+    orphan that plan --prune, status and down can see only on b's own share."""
+    from reconciler.executor.clients import deployments
+    from reconciler.model import combine_maps, load_map_text
+    from reconciler.model.clients import ClientConfig
+
+    maps = combine_maps([load_map_text("name: m\nclients: [a]\napp: {image: x}\n", "/tmp/m.yaml")])
+    clients = {"a": ClientConfig(name="a"), "b": ClientConfig(name="b")}
+    assert [d.name for d in deployments(maps, clients)] == ["a"]
+    (left,) = deployments(maps, clients, ["b"])
+    assert left.name == "b"
+    assert not left.desired.containers
+    assert left.desired.maps == frozenset({"m"})  # so the map's objects on b are its orphans

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from reconciler.daemon.controller import LOCK_RETRY, Controller, Result
 from reconciler.daemon.holds import HoldStore, state_dir
-from reconciler.daemon.keys import ALL, ContainerKey
+from reconciler.daemon.keys import ALL, AllKey, ContainerKey
 from reconciler.daemon.locks import ResourceLocks
 from reconciler.daemon.progress import Progress
 from reconciler.daemon.queue import WorkQueue
@@ -35,7 +35,7 @@ class Clock:
 
 
 def test_keys_are_deduplicated_and_never_processed_twice_at_once() -> None:
-    queue = WorkQueue(clock=Clock())
+    queue: WorkQueue[str] = WorkQueue(clock=Clock())
     queue.add("a")
     queue.add("a")
     queue.add("b")
@@ -50,7 +50,7 @@ def test_keys_are_deduplicated_and_never_processed_twice_at_once() -> None:
 
 def test_failures_back_off_exponentially_and_forget_resets() -> None:
     clock = Clock()
-    queue = WorkQueue(base_delay=0.5, max_delay=4, clock=clock)
+    queue: WorkQueue[str] = WorkQueue(base_delay=0.5, max_delay=4, clock=clock)
     assert [queue.retry("k") for _ in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
     queue.forget("k")
     assert queue.retry("k") == 0.5
@@ -58,7 +58,7 @@ def test_failures_back_off_exponentially_and_forget_resets() -> None:
 
 def test_delayed_keys_come_due() -> None:
     clock = Clock()
-    queue = WorkQueue(clock=clock)
+    queue: WorkQueue[str] = WorkQueue(clock=clock)
     queue.add_after("k", 5)
     assert queue.get(timeout=0) is None
     clock.now += 5
@@ -67,7 +67,7 @@ def test_delayed_keys_come_due() -> None:
 
 def test_rate_limit_caps_keys_per_second() -> None:
     clock = Clock()
-    queue = WorkQueue(rate=2, burst=2, clock=clock)
+    queue: WorkQueue[str] = WorkQueue(rate=2, burst=2, clock=clock)
     for key in "abcd":
         queue.add(key)
     assert [queue.get(timeout=0) for _ in range(3)] == ["a", "b", None]
@@ -76,7 +76,7 @@ def test_rate_limit_caps_keys_per_second() -> None:
 
 
 def test_shutdown_wakes_waiters() -> None:
-    queue = WorkQueue()
+    queue: WorkQueue[str] = WorkQueue()
     got: list[str | None] = []
     waiter = threading.Thread(target=lambda: got.append(queue.get()))
     waiter.start()
@@ -124,7 +124,7 @@ def test_a_requested_stop_is_not_a_crash() -> None:
 def test_all_runs_beside_other_keys() -> None:
     """The queue no longer runs `ALL` alone: overlapping work is serialised by the controller's resource locks
     (what a plan touches), so a full reconcile never holds healing of an unrelated container back."""
-    queue = WorkQueue(clock=Clock())
+    queue: WorkQueue[str | AllKey] = WorkQueue(clock=Clock())
     queue.add("a")
     queue.add(ALL)
     queue.add("b")
@@ -323,7 +323,8 @@ def test_a_failed_health_gate_holds_that_spec_whatever_drifted() -> None:
     plan = plan_update(ctl.desired, observed, PlanOptions(held=frozenset({hold})))
     assert not plan.actions
     assert [n.message for n in plan.notes] == ["held back: its replacement became unhealthy"]
-    assert plan.in_sync  # a note, not drift
+    assert not plan.in_sync  # no action, but a change the map asks for is not made: scripts must see it
+    assert [n.held for n in plan.notes] == [True]
     # Killed meanwhile: still started (healing goes on), only the replacement is held.
     snapshot.container("m.app")["State"] = state_json("exited", 137)
     plan = plan_update(ctl.desired, snapshot.observed(), PlanOptions(held=frozenset({hold})))
@@ -448,3 +449,22 @@ def test_a_rolled_back_image_is_not_deployed_again_by_a_cascade() -> None:
     plan = plan_update(ctl.desired, observed, PlanOptions(held=frozenset({hold})))
     assert {a.resource.name: a.op.value for a in plan.actions} == {"m.db": "recreate"}
     assert [(n.resource.name, n.message) for n in plan.notes] == [("m.app", "held back: image update failed its gate")]
+
+
+def test_a_recreate_leased_by_another_reconciler_is_looked_at_again_not_failed() -> None:
+    """A person's `apply` holds the lease of m.a's replacement: the daemon leaves it (no error, no backoff)
+    and looks again shortly to see how it ended."""
+    from reconciler.daemon.controller import LEASE_RECHECK
+    from reconciler.executor import lease
+    from reconciler.plan import naming
+
+    changed = controller("name: m\na: {image: x, create_options: {environment: {V: '2'}}}\n")
+    engine = RecordingEngine(synthesize(controller("name: m\na: {image: x}\n").desired))
+    engine.create_container(
+        naming.replacement_name("m.a"),
+        {"labels": {naming.LABEL_MANAGED: "true", **lease.lease_labels("elsewhere/1/x", time.time() + 600)}},
+    )
+    ctl = controller("name: m\na: {image: x, create_options: {environment: {V: '2'}}}\n", engine)
+    assert changed.desired.containers["m.a"].spec_hash == ctl.desired.containers["m.a"].spec_hash
+    assert ctl.reconcile(ALL) == Result(requeue_after=LEASE_RECHECK)
+    assert not engine.ops("stop", "remove")  # the other reconciler's old container and replacement stay

@@ -13,14 +13,16 @@ import typer
 from structlog.testing import capture_logs
 
 from reconciler.cli import parse_duration
-from reconciler.daemon.controller import Result
+from reconciler.daemon.controller import Controller, Result
 from reconciler.daemon.holds import HoldStore
 from reconciler.daemon.intents import PauseFile, Presence, running_daemon
 from reconciler.daemon.keys import ALL
+from reconciler.daemon.settings import Settings
 from reconciler.executor.apply import ActionResult, Outcome, RunResult
 from reconciler.model import MapProblem
 from reconciler.plan.planner import HeldBack, plan_update
-from reconciler.watch.maps import ReloadResult
+from reconciler.watch.maps import MapSource, ReloadResult
+from tests.enginefake import RecordingEngine
 from tests.planfakes import synthesize
 from tests.unit.test_daemon_logic import HEALTHY, Clock, controller
 
@@ -52,6 +54,41 @@ def test_a_paused_container_is_not_healed_and_resume_brings_it_back(tmp_path: Pa
     assert [e["event"] for e in logs] == ["resumed: managed again"]
     assert ctl.queue.get(timeout=0) == ALL  # looked at again at once
     assert [a.resource.name for a in ctl._planner(ALL)(ctl.desired, observed).actions] == ["m.app"]
+
+
+def test_a_pause_is_per_client(tmp_path: Path) -> None:
+    """The same container name runs on several clients: a pause on one must not stop healing on the others
+    (found by trying the product as a new operator). The CLI writes each client's pauses where that
+    client's daemon controller reads them."""
+    from reconciler.model.clients import ClientConfig
+
+    maps = tmp_path / "m.yaml"
+    maps.write_text(APP.replace("name: m\n", "name: m\nclients: [local, far]\n"))
+    clients = tmp_path / "clients.yaml"
+    clients.write_text("local: {base_url: 'unix:///nowhere/1.sock'}\nfar: {base_url: 'unix:///nowhere/2.sock'}\n")
+    env = {"RECONCILER_STATE_DIR": str(tmp_path / "state")}
+    done = run("pause", str(maps), "app", "--clients", str(clients), "--client", "far", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "paused on client far: m.app" in done.stdout
+    assert not (tmp_path / "state" / "paused.json").exists()
+    assert "m.app" in PauseFile(tmp_path / "state" / "clients" / "far").active()
+    assert not PauseFile(tmp_path / "state" / "clients" / "local").active()
+    # Each client's controller reads its own: `local` heals m.app, `far` leaves it alone.
+    observed = synthesize(controller("name: m\nweb: {image: x}\n").desired).observed()
+    for name, healed in (("local", True), ("far", False)):
+        ctl = Controller(
+            Settings(paths=[], state_dir=str(tmp_path / "state")),
+            RecordingEngine(),
+            MapSource([]),
+            client=ClientConfig(name=name),
+        )
+        ctl.maps = controller(APP).maps
+        ctl.desired = controller(APP).desired
+        names = [a.resource.name for a in ctl._planner(ALL)(ctl.desired, observed).actions]
+        assert ("m.app" in names) is healed, name
+    resumed = run("resume", str(maps), "--clients", str(clients), env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not PauseFile(tmp_path / "state" / "clients" / "far").active()
 
 
 def test_a_map_change_of_a_paused_container_ends_its_pause(tmp_path: Path) -> None:
@@ -126,28 +163,23 @@ def test_a_held_rollback_promises_no_retry() -> None:
 def test_no_valid_map_is_not_ready_and_the_gauge_says_which(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: b\napp: {image: x, bogus: 1}\n")
-    ctl = controller("name: m\n")
+    ctl = controller("name: m\napp: {image: x}\n")
     ctl.maps = type(ctl.maps)()
     ctl.source.paths = [tmp_path]
     with capture_logs() as logs:
         ctl._map_health(ReloadResult(ctl.maps, [MapProblem("unknown key 'bogus'", file=str(broken))]))
     assert [e["event"] for e in logs] == ["map error: not managed (no good version of this file yet)"]
     assert ctl.ready() == (False, f"no valid map loaded (broken: {broken})")
-    sample = ctl.metrics.registry.get_sample_value(
-        "reconciler_maps_broken", {"client": "__default__", "file": str(broken)}
-    )
-    assert sample == 1.0
+    labels = {"client": "__default__", "file": str(broken)}
+    assert ctl.metrics.registry.get_sample_value("reconciler_maps_broken", labels) == 1.0
     with capture_logs() as logs:
         ctl._map_health(ReloadResult(ctl.maps))
     assert [e["event"] for e in logs] == ["map OK again"]
-    assert (
-        ctl.metrics.registry.get_sample_value("reconciler_maps_broken", {"client": "__default__", "file": str(broken)})
-        == 0.0
-    )
+    assert ctl.metrics.registry.get_sample_value("reconciler_maps_broken", labels) == 0.0
 
 
 def test_no_map_files_is_not_ready(tmp_path: Path) -> None:
-    ctl = controller("name: m\n")
+    ctl = controller("name: m\napp: {image: x}\n")
     ctl.source.paths = [tmp_path / "wrong"]
     ctl.settings.paths = [str(tmp_path / "wrong")]
     ctl._map_health(ReloadResult(ctl.maps))
@@ -312,7 +344,7 @@ def test_a_container_removed_under_an_action_is_a_warning_not_an_error() -> None
             raise Conflict("container is marked for removal and cannot be started")
 
     with capture_logs() as logs:
-        Racing(object())._run_one(action)  # type: ignore[arg-type]
+        Racing(RecordingEngine())._run_one(action)  # the engine is never reached
     assert [(e["event"], e["log_level"]) for e in logs] == [("action failed", "warning")]
 
 
@@ -354,7 +386,7 @@ def test_a_created_container_that_cannot_start_is_removed() -> None:
     ctl = controller(APP)
     observed = synthesize(controller("name: m\nweb: {image: x}\n").desired).observed()
     engine = PortTaken(fail=set())
-    result = Executor(engine).run(plan_update(ctl.desired, observed))  # type: ignore[arg-type]
+    result = Executor(engine).run(plan_update(ctl.desired, observed))
     (failed,) = result.failed
     assert "could not start, and the container just created was removed" in (failed.error or "")
     created = engine.find("m.app")  # this fake's remove only records
@@ -390,7 +422,7 @@ def test_a_hold_is_logged_once_not_on_every_reconcile() -> None:
     from reconciler.plan.resources import Kind, ResourceId
 
     ctl = controller(APP)
-    plan = Plan(notes=(Note(ResourceId(Kind.CONTAINER, "m.app"), "held back: failed"),))
+    plan = Plan(notes=(Note(ResourceId(Kind.CONTAINER, "m.app"), "held back: failed", held=True),))
     with capture_logs() as logs:
         ctl._report(plan)
         ctl._report(plan)
@@ -427,3 +459,19 @@ def test_a_pause_that_cannot_be_recorded_refuses_to_act(tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert "cannot tell the daemon" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_the_status_line_never_sends_a_person_to_apply_for_what_apply_cannot_do() -> None:
+    from reconciler.cli import _status_line
+
+    def rows(*actions: str | None) -> list[dict[str, object]]:
+        return [{"name": f"m.{i}", "action": a} for i, a in enumerate(actions)]
+
+    assert _status_line(rows(None, None), True) == "in sync"
+    assert _status_line(rows(None, "recreate"), False) == "drift: run `reconciler apply` to fix"
+    held = _status_line(rows("held", None), False)
+    assert held == "not in sync: 1 held back or paused: `reconciler release` / `reconciler resume` when ready"
+    blocked = _status_line(rows("blocked"), False)
+    assert blocked == "not in sync: 1 blocked: apply cannot fix them (see their rows)"
+    both = _status_line(rows("create", "paused"), False)
+    assert both.startswith("drift: run `reconciler apply` to fix (1 held back or paused")

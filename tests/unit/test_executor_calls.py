@@ -314,3 +314,14 @@ def test_prune_options_do_not_matter_to_the_ownership_check() -> None:
     done = converge(engine, desired, PlanOptions(prune=True, prune_volumes=True))
     assert not done.ok
     assert [c for c in engine.ops() if c[1] == "m.app"] == []
+
+
+def test_a_persistent_one_shot_that_finishes_at_once_passes_its_gate_and_a_service_that_exits_fails() -> None:
+    """A `persistent` job is done when it exits 0 (found flaky by a new-user trial: whether the gate saw it
+    still running decided the outcome); a service that exits right after its start fails its gate."""
+    desired = desired_of("name: m\njob: {image: x, persistent: true}\nsvc: {image: x}\n")
+    engine = RecordingEngine(synthesize(desired, containers=()))
+    engine.exit_on_start = {"m.job": 0, "m.svc": 0}
+    done = run(engine, desired, health_gate=5)
+    assert outcome(done, "m.job") is Outcome.DONE
+    assert outcome(done, "m.svc") is Outcome.FAILED

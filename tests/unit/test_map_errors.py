@@ -250,3 +250,15 @@ def test_an_explicit_alias_naming_another_links_default_is_rejected_on_endpoints
 
 def test_two_links_to_one_container_under_one_alias_are_fine() -> None:
     load_map_text("name: site\ndb: {}\nweb: {links: [db, [db, db]]}\n", "site.yaml")
+
+
+def test_a_relative_shared_volume_path_is_an_error_at_its_line() -> None:
+    """The engine stores a relative `shares` path at the first create and refuses it at every later one:
+    the container could never be recreated or updated (found by trying the product as a new user)."""
+    msg = one_problem(BASE + "web:\n  image: x\n  shares: [/ok, cache]\n")
+    assert msg == "site.yaml:9:17: web.shares[1]: shared volume path 'cache' must be absolute (a container path)"
+
+
+def test_a_relative_container_path_of_a_volume_alias_is_an_error_at_its_line() -> None:
+    msg = one_problem(BASE.replace("app_log: /var/log/app", "app_log: var/log/app") + "web:\n  image: x\n")
+    assert msg == "site.yaml:4:3: volumes.app_log: volume 'app_log': container path 'var/log/app' must be absolute"

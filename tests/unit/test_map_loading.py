@@ -64,7 +64,9 @@ def _tuples_to_lists(value: object) -> object:
 
 
 def test_seed_map_resolves_like_the_guide_says() -> None:
-    m = load_map_dict({"name": "main", **_tuples_to_lists(SEED_MAP)})  # type: ignore[dict-item]
+    seed = _tuples_to_lists(SEED_MAP)
+    assert isinstance(seed, dict)
+    m = load_map_dict({"name": "main", **seed})
     assert sorted(m.configs) == ["nginx", "uwsgi"]
     assert m.image("nginx") == "nginx:latest"
     assert m.image("uwsgi") == "uwsgi:latest"  # no image: the config name, as docker-map does

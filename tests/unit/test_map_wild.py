@@ -20,7 +20,7 @@ from reconciler.compat.mapping import ContainerMap, MapIntegrityError
 from reconciler.model import MapError, Severity, load_map_dict, load_map_files
 from reconciler.model.options import CREATE_KWARGS, HOST_KWARGS
 from reconciler.plan.desired import desired_state
-from reconciler.plan.resources import PortSpec
+from reconciler.plan.resources import DesiredState, PortSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = sorted([*ROOT.glob("tests/maps/compat/*.yaml"), *ROOT.glob("tests/maps/wild/*.yaml")])
@@ -57,14 +57,14 @@ def test_validate_accepts_exactly_what_plan_can_build(path: Path) -> None:
         assert not judged, [str(p) for p in judged]
 
 
-def _load(name: str) -> tuple[object, list[str]]:
+def _load(name: str) -> tuple[DesiredState, list[str]]:
     maps = load_map_files([ROOT / "tests/maps/wild" / name])
     return desired_state(maps), [str(w) for w in maps.warnings]
 
 
 def test_start_options_of_the_0_1_guide_are_host_config_with_a_warning() -> None:
     state, warnings = _load("guide_0_1_start_options.yaml")
-    web = state.containers["guide_0_1_start_options.web_server"]  # type: ignore[attr-defined]
+    web = state.containers["guide_0_1_start_options.web_server"]
     assert set(web.ports) == {PortSpec("80/tcp", "80"), PortSpec("443/tcp", "443")}
     [warning] = warnings
     assert ":10:3: web_server.start_options: warning:" in warning
@@ -73,7 +73,7 @@ def test_start_options_of_the_0_1_guide_are_host_config_with_a_warning() -> None
 
 def test_misindented_port_bindings_of_the_0_1_2_guide_have_no_effect_as_in_docker_map() -> None:
     state, warnings = _load("guide_0_1_2_misindented.yaml")
-    web = state.containers["guide_0_1_2_misindented.web_server"]  # type: ignore[attr-defined]
+    web = state.containers["guide_0_1_2_misindented.web_server"]
     assert web.ports == ()
     assert any("web_server.port_bindings: warning: 'port_bindings' has no effect" in w for w in warnings)
     assert any("web_server.start_options: warning:" in w for w in warnings)  # empty: nothing to load
@@ -81,8 +81,8 @@ def test_misindented_port_bindings_of_the_0_1_2_guide_have_no_effect_as_in_docke
 
 def test_network_of_0_7_is_network_mode() -> None:
     state, warnings = _load("network_0_7.yaml")
-    assert state.containers["network_0_7.app"].network_mode == "host"  # type: ignore[attr-defined]
-    assert state.containers["network_0_7.sidecar"].network_mode == "container:network_0_7.app"  # type: ignore[attr-defined]
+    assert state.containers["network_0_7.app"].network_mode == "host"
+    assert state.containers["network_0_7.sidecar"].network_mode == "container:network_0_7.app"
     assert len(warnings) == 2
     assert all("renamed in 0.8 to 'network_mode'" in w for w in warnings)
 
@@ -91,7 +91,7 @@ def test_path_tags_on_mappings_expand_first_level_values(monkeypatch: pytest.Mon
     monkeypatch.setenv("HOME", "/home/op")
     state, warnings = _load("path_tags.yaml")
     assert not warnings
-    mounts = {c: {m.target: m.source for m in s.mounts} for c, s in state.containers.items()}  # type: ignore[attr-defined]
+    mounts = {c: {m.target: m.source for m in s.mounts} for c, s in state.containers.items()}
     assert mounts["path_tags.web.instance1"] == {
         "/etc/nginx": "/home/op/config/nginx",
         "/etc/app": "/home/op/config/app1",
@@ -105,9 +105,9 @@ def test_path_tags_on_mappings_expand_first_level_values(monkeypatch: pytest.Mon
 def test_fabric_guide_with_path_tags_resolves(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", "/home/op")
     state, _ = _load("fabric_guide.yaml")
-    web = state.containers["fabric_guide.web_server"]  # type: ignore[attr-defined]
+    web = state.containers["fabric_guide.web_server"]
     assert ("/etc/nginx", "/home/op/nginx") in {(m.target, m.source) for m in web.mounts}
-    app = state.containers["fabric_guide.app_server.instance2"]  # type: ignore[attr-defined]
+    app = state.containers["fabric_guide.app_server.instance2"]
     assert ("/var/lib/app/data", "/home/op/app2/data") in {(m.target, m.source) for m in app.mounts}
 
 

@@ -694,7 +694,9 @@ def test_rejected_image_is_not_planned_again() -> None:
     old = snapshot.images["app:1"]
     snapshot.images = {"app:1": image_json("app:1", ident="sha256:" + "2" * 64), old["Id"]: old}
     rejected = frozenset({("app:1", "sha256:" + "2" * 64)})
-    assert plan_update(state, snapshot.observed(), PlanOptions(rejected_images=rejected)).in_sync
+    held = plan_update(state, snapshot.observed(), PlanOptions(rejected_images=rejected))
+    assert not held.actions  # not planned again…
+    assert not held.in_sync  # …and not reported as done either
     assert ops(plan_update(state, snapshot.observed())) == {c("s.web"): Op.RECREATE}
 
 

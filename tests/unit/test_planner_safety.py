@@ -274,3 +274,32 @@ def test_down_of_a_target_skips_an_absent_dependent_and_still_takes_the_next_one
     shown = plan.as_dict()
     assert [a["reasons"] for wave in shown["waves"] for a in wave] == [[], []]
     assert [a["steps"] for wave in shown["waves"] for a in wave] == [["remove"], ["remove"]]
+
+
+def test_orphans_are_per_client_an_other_clients_container_is_never_pruned() -> None:
+    """README: ownership (orphans, prune) is per client — a map's container on another engine's client is
+    that client's business, even when the same engine answers for both."""
+    before = synthesize(desired_of("name: m\napp: {image: x}\nold: {image: x}\n"))
+    elsewhere = before.container("m.old")
+    elsewhere["Config"]["Labels"][naming.LABEL_CLIENT] = "web1"
+    plan = plan_update(desired_of(APP), before.observed(), PlanOptions(prune=True))
+    assert plan.action_for(ResourceId(Kind.CONTAINER, "m.old")) is None
+    del elsewhere["Config"]["Labels"][naming.LABEL_CLIENT]  # this client's own: an orphan, pruned
+    plan = plan_update(desired_of(APP), before.observed(), PlanOptions(prune=True))
+    pruned = plan.action_for(ResourceId(Kind.CONTAINER, "m.old"))
+    assert pruned is not None
+    assert pruned.op is Op.REMOVE
+
+
+def test_an_adopted_replacement_does_not_end_the_search_for_orphans() -> None:
+    desired = desired_of(APP)
+    snapshot = synthesize(desired_of("name: m\napp: {image: x}\nold: {image: x}\n"))
+    finished = snapshot.container("m.app")
+    finished.update(Id=container_id(NEXT), Name=f"/{NEXT}")  # a finished replacement, its original gone
+    plan = plan_update(desired, snapshot.observed(), PlanOptions(prune=True))
+    adopt = plan.action_for(ResourceId(Kind.CONTAINER, "m.app"))
+    assert adopt is not None
+    assert adopt.op is Op.ADOPT
+    orphan = plan.action_for(ResourceId(Kind.CONTAINER, "m.old"))  # sorts after m.app..next
+    assert orphan is not None
+    assert orphan.op is Op.REMOVE
