@@ -226,6 +226,10 @@ def test_docker_map_containers_are_adopted_with_their_data(docker_client: Any, t
     )
     wait_for(lambda: store.exec_run(["cat", "/data/kept.txt"]).exit_code == 0)
     unrelated = _docker_map_container(docker_client, f"{name}-unrelated", TRAP)
+    # Theirs' volumes: a take-over never deletes them (what is not carried to ours stays, as data does).
+    theirs = {
+        m["Name"] for c in (store, web) for m in docker_client.api.inspect_container(c.id)["Mounts"] if m.get("Name")
+    }
     map_file = tmp_path / "map.yaml"
     map_file.write_text(
         f"name: {name}\n"
@@ -260,12 +264,16 @@ def test_docker_map_containers_are_adopted_with_their_data(docker_client: Any, t
         assert down.returncode == 0, down.stderr
         assert docker_client.volumes.get(f"{name}.state")  # external: never removed, not even by --volumes
     finally:
-        anonymous = {f"{name}.state"} | {
-            m["Name"]
-            for c in docker_client.api.containers(all=True, filters={"name": name})
-            for m in docker_client.api.inspect_container(c["Id"])["Mounts"]
-            if m["Type"] == "volume"
-        }
+        anonymous = (
+            theirs
+            | {f"{name}.state"}
+            | {
+                m["Name"]
+                for c in docker_client.api.containers(all=True, filters={"name": name})
+                for m in docker_client.api.inspect_container(c["Id"])["Mounts"]
+                if m["Type"] == "volume"
+            }
+        )
         run_cli("down", str(map_file))
         for container in (store, web, unrelated):
             try:
