@@ -880,6 +880,130 @@ def show_logs(
             thread.join(0.5)
 
 
+@app.command()
+def adopt(
+    args: Annotated[
+        list[Path],
+        typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
+    ],
+    target: Targets = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan.")] = False,
+    parallel: Parallel = DEFAULT_CONCURRENCY,
+    health_gate: Annotated[
+        float, typer.Option(help="Seconds for each new container to turn healthy; if it does not, theirs runs again.")
+    ] = DEFAULT_HEALTH_GATE,
+    as_json: JsonFlag = False,
+    clients_file: ClientsFile = None,
+    client: OnlyClients = None,
+) -> None:
+    """Take over running containers that provide what the maps describe but are not ours — docker-map's
+    (under the map's names, without labels) and, for maps imported from compose, the project's — by the
+    same create-first recreate as updates. Prints the plan, then executes it in dependency order."""
+    from reconciler.executor.apply import Executor
+    from reconciler.executor.converge import converge, update
+    from reconciler.plan.planner import PlanOptions
+    from reconciler.plan.render import render_plan
+
+    ready = prepare(args, target, as_json, clients_file, client)
+    options = PlanOptions(targets=ready.selected, adopt=True)
+
+    def held(d: Deployment) -> PlanOptions:
+        return dataclasses.replace(options, **held_options(False, [], d.name))
+
+    def look(engine: DockerEngine, d: Deployment) -> Converged:
+        return converge(engine, d.desired, update(held(d)), execute=False)
+
+    looked = each_client(ready, look)
+    failed = report_errors(ready, looked)
+    plans = [(o.client, o.converged.plan) for o in looked if o.converged is not None]
+    if as_json and dry_run:
+        _print_json(_grouped(ready, [{"client": c, **p.as_dict()} for c, p in plans]))
+    elif not as_json:
+        for name, shown in plans:
+            _heading(ready, name)
+            typer.echo(render_plan(shown))
+    if failed:
+        raise typer.Exit(1)
+    if dry_run:
+        return
+
+    display = _display(None, as_json)
+
+    def one(engine: DockerEngine, d: Deployment) -> Converged:
+        hooks = display.executor_hooks(d.name, shown=ready.grouped)
+        executor = Executor(engine, concurrency=parallel, health_gate=health_gate or None, **hooks)
+        done = converge(engine, d.desired, update(held(d)), executor=executor)
+        _hold_rollbacks(d, done)
+        return done
+
+    with display.showing():
+        outcomes = each_client(ready, one)
+    if not _report(ready, outcomes, as_json, with_plan=True):
+        raise typer.Exit(1)
+
+
+import_app = typer.Typer(help="Write a map from another tool's description of the containers.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("compose")
+def import_compose(
+    files: Annotated[list[Path], typer.Argument(help="Compose files (as `docker compose -f`).", show_default=False)],
+    project_name: Annotated[str | None, typer.Option("--project-name", "-p", help="The compose project.")] = None,
+    profile: Annotated[list[str] | None, typer.Option("--profile", help="Compose profiles to enable.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the map here (else stdout).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Anything not imported is an error.")] = False,
+) -> None:
+    """Print (or write) a map equivalent to a docker compose project, named after the project. The compose
+    files are normalised by `docker compose config`; what a map cannot express is a warning."""
+    from reconciler.model import MapError, load_map_text
+    from reconciler.model import compose as compose_import
+
+    project = _compose_config(files, project_name, profile or [])
+    imported = compose_import.translate(project)
+    for warning in imported.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if strict and imported.warnings:
+        typer.echo(f"error: {len(imported.warnings)} keys not imported (--strict)", err=True)
+        raise typer.Exit(1)
+    text = compose_import.render(imported, [str(f) for f in files])
+    try:
+        load_map_text(text, str(output or "<imported>"), default_name=str(imported.map["name"]))
+    except MapError as exc:  # pragma: no cover - a translation bug, reported instead of written
+        for problem in exc.problems:
+            typer.echo(f"error: the imported map is invalid: {problem}", err=True)
+        raise typer.Exit(1) from None
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        typer.echo(f"wrote {output} (map {imported.map['name']})", err=True)
+
+
+def _compose_config(files: list[Path], project_name: str | None, profiles: list[str]) -> dict[str, Any]:
+    """`docker compose … config --format json`: compose's own normal form of the project."""
+    import subprocess
+
+    argv = ["docker", "compose"]
+    for file in files:
+        argv += ["-f", str(file)]
+    for name in profiles:
+        argv += ["--profile", name]
+    if project_name:
+        argv += ["-p", project_name]
+    argv += ["config", "--format", "json"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        typer.echo(f"error: running `docker compose config` failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if done.returncode != 0:
+        typer.echo(f"error: docker compose config: {done.stderr.strip()}", err=True)
+        raise typer.Exit(1)
+    project: dict[str, Any] = json.loads(done.stdout)
+    return project
+
+
 def _pausing(planner: Planner, client: str | None = None) -> Planner:
     """With a daemon running, `down` first pauses the containers it takes down — before any of them goes —
     so the daemon keeps them down instead of bringing them back; without one, `down` only acts."""

@@ -60,7 +60,7 @@ import sys
 path = sys.argv[1]
 text = open(path, encoding="utf-8").read()
 safety = ["tests/unit/test_executor_safety.py", "tests/unit/test_executor_paths.py", "tests/unit/test_executor.py",
-          "tests/unit/test_executor_calls.py",
+          "tests/unit/test_executor_calls.py", "tests/unit/test_adopt.py",
           "tests/unit/test_planner_safety.py", "tests/unit/test_spec_hash.py", "tests/unit/test_spec_hash_edges.py"]
 old = 'pytest_add_cli_args_test_selection = ["tests/unit"]'
 assert old in text, "pyproject's [tool.mutmut] changed: update scripts/mutation.sh"

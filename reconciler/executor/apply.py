@@ -13,6 +13,12 @@ followed by a new run converges:
   once the replacement runs and passed its health gate (then it takes the name). On any failure the
   replacement goes and the old container runs again — also when an interrupted earlier run had stopped
   it — and the message names every error (`_restore`);
+- take over (`reconciler adopt`): the same recreate, with a container that is not ours as the old one
+  (docker-map's under our name, compose's for the service, chosen by the planner by id): created first,
+  theirs stopped, ours started and health-gated, theirs removed (its anonymous volumes carried over,
+  never deleted) — and if ours fails, theirs runs again;
+- start ordering (`depends_on: {x: healthy}`): a container starts only once those dependencies are healthy
+  (waiting up to the health gate, or `DEFAULT_HEALTH_GATE` without one);
 - adopt: a replacement that is complete (spec hash as wanted, running, healthy) is renamed into place
   instead of thrown away, whether the old container is gone (planned as `adopt`) or still there;
 - a replacement leased by another live reconciler is never removed or adopted: that action fails with
@@ -65,11 +71,14 @@ from reconciler.plan.resources import (
 )
 
 from . import lease, translate
-from .defaults import DEFAULT_CONCURRENCY
+from .defaults import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GATE
 from .engine import PULL_IDLE_TIMEOUT, PULL_TIMEOUT, Engine
 from .errors import Conflict, EngineError, NotFound
 
 POLL_INTERVAL = 0.5  # how often a running volume init is looked at
+# A take-over removes a container that is not ours for good: without a healthcheck, ours must first stay
+# up (not exited, not restarting) this many seconds.
+TAKE_OVER_SETTLE = 1.0
 
 log = get_logger(__name__)
 
@@ -453,6 +462,8 @@ class Executor:
             self._start(spec, fresh=Op.CREATE in action.steps)
         elif step is Op.RECREATE:
             self._recreate(spec, action.observed_id)
+        elif step is Op.TAKE_OVER:
+            self._recreate(spec, action.observed_id, take_over=True)
         elif step is Op.ADOPT:
             self._adopt(spec)
         elif step is Op.RESTART:
@@ -485,6 +496,9 @@ class Executor:
         if found is None:
             raise ActionError(f"{spec.name} disappeared before it could be started")
         if not found.running:
+            problem = self._dependencies_ready(spec)
+            if problem:
+                raise ActionError(f"{spec.name} not started: {problem}")
             self._start_or_discard(spec.name, found.id, fresh=fresh)
             if fresh:
                 problem = self._gate(spec, found.id)
@@ -505,14 +519,15 @@ class Executor:
             self.engine.remove_container(ident, force=True)
             raise ActionError(f"{name} could not start, and the container just created was removed: {exc}") from exc
 
-    def _recreate(self, spec: ContainerSpec, old_id: str | None) -> None:
+    def _recreate(self, spec: ContainerSpec, old_id: str | None, *, take_over: bool = False) -> None:
         """Replace a container without ever losing it or its data: create the replacement under a temporary
         name (leased to us, with the old container's anonymous volumes) → stop the old one → start the
         replacement and pass its health gate → remove the old one → rename. On any failure the old
         container runs again (see `_restore`). A finished replacement left by an interrupted run is
-        adopted instead of built again."""
-        old = self._look(spec.name)
-        if old is not None and not old.managed:
+        adopted instead of built again. `take_over`: the old one is the foreign container `old_id` (asked
+        for by `adopt`), the only case where a container without our labels is stopped and removed."""
+        old = self._foreign(spec, old_id) if take_over else self._look(spec.name)
+        if old is not None and not old.managed and not take_over:
             raise ActionError(f"a container named {spec.name} exists without reconciler's labels: not touched")
         if old is not None and old.id != old_id and old.spec_hash in spec.spec_hashes:
             return  # another reconcile replaced it meanwhile with what the map wants
@@ -522,7 +537,17 @@ class Executor:
             return
         new_id = self._create_replacement(spec, old)
         self.step()
-        self._switch(spec, old, new_id)
+        self._switch(spec, old, new_id, settle=TAKE_OVER_SETTLE if take_over else 0.0)
+
+    def _foreign(self, spec: ContainerSpec, old_id: str | None) -> ObservedContainer | None:
+        """The container to take over, looked at again: still foreign, and nothing else holds our name."""
+        old = self._look(old_id) if old_id else None
+        if old is not None and old.managed:
+            raise ActionError(f"{old.name} carries reconciler's labels now: not taken over; run again")
+        holder = self._look(spec.name)
+        if holder is not None and (old is None or holder.id != old.id):
+            raise ActionError(f"{spec.name} is held by another container ({holder.id[:12]}): not taken over")
+        return old
 
     def _leftover_replacement(self, spec: ContainerSpec) -> ObservedContainer | None:
         """A replacement left by an interrupted recreate: returned if it can take over as it is, removed
@@ -576,9 +601,13 @@ class Executor:
         declared = set(spec.anonymous_volumes) | set(image_volumes)
         return {clean_path(t) for t in declared} - {clean_path(m.target) for m in spec.mounts}
 
-    def _switch(self, spec: ContainerSpec, old: ObservedContainer | None, new_id: str) -> None:
+    def _switch(self, spec: ContainerSpec, old: ObservedContainer | None, new_id: str, settle: float = 0.0) -> None:
         """Stop the old container, start the replacement, pass the gate; restore the old one on failure."""
         was_running = bool(old is not None and old.running)
+        waiting = self._dependencies_ready(spec)
+        if waiting:
+            # Before the old container is stopped: it keeps serving while a dependency is not ready.
+            raise ActionError(self._restore(spec, new_id, old, was_running, f"not started: {waiting}", None))
         try:
             if old is not None and was_running:
                 timeout = spec.stop_timeout if spec.stop_timeout is not None else old.stop_timeout
@@ -587,7 +616,7 @@ class Executor:
                 self.step()
             self._phase("starting")
             self.engine.start(new_id)
-            problem = self._gate(spec, new_id)
+            problem = self._gate(spec, new_id, settle)
         except EngineError as exc:
             what = "stopping the old container or starting the replacement failed"
             raise ActionError(self._restore(spec, new_id, old, was_running, what, exc)) from exc
@@ -663,34 +692,49 @@ class Executor:
         self.engine.rename(temp.id, spec.name)
         self._exec(spec, policies=("restart", "initial"))
 
-    def _gate(self, spec: ContainerSpec, ident: str) -> str | None:
+    def _dependencies_ready(self, spec: ContainerSpec) -> str | None:
+        """Wait until every `depends_on: healthy` dependency is healthy; what is wrong, or None. A dependency
+        without a healthcheck counts as ready once it runs (there is nothing else to wait for)."""
+        deadline = time.monotonic() + (self.health_gate or DEFAULT_HEALTH_GATE)
+        for name in spec.wait_healthy:
+            while True:
+                found = self._look(name)
+                if found is not None and found.running and found.health in (None, "healthy"):
+                    break
+                state = "missing" if found is None else (found.health or found.status)
+                if (found is not None and found.health == "unhealthy") or time.monotonic() >= deadline:
+                    return f"dependency {name} is not healthy ({state})"
+                if self._stop is not None and self._stop.is_set():
+                    return f"dependency {name} was not healthy yet when we were asked to stop"
+                time.sleep(0.2)
+        return None
+
+    def _gate(self, spec: ContainerSpec, ident: str, settle: float = 0.0) -> str | None:
         """Wait for a container with a healthcheck to become healthy; what went wrong, or None. Whether it has
-        one is the engine's answer (`State.Health`), since the image's check counts as much as the map's."""
+        one is the engine's answer (`State.Health`), since the image's check counts as much as the map's.
+        `settle`: one without a healthcheck must stay up (not exited, not restarting) this long — what a
+        take-over asks before the foreign container goes for good."""
         if self.health_gate is None:
             return None
-        deadline = time.monotonic() + self.health_gate
+        started = time.monotonic()
+        deadline = started + max(self.health_gate, settle)
         while True:
             found = self._look(ident)
-            if found is None:
-                return "disappeared"
-            if not found.running:
-                if spec.persistent and found.exit_code == 0:
-                    return None  # a persistent one-shot (a job, a data container): done is its healthy
-                return f"exited with code {found.exit_code}"
-            health = found.health
-            if health is None:
-                return None  # no healthcheck (none in the map or the image, or switched off with NONE)
-            if health == "healthy":
-                self._phase("healthy")
-                return None
-            if health == "unhealthy":
-                return "became unhealthy"
+            if _finished_job(spec, found):
+                return None  # a persistent one-shot (a job, a data container): done is its healthy
+            problem = _gate_problem(found)
+            if problem is not None or found is None:
+                return problem or "disappeared"
+            if found.health == "healthy" or (found.health is None and time.monotonic() - started >= settle):
+                if found.health == "healthy":
+                    self._phase("healthy")
+                return None  # healthy, or no healthcheck (none in the map or the image, or switched off)
             if self._stop is not None and self._stop.is_set():
                 return "was not healthy yet when we were asked to stop"
             if time.monotonic() >= deadline:
                 return f"was not healthy within {self.health_gate:g}s"
             self._phase("waiting for health")
-            time.sleep(0.2)
+            time.sleep(0.2 if found.health is not None else 0.1)
 
     def _exec(self, spec: ContainerSpec, policies: Iterable[str], only: set[str] | None = None) -> None:
         wanted = tuple(policies)
@@ -699,6 +743,23 @@ class Executor:
             if command.policy in wanted and (only is None or text in only):
                 cmd = command.cmd if isinstance(command.cmd, str) else list(command.cmd)
                 self.engine.exec_run(spec.name, cmd, command.user)
+
+
+def _finished_job(spec: ContainerSpec, found: ObservedContainer | None) -> bool:
+    """A `persistent` one-shot that ran to exit 0 (once: a restart policy restarting it is no job done)."""
+    return bool(spec.persistent and found is not None and not found.running and found.exit_code == 0)
+
+
+def _gate_problem(found: ObservedContainer | None) -> str | None:
+    """What rules a just-started container out at once: gone, exited, restarting (a restart policy hides
+    an exit: the engine reports such a container as running between its restarts), or unhealthy."""
+    if found is None:
+        return "disappeared"
+    if found.status == "restarting" or found.restart_count > 0:
+        return f"is restarting (exit code {found.exit_code})"
+    if not found.running:
+        return f"exited with code {found.exit_code}"
+    return "became unhealthy" if found.health == "unhealthy" else None
 
 
 def carried_volumes(old: ObservedContainer | None, targets: set[str]) -> list[str]:

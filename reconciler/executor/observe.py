@@ -70,14 +70,17 @@ def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = Fal
 def _containers(
     engine: EngineReader, summaries: Sequence[Mapping[str, Any]], desired: DesiredState, all_maps: bool
 ) -> list[Mapping[str, Any]]:
-    """Inspects of our containers and of any container holding one of our names (a stranger)."""
+    """Inspects of our containers, of any container holding one of our names (a stranger), and of the
+    containers of the compose projects that imported maps came from (`adopt` takes them over)."""
     wanted_names = set(desired.containers) | set(desired.inits)
+    projects = {s.compose_service[0] for s in desired.containers.values() if s.compose_service is not None}
     ids = []
     for summary in summaries:
         names = [n.lstrip("/") for n in summary.get("Names") or []]
         labels = summary.get("Labels") or {}
         ours = _ours(labels, desired, all_maps)
-        if ours or any(n in wanted_names for n in names):
+        compose = naming.compose_service(labels)
+        if ours or any(n in wanted_names for n in names) or (compose is not None and compose[0] in projects):
             ids.append(str(summary["Id"]))
     # None: removed between list and inspect, so it is simply not there
     return [data for data in fetch_all(engine.inspect_container, ids) if data is not None]
@@ -147,7 +150,7 @@ def _relevant(labels: Mapping[str, str] | None, name: str, desired: DesiredState
     labels = labels or {}
     if _ours(labels, desired, all_maps):
         return True
-    return name in desired.volumes or name in desired.networks
+    return name in desired.volumes or name in desired.networks or name in desired.external_volumes
 
 
 def _with_endpoints(engine: EngineReader, network: Json) -> Json:

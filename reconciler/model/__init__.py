@@ -23,6 +23,7 @@ from .schema import (
     NetworkMode,
     NetworkModeKind,
     PortBinding,
+    StartCondition,
     Use,
     VolumeConfig,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "PortBinding",
     "ResolvedMap",
     "Severity",
+    "StartCondition",
     "Use",
     "UsedVolumeSource",
     "VolumeConfig",

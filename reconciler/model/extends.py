@@ -9,7 +9,7 @@ as docker-map's `ConfigurationObject.merge_from_obj` does:
   a base's `ro` bind into `rw`); entries with new keys are appended in order;
 - other lists (`instances`, `links`, `shares`, `clients`, `exec_commands`): unioned in order, duplicates of
   what is already there dropped (docker-map's `merge_list`);
-- `create_options` / `host_config`: dict-updated (shallow);
+- `create_options` / `host_config` / `depends_on`: dict-updated (shallow);
 - `abstract` and `extends` are never inherited.
 Where the list merged into is still empty, docker-map copies the newcomer as it is, duplicates included;
 so do we, so that a map means here exactly what it meant there.
@@ -30,7 +30,7 @@ _FIRST_ELEMENT_KEY: dict[str, Callable[[Any], object]] = {
     "networks": lambda n: n.network_name,
 }
 _UNION = ("instances", "clients", "shares", "links", "exec_commands")
-_DICTS = ("create_options", "host_config")
+_DICTS = ("create_options", "host_config", "depends_on")
 _NOT_INHERITED = ("abstract", "extends")
 
 

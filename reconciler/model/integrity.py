@@ -3,7 +3,8 @@
 Checked where each value was written (configs as declared, abstract ones included, so an error points at the
 line that holds the bad reference), then once more over the extended configs for dependency cycles:
 - every volume alias has a path (`volumes`), every alias bind a host path (`host`);
-- every `uses` names an attached volume or a container config that provides volumes;
+- every `uses` names an attached volume, an external volume or a container config that provides volumes;
+  an external volume is only used, never attached; every `depends_on` names a config;
 - every link names an existing instance, and no two linked containers are known by one alias (`a_b` and
   `a-b` both default to `a-b`); every network and `network_mode` reference resolves;
 - group members exist and group names do not clash with config names;
@@ -90,12 +91,19 @@ class _Checker:
                     (*at, "attaches", i),
                     f"unknown volume alias '{attach.alias}'{did_you_mean(attach.alias, volumes)}",
                 )
+            elif volumes[attach.alias].external is not None:
+                self.error(
+                    (*at, "attaches", i),
+                    f"volume '{attach.alias}' is external (it exists already and is never created): `uses` it",
+                )
             elif volumes[attach.alias].default_path is None:
                 self.error((*at, "attaches", i), f"volume alias '{attach.alias}' has no path in 'volumes'")
         for i, use in enumerate(cfg.uses):
             self.use((*at, "uses", i), use)
         for i, link in enumerate(cfg.links):
             self.link((*at, "links", i), link)
+        for dependency in cfg.depends_on:
+            self.depends_on((*at, "depends_on", dependency), dependency)
         for i, endpoint in enumerate(cfg.networks):
             net = endpoint.network_name
             if net not in PRESET_NETWORKS and net not in self.m.model.networks:
@@ -146,7 +154,14 @@ class _Checker:
                     f"not for the whole container '{source.config}'",
                 )
         elif self.m.use_path(use) is None:
-            self.error(path, f"attached volume '{use.name}' has no mount path (give one, or a path in 'volumes')")
+            what = "external" if source.external is not None else "attached"
+            self.error(path, f"{what} volume '{use.name}' has no mount path (give one, or a path in 'volumes')")
+
+    def depends_on(self, path: KeyPath, config: str) -> None:
+        if config in self.m.configs:
+            return
+        what = "abstract config" if config in self.m.extended else "unknown config"
+        self.error(path, f"depends_on {what} '{config}'{did_you_mean(config, self.m.configs)}")
 
     def link(self, path: KeyPath, link: Link) -> None:
         config, _, instance = link.container.partition(".")

@@ -35,11 +35,13 @@ def resolve_image(image: str, repository: str | None, default_tag: str) -> str:
 
 @dataclass(frozen=True)
 class UsedVolumeSource:
-    """Where a `uses` entry gets its volume from: an attached volume of a config, or a whole container."""
+    """Where a `uses` entry gets its volume from: an attached volume of a config, a whole container, or an
+    external volume (`config` is empty then, `external` the engine name)."""
 
     config: str
     alias: str | None  # None: `volumes_from` the container config
     instance: str | None = None
+    external: str | None = None
 
 
 @dataclass
@@ -111,6 +113,9 @@ class ResolvedMap:
     def use_source(self, use: Use) -> UsedVolumeSource | None:
         """Which config (and attached alias) a `uses` entry refers to; None if nothing matches."""
         name = use.name
+        volume = self.model.volumes.get(name)
+        if volume is not None and volume.external is not None:
+            return UsedVolumeSource("", name, external=volume.external)
         if self.model.use_attached_parent_name:
             parent, _, alias = name.partition(".")
             cfg = self.configs.get(parent)
@@ -132,14 +137,16 @@ class ResolvedMap:
         source = self.use_source(use)
         if source is None or source.alias is None:
             return None
+        if source.external is not None:
+            return self.volume_path(source.alias)
         return self.attach_path(source.config, source.alias)
 
     # --- dependencies --------------------------------------------------------------------------------
 
     def dependencies(self, config: str) -> set[str]:
-        """Configs that must exist before `config` (links, uses, network_mode, endpoint links)."""
+        """Configs that must exist before `config` (links, uses, network_mode, endpoint links, depends_on)."""
         cfg = self.configs[config]
-        deps: set[str] = set()
+        deps: set[str] = set(cfg.depends_on)
         for link in cfg.links:
             deps.add(link.container.partition(".")[0])
         for endpoint in cfg.networks:

@@ -279,6 +279,29 @@ def _window(value: str | None) -> str | None:
     return value
 
 
+class StartCondition(StrEnum):
+    """What a container waits for before it starts (the `depends_on` extension): the dependency has been
+    started, or it is healthy (its healthcheck passed: compose's `service_healthy`)."""
+
+    STARTED = "started"
+    HEALTHY = "healthy"
+
+
+def _depends_on(value: object) -> object:
+    """`depends_on`: a mapping of config → `started` | `healthy`, or a list (or one name) meaning `started`."""
+    if value is None:
+        return {}
+    if isinstance(value, (str, list)):
+        return dict.fromkeys(shortforms.string_list(value, "config name"), StartCondition.STARTED)
+    return value
+
+
+DependsOn = Annotated[
+    dict[str, StartCondition],
+    BeforeValidator(_depends_on, json_schema_input_type=str | list[str] | dict[str, StartCondition] | None),
+]
+
+
 class ContainerConfig(_Strict):
     """One container configuration of a map (docker-map's `ContainerConfiguration`)."""
 
@@ -304,6 +327,8 @@ class ContainerConfig(_Strict):
     networks: Annotated[list[NetworkEndpoint], _short(shortforms.endpoints)] = Field(default_factory=list)
     exec_commands: Annotated[list[ExecCommand], _short(shortforms.exec_commands)] = Field(default_factory=list)
     healthcheck: Annotated[HealthCheck | None, _short(shortforms.healthcheck)] = None
+    # Extension: pure start ordering (compose's `depends_on`); `healthy` waits for the dependency's health.
+    depends_on: DependsOn = Field(default_factory=dict)
     persistent: bool | None = None
     update: UpdatePolicy | None = Field(
         default=None, description="auto (default): follow the tag; notify: report a newer image; pinned: stay."
@@ -367,6 +392,9 @@ class VolumeConfig(_Strict):
     driver_options: dict[str, Any] = Field(default_factory=dict)
     user: User | None = None
     permissions: Permissions | None = None
+    # Extension: a volume that already exists under this engine name (e.g. compose's `<project>_<volume>`):
+    # containers `uses` it; it is never created, labelled, prepared or removed (not even by `down --volumes`).
+    external: str | None = None
 
     @field_validator("permissions")
     @classmethod
@@ -378,8 +406,15 @@ class VolumeConfig(_Strict):
     def _user(cls, value: str | None) -> str | None:
         return None if value is None else validate_user(value)
 
+    @field_validator("external")
+    @classmethod
+    def _external(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME_RE.match(value):
+            raise ValueError(f"{value!r} is not a volume name")
+        return value
 
-VolumeEntry = Annotated[VolumeConfig, BeforeValidator(_volume, json_schema_input_type=str | dict[str, Any])]
+
+VolumeEntry = Annotated[VolumeConfig, BeforeValidator(_volume, json_schema_input_type=str | VolumeConfig)]
 
 
 def _host(value: object) -> object:
@@ -453,6 +488,7 @@ MAP_KEYS = (
     "volume_init",
     "update",
     "update_window",
+    "compose_project",
 )
 # Map keys docker-map did not know: a top-level mapping under one of these names stays a container config.
 EXTENSION_MAP_KEYS = frozenset({"update", "update_window"})
@@ -475,6 +511,9 @@ class ContainerMapModel(_Strict):
     set_hostname: bool = True
     use_attached_parent_name: bool = False
     volume_init: InitSettings = Field(default_factory=InitSettings)
+    # Extension: the docker compose project this map was imported from (`reconciler import compose`):
+    # `reconciler adopt` takes over that project's containers, found by their compose labels.
+    compose_project: str | None = None
     update: UpdatePolicy | None = Field(default=None, description="The containers' update policy (default auto).")
     update_window: str | None = Field(default=None, description="The containers' update window (see containers).")
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.model import MapSet, NetworkModeKind, ResolvedMap, resolve_image
+from reconciler.model import MapSet, NetworkModeKind, ResolvedMap, StartCondition, resolve_image
 from reconciler.model.clients import DEFAULT_CLIENT, ClientConfig, placed_on
 from reconciler.model.collector import collector_paused
 from reconciler.model.errors import KeyPath
@@ -233,6 +233,7 @@ class _Builder:
         self.images: dict[str, ImageSpec] = {}
         self.edges: dict[ResourceId, set[ResourceId]] = {}
         self.problems: list[tuple[ResourceId, str]] = []
+        self.external_volumes: set[str] = set()
         self.sources: dict[ResourceId, Source] = {}
         # Every container the maps imply, so that options naming one (host_config.links, volumes_from)
         # depend on it whichever is built first.
@@ -277,6 +278,7 @@ class _Builder:
             depends_on={rid: frozenset(deps) for rid, deps in self.edges.items()},
             maps=frozenset(m.name for m in self.maps),
             problems=tuple(self.problems),
+            external_volumes=frozenset(self.external_volumes),
             client=self.client_name,
         )
 
@@ -409,7 +411,27 @@ class _Instance:
             start_delay=cfg.start_delay,
             update=str(cfg.update or self.m.model.update or "auto"),
             update_window=cfg.update_window or self.m.model.update_window,
+            wait_healthy=self.start_order(),
+            compose_service=self.compose_service(),
         )
+
+    def start_order(self) -> tuple[str, ...]:
+        """`depends_on`: every instance of each config comes first; those that must be healthy, by name."""
+        healthy: list[str] = []
+        for config, condition in sorted(self.cfg.depends_on.items()):
+            names = self.depend_on(config, *self.m.instances(config))
+            if condition is StartCondition.HEALTHY:
+                healthy += names
+        return tuple(healthy)
+
+    def compose_service(self) -> tuple[str, str, int] | None:
+        """For a map imported from compose: the compose container this one replaces on `adopt` (the config
+        is named after the service, a numbered instance after the container number)."""
+        project = self.m.model.compose_project
+        if project is None:
+            return None
+        number = int(self.instance) if self.instance is not None and self.instance.isdigit() else 1
+        return project, self.config, number
 
     def limits(self) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
         """Limits and the restart policy, popped from the options. Limits may be written in create_options
@@ -463,7 +485,12 @@ class _Instance:
             source = self.m.use_source(use)
             if source is None:
                 raise KeyedError(f"uses '{use.name}' does not resolve", ("uses", index))
-            if source.alias is not None:
+            if source.external is not None:
+                path = self.m.use_path(use)
+                assert path is not None  # guaranteed by the integrity check
+                mounts.append(Mount(clean_path(path), source.external, "volume", use.readonly))
+                self.builder.external_volumes.add(source.external)
+            elif source.alias is not None:
                 volume = self.volume_name(source.config, source.alias)
                 path = self.m.use_path(use)
                 assert path is not None

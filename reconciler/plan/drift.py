@@ -88,6 +88,7 @@ class Reason(StrEnum):
     DEPENDENCY = "dependency"  # a dependency was recreated (cascade)
     VOLUME = "volume"
     INIT = "init"
+    FOREIGN = "foreign"  # run by a container that is not ours (docker-map's, compose's): `adopt` takes it over
     NETWORK = "network"
 
 

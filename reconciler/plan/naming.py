@@ -68,6 +68,23 @@ def owned_by(labels: Mapping[str, str] | None, maps: Iterable[str], client: str 
     return owned(labels) and (labels or {}).get(LABEL_MAP) in set(maps)
 
 
+COMPOSE_PROJECT = "com.docker.compose.project"
+COMPOSE_SERVICE = "com.docker.compose.service"
+COMPOSE_NUMBER = "com.docker.compose.container-number"
+COMPOSE_ONEOFF = "com.docker.compose.oneoff"
+
+
+def compose_service(labels: Mapping[str, str] | None) -> tuple[str, str, int] | None:
+    """(project, service, container number) of a container docker compose runs for a service; None for
+    anything else, including `docker compose run`'s one-off containers and anything of ours."""
+    labels = labels or {}
+    project, service = labels.get(COMPOSE_PROJECT), labels.get(COMPOSE_SERVICE)
+    if project is None or service is None or owned(labels) or labels.get(COMPOSE_ONEOFF, "False") == "True":
+        return None
+    number = labels.get(COMPOSE_NUMBER, "1")
+    return project, service, int(number) if number.isdigit() else 1
+
+
 @dataclass(frozen=True, order=True)
 class ContainerKey:
     """Identity of one container instance in one map."""

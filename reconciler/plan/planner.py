@@ -50,6 +50,9 @@ class Op(StrEnum):
     EXEC = "exec"
     RUN = "run"  # a volume init: (re)create, run to completion
     ADOPT = "adopt"  # rename a finished replacement (`<name>..next`) into place: an interrupted recreate
+    # Replace a container that is not ours but runs what the map describes (docker-map's under our name,
+    # compose's for the service) by the same create-first recreate: only with `PlanOptions.adopt`.
+    TAKE_OVER = "take-over"
     REMOVE = "remove"
     STOP = "stop"  # only asked for explicitly (the Python API's stop)
     SIGNAL = "signal"  # likewise (the Python API's signal)
@@ -199,6 +202,7 @@ class PlanOptions:
     rejected_images: frozenset[tuple[str, str]] = frozenset()  # (reference, image id) rolled back before
     cascade: bool = True
     held: frozenset[HeldBack] = frozenset()  # (container, spec, image) that failed a health gate before
+    adopt: bool = False  # take over foreign containers that run what the map describes (`reconciler adopt`)
 
 
 @dataclass
@@ -257,7 +261,8 @@ def plan_update(desired: DesiredState, observed: ObservedState, options: PlanOpt
         elif rid.kind is Kind.VOLUME:
             _volume(desired, observed, rid, work)
         elif rid.kind is Kind.CONTAINER:
-            _container(desired.containers[rid.name], observed, ctx, work)
+            spec = desired.containers[rid.name]
+            _container(spec, observed, ctx, work, adopt=options.adopt, externals=desired.external_volumes)
     # Inits last: they depend on whether their volume is being created in this very plan.
     for rid in sorted(scope):
         if rid.kind is Kind.VOLUME_INIT:
@@ -274,27 +279,29 @@ def plan_update(desired: DesiredState, observed: ObservedState, options: PlanOpt
     return _assemble(desired, work)
 
 
-_STARTS = frozenset({Op.CREATE, Op.RECREATE, Op.START})
+_STARTS = frozenset({Op.CREATE, Op.RECREATE, Op.START, Op.TAKE_OVER})
 _ANY_IP = frozenset({"", "0.0.0.0", "::"})  # every address: clashes with any
 
 
 def _port_clashes(desired: DesiredState, observed: ObservedState, work: _Work) -> None:
     """A container about to start whose host port another running container already publishes (ours or
     a stranger's) is blocked, naming it — instead of failing at start and leaving a `Created` container."""
-    for rid, (op, *_rest) in sorted(work.ops.items()):
+    for rid, (op, _steps, _reasons, observed_id) in sorted(work.ops.items()):
         spec = desired.containers.get(rid.name) if rid.kind is Kind.CONTAINER else None
         if spec is None or op not in _STARTS:
             continue
-        clash = _port_holder(spec, observed)
+        # A take-over stops the foreign container before ours starts: its ports do not count either.
+        replaced = observed.container_by_id(observed_id) if op is Op.TAKE_OVER and observed_id else None
+        clash = _port_holder(spec, observed, replaced.name if replaced is not None else None)
         if clash is not None:
             del work.ops[rid]
             work.blocked[rid] = clash
 
 
-def _port_holder(spec: ContainerSpec, observed: ObservedState) -> str | None:
+def _port_holder(spec: ContainerSpec, observed: ObservedState, replaced: str | None = None) -> str | None:
     """Why the spec cannot publish its host ports now (another container holds one), or None. The
-    container itself and its replacement do not count: a recreate stops the old one first."""
-    own = {spec.name, naming.replacement_name(spec.name)}
+    container itself, its replacement and the container it takes over do not count: they stop first."""
+    own = {spec.name, naming.replacement_name(spec.name), replaced}
     for port in spec.ports:
         if port.host_port is None:
             continue
@@ -382,8 +389,27 @@ def _init(desired: DesiredState, observed: ObservedState, rid: ResourceId, work:
         work.set(rid, Op.RUN, (Op.RUN,), drifts, found.id)
 
 
-def _container(spec: ContainerSpec, observed: ObservedState, ctx: ContainerContext, work: _Work) -> None:
+def _container(
+    spec: ContainerSpec,
+    observed: ObservedState,
+    ctx: ContainerContext,
+    work: _Work,
+    *,
+    adopt: bool = False,
+    externals: frozenset[str] = frozenset(),
+) -> None:
     found = observed.containers.get(spec.name)
+    missing = _missing_external(spec, observed, externals)
+    if missing:
+        work.blocked[spec.id] = (
+            f"external volume '{missing}' does not exist (external volumes are used, never created: "
+            f"`docker volume create {missing}` or correct the name)"
+        )
+        return
+    foreign = _foreign(spec, observed, found)
+    if foreign is not None:
+        _take_over(spec, foreign, adopt, work)
+        return
     replacement = observed.containers.get(naming.replacement_name(spec.name))
     if found is None and replacement is not None and adoptable(spec, replacement):
         # A recreate was interrupted after the old container went and before the rename: the replacement
@@ -414,6 +440,51 @@ def _container(spec: ContainerSpec, observed: ObservedState, ctx: ContainerConte
     if drifts:
         op, steps = _container_steps(drifts)
         work.set(spec.id, op, steps, drifts, found.id)
+
+
+def _missing_external(spec: ContainerSpec, observed: ObservedState, externals: frozenset[str]) -> str | None:
+    """An external volume the container mounts that the engine does not have (the engine would silently
+    create an empty one, and the data elsewhere would look lost)."""
+    return next(
+        (m.source for m in spec.mounts if m.source in externals and m.source not in observed.volumes),
+        None,
+    )
+
+
+def _foreign(spec: ContainerSpec, observed: ObservedState, found: ObservedContainer | None) -> ObservedContainer | None:
+    """A container that is not ours but runs what `spec` describes: a stranger holding its name (never our
+    own container), or — when nothing holds the name — compose's container for the service."""
+    if found is not None:
+        return None if found.managed or found.is_self else found
+    if spec.compose_service is None:
+        return None
+    matches = [c for c in observed.containers.values() if naming.compose_service(c.labels) == spec.compose_service]
+    return min(matches, key=lambda c: (not c.running, c.name)) if matches else None
+
+
+def _take_over(spec: ContainerSpec, foreign: ObservedContainer, adopt: bool, work: _Work) -> None:
+    """Only `adopt` replaces a foreign container; otherwise it blocks its name (docker-map's) or, while it
+    runs, the service it provides (compose's: two of them would share ports and data)."""
+    under_our_name = foreign.name == spec.name
+    if adopt:
+        drift = Drift(Reason.FOREIGN, "owner", "reconciler", foreign.name, Fix.RECREATE)
+        work.set(spec.id, Op.TAKE_OVER, (Op.TAKE_OVER,), [drift], foreign.id)
+    elif under_our_name:
+        work.blocked[spec.id] = _stranger(spec.id) + " (`reconciler adopt` takes it over)"
+    elif foreign.running:
+        project, service, _number = spec.compose_service or ("", "", 0)
+        work.blocked[spec.id] = (
+            f"compose container '{foreign.name}' (project {project}, service {service}) runs this service: "
+            "`reconciler adopt` takes it over"
+        )
+    else:
+        work.set(
+            spec.id,
+            Op.CREATE,
+            (Op.CREATE, Op.START),
+            [Drift(Reason.MISSING, "container", spec.name, None, Fix.CREATE)],
+            None,
+        )
 
 
 # --- held back (a failed health gate) -----------------------------------------------------------------
@@ -498,7 +569,8 @@ def _relation(spec: ContainerSpec, dependency: str) -> Fix:
 
 def _cascade(desired: DesiredState, observed: ObservedState, work: _Work) -> None:
     reverse = dependents(desired.depends_on)
-    pending = sorted(rid for rid, (op, *_rest) in work.ops.items() if op in (Op.CREATE, Op.RECREATE, Op.ADOPT))
+    renewed = (Op.CREATE, Op.RECREATE, Op.ADOPT, Op.TAKE_OVER)
+    pending = sorted(rid for rid, (op, *_rest) in work.ops.items() if op in renewed)
     while pending:
         rid = pending.pop(0)
         for dependent in sorted(reverse.get(rid, ())):

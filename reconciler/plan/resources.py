@@ -106,6 +106,10 @@ class ContainerSpec:
     # How a newer image for its tag is taken (DESIGN §2): auto / notify / pinned, and when (a window text).
     update: str = "auto"
     update_window: str | None = None
+    # Start ordering (`depends_on: {x: healthy}`): containers that must be healthy before this one starts.
+    wait_healthy: tuple[str, ...] = ()
+    # (compose project, service, container number) this container takes over on `adopt`, for imported maps.
+    compose_service: tuple[str, str, int] | None = None
 
     @property
     def id(self) -> ResourceId:
@@ -134,7 +138,8 @@ class ContainerSpec:
 
     def _hashed(self) -> dict[str, Any]:
         data = asdict(self)
-        for runtime_only in (
+        # How to run or find it, not what it is: changing these never recreates a container.
+        not_hashed = (
             "limits",
             "restart_policy",
             "exec_commands",
@@ -142,7 +147,10 @@ class ContainerSpec:
             "start_delay",
             "update",
             "update_window",
-        ):
+            "wait_healthy",
+            "compose_service",
+        )
+        for runtime_only in not_hashed:
             data.pop(runtime_only)
         return data
 
@@ -244,6 +252,7 @@ class DesiredState:
     depends_on: dict[ResourceId, frozenset[ResourceId]] = field(default_factory=dict)
     maps: frozenset[str] = frozenset()
     problems: tuple[tuple[ResourceId, str], ...] = ()  # resources that cannot be built (e.g. no host path)
+    external_volumes: frozenset[str] = frozenset()  # used by containers, never created or removed (`external`)
     client: str = "__default__"  # the engine these resources are for (labelled on create, never hashed)
 
     def spec(self, rid: ResourceId) -> ResourceSpec:
