@@ -30,7 +30,7 @@ def healthcheck(daemon: Daemon) -> subprocess.CompletedProcess[str]:
 
 def engine_requests(daemon: Daemon) -> float:
     for line in daemon.get("/metrics")[1].splitlines():
-        if line.startswith("reconciler_engine_requests "):
+        if line.startswith(("reconciler_engine_requests ", "reconciler_engine_requests{")):
             return float(line.split()[1])
     raise AssertionError("no reconciler_engine_requests in /metrics")
 
