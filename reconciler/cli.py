@@ -288,7 +288,10 @@ def parse_duration(text: str) -> float:
     parts = DURATION.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
         raise typer.BadParameter(f"{text!r}: write e.g. 90s, 30m, 2h or 1h30m", param_hint="--for")
-    return sum(float(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[u] for n, u in parts)
+    seconds = sum(float(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[u] for n, u in parts)
+    if seconds <= 0:
+        raise typer.BadParameter(f"{text!r}: a pause needs a duration above zero", param_hint="--for")
+    return seconds
 
 
 def each_client(ready: Prepared, run: Callable[[DockerEngine, Deployment], Converged]) -> list[ClientOutcome]:
@@ -406,7 +409,8 @@ def validate(paths: MapPaths, as_json: JsonFlag = False, clients_file: ClientsFi
         _print_json({"valid": True, "maps": summary, "warnings": [w.as_dict() for w in maps.warnings]})
         return
     for entry in summary:
-        typer.echo(f"map {entry['map']} ({entry['file']}): {len(entry['containers'])} containers")
+        count = len(entry["containers"])
+        typer.echo(f"map {entry['map']} ({entry['file']}): {count} container{'s' if count != 1 else ''}")
         for c in entry["containers"]:
             deps = f"  after {', '.join(c['depends_on'])}" if c["depends_on"] else ""
             vols = f"  attaches {', '.join(c['attaches'])}" if c["attaches"] else ""
@@ -575,6 +579,7 @@ def apply(
         typer.Option(
             help="Seconds to wait for a (re)created container with a healthcheck to become healthy before its "
             "dependents; a recreate that fails it is rolled back. 0: do not wait.",
+            min=0,
         ),
     ] = DEFAULT_HEALTH_GATE,
     force: Annotated[
@@ -754,6 +759,8 @@ def release(
         typer.echo(f"{name}: not held back", err=True)
     if released:
         typer.echo(f"released: {', '.join(released)} (a running daemon tries them again on its next reconcile)")
+    else:
+        raise typer.Exit(1)  # nothing of what was named was held: a typo, or already released
 
 
 def _verb(
@@ -890,7 +897,8 @@ def adopt(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan.")] = False,
     parallel: Parallel = DEFAULT_CONCURRENCY,
     health_gate: Annotated[
-        float, typer.Option(help="Seconds for each new container to turn healthy; if it does not, theirs runs again.")
+        float,
+        typer.Option(min=0, help="Seconds for each new container to turn healthy; if it does not, theirs runs again."),
     ] = DEFAULT_HEALTH_GATE,
     as_json: JsonFlag = False,
     clients_file: ClientsFile = None,
@@ -1237,6 +1245,18 @@ def _graph_states(deployments: list[Deployment], grouped: bool) -> dict[Resource
     return states
 
 
+def _settings_problem(exc: Exception) -> str:
+    """`workers: Input should be greater than or equal to 1` rather than pydantic's whole report."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    parts = []
+    for error in errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("_WithFile",))
+        parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+    return "; ".join(parts) or str(exc)
+
+
 def run_daemon(settings: Settings) -> int:
     """The daemon, imported only by the command that runs it (tests replace this function)."""
     from reconciler.daemon.run import run as run_daemon
@@ -1323,7 +1343,7 @@ def run(
             git_secret_file=git_secret_file,
         )
     except (ValidationError, ValueError) as exc:
-        typer.echo(f"error: invalid settings: {exc}", err=True)
+        typer.echo(f"error: invalid settings: {_settings_problem(exc)}", err=True)
         raise typer.Exit(2) from None
     if settings.paths and settings.git:
         typer.echo("error: maps come from map files or folders or from --git, not both", err=True)
@@ -1347,7 +1367,7 @@ def health_url(url: str | None, config: Path | None) -> str:
         try:
             address = load_settings(config).http_address
         except (ValidationError, ValueError) as exc:
-            typer.echo(f"error: invalid settings: {exc}", err=True)
+            typer.echo(f"error: invalid settings: {_settings_problem(exc)}", err=True)
             raise typer.Exit(2) from None
         if address is None:
             typer.echo("error: the status server is off (http: off): nothing to ask", err=True)

@@ -656,7 +656,9 @@ class Controller:
         if not self.first_reconcile_done.is_set():
             return False, "first reconcile pending"
         paused = len(self._paused_seen)
-        return True, "ready" + (f"; {paused} containers paused by a person" if paused else "")
+        return True, "ready" + (
+            f"; {paused} container{'s' if paused != 1 else ''} paused by a person" if paused else ""
+        )
 
     # --- threads -------------------------------------------------------------------------------------
 

@@ -128,3 +128,21 @@ def test_a_map_of_no_containers_is_refused(tmp_path: Path, text: str) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith(str(path))  # the file (and its line, where it has one)
     assert "the map defines no containers" in result.stderr
+
+
+def test_nonsense_values_of_flags_are_usage_errors(tmp_path: Path) -> None:
+    """A negative health gate, a pause of no time, and a release of what is not held say so (found by a
+    new-user trial: they were accepted, or exited 0)."""
+    example = str(Path(__file__).resolve().parents[2] / "config" / "example.yaml")
+    assert run("apply", example, "--health-gate", "-1").returncode == 2
+    assert run("pause", example, "--for", "0s").returncode == 2
+    env = {"RECONCILER_STATE_DIR": str(tmp_path)}
+    nothing = run("release", "nosuch", env=env)
+    assert nothing.returncode == 1
+    assert "nosuch: not held back" in nothing.stderr
+
+
+def test_a_bad_setting_is_one_line_naming_the_setting() -> None:
+    shown = run("run", "config", "--workers", "0")
+    assert shown.returncode == 2
+    assert shown.stderr.strip() == "error: invalid settings: workers: Input should be greater than or equal to 1"

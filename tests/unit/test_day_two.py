@@ -45,7 +45,7 @@ def test_a_paused_container_is_not_healed_and_resume_brings_it_back(tmp_path: Pa
     assert [e["event"] for e in logs] == ["paused by a person: not healed until resumed"]
     ctl.map_files = ["m.yaml"]
     ctl.first_reconcile_done.set()
-    assert ctl.ready() == (True, "ready; 1 containers paused by a person")
+    assert ctl.ready() == (True, "ready; 1 container paused by a person")
 
     assert PauseFile(tmp_path).resume(["m.app"]) == ["m.app"]
     ctl.queue.get(timeout=0)  # drain
