@@ -188,6 +188,7 @@ class Executor:
         self._stop: threading.Event | None = None
         self._graph: Mapping[ResourceId, frozenset[ResourceId]] = {}
         self.client = naming.DEFAULT_CLIENT  # the client whose labels what this run creates carries
+        self.log: Any = log
 
     # --- running plans -------------------------------------------------------------------------------
 
@@ -204,6 +205,8 @@ class Executor:
         `client`: the client the plan is for (what is created is labelled with it)."""
         result = RunResult()
         self.client = client
+        # With several engines every line says which one (a person reads one log for them all).
+        self.log = log if client == naming.DEFAULT_CLIENT else log.bind(client=client)
         failed: set[ResourceId] = set(failed_before)
         elsewhere: set[ResourceId] = set()  # of `failed`: left to another reconciler (not failures)
         self._graph = plan.depends_on
@@ -263,25 +266,25 @@ class Executor:
         except InProgress as exc:
             # Another reconciler (the daemon beside a person's apply, or the other way round) holds the lease
             # of this recreate: its work, not a failure of ours. Skipped; the caller may look again later.
-            log.info("left to the reconciler at work on it", resource=str(action.resource), detail=str(exc))
+            self.log.info("left to the reconciler at work on it", resource=str(action.resource), detail=str(exc))
             self.on_event("skipped", action, str(exc))
             return ActionResult(action, Outcome.SKIPPED, str(exc), time.monotonic() - started)
         except RolledBack as exc:
             seconds = time.monotonic() - started
             # Debug: the caller says it once, with what follows (the daemon's hold, the CLI's error line).
-            log.debug("update rolled back", resource=str(action.resource), image=exc.image, error=str(exc))
+            self.log.debug("update rolled back", resource=str(action.resource), image=exc.image, error=str(exc))
             self.on_event("failed", action, str(exc))
             return ActionResult(action, Outcome.FAILED, str(exc), seconds, (exc.image, exc.image_id))
         except (EngineError, ActionError) as exc:
             seconds = time.monotonic() - started
             # A container removed or changed under us (NotFound, Conflict) is a race the next plan sorts out:
             # a warning; anything else may need a person.
-            level = log.warning if isinstance(exc, (NotFound, Conflict)) else log.error
+            level = self.log.warning if isinstance(exc, (NotFound, Conflict)) else self.log.error
             level("action failed", resource=str(action.resource), action=action.op.value, error=str(exc))
             self.on_event("failed", action, str(exc))
             return ActionResult(action, Outcome.FAILED, str(exc), seconds)
         seconds = time.monotonic() - started
-        log.info("action done", resource=str(action.resource), action=action.op.value, seconds=round(seconds, 3))
+        self.log.info("action done", resource=str(action.resource), action=action.op.value, seconds=round(seconds, 3))
         self.on_event("done", action, None)
         return ActionResult(action, Outcome.DONE, None, seconds)
 

@@ -325,3 +325,16 @@ def test_a_persistent_one_shot_that_finishes_at_once_passes_its_gate_and_a_servi
     done = run(engine, desired, health_gate=5)
     assert outcome(done, "m.job") is Outcome.DONE
     assert outcome(done, "m.svc") is Outcome.FAILED
+
+
+def test_with_several_engines_each_action_line_names_its_client() -> None:
+    from structlog.testing import capture_logs
+
+    desired = desired_of("name: m\napp: {image: x}\n")
+    engine = RecordingEngine(synthesize(desired, containers=()))
+    plan = plan_update(desired, engine.snapshot.observed())
+    with capture_logs() as logs:
+        assert Executor(engine).run(plan, client="far").ok
+    done = [e for e in logs if e["event"] == "action done"]
+    assert done
+    assert {e.get("client") for e in done} == {"far"}
