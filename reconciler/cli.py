@@ -54,6 +54,12 @@ app = typer.Typer(
     rich_markup_mode=None,  # and rendering it with rich costs more than the rest of start-up
 )
 
+MapsAndTargets = Annotated[
+    list[Path],
+    typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
+]
+
+
 MapPaths = Annotated[
     list[Path],
     typer.Argument(help="Map files, or folders of *.yml / *.yaml map files.", show_default=False, metavar="MAP"),
@@ -422,10 +428,7 @@ def validate(paths: MapPaths, as_json: JsonFlag = False, clients_file: ClientsFi
 
 @app.command()
 def plan(
-    args: Annotated[
-        list[Path],
-        typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
-    ],
+    args: MapsAndTargets,
     as_json: JsonFlag = False,
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 0 when in sync, 2 when there is drift, 1 on error.")
@@ -563,10 +566,7 @@ def _json_run(client: str, one: Converged, with_plan: bool) -> dict[str, Any]:
 
 @app.command()
 def apply(
-    args: Annotated[
-        list[Path],
-        typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
-    ],
+    args: MapsAndTargets,
     target: Targets = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `plan`).")] = False,
     pull: Annotated[bool, typer.Option(help="Pull newer versions of the images in use.")] = False,
@@ -649,10 +649,7 @@ def _hold_rollbacks(d: Deployment, done: Converged) -> None:
 
 @app.command()
 def down(
-    args: Annotated[
-        list[Path],
-        typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
-    ],
+    args: MapsAndTargets,
     target: Targets = None,
     volumes: Annotated[bool, typer.Option("--volumes", help="Also remove attached volumes (their data!).")] = False,
     parallel: Parallel = DEFAULT_CONCURRENCY,
@@ -677,12 +674,6 @@ def down(
         outcomes = each_client(ready, one)
     if not _report(ready, outcomes, as_json, with_plan=False):
         raise typer.Exit(1)
-
-
-MapsAndTargets = Annotated[
-    list[Path],
-    typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
-]
 
 
 def _scopes_of(
@@ -889,10 +880,7 @@ def show_logs(
 
 @app.command()
 def adopt(
-    args: Annotated[
-        list[Path],
-        typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
-    ],
+    args: MapsAndTargets,
     target: Targets = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan.")] = False,
     parallel: Parallel = DEFAULT_CONCURRENCY,
