@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -42,3 +43,18 @@ def test_labels(prefix: str) -> dict[str, str]:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_a_library() -> Iterator[None]:
+    """Each test starts with logging as a library host sees it: a test that runs the command line in-process
+    (`--log-level warning`) configures structlog for the whole process, and a later test's `capture_logs`
+    would then miss every info line."""
+    yield
+    import structlog
+
+    from reconciler import logs
+
+    structlog.reset_defaults()
+    logs._configured = False  # the process-wide switch the command line sets
+    logs._wanted = None
