@@ -241,13 +241,10 @@ def state_directory() -> Path | None:
 
 
 def client_state_directory(client: str | None) -> Path | None:
-    """Where the daemon keeps a client's holds (see `daemon.controller.holds_dir`)."""
-    from reconciler.plan.naming import DEFAULT_CLIENT
+    """Where the daemon keeps a client's holds and pauses (the rule of `daemon.holds.client_dir`)."""
+    from reconciler.daemon.holds import client_dir
 
-    base = state_directory()
-    if base is None or client is None or client == DEFAULT_CLIENT:
-        return base
-    return base / "clients" / client
+    return client_dir(state_directory(), client)
 
 
 def in_scope(desired: DesiredState, selected: frozenset[ResourceId] | None) -> list[str]:

@@ -13,5 +13,5 @@ mkdir -p wheelhouse
 "$python" -m pip wheel -q --disable-pip-version-check --wheel-dir wheelhouse . 2>&1 | grep -v '^WARNING: Location' >&2 || true
 "$python" -m pip download -q --disable-pip-version-check --dest wheelhouse hatchling 2>&1 | grep -v '^WARNING: Location' >&2 || true
 rm -f wheelhouse/reconciler-*.whl  # the image builds reconciler itself, from the source
-docker build -q --build-arg "BASE=$base" -t "$tag" "$@" . >/dev/null
+docker build --force-rm -q --build-arg "BASE=$base" -t "$tag" "$@" . >/dev/null
 echo "$tag"

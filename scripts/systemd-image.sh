@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 from=${1:-reconciler}
 tag=${2:-reconciler-local/systemd}
-docker build -q -t "$tag" - >/dev/null <<EOF_DOCKERFILE
+docker build --force-rm -q -t "$tag" - >/dev/null <<EOF_DOCKERFILE
 FROM $from
 RUN set -eu; \
     apt-get update -qq; \

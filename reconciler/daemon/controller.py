@@ -59,7 +59,7 @@ from reconciler.watch.maps import MapSource, ReloadResult
 from .alerts import Alerts
 from .board import Board, View, status
 from .crashloop import CrashLoops
-from .holds import HoldStore, hold_rollback, state_dir
+from .holds import HoldStore, client_dir, hold_rollback, state_dir
 from .intents import Pause, PauseFile, leave_paused
 from .keys import ALL, OWN_ACTION_EVENTS, STOP_ACTIONS, AllKey, ContainerKey, Key, PruneKey, action_of, keys_for
 from .locks import ResourceLocks
@@ -100,10 +100,7 @@ def _touched(plan: Plan) -> frozenset[str]:
 def holds_dir(settings: Settings, client: str = DEFAULT_CLIENT) -> Path | None:
     """Where a client's holds live: the state directory itself for `__default__` (as with one engine),
     `clients/<name>/` in it for the others."""
-    if settings.state_dir == "off":
-        return None
-    base = state_dir(settings.state_dir)
-    return base if client == DEFAULT_CLIENT else base / "clients" / client
+    return client_dir(None if settings.state_dir == "off" else state_dir(settings.state_dir), client)
 
 
 class Controller:

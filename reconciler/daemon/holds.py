@@ -26,12 +26,15 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.executor.apply import ActionResult
 from reconciler.logs import get_logger
 from reconciler.plan.drift import Reason
+from reconciler.plan.naming import DEFAULT_CLIENT
 from reconciler.plan.planner import HeldBack
+
+if TYPE_CHECKING:  # the CLI reads holds without the executor (and docker) being imported
+    from reconciler.executor.apply import ActionResult
 
 log = get_logger(__name__)
 DEFAULT_STATE_DIR = "/var/lib/reconciler"
@@ -44,6 +47,14 @@ def state_dir(configured: str | None) -> Path:
         return Path(configured)
     from_systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
     return Path(from_systemd or DEFAULT_STATE_DIR)
+
+
+def client_dir(base: Path | None, client: str | None) -> Path | None:
+    """Where one client's holds and pauses live: the state directory itself for `__default__` (as with one
+    engine), `clients/<name>/` in it for the others; None when there is no state directory."""
+    if base is None or client is None or client == DEFAULT_CLIENT:
+        return base
+    return base / "clients" / client
 
 
 class HoldStore:
@@ -165,7 +176,7 @@ class HoldStore:
                 )
 
 
-def hold_rollback(store: HoldStore, spec_hash: str, rolled: ActionResult, clock: Any = None) -> bool:
+def hold_rollback(store: HoldStore, spec_hash: str, rolled: ActionResult) -> bool:
     """Hold what a rollback proved bad — (container, spec, image), and for an image update the image
     itself — so the same failing replacement is not tried again, by the daemon or by a person's `apply`
     (both record it here). True when it was an image update."""
@@ -173,7 +184,7 @@ def hold_rollback(store: HoldStore, spec_hash: str, rolled: ActionResult, clock:
     name = rolled.action.resource.name
     image_ref, image_id = rolled.rolled_back
     image_changed = any(d.reason is Reason.IMAGE for d in rolled.action.reasons)
-    at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(clock() if clock else None))
+    at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
     why = f"its replacement failed the health gate at {at} ({rolled.error}); tried again once the map changes"
     why += f" its spec or its image tag moves, or on purpose: `reconciler release {name}` or `apply --force`"
     store.hold(HeldBack(name, spec_hash, image_id, why), (image_ref, image_id) if image_changed else None)

@@ -28,7 +28,8 @@ def build_image(client: Any, tag: str, dockerfile: str) -> str:
     """Build an image from Dockerfile text; its id is removed at the end of the session (even once untagged)."""
     import io
 
-    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    # forcerm: a failed step leaves no intermediate container behind (rm only cleans up after a success)
+    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True)
     BUILT_IMAGES.add(str(image.id))
     return str(image.id)
 
