@@ -6,8 +6,10 @@ rejected (file:line: message), the engine unreachable longer than the grace peri
 
 - **Batched**: the events of one reconcile make one message (`begin()` … `end()` around it, per worker
   thread); an event outside a reconcile (engine lost, a map error) is a message of its own.
-- **Rate-limited**: at most one message per `interval` seconds; what comes meanwhile is merged into the
-  next one, so a burst of reconciles is one message, not many.
+- **Gathered and rate-limited**: the first alert after a quiet spell waits `gather` seconds (at most
+  `interval`, 3 by default) for its neighbours — one tag move is a reconcile per container, ending a little
+  apart — and then at most one message goes per `interval` seconds; what comes meanwhile is merged into
+  the next one, so a burst of reconciles is one message or two, never one each.
 - **Never blocking**: messages go through a bounded queue to one sender thread; when the queue is full
   the oldest waiting message is dropped (counted). A slow or dead target delays only that thread.
 - **Never fatal**: a target that fails is logged (by its scheme only — Apprise URLs carry tokens) and
@@ -62,6 +64,7 @@ class Alerts:
         *,
         metrics: Metrics | None = None,
         interval: float = 10.0,
+        gather: float = 3.0,
         queue_size: int = 100,
         targets: Sequence[Send] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -71,6 +74,7 @@ class Alerts:
         self.urls = list(urls)  # made into targets by the sender thread: Apprise is slow to import
         self.targets: list[tuple[str, Send]] = [(f"target {i}", t) for i, t in enumerate(targets or ())]
         self.interval = interval
+        self.gather = min(gather, interval)
         self.clock = clock
         self.sleep = sleep
         self.host = socket.gethostname()
@@ -189,9 +193,11 @@ class Alerts:
             self._deliver(alerts)
 
     def _wait_turn(self) -> None:
-        if self._last_sent is None or self._stopping.is_set():
+        """Wait for the neighbours of a first alert (`gather`), or for the interval since the last message."""
+        if self._stopping.is_set():
             return
-        wait = self._last_sent + self.interval - self.clock()
+        turn = 0.0 if self._last_sent is None else self._last_sent + self.interval - self.clock()
+        wait = max(self.gather, turn)
         if wait > 0:
             self.sleep(wait)
 

@@ -5,6 +5,11 @@ the session's containers and the anonymous volumes made for them. At the end, wh
 removed (containers with their anonymous volumes) and listed in the terminal summary, loudly; anything of the
 session still on the engine after that — a container, a named or anonymous volume, a network — fails the
 session (an error at the teardown of its last test).
+
+Each test removes what it made, too (`tidy`, automatic): the session's objects that were not there when the
+test began — containers (with their anonymous volumes), volumes, networks — go when it ends, after its own
+fixtures (daemons among them) have stopped. What module and session fixtures make was there before the
+test, so it stays for the next one.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import pytest
 from reconciler.executor.engine import DockerEngine
 from tests.conftest import BUILT_IMAGES, SESSION, TEST_IMAGE
 from tests.integration.engine_helpers import ROOT
-from tests.integration.leaks import SessionObjects, remaining, sweep
+from tests.integration.leaks import SessionObjects, new_since, remaining, remove, sweep
 
 LEAK_REPORT: list[str] = []  # lines for the terminal summary
+TRACKED: dict[str, SessionObjects] = {}  # the main engine's event follower, for `tidy`
 
 
 @pytest.fixture(scope="session")
@@ -37,10 +43,23 @@ def docker_client() -> Iterator[Any]:
             "run `scripts/engine.sh && scripts/test-images.sh` as root (CI runs them via scripts/test.sh)",
             pytrace=False,
         )
-    tracked = SessionObjects(lambda: docker.from_env(timeout=30))
+    tracked = TRACKED["main"] = SessionObjects(lambda: docker.from_env(timeout=30))
     yield client
     check_session_end(client, tracked, "the main engine")
     client.close()
+
+
+@pytest.fixture(autouse=True)
+def tidy(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Remove what this test made on the main engine (set up first, so torn down last)."""
+    if "docker_client" not in request.fixturenames:
+        yield
+        return
+    client = request.getfixturevalue("docker_client")
+    tracked = TRACKED.get("main")
+    before = remaining(client, tracked)
+    yield
+    remove(client, new_since(before, remaining(client, tracked)))
 
 
 def check_session_end(client: Any, tracked: SessionObjects | None, engine: str) -> None:

@@ -119,6 +119,30 @@ def remaining(client: Any, tracked: SessionObjects | None, *, dangling_only: boo
     return found
 
 
+def new_since(before: Leftovers, now: Leftovers) -> Leftovers:
+    """What is in `now` and was not in `before`."""
+    return Leftovers(
+        containers=sorted(set(now.containers) - set(before.containers)),
+        volumes=sorted(set(now.volumes) - set(before.volumes)),
+        anonymous_volumes=sorted(set(now.anonymous_volumes) - set(before.anonymous_volumes)),
+        networks=sorted(set(now.networks) - set(before.networks)),
+    )
+
+
+def remove(client: Any, objects: Leftovers) -> None:
+    """Remove these objects (containers with their anonymous volumes first, then volumes and networks);
+    what is gone meanwhile, or still in use by something not ours, is left alone."""
+    for name in objects.containers:
+        with contextlib.suppress(Exception):
+            client.api.remove_container(name, v=True, force=True)
+    for volume in [*objects.volumes, *objects.anonymous_volumes]:
+        with contextlib.suppress(Exception):
+            client.api.remove_volume(volume)
+    for network in objects.networks:
+        with contextlib.suppress(Exception):
+            client.api.remove_network(network)
+
+
 def sweep(client: Any, tracked: SessionObjects | None = None) -> Leftovers:
     """Remove everything this session left on the engine (containers with their anonymous volumes, then
     volumes, the images the tests built, networks); what was there, for the report."""

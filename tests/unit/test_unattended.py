@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import subprocess
 import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -186,6 +187,23 @@ def test_one_message_per_reconcile_and_a_burst_is_merged() -> None:
     alerts.stop()
     assert len(target.sent) == 2
     assert len(target.sent[1][1].splitlines()) == 5
+
+
+def test_the_first_news_waits_for_its_neighbours_from_other_reconciles() -> None:
+    """One tag move is a reconcile per container: the one that ends a moment later joins the message."""
+    target = Target()
+    alerts = Alerts(targets=[target], interval=10, gather=0.6)
+    alerts.start()
+    alerts.add("pending", "s.b", "app:1: 111 → 222 (update: notify)")  # a quick reconcile: nothing to do
+    time.sleep(0.2)
+    alerts.add("update", "s.a", "updated: app:1 111 → 222")  # the recreate, done a little later
+    assert target.got.wait(5)
+    alerts.stop()
+    assert len(target.sent) == 1
+    assert target.sent[0][1].splitlines() == [
+        "[pending] s.b: app:1: 111 → 222 (update: notify)",
+        "[update] s.a: updated: app:1 111 → 222",
+    ]
 
 
 def test_a_failing_target_is_counted_and_the_others_still_get_it() -> None:
