@@ -27,6 +27,12 @@ share of them (`desired_state(maps, client, clients)`).
 Do no harm: a replacement that fails its health gate is rolled back, and that (container, spec, image) is
 held (see `holds`, persisted) — whatever drifted — until the map changes the spec or the tag moves; events
 our own actions cause (the rollback's stop and start) do not re-queue the key past its backoff.
+
+What is here is the loop itself: events to keys, keys to reconciles, results to what runs next. What a
+reconcile's plan and results mean to people (logs, metrics, alerts, holds) is `outcomes`; what is held back
+from a plan that the planner cannot know (a person's pauses, crash loops) is `guards`; the map files' health
+after each reload is `maphealth`; alive or stuck, and the engine lost or back, is `liveness`; which
+resources a plan must hold is `locks`, and how long an action may take before it looks stuck is `progress`.
 """
 
 from __future__ import annotations
@@ -39,34 +45,37 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.executor.apply import ActionResult, Executor, Outcome, RunResult
+from reconciler.executor.apply import Executor, RunResult
 from reconciler.executor.cache import CachedEngine
 from reconciler.executor.converge import Planner, converge, teardown
 from reconciler.executor.engine import CountingEngine
 from reconciler.executor.errors import EngineError
 from reconciler.executor.observe import observe
 from reconciler.logs import get_logger
-from reconciler.model import MapSet, Severity
+from reconciler.model import MapSet
 from reconciler.model.clients import ClientConfig
 from reconciler.plan.desired import desired_state
-from reconciler.plan.drift import Reason
 from reconciler.plan.naming import DEFAULT_CLIENT, REPLACEMENT_SUFFIX
 from reconciler.plan.observed import ObservedState
 from reconciler.plan.planner import Action, Plan, PlanOptions, held_key, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
-from reconciler.watch.maps import MapSource, ReloadResult
+from reconciler.watch.maps import MapSource
 
 from .alerts import Alerts
 from .board import Board, View, status
 from .crashloop import CrashLoops
-from .holds import HoldStore, client_dir, hold_rollback, state_dir
-from .intents import Pause, PauseFile, leave_paused
+from .guards import Guards
+from .holds import HoldStore, client_dir, state_dir
+from .intents import PauseFile
 from .keys import ALL, OWN_ACTION_EVENTS, STOP_ACTIONS, AllKey, ContainerKey, Key, PruneKey, action_of, keys_for
-from .locks import ResourceLocks
+from .liveness import Liveness
+from .locks import ResourceLocks, lock_name, touched
+from .maphealth import MapHealth
 from .metrics import ClientMetrics, Metrics
 from .notify import Notifier
+from .outcomes import Outcomes
 from .polling import poll, polled_images
-from .progress import Progress
+from .progress import Progress, action_budget
 from .queue import WorkQueue
 from .settings import Settings
 from .windows import UpdateWindows
@@ -83,18 +92,6 @@ class Result:
     failed: bool = False  # back off (per key, exponentially), then try again
     requeue_after: float | None = None  # not a failure: look again after this long
     wake_after: float | None = None  # a success that wants another look later (an update window opening)
-
-
-def _lock_name(rid: ResourceId) -> str:
-    """One lock per resource; a container's temporary `..next` shares the container's."""
-    if rid.kind is Kind.CONTAINER:
-        return f"container:{rid.name.removesuffix(REPLACEMENT_SUFFIX)}"
-    return f"{rid.kind.value}:{rid.name}"
-
-
-def _touched(plan: Plan) -> frozenset[str]:
-    """The resources a plan changes: what its reconcile must hold."""
-    return frozenset(_lock_name(a.resource) for a in plan.actions)
 
 
 def holds_dir(settings: Settings, client: str = DEFAULT_CLIENT) -> Path | None:
@@ -126,33 +123,30 @@ class Controller:
         self.client, self.clients = client, clients
         self.name = client.name if client is not None else DEFAULT_CLIENT
         self.log = log.bind(client=self.name) if client is not None else log
-        self._engine_name = f"engine {self.name}" if client is not None else "engine"
+        engine_name = f"engine {self.name}" if client is not None else "engine"
         self.metrics = metrics or Metrics().client(self.name)
         self.metrics.engine_requests.set_function(lambda: float(engine.request_count))
         self.notifier = notifier or Notifier()
         self.clock = clock
         self.alerts = alerts or Alerts()  # none: nobody to tell
+        self.progress = Progress(clock)
+        self.liveness = Liveness(settings, self.progress, self.notifier, self.alerts, engine_name, clock, self.log)
         self.windows = UpdateWindows(settings.update_window, wall_clock)
         self._wakes: dict[Key, float] = {}  # key → when a wake-up (an update window opening) is due
         self.queue: WorkQueue[Key] = WorkQueue(rate=settings.rate, max_delay=settings.crash_backoff_max)
         self.maps = MapSet()
         self.desired = DesiredState()
         self.holds = HoldStore(holds_dir(settings, self.name))
-        self.pauses = PauseFile(holds_dir(settings, self.name))  # a person's pauses, of this client's containers
-        self._paused_seen: frozenset[str] = frozenset()
-        self._broken: set[str] = set()  # map files that fail to load now
-        self._said: dict[str, str] = {}  # container → the hold last logged for it
-        self.map_files: list[str] = []
         self.locks = ResourceLocks()
-        self.progress = Progress(clock)
         self.board = Board()  # what the status page shows of recent work
         self._suppressed: dict[Key, set[Key]] = {}  # key → containers whose events arrived while it acted on them
         self.crash_loops = CrashLoops(settings.crash_threshold, settings.crash_backoff_max)
+        pauses = PauseFile(holds_dir(settings, self.name))  # a person's pauses, of this client's containers
+        self.guards = Guards(pauses, self.crash_loops, self.alerts, self.metrics, self.log)
         self.stopping = threading.Event()
+        self.outcomes = Outcomes(self.log, self.metrics, self.alerts, self.board, self.holds, self.stopping)
+        self.map_health = MapHealth(self.log, self.metrics, self.alerts, self.board)
         self.first_reconcile_done = threading.Event()
-        self.last_progress = clock()
-        self.engine_down_since: float | None = None
-        self._last_watchdog = 0.0
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
         self._timers: list[threading.Thread] = []
@@ -162,13 +156,7 @@ class Controller:
     def load_maps(self) -> bool:
         """Reload the map files; broken ones keep their last good version. True if anything changed."""
         result = self.source.reload()
-        self.board.map_errors(result.problems)
-        self._map_health(result)
-        problems = {str(p) for p in result.problems if p.severity is Severity.ERROR}
-        for problem in sorted(problems):
-            where, _, what = problem.partition(": ")
-            self.alerts.tell_once("map-error", where, what, detail=problem)
-        self.alerts.forget("map-error", lambda told: told in problems)  # fixed and made again: news again
+        self.map_health.update(result, self.source)
         removed_maps = [name for name in self.maps.maps if name not in result.maps.maps]
         with self._lock:
             self.maps = result.maps
@@ -184,28 +172,13 @@ class Controller:
             self.log.error("cannot build resource", resource=str(resource), error=message)
         return result.changed or bool(removed_maps)
 
-    def _map_health(self, result: ReloadResult) -> None:
-        """Say what each broken file means — its last good version stays, or nothing of it is managed —
-        keep `reconciler_maps_broken{file}` current, and say when a broken file is good again."""
-        self.map_files = [str(p) for p in self.source.files()]
-        broken = {p.file for p in result.problems if p.severity is Severity.ERROR}
-        kept = {str(p) for p in self.source.good}
-        for problem in result.problems:
-            self.metrics.map_errors.inc()
-            if problem.file in kept:
-                self.log.error("map error: keeping the last good version", problem=str(problem))
-            else:
-                self.log.error("map error: not managed (no good version of this file yet)", problem=str(problem))
-        for file in sorted(self._broken - broken):
-            self.metrics.maps_broken.labels(file).set(0)
-            self.log.info("map OK again", file=file)
-        for file in broken:
-            self.metrics.maps_broken.labels(file).set(1)
-        self._broken = broken
-
     @property
     def broken_maps(self) -> list[str]:
-        return sorted(self._broken)
+        return sorted(self.map_health.broken)
+
+    @property
+    def map_files(self) -> list[str]:
+        return self.map_health.files
 
     def maps_changed(self) -> None:
         if self.load_maps():
@@ -223,7 +196,7 @@ class Controller:
                 gone,
                 teardown(),
                 executor=self._executor(key, gone),
-                admit=lambda plan, _replan: plan if self.locks.try_acquire(key, _touched(plan)) is not None else None,
+                admit=lambda plan, _replan: plan if self.locks.try_acquire(key, touched(plan)) is not None else None,
                 pull=False,
             )
         except EngineError as exc:
@@ -231,7 +204,7 @@ class Controller:
             return Result(failed=True)
         if not done.admitted:
             return self._busy_elsewhere(key, done.plan)
-        self._results(gone, done.result)
+        self.outcomes.results(gone, done.result)
         self.log.info("pruned a deleted map", map=name, result=done.result.summary())
         return Result(failed=not done.result.ok)
 
@@ -259,7 +232,7 @@ class Controller:
             return None
         if action_of(event) not in OWN_ACTION_EVENTS:
             return None
-        holder = self.locks.holder_of({_lock_name(ResourceId(Kind.CONTAINER, key.name))})
+        holder = self.locks.holder_of({lock_name(ResourceId(Kind.CONTAINER, key.name))})
         return holder if isinstance(holder, (ContainerKey, AllKey, PruneKey)) else None
 
     def keys_for(self, event: dict[str, Any]) -> list[Key]:
@@ -272,19 +245,13 @@ class Controller:
         return ""
 
     def on_connect(self) -> None:
-        if self.engine_down_since is not None:
-            down_for = round(self.clock() - self.engine_down_since, 1)
-            self.log.info("engine is back", down_for=down_for)
-            if self.alerts.untell("engine-lost", self._engine_name):
-                self.alerts.add("engine-back", self._engine_name, f"reachable again after {down_for:.0f}s")
-        self.engine_down_since = None
+        self.liveness.back()
         self.metrics.engine_up.set(1)
         self.cache.relist()
         self.queue.add(ALL)
 
     def on_disconnect(self, reason: str) -> None:
-        if self.engine_down_since is None:
-            self.engine_down_since = self.clock()
+        self.liveness.lost()
         self.metrics.engine_up.set(0)
         self.metrics.engine_errors.inc()
         self.cache.relist()
@@ -374,12 +341,12 @@ class Controller:
         if not done.admitted:
             return self._busy_elsewhere(key, done.plan)
         plan, result = done.plan, done.result
-        self._results(desired, RunResult([*(done.pulled.results if done.pulled else []), *result.results]))
+        self.outcomes.results(desired, RunResult([*(done.pulled.results if done.pulled else []), *result.results]))
         self._touch(plan)
         self.metrics.reconcile_seconds.observe(self.clock() - started)
         if key == ALL:
             self.first_reconcile_done.set()
-        self._pending(plan)
+        self.outcomes.pending(plan)
         if not result.ok:
             self.metrics.reconciles.labels("failed").inc()
             return self._failed(key, result)
@@ -403,16 +370,9 @@ class Controller:
         """Another key is changing a resource this plan touches: look again shortly (never wait holding a
         worker, and never hold a lock while waiting — that is what keeps unrelated healing fast)."""
         self.locks.release_all(key)
-        holder = self.locks.holder_of(_touched(plan))
+        holder = self.locks.holder_of(touched(plan))
         self.log.debug("overlapping work in progress: later", key=key, busy_with=holder)
         return Result(requeue_after=LOCK_RETRY)
-
-    def _pending(self, plan: Plan) -> None:
-        """Newer images not taken (policy `notify`, or waiting for the window): told once per image id."""
-        for pending in plan.pending:
-            name = pending.resource.name
-            if self.alerts.tell_once("pending", name, pending.describe(), detail=f"{name}@{pending.wanted}"):
-                self.log.warning("update pending", container=name, image=pending.image, why=pending.why)
 
     def _options(self, key: ContainerKey | AllKey) -> PlanOptions:
         targets = None if isinstance(key, AllKey) else frozenset({ResourceId(Kind.CONTAINER, key.name)})
@@ -436,40 +396,24 @@ class Controller:
             current = (held_key(s, observed) for s in desired.containers.values() if s.image in observed.images)
             self.holds.keep_only(current)
             # The holds as they are now: the look under the locks must see a rollback another key just held.
-            options = self._options(key)
-            return self._leave_paused(self._hold_crash_loops(plan_update(desired, observed, options), observed))
+            held, waits = self.guards.hold(plan_update(desired, observed, self._options(key)), observed, desired)
+            for name, wait in waits.items():
+                self.queue.add_after(ContainerKey(name), wait)  # the crash loop's next start, when it is due
+            return held
 
         return plan
 
     def _admit(self, key: Key, plan: Plan, replan: Callable[[], Plan]) -> Plan | None:
         """Lock what the plan touches, then look once more: nobody else changes these now. None: another
         key is busy with one of them (the caller requeues; no worker ever waits holding a lock)."""
-        if self.locks.try_acquire(key, _touched(plan)) is None:
+        if self.locks.try_acquire(key, touched(plan)) is None:
             return None
         fresh = replan()
-        if not _touched(fresh) <= self.locks.held_by(key):
+        if not touched(fresh) <= self.locks.held_by(key):
             return None
-        self.locks.release(key, self.locks.held_by(key) - _touched(fresh))
-        self._report(fresh)
+        self.locks.release(key, self.locks.held_by(key) - touched(fresh))
+        self.outcomes.report(fresh)
         return fresh
-
-    def _report(self, plan: Plan) -> None:
-        for blocked in plan.blocked:
-            self.log.warning("blocked", resource=str(blocked.resource), reason=blocked.message)
-        for note in plan.notes:
-            said = self._said.get(note.resource.name)
-            if note.held and said != note.message:
-                self._said[note.resource.name] = note.message  # once per hold, not on every reconcile
-                self.log.warning("held back", resource=str(note.resource), note=note.message)
-        for action in plan.actions:
-            for reason in action.reasons:
-                self.metrics.drift.labels(reason.reason.value).inc()
-            self.log.info(
-                "drift",
-                resource=str(action.resource),
-                action=action.op.value,
-                reasons=[r.describe() for r in action.reasons],
-            )
 
     def _executor(self, key: Key, desired: DesiredState) -> Executor:
         return Executor(
@@ -480,114 +424,30 @@ class Controller:
             on_phase=self.board.phase,  # the status page shows what a running action is doing
         )
 
-    def _results(self, desired: DesiredState, result: RunResult) -> None:
-        """Metrics for every action; a rollback becomes a hold."""
-        for r in result.results:
-            self.metrics.actions.labels(r.action.op.value, r.outcome.value).inc()
-            if r.rolled_back is not None:
-                self._rolled_back(desired, r)
-            elif r.outcome is Outcome.DONE and any(d.reason is Reason.IMAGE for d in r.action.reasons):
-                self.metrics.updates.inc()
-                image = next(d for d in r.action.reasons if d.reason is Reason.IMAGE)
-                text = f"updated: {image.field} {image.found} → {image.wanted}"
-                self.alerts.add("update", r.action.resource.name, text)
-
     def _on_action(self, key: Key, desired: DesiredState, event: str, action: Action, error: str | None) -> None:
         """Executor progress: feeds the watchdog and the status board, and frees each resource as soon as its
         action is over."""
         self.board.action(event, action, error)
-        name = _lock_name(action.resource)
+        name = lock_name(action.resource)
         if event == "start":
-            self.progress.action_started(key, name, self._budget(desired, action))
+            self.progress.action_started(key, name, action_budget(desired, action, self.settings.health_gate))
             return
         # Forget what the cache knows of it before anyone else may plan it (its events may still be queued).
         self.cache.relist_names({action.resource.name.removesuffix(REPLACEMENT_SUFFIX)})
         self.progress.action_finished(key, name)
         self.locks.release(key, {name})
 
-    def _budget(self, desired: DesiredState, action: Action) -> float:
-        """How long an action may legitimately take beyond `stuck_after`: stopping the old container and
-        waiting for the new one's health gate."""
-        spec = desired.containers.get(action.resource.name)
-        if spec is None or action.resource.kind is not Kind.CONTAINER:
-            return 0.0
-        stop = float(spec.stop_timeout if spec.stop_timeout is not None else 10)
-        gate = self.settings.health_gate if spec.healthcheck is not None else 0.0
-        return stop + gate + float(spec.start_delay or 0)
-
-    def _rolled_back(self, desired: DesiredState, r: ActionResult) -> None:
-        """A replacement failed its health gate and the previous container runs again: hold that
-        (container, spec, image) so the same failing replacement is not tried again."""
-        assert r.rolled_back is not None
-        self.metrics.rollbacks.inc()
-        self.board.rolled_back(r.action, r.error)
-        name = r.action.resource.name
-        spec = desired.containers.get(name)
-        if self.stopping.is_set() or spec is None:
-            return  # interrupted by our own shutdown: nothing failed, the next start tries again
-        image_ref, image_id = r.rolled_back
-        image_changed = hold_rollback(self.holds, spec.spec_hash, r)
-        tried = f"the update to {image_ref} {image_id.removeprefix('sha256:')[:12]}" if image_changed else "a recreate"
-        self.alerts.add("rollback", name, f"rolled back {tried}, the previous container runs again: {r.error}")
-        if image_changed:
-            self.log.warning(
-                "image update rolled back; not retried until the tag moves",
-                container=name,
-                image=image_ref,
-                image_id=image_id[:19],
-            )
-        else:
-            self.log.warning(
-                "recreate rolled back; held back until the map changes its spec",
-                container=name,
-                reasons=[d.describe() for d in r.action.reasons],
-            )
-
     def _touch(self, plan: Plan) -> None:
         """Forget cached state of what we just changed (its events may still be on their way)."""
         if plan.actions:
             self.cache.relist_names({a.resource.name for a in plan.actions})
 
-    def _leave_paused(self, plan: Plan) -> Plan:
-        """A person paused these containers (`reconciler pause`, or `down`/`stop` beside the daemon): no
-        action on them — not even healing — until they are resumed (see `intents.leave_paused`)."""
+    def watch_pauses(self) -> None:
+        """Called every second by the daemon's loop: reconcile everything once something is no longer paused."""
         with self._lock:
             desired = self.desired
-        return leave_paused(plan, desired, self._paused())
-
-    def _paused(self) -> dict[str, Pause]:
-        """The pauses in force: not expired, and the map has not changed the container since (a person who
-        edits a paused container's config wants the edit applied), of containers this client keeps."""
-        with self._lock:
-            specs = {name: spec.spec_hash for name, spec in self.desired.containers.items()}
-        return {n: p for n, p in self.pauses.active().items() if n in specs and p.matches(specs[n])}
-
-    def watch_pauses(self) -> None:
-        """Called every second by the daemon's loop: log what a person paused or resumed (or what expired),
-        keep the gauge current, and reconcile everything once something is no longer paused."""
-        now = frozenset(self._paused())
-        if now == self._paused_seen:
-            return
-        paused, resumed = sorted(now - self._paused_seen), sorted(self._paused_seen - now)
-        self._paused_seen = now
-        self.metrics.paused.set(len(now))
-        if paused:
-            self.log.info("paused by a person: not healed until resumed", containers=paused)
-        if resumed:
-            self.log.info("resumed: managed again", containers=resumed)
+        if self.guards.watch(desired):
             self.queue.add(ALL)
-
-    def _hold_crash_loops(self, plan: Plan, observed: ObservedState) -> Plan:
-        held, waits = self.crash_loops.hold(plan, observed)
-        for name, wait in waits.items():
-            self.queue.add_after(ContainerKey(name), wait)
-            crashes = self.crash_loops.crashes.get(name, (0, ""))[0]
-            text = f"crash loop: restart held back ({crashes} crashes in a row)"
-            self.alerts.tell_once("crash-loop", name, text, detail=name)
-        # A container of ours that ran long enough again: its next crash loop is news again.
-        ours = self.desired.containers
-        self.alerts.forget("crash-loop", lambda told: told in self.crash_loops.crashes or told not in ours)
-        return held
 
     # --- the status page -----------------------------------------------------------------------------
 
@@ -604,7 +464,7 @@ class Controller:
             plan = plan_update(desired, observed, self._options(ALL))
         except EngineError as exc:
             error = str(exc)
-        engine = {"name": self.name, "up": self.engine_down_since is None and error is None}
+        engine = {"name": self.name, "up": self.liveness.engine_up and error is None}
         crash_loops = {name: count for name, (count, _finished) in self.crash_loops.crashes.items()}
         return View(desired, observed, plan, error, crash_loops, self.health(), self.ready(), [engine])
 
@@ -614,34 +474,11 @@ class Controller:
 
     # --- liveness ------------------------------------------------------------------------------------
 
-    def stuck_for(self) -> float:
-        """How long a reconcile in flight has gone without progress (beyond what its running actions may
-        legitimately take); 0 when every one is advancing — busy is not stuck."""
-        return self.progress.stalled_for()
-
     def heartbeat(self) -> None:
-        """Called by the loops; pings systemd's watchdog only while no reconcile is stuck."""
-        now = self.clock()
-        self.last_progress = now
-        down = self.engine_down_since
-        if down is not None and now - down > self.settings.engine_grace:
-            text = f"unreachable for {now - down:.0f}s"
-            self.alerts.tell_once("engine-lost", self._engine_name, text, detail=self._engine_name)
-        interval = self.notifier.watchdog_interval
-        if interval and now - self._last_watchdog >= interval / 3 and self.stuck_for() <= self.settings.stuck_after:
-            self._last_watchdog = now
-            self.notifier.watchdog()
+        self.liveness.heartbeat()
 
     def health(self) -> tuple[bool, str]:
-        now = self.clock()
-        stuck = self.stuck_for()
-        if stuck > self.settings.stuck_after:
-            return False, f"a reconcile has made no progress for {stuck:.0f}s"
-        if now - self.last_progress > self.settings.stuck_after:
-            return False, f"loop stuck for {now - self.last_progress:.0f}s"
-        if self.engine_down_since is not None and now - self.engine_down_since > self.settings.engine_grace:
-            return False, f"engine unreachable for {now - self.engine_down_since:.0f}s"
-        return True, "ok"
+        return self.liveness.health()
 
     def ready(self) -> tuple[bool, str]:
         """Ready once something is managed and reconciled: no map file, or none that ever loaded, is not
@@ -649,10 +486,10 @@ class Controller:
         if not self.map_files:
             return False, f"no map files found in {', '.join(self.settings.paths)}"
         if not self.maps.maps:
-            return False, f"no valid map loaded (broken: {', '.join(sorted(self._broken))})"
+            return False, f"no valid map loaded (broken: {', '.join(self.broken_maps)})"
         if not self.first_reconcile_done.is_set():
             return False, "first reconcile pending"
-        paused = len(self._paused_seen)
+        paused = len(self.guards.paused_seen)
         return True, "ready" + (
             f"; {paused} container{'s' if paused != 1 else ''} paused by a person" if paused else ""
         )

@@ -13,6 +13,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Hashable, Iterable
 
+from reconciler.plan.naming import REPLACEMENT_SUFFIX
+from reconciler.plan.planner import Plan
+from reconciler.plan.resources import Kind, ResourceId
+
+
+def lock_name(rid: ResourceId) -> str:
+    """One lock per resource; a container's temporary `..next` shares the container's."""
+    if rid.kind is Kind.CONTAINER:
+        return f"container:{rid.name.removesuffix(REPLACEMENT_SUFFIX)}"
+    return f"{rid.kind.value}:{rid.name}"
+
+
+def touched(plan: Plan) -> frozenset[str]:
+    """The resources a plan changes: what its reconcile must hold."""
+    return frozenset(lock_name(a.resource) for a in plan.actions)
+
 
 class ResourceLocks:
     def __init__(self) -> None:

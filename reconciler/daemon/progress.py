@@ -15,6 +15,20 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
+from reconciler.plan.planner import Action
+from reconciler.plan.resources import DesiredState, Kind
+
+
+def action_budget(desired: DesiredState, action: Action, health_gate: float) -> float:
+    """How long an action may legitimately take beyond `stuck_after`: stopping the old container and
+    waiting for the new one's health gate (and its start delay)."""
+    spec = desired.containers.get(action.resource.name)
+    if spec is None or action.resource.kind is not Kind.CONTAINER:
+        return 0.0
+    stop = float(spec.stop_timeout if spec.stop_timeout is not None else 10)
+    gate = health_gate if spec.healthcheck is not None else 0.0
+    return stop + gate + float(spec.start_delay or 0)
+
 
 @dataclass
 class _InFlight:

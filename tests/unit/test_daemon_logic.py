@@ -11,6 +11,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
+from reconciler.daemon.alerts import Alerts
 from reconciler.daemon.controller import LOCK_RETRY, Controller, Result
 from reconciler.daemon.holds import HoldStore, state_dir
 from reconciler.daemon.keys import ALL, AllKey, ContainerKey
@@ -85,11 +86,13 @@ def test_shutdown_wakes_waiters() -> None:
     assert got == [None]
 
 
-def controller(text: str, engine: CountingEngine | None = None, **settings: Any) -> Controller:
+def controller(
+    text: str, engine: CountingEngine | None = None, *, alerts: Alerts | None = None, **settings: Any
+) -> Controller:
     """A controller over `engine` (default: an empty recording fake, for tests that never reach the engine)."""
     maps = combine_maps([load_map_text(text, "m.yaml")])
     settings.setdefault("state_dir", "off")
-    ctl = Controller(Settings(paths=[], **settings), engine or RecordingEngine(), MapSource([]))
+    ctl = Controller(Settings(paths=[], **settings), engine or RecordingEngine(), MapSource([]), alerts=alerts)
     ctl.maps = maps
     ctl.desired = desired_state(maps)
     return ctl
@@ -164,7 +167,7 @@ def test_crash_loop_backoff_holds_restarts_and_never_overflows() -> None:
     assert [a.op.value for a in plan.actions] == ["start"]
     # The first quick death: restarted after 1 s (held now: it died 1 s ago at most).
     ctl.crash_loops.crashes["m.app"] = (5000, "an earlier crash")  # 2**5000 would overflow a float
-    held = ctl._hold_crash_loops(plan, observed)
+    held = ctl._planner(ALL)(ctl.desired, observed)
     assert not held.actions  # held back, with the capped delay
     assert ctl.crash_loops.crashes["m.app"][0] == 5001
     assert ctl.queue.depth == 1  # and scheduled again
@@ -349,7 +352,7 @@ def test_a_rollback_is_held_and_persisted_and_not_logged_as_an_image_update(tmp_
     image_id = observed.images["x:latest"].id
     rolled = ActionResult(action, Outcome.FAILED, "the replacement became unhealthy", 1.0, ("x:latest", image_id))
     with capture_logs() as logs:
-        ctl._rolled_back(ctl.desired, rolled)
+        ctl.outcomes.rolled_back(ctl.desired, rolled)
     assert [e["event"] for e in logs] == ["recreate rolled back; held back until the map changes its spec"]
     assert ctl.holds.rejected_images == frozenset()  # no image changed: no image is rejected
     (hold,) = ctl.holds.holds
@@ -376,7 +379,9 @@ def test_a_rollback_caused_by_our_own_shutdown_is_not_held() -> None:
     observed = synthesize(controller(HEALTHY.replace("'2'", "'1'")).desired).observed()
     action = plan_update(ctl.desired, observed).actions[0]
     ctl.stopping.set()
-    ctl._rolled_back(ctl.desired, ActionResult(action, Outcome.FAILED, "interrupted", 1.0, ("x:latest", "sha256:1")))
+    ctl.outcomes.rolled_back(
+        ctl.desired, ActionResult(action, Outcome.FAILED, "interrupted", 1.0, ("x:latest", "sha256:1"))
+    )
     assert ctl.holds.holds == frozenset()
 
 

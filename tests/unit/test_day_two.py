@@ -43,7 +43,7 @@ def test_a_paused_container_is_not_healed_and_resume_brings_it_back(tmp_path: Pa
     with capture_logs() as logs:
         ctl.watch_pauses()
     assert [e["event"] for e in logs] == ["paused by a person: not healed until resumed"]
-    ctl.map_files = ["m.yaml"]
+    ctl.map_health.files = ["m.yaml"]
     ctl.first_reconcile_done.set()
     assert ctl.ready() == (True, "ready; 1 container paused by a person")
 
@@ -94,9 +94,9 @@ def test_a_pause_is_per_client(tmp_path: Path) -> None:
 def test_a_map_change_of_a_paused_container_ends_its_pause(tmp_path: Path) -> None:
     ctl = controller(APP, state_dir=str(tmp_path))
     PauseFile(tmp_path).pause({"m.app": ctl.desired.containers["m.app"].spec_hash}, None, "maintenance")
-    assert set(ctl._paused()) == {"m.app"}
+    assert set(ctl.guards.paused(ctl.desired)) == {"m.app"}
     edited = controller(APP.replace("app: {image: x}", "app: {image: x, user: nobody}"), state_dir=str(tmp_path))
-    assert edited._paused() == {}
+    assert edited.guards.paused(edited.desired) == {}
 
 
 def test_a_pause_for_a_while_runs_out(tmp_path: Path) -> None:
@@ -167,13 +167,13 @@ def test_no_valid_map_is_not_ready_and_the_gauge_says_which(tmp_path: Path) -> N
     ctl.maps = type(ctl.maps)()
     ctl.source.paths = [tmp_path]
     with capture_logs() as logs:
-        ctl._map_health(ReloadResult(ctl.maps, [MapProblem("unknown key 'bogus'", file=str(broken))]))
+        ctl.map_health.update(ReloadResult(ctl.maps, [MapProblem("unknown key 'bogus'", file=str(broken))]), ctl.source)
     assert [e["event"] for e in logs] == ["map error: not managed (no good version of this file yet)"]
     assert ctl.ready() == (False, f"no valid map loaded (broken: {broken})")
     labels = {"client": "__default__", "file": str(broken)}
     assert ctl.metrics.registry.get_sample_value("reconciler_maps_broken", labels) == 1.0
     with capture_logs() as logs:
-        ctl._map_health(ReloadResult(ctl.maps))
+        ctl.map_health.update(ReloadResult(ctl.maps), ctl.source)
     assert [e["event"] for e in logs] == ["map OK again"]
     assert ctl.metrics.registry.get_sample_value("reconciler_maps_broken", labels) == 0.0
 
@@ -182,7 +182,7 @@ def test_no_map_files_is_not_ready(tmp_path: Path) -> None:
     ctl = controller("name: m\napp: {image: x}\n")
     ctl.source.paths = [tmp_path / "wrong"]
     ctl.settings.paths = [str(tmp_path / "wrong")]
-    ctl._map_health(ReloadResult(ctl.maps))
+    ctl.map_health.update(ReloadResult(ctl.maps), ctl.source)
     assert ctl.ready() == (False, f"no map files found in {tmp_path / 'wrong'}")
 
 
@@ -426,8 +426,8 @@ def test_a_hold_is_logged_once_not_on_every_reconcile() -> None:
     ctl = controller(APP)
     plan = Plan(notes=(Note(ResourceId(Kind.CONTAINER, "m.app"), "held back: failed", held=True),))
     with capture_logs() as logs:
-        ctl._report(plan)
-        ctl._report(plan)
+        ctl.outcomes.report(plan)
+        ctl.outcomes.report(plan)
     assert [e["event"] for e in logs] == ["held back"]
 
 

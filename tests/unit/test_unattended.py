@@ -356,8 +356,7 @@ def test_rollbacks_and_crash_loops_are_notified_in_one_batch_and_a_crash_loop_on
     from tests.unit.test_daemon_logic import HEALTHY, controller
 
     target = Target()
-    ctl = controller(HEALTHY)
-    ctl.alerts = Alerts(targets=[target], interval=0)
+    ctl = controller(HEALTHY, alerts=Alerts(targets=[target], interval=0))
     old = controller(HEALTHY.replace("'2'", "'1'"))
     observed = synthesize(old.desired).observed()
     action = plan_update(ctl.desired, observed).actions[0]
@@ -376,9 +375,9 @@ def test_rollbacks_and_crash_loops_are_notified_in_one_batch_and_a_crash_loop_on
     )
     looping = snapshot.observed()
     ctl.alerts.begin()
-    ctl._rolled_back(ctl.desired, rolled)
+    ctl.outcomes.rolled_back(ctl.desired, rolled)
     for _ in range(3):  # the same crash loop seen by three reconciles' plans: told once
-        ctl._hold_crash_loops(plan_update(crashing.desired, looping), looping)
+        ctl.guards.hold(plan_update(crashing.desired, looping), looping, crashing.desired)
     ctl.alerts.end()
     ctl.alerts.start()
     assert target.got.wait(5)
