@@ -192,10 +192,7 @@ class DockerEngine:
 
     def inspect_exec(self, exec_id: str) -> Json | None:
         """`GET /exec/{id}/json`; None once the engine has forgotten it."""
-        try:
-            result: Json = self._call(lambda: self.api.exec_inspect(exec_id))
-        except NotFound:
-            return None
+        result: Json | None = self._maybe(lambda: self.api.exec_inspect(exec_id))
         return result
 
     def top(self, ident: str) -> Json | None:

@@ -187,6 +187,49 @@ def _tuple(value: Any) -> tuple[str, ...] | None:
     return tuple(str(v) for v in value)
 
 
+def _mounts(data: Mapping[str, Any]) -> tuple[ObservedMount, ...]:
+    """`Mounts`: a named volume by its name, a bind or an anonymous volume by its source."""
+    return tuple(
+        ObservedMount(
+            target=m.get("Destination", ""),
+            source=m.get("Name") if m.get("Type") == "volume" else m.get("Source", ""),
+            type=m.get("Type", ""),
+            read_only=not m.get("RW", True),
+        )
+        for m in data.get("Mounts") or []
+    )
+
+
+def _links(host: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Legacy links as (target container, alias): "/rec.dep:/rec.main/db" → ("rec.dep", "db")."""
+    links = []
+    for link in host.get("Links") or []:
+        source, _, target = link.partition(":")
+        links.append((source.lstrip("/"), target.rsplit("/", 1)[-1]))
+    return tuple(links)
+
+
+def _endpoints(data: Mapping[str, Any]) -> dict[str, ObservedEndpoint]:
+    networks = (data.get("NetworkSettings") or {}).get("Networks") or {}
+    return {
+        name: ObservedEndpoint(
+            network=name,
+            aliases=tuple(ep.get("Aliases") or ()),
+            links=tuple(ep.get("Links") or ()),
+            ipv4_address=(ep.get("IPAMConfig") or {}).get("IPv4Address") or None,
+            ipv6_address=(ep.get("IPAMConfig") or {}).get("IPv6Address") or None,
+        )
+        for name, ep in networks.items()
+    }
+
+
+def _port_bindings(host: Mapping[str, Any]) -> dict[str, tuple[tuple[str, str], ...]]:
+    return {
+        port: tuple((b.get("HostIp", ""), b.get("HostPort", "")) for b in (binds or []))
+        for port, binds in (host.get("PortBindings") or {}).items()
+    }
+
+
 def parse_container(
     data: Mapping[str, Any],
     processes: tuple[str, ...] | None = None,
@@ -196,35 +239,6 @@ def parse_container(
     config = data.get("Config") or {}
     host = data.get("HostConfig") or {}
     state = data.get("State") or {}
-    settings = data.get("NetworkSettings") or {}
-    mounts = tuple(
-        ObservedMount(
-            target=m.get("Destination", ""),
-            source=m.get("Name") if m.get("Type") == "volume" else m.get("Source", ""),
-            type=m.get("Type", ""),
-            read_only=not m.get("RW", True),
-        )
-        for m in data.get("Mounts") or []
-    )
-    links = []
-    for link in host.get("Links") or []:
-        # "/fixture-rec.dep:/fixture-rec.main/db" → ("fixture-rec.dep", "db")
-        source, _, target = link.partition(":")
-        links.append((source.lstrip("/"), target.rsplit("/", 1)[-1]))
-    networks = {
-        name: ObservedEndpoint(
-            network=name,
-            aliases=tuple(ep.get("Aliases") or ()),
-            links=tuple(ep.get("Links") or ()),
-            ipv4_address=(ep.get("IPAMConfig") or {}).get("IPv4Address") or None,
-            ipv6_address=(ep.get("IPAMConfig") or {}).get("IPv6Address") or None,
-        )
-        for name, ep in (settings.get("Networks") or {}).items()
-    }
-    bindings = {
-        port: tuple((b.get("HostIp", ""), b.get("HostPort", "")) for b in (binds or []))
-        for port, binds in (host.get("PortBindings") or {}).items()
-    }
     health = (state.get("Health") or {}).get("Status")
     return ObservedContainer(
         id=data["Id"],
@@ -246,12 +260,12 @@ def parse_container(
         entrypoint=_tuple(config.get("Entrypoint")),
         user=config.get("User", "") or "",
         exposed_ports=frozenset((config.get("ExposedPorts") or {}).keys()),
-        port_bindings=bindings,
-        mounts=mounts,
+        port_bindings=_port_bindings(host),
+        mounts=_mounts(data),
         volumes_from=tuple(host.get("VolumesFrom") or ()),
-        links=tuple(links),
+        links=_links(host),
         network_mode=host.get("NetworkMode", "") or "",
-        networks=networks,
+        networks=_endpoints(data),
         healthcheck=config.get("Healthcheck"),
         stop_signal=config.get("StopSignal"),
         stop_timeout=config.get("StopTimeout"),

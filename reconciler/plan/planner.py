@@ -34,7 +34,7 @@ from .drift import (
     volume_drift,
 )
 from .graph import closure, dependents, waves
-from .observed import ObservedContainer, ObservedNetwork, ObservedState
+from .observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume
 from .resources import ContainerSpec, DesiredState, Kind, ResourceId, ResourceSpec
 
 _S = TypeVar("_S")
@@ -327,13 +327,21 @@ def _stranger(rid: ResourceId) -> str:
     return f"a {rid.kind.value} named '{rid.name}' exists without reconciler's labels: not touched"
 
 
-def _network(desired: DesiredState, observed: ObservedState, rid: ResourceId, work: _Work) -> None:
-    found = observed.networks.get(rid.name)
+def _created_or_foreign(rid: ResourceId, found: ObservedNetwork | ObservedVolume | None, work: _Work) -> bool:
+    """A network or volume that is missing is created; one under its name that is not ours is left alone
+    (blocked). True when either was decided, so that only one of ours is compared with its map."""
     if found is None:
-        work.set(rid, Op.CREATE, (Op.CREATE,), [Drift(Reason.MISSING, "network", rid.name, None, Fix.CREATE)], None)
+        drift = Drift(Reason.MISSING, rid.kind.value, rid.name, None, Fix.CREATE)
+        work.set(rid, Op.CREATE, (Op.CREATE,), [drift], None)
     elif not found.managed:
         work.blocked[rid] = _stranger(rid)
-    else:
+    return found is None or not found.managed
+
+
+def _network(desired: DesiredState, observed: ObservedState, rid: ResourceId, work: _Work) -> None:
+    found = observed.networks.get(rid.name)
+    if not _created_or_foreign(rid, found, work):
+        assert found is not None
         drifts = network_drift(desired.networks[rid.name], found)
         strangers = _strangers_on(found, observed)
         if drifts and strangers:
@@ -360,11 +368,8 @@ def _strangers_on(network: ObservedNetwork, observed: ObservedState) -> list[str
 
 def _volume(desired: DesiredState, observed: ObservedState, rid: ResourceId, work: _Work) -> None:
     found = observed.volumes.get(rid.name)
-    if found is None:
-        work.set(rid, Op.CREATE, (Op.CREATE,), [Drift(Reason.MISSING, "volume", rid.name, None, Fix.CREATE)], None)
-    elif not found.managed:
-        work.blocked[rid] = _stranger(rid)
-    else:
+    if not _created_or_foreign(rid, found, work):
+        assert found is not None
         for drift in volume_drift(desired.volumes[rid.name], found):
             work.notes.append(Note(rid, f"{drift.describe()} (volumes are data: recreate it yourself if you mean it)"))
 
