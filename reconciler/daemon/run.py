@@ -6,7 +6,7 @@ start the event stream, the map watcher and the workers. The event stream's firs
 queues a full reconcile.
 
 Signals: SIGHUP reloads the maps (RELOADING=1 … READY=1). The first SIGTERM or SIGINT stops taking new work:
-waves not yet begun are skipped, a health gate in progress gives up and rolls its recreate back (the old
+actions not yet begun are skipped, a health gate in progress gives up and rolls its recreate back (the old
 container runs again), other in-flight actions finish — all within `stop_timeout` unless an engine call
 itself takes longer (a container's own stop timeout) — then it exits 0; a second one exits at once. The
 systemd unit's TimeoutStopSec is `stop_timeout` plus a margin, so systemd never kills the daemon mid-step.

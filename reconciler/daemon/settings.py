@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     workers: int = Field(
         4, ge=1, le=16, description="Keys reconciled at once (keys whose plans overlap never run together)."
     )
-    concurrency: int = Field(4, ge=1, le=64, description="Actions run at once within a wave.")
+    concurrency: int = Field(4, ge=1, le=64, description="Actions run at once (each once what it depends on is done).")
     health_gate: float = Field(60.0, ge=0, description="Seconds a recreated container has to become healthy.")
     crash_threshold: float = Field(10.0, gt=0, description="A container that dies sooner after starting crashes.")
     crash_backoff_max: float = Field(300.0, gt=0, description="Longest wait before restarting a crashing container.")

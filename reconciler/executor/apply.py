@@ -1,7 +1,9 @@
-"""Executing plans: idempotent actions, in waves, in parallel, with failures contained.
+"""Executing plans: idempotent actions, in dependency order, in parallel, with failures contained.
 
-Each wave runs its actions on a bounded thread pool; a failed resource fails everything that depends on it
-(transitively) while independent resources carry on; the result lists what happened to every resource.
+Actions run on a bounded thread pool, each as soon as the actions it comes after are done (the plan's
+`predecessors`: what its waves say, per action — a slow member of one wave holds back only its own
+dependents); a failed resource fails everything that depends on it (transitively) while independent
+resources carry on; the result lists what happened to every resource, in plan order.
 
 Every action is idempotent and re-checks what it is about to change, so a crash between any two steps
 followed by a new run converges:
@@ -43,7 +45,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -123,6 +125,38 @@ class RunResult:
         return f"{done} done, {failed} failed, {skipped} skipped"
 
 
+class _Run:
+    """The bookkeeping of one plan's execution: what still waits, what is done, what failed."""
+
+    def __init__(self, plan: Plan, failed: set[ResourceId]) -> None:
+        self.order = plan.actions  # the waves in order: topological
+        self.before = plan.predecessors()
+        self.waiting = list(self.order)
+        self.done: dict[ResourceId, ActionResult] = {}
+        self.failed = failed  # not done (failed, skipped), and what failed in an earlier run
+        self.elsewhere: set[ResourceId] = set()  # of `failed`: left to another reconciler (not failures)
+
+    def ready(self) -> list[Action]:
+        """The waiting actions whose predecessors are all finished, in plan order; no longer waiting."""
+        ready = [a for a in self.waiting if self.before.get(a.resource, frozenset()) <= self.done.keys()]
+        self.waiting = [a for a in self.waiting if a not in ready]
+        return ready
+
+    def finish(self, result: ActionResult) -> None:
+        rid = result.action.resource
+        self.done[rid] = result
+        if result.outcome is not Outcome.DONE:
+            self.failed.add(rid)
+        if result.left_to_another:
+            self.elsewhere.add(rid)
+
+    def result(self) -> RunResult:
+        """Every action's result in plan order; one that could never start (a plan whose order is not a
+        graph: a bug) is reported as skipped rather than lost."""
+        never = [ActionResult(a, Outcome.SKIPPED, "never ready: its predecessors did not finish") for a in self.waiting]
+        return RunResult([self.done[a.resource] for a in self.order if a.resource in self.done] + never)
+
+
 class ActionError(Exception):
     """An action that could not be completed (the message says why)."""
 
@@ -200,55 +234,57 @@ class Executor:
         failed_before: Iterable[ResourceId] = (),
         client: str = naming.DEFAULT_CLIENT,
     ) -> RunResult:
-        """Execute the plan's waves in order; with `stop` set, waves not yet begun are skipped.
+        """Execute the plan: each action starts as soon as the actions it comes after are done (its
+        predecessors, `Plan.predecessors`), never waiting for the slowest member of a wave it is not after;
+        at most `concurrency` at once. With `stop` set, actions not yet begun are skipped.
         `failed_before`: resources that failed in an earlier run (a pull): their dependents are skipped.
         `client`: the client the plan is for (what is created is labelled with it)."""
-        result = RunResult()
         self.client = client
         # With several engines every line says which one (a person reads one log for them all).
         self.log = log if client == naming.DEFAULT_CLIENT else log.bind(client=client)
-        failed: set[ResourceId] = set(failed_before)
-        elsewhere: set[ResourceId] = set()  # of `failed`: left to another reconciler (not failures)
         self._graph = plan.depends_on
         self._stop = stop  # a health gate in progress gives up (and rolls back) once it is set
         self.on_run(plan)
+        run = _Run(plan, set(failed_before))
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="reconcile") as pool:
-            for wave in plan.waves:
-                futures: list[tuple[Action, Future[ActionResult]]] = []
-                if stop is not None and stop.is_set():
-                    result.results.extend(ActionResult(a, Outcome.SKIPPED, "shutting down") for a in wave)
-                    continue
-                for action in wave:
-                    blocker = self._failed_dependency(action.resource, failed)
-                    if blocker is not None:
-                        why = f"dependency {blocker} failed"
-                        if blocker in elsewhere:
-                            why = f"{lease.IN_PROGRESS}: dependency {blocker} is another reconciler's work now"
-                            elsewhere.add(action.resource)
-                        result.results.append(ActionResult(action, Outcome.SKIPPED, why))
-                        failed.add(action.resource)
-                        self.on_event("skipped", action, why)
-                        continue
-                    futures.append((action, pool.submit(self._run_one, action)))
-                for action, future in futures:
-                    outcome = future.result()
-                    result.results.append(outcome)
-                    if outcome.outcome is not Outcome.DONE:
-                        failed.add(action.resource)
-                    if outcome.left_to_another:
-                        elsewhere.add(action.resource)
-        return result
+            running: set[Future[ActionResult]] = set()
+            while True:
+                while ready := run.ready():  # a skip can make its dependents ready (to be skipped too)
+                    for action in ready:
+                        skipped = self._skip_reason(action, run, stop)
+                        if skipped is None:
+                            running.add(pool.submit(self._run_one, action))
+                        else:
+                            run.finish(skipped)
+                if not running:
+                    return run.result()
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    run.finish(future.result())
+
+    def _skip_reason(self, action: Action, run: _Run, stop: threading.Event | None) -> ActionResult | None:
+        """Why `action` is not run (shutting down, a dependency failed), as its result; None: run it."""
+        if stop is not None and stop.is_set():
+            return ActionResult(action, Outcome.SKIPPED, "shutting down")
+        blocker = self._failed_dependency(action.resource, run.failed)
+        if blocker is None:
+            return None
+        why = f"dependency {blocker} failed"
+        if blocker in run.elsewhere:
+            why = f"{lease.IN_PROGRESS}: dependency {blocker} is another reconciler's work now"
+        self.on_event("skipped", action, why)
+        return ActionResult(action, Outcome.SKIPPED, why)
 
     def _failed_dependency(self, rid: ResourceId, failed: set[ResourceId]) -> ResourceId | None:
+        """The nearest resource `rid` depends on (transitively) that failed, if any."""
         seen: set[ResourceId] = set()
-        stack = list(self._graph.get(rid, ()))
-        while stack:
-            dep = stack.pop()
-            if dep in failed:
-                return dep
-            if dep not in seen:
-                seen.add(dep)
-                stack.extend(self._graph.get(dep, ()))
+        level = set(self._graph.get(rid, ()))
+        while level and failed:
+            hit = sorted(level & failed)
+            if hit:
+                return hit[0]
+            seen |= level
+            level = {d for node in level for d in self._graph.get(node, ())} - seen
         return None
 
     def _phase(self, phase: str) -> None:

@@ -5,6 +5,8 @@ Edges come from the desired state: a container depends on its image, its network
 (`config`, `config.instance`, `map.config`, `map.config.instance`, groups) select containers; their
 dependencies come along, as with docker-map's startup/update. Waves are levels of the graph restricted to
 resources that have work: every member of a wave depends only on earlier waves, so a wave runs in parallel.
+`precedence` says the same per resource (what must be done before it), so the executor starts each action
+as soon as its own predecessors are done rather than when the whole wave before it is.
 """
 
 from __future__ import annotations
@@ -91,23 +93,29 @@ def dependents(edges: Mapping[ResourceId, Iterable[ResourceId]]) -> dict[Resourc
     return reverse
 
 
+def _oriented(
+    edges: Mapping[ResourceId, Iterable[ResourceId]], work: set[ResourceId], reverse: bool
+) -> dict[ResourceId, set[ResourceId]]:
+    """node → what must come before it: its dependencies, or (teardown, `reverse`) its dependents."""
+    graph: dict[ResourceId, set[ResourceId]] = {node: set(deps) for node, deps in edges.items()}
+    if reverse:
+        graph = {node: set() for node in graph} | dependents(graph)
+    for node in work:
+        graph.setdefault(node, set())
+    return graph
+
+
 def waves(
     edges: Mapping[ResourceId, Iterable[ResourceId]], work: Iterable[ResourceId], *, reverse: bool = False
 ) -> list[list[ResourceId]]:
     """Group resources with work into waves: a resource's wave is after every wave holding a dependency
     (a dependent, with `reverse`, for teardown), even through resources without work. Sorted, deterministic."""
-    graph: dict[ResourceId, set[ResourceId]] = {node: set(deps) for node, deps in edges.items()}
-    if reverse:
-        graph = {node: set() for node in graph} | dependents(graph)
     work_set = set(work)
-    for node in work_set:
-        graph.setdefault(node, set())
-    order = graphlib.TopologicalSorter(graph)
+    graph = _oriented(edges, work_set, reverse)
     wave_of: dict[ResourceId, int] = {}
     floor: dict[ResourceId, int] = {}  # the earliest wave a dependent of this node may be in
-    for node in order.static_order():
-        deps = graph.get(node, set())
-        level = max((floor[d] for d in deps if d in floor), default=0)
+    for node in graphlib.TopologicalSorter(graph).static_order():
+        level = max((floor[d] for d in graph.get(node, set()) if d in floor), default=0)
         if node in work_set:
             wave_of[node] = level
             floor[node] = level + 1
@@ -119,3 +127,23 @@ def waves(
             result.append([])
         result[level].append(node)
     return [sorted(w) for w in result if w]
+
+
+def precedence(
+    edges: Mapping[ResourceId, Iterable[ResourceId]], work: Iterable[ResourceId], *, reverse: bool = False
+) -> dict[ResourceId, frozenset[ResourceId]]:
+    """For each resource with work, the nearest resources with work that must be done before it (through
+    resources without work). What the waves say as levels, said per resource: a resource may start as soon
+    as these are done, without waiting for the slowest member of the wave before its own."""
+    work_set = set(work)
+    graph = _oriented(edges, work_set, reverse)
+    nearest: dict[ResourceId, frozenset[ResourceId]] = {}  # node → the nearest work at or before it
+    before: dict[ResourceId, frozenset[ResourceId]] = {}
+    for node in graphlib.TopologicalSorter(graph).static_order():
+        found = frozenset().union(*(nearest.get(d, frozenset()) for d in graph.get(node, set())))
+        if node in work_set:
+            before[node] = found
+            nearest[node] = frozenset({node})
+        else:
+            nearest[node] = found
+    return before

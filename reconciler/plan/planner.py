@@ -17,7 +17,7 @@ with a dead link (docker-map 1.1.1 leaves it broken).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -33,7 +33,7 @@ from .drift import (
     strongest,
     volume_drift,
 )
-from .graph import closure, dependents, waves
+from .graph import closure, dependents, precedence, waves
 from .observed import ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume
 from .resources import ContainerSpec, DesiredState, Kind, ResourceId, ResourceSpec
 
@@ -144,6 +144,9 @@ class Plan:
     pending: tuple[Pending, ...] = ()  # newer images waiting (policy `notify`, or the update window)
     # The dependency graph the plan was made from: a failed action fails what depends on it.
     depends_on: Mapping[ResourceId, frozenset[ResourceId]] = field(default_factory=dict, compare=False, repr=False)
+    # Each action's nearest predecessors with work (`graph.precedence`): what the waves say per action, so an
+    # action may start as soon as its own are done. Empty for a plan written by hand: then the waves order it.
+    after: Mapping[ResourceId, frozenset[ResourceId]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def actions(self) -> list[Action]:
@@ -159,9 +162,35 @@ class Plan:
     def keep(self, wanted: Callable[[Action], bool]) -> Plan:
         """The same plan with only the actions `wanted` accepts (waves left empty are dropped)."""
         waves = tuple(w for w in (tuple(a for a in wave if wanted(a)) for wave in self.waves) if w)
-        return Plan(
-            waves=waves, blocked=self.blocked, notes=self.notes, pending=self.pending, depends_on=self.depends_on
-        )
+        return replace(self, waves=waves)
+
+    def predecessors(self) -> dict[ResourceId, frozenset[ResourceId]]:
+        """Each action's actions that must be done before it starts: its nearest predecessors in this plan
+        (through those `keep` dropped), or, for a plan written by hand, the whole wave before its own."""
+        if not self.after:
+            previous: frozenset[ResourceId] = frozenset()
+            order: dict[ResourceId, frozenset[ResourceId]] = {}
+            for wave in self.waves:
+                for action in wave:
+                    order[action.resource] = previous
+                previous = frozenset(a.resource for a in wave)
+            return order
+        present = {a.resource for a in self.actions}
+        return {rid: self._nearest(rid, present) for rid in present}
+
+    def _nearest(self, rid: ResourceId, present: set[ResourceId]) -> frozenset[ResourceId]:
+        found: set[ResourceId] = set()
+        stack, seen = list(self.after.get(rid, ())), set()
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            if node in present:
+                found.add(node)
+            else:
+                stack.extend(self.after.get(node, ()))  # dropped from this plan: its own predecessors count
+        return frozenset(found)
 
     def action_for(self, resource: ResourceId) -> Action | None:
         return next((a for a in self.actions if a.resource == resource), None)
@@ -682,6 +711,7 @@ def _assemble(desired: DesiredState, work: _Work) -> Plan:
         notes=tuple(sorted(work.notes, key=lambda n: (n.resource, n.message))),
         pending=tuple(sorted(work.pending, key=lambda p: p.resource)),
         depends_on=desired.depends_on,
+        after=precedence(edges, work.ops),
     )
 
 
@@ -735,6 +765,7 @@ def plan_down(
         ),
         blocked=tuple(Blocked(rid, msg) for rid, msg in sorted(work.blocked.items())),
         depends_on=desired.depends_on,
+        after=precedence(edges, work.ops, reverse=True),
     )
 
 

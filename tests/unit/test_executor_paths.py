@@ -712,3 +712,63 @@ def test_refusals_name_what_they_refused() -> None:
     result = Executor(engine).run(Plan(waves=((remove_init,),)))
     assert result.results[0].error == "m.data.init is not ours (no reconciler labels): not removed"
     assert engine.ops() == []
+
+
+# --- scheduling: each action as soon as its own predecessors are done --------------------------------------
+
+
+class SlowToCreate(RecordingEngine):
+    """Creating `m.slow` waits until `m.app` has been created (or 5 s): a wave scheduler could never get
+    there, because `m.app` is in the wave after `m.slow`'s."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.app_created = threading.Event()
+
+    def create_container(self, name: str, config: Json) -> str:
+        if name == "m.slow":
+            self.app_created.wait(5)
+        ident = super().create_container(name, config)
+        if name == "m.app":
+            self.app_created.set()
+        return ident
+
+
+def test_a_dependent_starts_once_its_own_dependency_is_done_not_the_slowest_of_the_wave_before() -> None:
+    desired = desired_of("name: m\nslow: {image: x}\nbase: {image: x}\napp: {image: x, links: [[base, db]]}\n")
+    engine = SlowToCreate(synthesize(desired, containers=()))
+    started = time.monotonic()
+    done = converge(engine, desired, concurrency=4)
+    assert done.result.ok, done.result.summary()
+    assert time.monotonic() - started < 4  # m.slow was not left waiting for its 5 s
+    creates = [c[1] for c in engine.ops("create")]
+    assert creates.index("m.app") < creates.index("m.slow")
+    assert {a.resource.name for a in done.plan.waves[0]} >= {"m.slow", "m.base"}  # one wave, two speeds
+    # The dependency itself still comes first: `m.app` was created and started only after `m.base` started.
+    calls = engine.ops("create", "start")
+    assert calls.index(("start", "m.base")) < calls.index(("create", "m.app"))
+
+
+def test_a_dependent_of_a_failed_action_is_skipped_while_the_rest_goes_on() -> None:
+    desired = desired_of("name: m\nslow: {image: x}\nbase: {image: x}\napp: {image: x, links: [[base, db]]}\n")
+    engine = RecordingEngine(synthesize(desired, containers=()))
+    engine.fail_create.add("m.base")
+    done = converge(engine, desired, concurrency=4)
+    assert result_of(done, "m.base")[0] is Outcome.FAILED
+    assert result_of(done, "m.app") == (Outcome.SKIPPED, "dependency container m.base failed")
+    assert result_of(done, "m.slow")[0] is Outcome.DONE
+    assert [r.action.resource.name for r in done.result.results] == [a.resource.name for a in done.plan.actions]
+
+
+def test_an_action_dropped_from_a_plan_passes_its_predecessors_on() -> None:
+    """`Plan.keep` (a pause, a crash loop) drops an action in the middle of a chain: what came after it
+    still waits for what came before it."""
+    desired = desired_of(
+        "name: m\ndb: {image: x}\nweb: {image: x, links: [[db, db]]}\nproxy: {image: x, links: [[web, web]]}\n"
+    )
+    plan = plan_update(desired, synthesize(desired, containers=()).observed())
+    db, web, proxy = (ResourceId(Kind.CONTAINER, f"m.{n}") for n in ("db", "web", "proxy"))
+    assert plan.predecessors()[proxy] == {web}
+    kept = plan.keep(lambda a: a.resource != web)
+    assert kept.predecessors()[proxy] == {db}
+    assert Plan(waves=plan.waves).predecessors()[proxy] == {a.resource for a in plan.waves[1]}  # by hand: waves

@@ -138,6 +138,17 @@ def wave_index(plan: Plan) -> dict[ResourceId, int]:
     return {a.resource: number for number, wave in enumerate(plan.waves) for a in wave}
 
 
+def assert_starts_only_after(plan: Plan, must_come_first: dict[ResourceId, set[ResourceId]]) -> None:
+    """The executor starts an action once its `predecessors()` are done: everything that must come first
+    has to be among them, transitively, and each predecessor is in an earlier wave."""
+    before = plan.predecessors()
+    waves = wave_index(plan)
+    for rid, first in must_come_first.items():
+        reached = closure(before, [rid]) - {rid}
+        assert first <= reached, f"{rid} could start before {sorted(first - reached)}\n{render_plan(plan)}"
+        assert all(waves[p] < waves[rid] for p in before[rid]), render_plan(plan)
+
+
 @SETTINGS
 @given(container_maps())
 def test_engine_that_matches_the_map_gives_an_empty_plan(data: dict[str, Any]) -> None:
@@ -176,6 +187,9 @@ def test_dependencies_with_work_come_in_earlier_waves(
                     f"(wave {waves[action.resource]})\n{render_plan(plan)}"
                 )
     assert all(wave for wave in plan.waves)
+    assert_starts_only_after(
+        plan, {a.resource: (closure(state.depends_on, [a.resource]) - {a.resource}) & set(waves) for a in plan.actions}
+    )
 
 
 @SETTINGS
@@ -250,3 +264,4 @@ def test_down_removes_every_container_dependents_first(data: dict[str, Any]) -> 
         for dependent in closure(reverse, [rid]) - {rid}:
             if dependent in waves:
                 assert waves[dependent] < wave, f"{dependent} must go before {rid}\n{render_plan(plan)}"
+    assert_starts_only_after(plan, {rid: (closure(reverse, [rid]) - {rid}) & set(waves) for rid in waves})
