@@ -51,10 +51,9 @@ def docker_client() -> Iterator[Any]:
 
 @pytest.fixture(autouse=True)
 def tidy(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Remove what this test made on the main engine (set up first, so torn down last)."""
-    if "docker_client" not in request.fixturenames:
-        yield
-        return
+    """Remove what this test made on the main engine (set up first, so torn down last: after the test's own
+    fixtures stopped its daemons). Every test here, whether it asks for `docker_client` or not: a test that
+    only runs the CLI or a daemon still makes containers."""
     client = request.getfixturevalue("docker_client")
     tracked = TRACKED.get("main")
     before = remaining(client, tracked)
