@@ -5,7 +5,9 @@ check at construction). `MappingDockerClient(maps, client)` offers docker-map's 
 `create`, `start`, `restart`, `stop`, `remove`, `shutdown`, `signal`, `pull_images`, `run_script` — each taking
 a config name, `config.instance`, `map.config` or a group, and each going through the planner and executor
 of the command line, so scripts get the better update rules, the cascade and attached-volume preparation.
-Every verb returns a `MapResult` that says what was done.
+Every verb returns a `MapResult` that says what was done; `plan` (not in docker-map) says what `update`
+would do, doing nothing. `MappingDockerClient(maps, engine=…)` takes the engine port itself instead of a
+client: `reconciler.testing.FakeEngine` tests maps without an engine.
 
 Several engines: `MappingDockerClient(maps, clients=…)` (docker-map's client configurations, from
 `load_clients_file` / `load_clients`) keeps one single-engine `MappingDockerClient` per client the maps run
@@ -31,7 +33,7 @@ from reconciler.executor.apply import ActionResult, Executor, Outcome, RunResult
 from reconciler.executor.clients import connect_client, deployments
 from reconciler.executor.converge import Planner, converge, teardown, update
 from reconciler.executor.defaults import DEFAULT_HEALTH_GATE
-from reconciler.executor.engine import DockerEngine
+from reconciler.executor.engine import DockerEngine, Engine
 from reconciler.executor.translate import container_config
 from reconciler.model import MapError, MapSet, ResolvedMap, combine_maps, load_map_dict, load_map_text
 from reconciler.model import clients as client_model
@@ -224,7 +226,9 @@ class MapResult:
 
 class MappingDockerClient:
     """Runs docker-map's verbs for one or more maps against one engine — or, given `clients`, against each
-    client's engine (see the module docstring)."""
+    client's engine (see the module docstring). The engine is found from `docker_client` (a client, a base
+    URL, or the environment), or given as the engine port itself: `engine=` (e.g. a
+    `reconciler.testing.FakeEngine`, to test maps without an engine)."""
 
     def __init__(
         self,
@@ -232,10 +236,13 @@ class MappingDockerClient:
         docker_client: Any = None,
         clients: Mapping[str, Any] | None = None,
         *,
+        engine: Engine | None = None,
         concurrency: int = 4,
         health_gate: float | None = DEFAULT_HEALTH_GATE,
         raise_on_error: bool = False,
     ) -> None:
+        if engine is not None and (docker_client is not None or clients is not None):
+            raise ValueError("give an engine, or a docker_client or clients: not both")
         maps = [container_maps] if isinstance(container_maps, ContainerMap) else list(container_maps or [])
         self.maps: MapSet = combine_maps([m.resolved for m in maps])
         self.desired: DesiredState = desired_state(self.maps)
@@ -248,7 +255,9 @@ class MappingDockerClient:
             self._split(self.clients)
         # Several engines: the verbs run on the children; `engine` is the first one's (run_script's default).
         first = next(iter(self.children.values()), None)
-        self.engine: DockerEngine = first.engine if first is not None else _engine(docker_client)
+        self.engine: Engine = (
+            first.engine if first is not None else (engine if engine is not None else _engine(docker_client))
+        )
 
     def _split(self, clients: dict[str, ClientConfig]) -> None:
         problems = placement_problems(self.maps, clients)
@@ -306,6 +315,22 @@ class MappingDockerClient:
         return [r.name for r in sorted(scope) if r.kind is Kind.CONTAINER]
 
     # --- docker-map's verbs --------------------------------------------------------------------------
+
+    @_each_client
+    def plan(
+        self,
+        container: str | Iterable[str] | None = None,
+        instances: Iterable[str] | None = None,
+        map_name: str | None = None,
+        update_persistent: bool = False,
+        **kwargs: Any,
+    ) -> MapResult:
+        """What `update` would do (of everything in the maps without `container`), without doing it: the
+        result's `plan` (`.in_sync`, `.actions`, `.blocked`), nothing run. Not in docker-map: `reconciler plan`."""
+        targets = None if container is None else self._targets(container, instances, map_name)
+        options = PlanOptions(targets=targets, update_persistent=update_persistent)
+        done = converge(self.engine, self.desired, update(options), executor=self._executor(), execute=False)
+        return MapResult(done.plan)  # a blocked action is an answer here, not an error to raise
 
     @_each_client
     def startup(

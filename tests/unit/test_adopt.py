@@ -24,8 +24,7 @@ from reconciler.plan.desired import desired_state
 from reconciler.plan.planner import Op, Plan, PlanOptions, plan_down, plan_update
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
-from tests.enginefake import RecordingEngine
-from tests.planfakes import EngineSnapshot, container_json, stranger_container_json, synthesize
+from reconciler.testing import EngineSnapshot, FakeEngine, container_json, stranger_container_json, synthesize
 
 COMPOSE_MAP = """
 name: shop
@@ -184,14 +183,14 @@ def test_changing_start_order_never_recreates() -> None:
 # --- executing ------------------------------------------------------------------------------------------------
 
 
-def adopt(engine: RecordingEngine, state: DesiredState, health_gate: float | None = 5) -> Converged:
+def adopt(engine: FakeEngine, state: DesiredState, health_gate: float | None = 5) -> Converged:
     executor = Executor(engine, concurrency=1, health_gate=health_gate, sleep=lambda _s: None)
     return converge(engine, state, update(PlanOptions(adopt=True)), executor=executor)
 
 
 def test_take_over_is_the_create_first_recreate() -> None:
     state = desired(COMPOSE_MAP)
-    engine = RecordingEngine(compose_engine(state))
+    engine = FakeEngine(compose_engine(state))
     engine.health = {"shop.db..next": "healthy", "shop.web..next": "healthy"}
     done = adopt(engine, state)
     assert done.ok, [r.error for r in done.result.failed]
@@ -207,7 +206,7 @@ def test_take_over_is_the_create_first_recreate() -> None:
 
 def test_a_failed_start_of_ours_leaves_theirs_running() -> None:
     state = desired(COMPOSE_MAP)
-    engine = RecordingEngine(compose_engine(state))
+    engine = FakeEngine(compose_engine(state))
     engine.fail_start = {"shop.db..next"}
     done = adopt(engine, state)
     assert not done.ok
@@ -224,7 +223,7 @@ def test_ours_restarting_under_its_restart_policy_is_a_failed_start_and_theirs_r
     """The engine reports a container that exits at once but has a restart policy as running between its
     restarts: a take-over looks for a while (`TAKE_OVER_SETTLE`) and counts the restarts."""
     state = desired(COMPOSE_MAP)
-    engine = RecordingEngine(compose_engine(state))
+    engine = FakeEngine(compose_engine(state))
     engine.health = {"shop.db..next": "healthy"}
 
     def restarting(name: str) -> None:
@@ -247,7 +246,7 @@ def test_ours_restarting_under_its_restart_policy_is_a_failed_start_and_theirs_r
 
 def test_a_dependency_that_never_turns_healthy_keeps_the_dependent_from_starting() -> None:
     state = desired(COMPOSE_MAP)
-    engine = RecordingEngine(synthesize(state, containers=()))
+    engine = FakeEngine(synthesize(state, containers=()))
     engine.snapshot.volumes.append({"Name": "shop_data", "Driver": "local", "Labels": None, "Options": None})
     engine.health = {"shop.db": "unhealthy"}
     executor = Executor(engine, concurrency=1, health_gate=None, sleep=lambda _s: None)
@@ -262,7 +261,7 @@ def test_teardown_leaves_external_volumes() -> None:
     state = desired(COMPOSE_MAP)
     snapshot = synthesize(state)
     snapshot.volumes.append({"Name": "shop_data", "Driver": "local", "Labels": None, "Options": None})
-    engine = RecordingEngine(snapshot)
+    engine = FakeEngine(snapshot)
     done = converge(engine, state, teardown(volumes=True), executor=Executor(engine))
     assert done.ok
     assert not engine.ops("remove_volume")

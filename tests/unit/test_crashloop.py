@@ -9,7 +9,7 @@ from reconciler.model import combine_maps, load_map_text
 from reconciler.plan.desired import desired_state
 from reconciler.plan.observed import ObservedState
 from reconciler.plan.planner import Plan, plan_update
-from tests.planfakes import synthesize
+from reconciler.testing import synthesize
 
 T0 = 1_900_000_000.0
 

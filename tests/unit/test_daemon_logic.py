@@ -22,9 +22,8 @@ from reconciler.daemon.settings import Settings
 from reconciler.executor.engine import CountingEngine
 from reconciler.model import combine_maps, load_map_text
 from reconciler.plan.desired import desired_state
+from reconciler.testing import EngineSnapshot, FakeEngine, state_json, synthesize
 from reconciler.watch.maps import MapSource
-from tests.enginefake import RecordingEngine
-from tests.planfakes import EngineSnapshot, state_json, synthesize
 
 
 class Clock:
@@ -92,7 +91,7 @@ def controller(
     """A controller over `engine` (default: an empty recording fake, for tests that never reach the engine)."""
     maps = combine_maps([load_map_text(text, "m.yaml")])
     settings.setdefault("state_dir", "off")
-    ctl = Controller(Settings(paths=[], **settings), engine or RecordingEngine(), MapSource([]), alerts=alerts)
+    ctl = Controller(Settings(paths=[], **settings), engine or FakeEngine(), MapSource([]), alerts=alerts)
     ctl.maps = maps
     ctl.desired = desired_state(maps)
     return ctl
@@ -149,7 +148,7 @@ def test_rename_and_network_events() -> None:
 
 def test_crash_loop_backoff_holds_restarts_and_never_overflows() -> None:
     from reconciler.plan.planner import plan_update
-    from tests.planfakes import synthesize
+    from reconciler.testing import synthesize
 
     ctl = controller("name: m\napp: {image: nginx}\n")
     snapshot = synthesize(ctl.desired)
@@ -176,7 +175,7 @@ def test_crash_loop_backoff_holds_restarts_and_never_overflows() -> None:
 # --- resource locks, progress and holds, against a fake of our own engine port ------------------------
 
 
-class FakeEngine(RecordingEngine):
+class SlowStarts(FakeEngine):
     """The `Engine` port over a planfakes snapshot (`tests.enginefake`): reads answer from it, `start` and
     `stop` change it. `slow` names block in `start` until `release` is set, like a long recreate or health gate."""
 
@@ -206,9 +205,9 @@ def stopped(snapshot: EngineSnapshot, *names: str) -> EngineSnapshot:
 TWO = "name: m\na: {image: x}\nb: {image: x}\n"
 
 
-def fake_controller(text: str, stopped_names: tuple[str, ...], slow: set[str]) -> tuple[Controller, FakeEngine]:
+def fake_controller(text: str, stopped_names: tuple[str, ...], slow: set[str]) -> tuple[Controller, SlowStarts]:
     ctl = controller(text)
-    engine = FakeEngine(stopped(synthesize(ctl.desired), *stopped_names), slow)
+    engine = SlowStarts(stopped(synthesize(ctl.desired), *stopped_names), slow)
     real = controller(text, engine)
     return real, engine
 
@@ -464,10 +463,13 @@ def test_a_recreate_leased_by_another_reconciler_is_looked_at_again_not_failed()
     from reconciler.plan import naming
 
     changed = controller("name: m\na: {image: x, create_options: {environment: {V: '2'}}}\n")
-    engine = RecordingEngine(synthesize(controller("name: m\na: {image: x}\n").desired))
+    engine = FakeEngine(synthesize(controller("name: m\na: {image: x}\n").desired))
     engine.create_container(
         naming.replacement_name("m.a"),
-        {"labels": {naming.LABEL_MANAGED: "true", **lease.lease_labels("elsewhere/1/x", time.time() + 600)}},
+        {
+            "image": "x:latest",
+            "labels": {naming.LABEL_MANAGED: "true", **lease.lease_labels("elsewhere/1/x", time.time() + 600)},
+        },
     )
     ctl = controller("name: m\na: {image: x, create_options: {environment: {V: '2'}}}\n", engine)
     assert changed.desired.containers["m.a"].spec_hash == ctl.desired.containers["m.a"].spec_hash

@@ -21,9 +21,8 @@ from reconciler.daemon.settings import Settings
 from reconciler.executor.apply import ActionResult, Outcome, RunResult
 from reconciler.model import MapProblem
 from reconciler.plan.planner import HeldBack, plan_update
+from reconciler.testing import FakeEngine, synthesize
 from reconciler.watch.maps import MapSource, ReloadResult
-from tests.enginefake import RecordingEngine
-from tests.planfakes import synthesize
 from tests.unit.test_daemon_logic import HEALTHY, Clock, controller
 
 APP = "name: m\napp: {image: x}\nweb: {image: x}\n"
@@ -78,7 +77,7 @@ def test_a_pause_is_per_client(tmp_path: Path) -> None:
     for name, healed in (("local", True), ("far", False)):
         ctl = Controller(
             Settings(paths=[], state_dir=str(tmp_path / "state")),
-            RecordingEngine(),
+            FakeEngine(),
             MapSource([]),
             client=ClientConfig(name=name),
         )
@@ -346,7 +345,7 @@ def test_a_container_removed_under_an_action_is_a_warning_not_an_error() -> None
             raise Conflict("container is marked for removal and cannot be started")
 
     with capture_logs() as logs:
-        Racing(RecordingEngine())._run_one(action)  # the engine is never reached
+        Racing(FakeEngine())._run_one(action)  # the engine is never reached
     assert [(e["event"], e["log_level"]) for e in logs] == [("action failed", "warning")]
 
 
@@ -374,9 +373,9 @@ def test_a_host_port_held_by_another_container_is_blocked_naming_it() -> None:
 def test_a_created_container_that_cannot_start_is_removed() -> None:
     from reconciler.executor.apply import Executor
     from reconciler.executor.errors import PermanentEngineError
-    from tests.unit.test_executor import FakeEngine
+    from tests.unit.test_executor import FailingCreates
 
-    class PortTaken(FakeEngine):
+    class PortTaken(FailingCreates):
         removed: list[str] = []
 
         def start(self, ident: str) -> None:

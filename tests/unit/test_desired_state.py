@@ -29,7 +29,7 @@ from reconciler.plan.resources import (
     PortSpec,
     ResourceId,
 )
-from tests.planfakes import SEED_MAP as SEED_YAML
+from tests.recorded import SEED_MAP as SEED_YAML
 
 ROOT = Path(__file__).resolve().parents[2]
 

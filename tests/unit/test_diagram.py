@@ -16,7 +16,7 @@ from reconciler.model import load_map_files
 from reconciler.plan.desired import desired_state
 from reconciler.plan.diagram import Node, Picture, picture, render_dot, render_mermaid, states_from
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
-from tests.planfakes import state_json, synthesize
+from reconciler.testing import state_json, synthesize
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -54,7 +54,8 @@ from reconciler.plan.resources import (
     VolumeInitSpec,
     VolumeSpec,
 )
-from tests.planfakes import container_json, fixture
+from reconciler.testing import container_json
+from tests.recorded import fixture
 
 IMAGE = "reconciler-test/busybox:latest"
 IMAGE_ID = "sha256:9759c460e8e419806d40384eff7b5022eb3564c1c5205e598d8d7989f9ddf568"

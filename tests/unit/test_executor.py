@@ -10,14 +10,14 @@ from reconciler.model import combine_maps, load_map_text
 from reconciler.plan.desired import desired_state
 from reconciler.plan.observed import ObservedState
 from reconciler.plan.planner import plan_update
-from tests.enginefake import RecordingEngine
+from reconciler.testing import FakeEngine
 
 
-class FakeEngine(RecordingEngine):
-    """The recording fake of the `Engine` port; `fail` names make create_container fail."""
+class FailingCreates(FakeEngine):
+    """The shipped fake of the `Engine` port (holding the image `x:latest`); `fail` names make create_container fail."""
 
     def __init__(self, fail: set[str]) -> None:
-        super().__init__()
+        super().__init__(images={"x:latest": {}})
         self.fail_create = fail
 
     @property
@@ -38,7 +38,7 @@ def test_a_failed_resource_fails_its_dependents_and_independent_ones_carry_on() 
     desired = desired_state(combine_maps([load_map_text(MAP)]))
     observed = ObservedState(images={"x:latest": _image()})
     plan = plan_update(desired, observed)
-    engine = FakeEngine(fail={"m.db"})
+    engine = FailingCreates(fail={"m.db"})
     result = Executor(engine, concurrency=2).run(plan)
     outcomes = {r.action.resource.name: r.outcome for r in result.results}
     assert outcomes == {

@@ -1,6 +1,6 @@
 """The executor's safety promises, as what the engine is asked to do and in which order.
 
-Each test runs the whole observe → plan → execute loop (`converge`) against `tests.enginefake.RecordingEngine`
+Each test runs the whole observe → plan → execute loop (`converge`) against `tests.enginefake.FakeEngine`
 — our own port, never the engine itself — and asserts on the engine calls, not on the executor's internals:
 - ownership: nothing without reconciler's labels is stopped or removed, even when the plan says so;
 - recreate: the replacement exists before the old container stops, the old one stops before the replacement
@@ -24,8 +24,7 @@ from reconciler.plan.desired import desired_state
 from reconciler.plan.drift import Drift, Fix, Reason
 from reconciler.plan.planner import Action, Op, Plan, PlanOptions, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
-from tests.enginefake import RecordingEngine
-from tests.planfakes import container_id, stranger_container_json, synthesize, volume_json
+from reconciler.testing import FakeEngine, container_id, stranger_container_json, synthesize, volume_json
 
 APP = """
 name: m
@@ -44,9 +43,9 @@ def desired_of(text: str) -> DesiredState:
     return desired_state(combine_maps([load_map_text(text, "/tmp/m.yaml")]))
 
 
-def drifted_app(**engine_knobs: object) -> tuple[RecordingEngine, DesiredState]:
+def drifted_app(**engine_knobs: object) -> tuple[FakeEngine, DesiredState]:
     """m.app running with MODE=one while the map now says MODE=two: a recreate is due."""
-    engine = RecordingEngine(synthesize(desired_of(APP)))
+    engine = FakeEngine(synthesize(desired_of(APP)))
     for knob, value in engine_knobs.items():
         setattr(engine, knob, value)
     return engine, desired_of(APP.replace("one", "two"))
@@ -69,7 +68,7 @@ NEXT = naming.replacement_name("m.app")
 
 def test_a_remove_action_for_a_container_that_turned_out_to_be_a_strangers_touches_nothing() -> None:
     """Between plan and execution the name changed hands: the executor looks again and refuses."""
-    engine = RecordingEngine()
+    engine = FakeEngine()
     stranger = stranger_container_json("m.gone")
     stranger["State"]["Running"] = True
     engine.snapshot.containers.append(stranger)
@@ -83,7 +82,7 @@ def test_a_remove_action_for_a_container_that_turned_out_to_be_a_strangers_touch
 
 def test_a_removal_for_good_takes_the_anonymous_volumes_and_a_plain_one_keeps_them() -> None:
     desired = desired_of("name: m\none: {image: x, shares: /cache}\ntwo: {image: x, shares: /cache}\n")
-    engine = RecordingEngine(synthesize(desired))
+    engine = FakeEngine(synthesize(desired))
     rid = ResourceId(Kind.CONTAINER, "m.one")
     keep = Action(ResourceId(Kind.CONTAINER, "m.two"), Op.REMOVE, (Op.REMOVE,), (), None)
     take = Action(rid, Op.REMOVE, (Op.REMOVE,), (), None, anonymous_volumes=True)
@@ -93,7 +92,7 @@ def test_a_removal_for_good_takes_the_anonymous_volumes_and_a_plain_one_keeps_th
 
 def test_a_remove_action_for_a_strangers_volume_touches_nothing() -> None:
     desired = desired_of("name: m\napp: {image: x, attaches: data}\nvolumes: {data: /data}\n")
-    engine = RecordingEngine()
+    engine = FakeEngine()
     engine.snapshot.volumes.append(volume_json(desired.volumes["m.data"], labelled=False))
     action = Action(ResourceId(Kind.VOLUME, "m.data"), Op.REMOVE, (Op.REMOVE,), (), "m.data")
     result = Executor(engine).run(Plan(waves=((action,),)))
@@ -114,7 +113,7 @@ def test_an_unlabelled_container_named_like_a_replacement_is_never_removed() -> 
 
 def test_creating_a_missing_container_leaves_an_unlabelled_replacement_name_alone() -> None:
     desired = desired_of(APP)
-    engine = RecordingEngine(synthesize(desired, containers=()))
+    engine = FakeEngine(synthesize(desired, containers=()))
     engine.snapshot.containers.append(stranger_container_json(NEXT))
     done = run(engine, desired)
     assert done.ok, done.result.summary()
@@ -227,7 +226,7 @@ def test_without_a_health_gate_an_unhealthy_replacement_is_kept() -> None:
 
 def test_a_fresh_container_that_turns_unhealthy_fails_its_gate_and_its_dependents_wait() -> None:
     text = "name: m\ndb: {image: x}\nweb: {image: x, links: db}\n"
-    engine = RecordingEngine(synthesize(desired_of(text), containers=()))
+    engine = FakeEngine(synthesize(desired_of(text), containers=()))
     engine.health = {"m.db": "unhealthy"}
     done = run(engine, desired_of(text), health_gate=5)
     assert outcome(done, "m.db") is Outcome.FAILED
@@ -244,11 +243,11 @@ volumes: {data: /data}
 """
 
 
-def init_engine(**knobs: object) -> tuple[RecordingEngine, DesiredState]:
+def init_engine(**knobs: object) -> tuple[FakeEngine, DesiredState]:
     desired = desired_of(VOLUME_MAP)
     snapshot = synthesize(desired, containers=())
     snapshot.drop_container("m.data.init")
-    engine = RecordingEngine(snapshot)
+    engine = FakeEngine(snapshot)
     for knob, value in knobs.items():
         setattr(engine, knob, value)
     return engine, desired
@@ -294,7 +293,7 @@ def test_the_plan_is_never_asked_to_drop_what_it_does_not_own() -> None:
     desired = desired_of(APP)
     snapshot = synthesize(desired)
     snapshot.containers.append(stranger_container_json("m.other"))
-    engine = RecordingEngine(snapshot)
+    engine = FakeEngine(snapshot)
     drift = Drift(Reason.MISSING, "map", "absent", "present", Fix.CREATE)
     actions = tuple(
         Action(ResourceId(Kind.CONTAINER, c["Name"].lstrip("/")), Op.REMOVE, (Op.REMOVE,), (drift,), c["Id"])
@@ -309,7 +308,7 @@ def test_the_plan_is_never_asked_to_drop_what_it_does_not_own() -> None:
 def test_prune_options_do_not_matter_to_the_ownership_check() -> None:
     """Even with --prune, a stranger holding a map's name is blocked, never stopped or removed."""
     desired = desired_of(APP)
-    engine = RecordingEngine(synthesize(desired, containers=()))
+    engine = FakeEngine(synthesize(desired, containers=()))
     engine.snapshot.containers.append(stranger_container_json("m.app"))
     done = converge(engine, desired, PlanOptions(prune=True, prune_volumes=True))
     assert not done.ok
@@ -320,7 +319,7 @@ def test_a_persistent_one_shot_that_finishes_at_once_passes_its_gate_and_a_servi
     """A `persistent` job is done when it exits 0 (found flaky by a new-user trial: whether the gate saw it
     still running decided the outcome); a service that exits right after its start fails its gate."""
     desired = desired_of("name: m\njob: {image: x, persistent: true}\nsvc: {image: x}\n")
-    engine = RecordingEngine(synthesize(desired, containers=()))
+    engine = FakeEngine(synthesize(desired, containers=()))
     engine.exit_on_start = {"m.job": 0, "m.svc": 0}
     done = run(engine, desired, health_gate=5)
     assert outcome(done, "m.job") is Outcome.DONE
@@ -331,7 +330,7 @@ def test_with_several_engines_each_action_line_names_its_client() -> None:
     from structlog.testing import capture_logs
 
     desired = desired_of("name: m\napp: {image: x}\n")
-    engine = RecordingEngine(synthesize(desired, containers=()))
+    engine = FakeEngine(synthesize(desired, containers=()))
     plan = plan_update(desired, engine.snapshot.observed())
     with capture_logs() as logs:
         assert Executor(engine).run(plan, client="far").ok

@@ -1,4 +1,4 @@
-"""The executor's remaining safety paths, by the engine calls they make (`tests.enginefake.RecordingEngine`):
+"""The executor's remaining safety paths, by the engine calls they make (`tests.enginefake.FakeEngine`):
 removal (graceful stop first, by the observed id, volumes, networks), creation racing a stranger or an earlier
 run, the labels of what is created (a replacement carries its lease and nothing else of its own), the health
 gate's every outcome and its exact messages, the stop grace period, a recreate of a stopped container
@@ -20,6 +20,7 @@ from reconciler.executor import lease
 from reconciler.executor.apply import Executor, Outcome
 from reconciler.executor.converge import Converged, update
 from reconciler.executor.converge import converge as loop
+from reconciler.executor.engine import Json
 from reconciler.executor.translate import container_config
 from reconciler.model import combine_maps, load_map_text
 from reconciler.plan import naming
@@ -27,9 +28,8 @@ from reconciler.plan.desired import desired_state
 from reconciler.plan.observed import parse_volume
 from reconciler.plan.planner import Action, Op, Plan, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
-from tests.enginefake import RecordingEngine
-from tests.planfakes import (
-    Json,
+from reconciler.testing import (
+    FakeEngine,
     container_id,
     image_id,
     network_json,
@@ -49,7 +49,7 @@ NEXT = naming.replacement_name("m.app")
 ROLLED_BACK = "; rolled back, the old container keeps running"
 
 
-def converge(engine: RecordingEngine, desired: DesiredState, **executor: Any) -> Converged:
+def converge(engine: FakeEngine, desired: DesiredState, **executor: Any) -> Converged:
     """The one loop (observe → plan → execute) with an executor of these settings (health_gate, …)."""
     return loop(engine, desired, update(), executor=Executor(engine, **executor))
 
@@ -59,15 +59,15 @@ def result_of(done: Converged, name: str) -> tuple[Outcome, str]:
     return found.outcome, found.error or ""
 
 
-def drifted(**knobs: object) -> tuple[RecordingEngine, DesiredState]:
+def drifted(**knobs: object) -> tuple[FakeEngine, DesiredState]:
     """m.app running with MODE=one while the map now says MODE=two: a recreate is due."""
-    engine = RecordingEngine(synthesize(desired_of(APP)))
+    engine = FakeEngine(synthesize(desired_of(APP)))
     for knob, value in knobs.items():
         setattr(engine, knob, value)
     return engine, desired_of(APP.replace("one", "two"))
 
 
-def remove(engine: RecordingEngine, kind: Kind, name: str, ident: str | None) -> Outcome:
+def remove(engine: FakeEngine, kind: Kind, name: str, ident: str | None) -> Outcome:
     action = Action(ResourceId(kind, name), Op.REMOVE, (Op.REMOVE,), (), ident)
     return Executor(engine).run(Plan(waves=((action,),))).results[0].outcome
 
@@ -76,7 +76,7 @@ def remove(engine: RecordingEngine, kind: Kind, name: str, ident: str | None) ->
 
 
 def test_removing_a_running_container_of_ours_stops_it_gracefully_first() -> None:
-    engine = RecordingEngine(synthesize(desired_of(APP)))
+    engine = FakeEngine(synthesize(desired_of(APP)))
     engine.container("m.app")["Config"]["StopTimeout"] = 7
     assert remove(engine, Kind.CONTAINER, "m.app", container_id("m.app")) is Outcome.DONE
     assert engine.ops() == [("stop", "m.app"), ("remove", "m.app")]
@@ -85,7 +85,7 @@ def test_removing_a_running_container_of_ours_stops_it_gracefully_first() -> Non
 
 
 def test_removing_a_stopped_container_does_not_stop_it_and_a_missing_one_is_fine() -> None:
-    engine = RecordingEngine(synthesize(desired_of(APP)))
+    engine = FakeEngine(synthesize(desired_of(APP)))
     engine.container("m.app")["State"] = state_json("exited", 0)
     assert remove(engine, Kind.CONTAINER, "m.app", None) is Outcome.DONE
     assert engine.ops() == [("remove", "m.app")]
@@ -95,7 +95,7 @@ def test_removing_a_stopped_container_does_not_stop_it_and_a_missing_one_is_fine
 
 def test_removal_goes_by_the_observed_id_not_the_name() -> None:
     """The plan saw a container by its id; that container is removed, whatever its name is now."""
-    engine = RecordingEngine(synthesize(desired_of(APP)))
+    engine = FakeEngine(synthesize(desired_of(APP)))
     engine.snapshot.containers.append(stranger_container_json("m.app..other"))
     assert remove(engine, Kind.CONTAINER, "m.gone", container_id("m.app")) is Outcome.DONE
     assert engine.ops() == [("stop", "m.app"), ("remove", "m.app")]
@@ -106,7 +106,7 @@ def test_removing_our_volume_and_network() -> None:
     desired = desired_of(
         "name: m\nnetworks: {n: {}}\napp: {image: x, attaches: data, networks: n}\nvolumes: {data: /d}\n"
     )
-    engine = RecordingEngine(synthesize(desired))
+    engine = FakeEngine(synthesize(desired))
     assert remove(engine, Kind.VOLUME, "m.data", "m.data") is Outcome.DONE
     assert engine.ops("remove_volume") == [("remove_volume", "m.data")]
     assert remove(engine, Kind.VOLUME, "m.data", "m.data") is Outcome.DONE  # gone: nothing to do
@@ -120,9 +120,9 @@ def test_removing_our_volume_and_network() -> None:
 # --- creation ------------------------------------------------------------------------------------------------
 
 
-def created_plan(text: str) -> tuple[RecordingEngine, DesiredState, Plan]:
+def created_plan(text: str) -> tuple[FakeEngine, DesiredState, Plan]:
     desired = desired_of(text)
-    engine = RecordingEngine(synthesize(desired, containers=()))
+    engine = FakeEngine(synthesize(desired, containers=()))
     return engine, desired, plan_update(desired, engine.snapshot.observed())
 
 
@@ -176,7 +176,7 @@ def test_a_replacement_carries_the_labels_of_the_container_it_replaces_and_only_
 def test_volumes_are_created_labelled_and_a_strangers_volume_is_not_adopted() -> None:
     text = "name: m\napp: {image: x, attaches: data}\nvolumes: {data: /d}\n"
     desired = desired_of(text)
-    engine = RecordingEngine(synthesize(desired, containers=()))
+    engine = FakeEngine(synthesize(desired, containers=()))
     engine.snapshot.volumes.clear()
     engine.snapshot.containers.clear()
     done = converge(engine, desired)
@@ -185,7 +185,7 @@ def test_volumes_are_created_labelled_and_a_strangers_volume_is_not_adopted() ->
     assert volume["Labels"][naming.LABEL_MANAGED] == "true"
     assert volume["Labels"][naming.LABEL_VOLUME_ID]  # the identity the init records
     # A stranger's volume under the name, found only at execution: refused, never adopted.
-    engine2 = RecordingEngine(synthesize(desired, containers=()))
+    engine2 = FakeEngine(synthesize(desired, containers=()))
     engine2.snapshot.volumes.clear()
     engine2.snapshot.containers.clear()
     stale_plan = plan_update(desired, engine2.snapshot.observed())
@@ -329,7 +329,7 @@ def test_the_old_container_is_stopped_with_the_maps_grace_period() -> None:
 
 def test_the_old_container_is_stopped_with_its_own_grace_period_when_the_map_sets_none() -> None:
     text = "name: m\napp: {image: x, create_options: {environment: {MODE: one}}}\n"
-    engine = RecordingEngine(synthesize(desired_of(text)))
+    engine = FakeEngine(synthesize(desired_of(text)))
     engine.container("m.app")["Config"]["StopTimeout"] = 11
     assert converge(engine, desired_of(text.replace("one", "two"))).ok
     assert engine.stop_timeouts == {"m.app": 11}
@@ -346,7 +346,7 @@ def test_a_failed_recreate_of_a_stopped_container_runs_it_again_unless_a_finishe
     """README: if anything fails, the old container runs again — also when an interrupted earlier run had
     left it stopped (a `persistent` helper that had finished stays exited). It is never stopped for it."""
     text = APP + ("  persistent: true\n" if persistent else "")
-    engine = RecordingEngine(synthesize(desired_of(text)))
+    engine = FakeEngine(synthesize(desired_of(text)))
     engine.container("m.app")["State"] = state_json("exited", exit_code)
     engine.fail_start = {NEXT}
     done = converge(engine, desired_of(text.replace("one", "two")))
@@ -364,7 +364,7 @@ def test_a_failed_recreate_of_a_stopped_container_runs_it_again_unless_a_finishe
 
 def test_after_a_recreate_the_initial_and_restart_commands_run_in_the_new_container() -> None:
     text = APP + "  exec_commands: [[echo hi, null, initial], [sleep 9, null, restart]]\n"
-    engine = RecordingEngine(synthesize(desired_of(text)))
+    engine = FakeEngine(synthesize(desired_of(text)))
     assert converge(engine, desired_of(text.replace("one", "two"))).ok
     execs = engine.ops("exec")
     assert execs == [("exec", "m.app", "echo hi"), ("exec", "m.app", "sleep 9")]
@@ -460,11 +460,11 @@ def test_removing_a_replacement_leased_by_another_reconciler_names_it_and_touche
 VOLUMES = "name: m\napp: {image: x, attaches: data, user: 2000, permissions: u=rwX}\nvolumes: {data: /data}\n"
 
 
-def init_engine() -> tuple[RecordingEngine, DesiredState]:
+def init_engine() -> tuple[FakeEngine, DesiredState]:
     desired = desired_of(VOLUMES)
     snapshot = synthesize(desired, containers=())
     snapshot.drop_container("m.data.init")
-    return RecordingEngine(snapshot), desired
+    return FakeEngine(snapshot), desired
 
 
 def test_an_init_that_cannot_start_is_removed_so_it_never_looks_prepared() -> None:
@@ -585,7 +585,7 @@ def test_a_recreated_network_is_emptied_removed_and_made_again() -> None:
     desired = desired_of(text)
     snapshot = synthesize(desired)
     snapshot.networks[0]["Driver"] = "macvlan"  # drifted: must be recreated
-    engine = RecordingEngine(snapshot)
+    engine = FakeEngine(snapshot)
     plan = plan_update(desired, engine.snapshot.observed())
     net_action = plan.action_for(ResourceId(Kind.NETWORK, "m.n"))
     assert net_action is not None
@@ -601,7 +601,7 @@ def test_a_stranger_that_joined_a_network_after_the_plan_keeps_it_the_network_is
     desired = desired_of(text)
     snapshot = synthesize(desired)
     snapshot.networks[0]["Driver"] = "macvlan"
-    engine = RecordingEngine(snapshot)
+    engine = FakeEngine(snapshot)
     net_action = plan_update(desired, engine.snapshot.observed()).action_for(ResourceId(Kind.NETWORK, "m.n"))
     assert net_action is not None
     assert net_action.op is Op.RECREATE
@@ -619,7 +619,7 @@ def test_a_stranger_that_joined_a_network_after_the_plan_keeps_it_the_network_is
 def test_a_network_created_meanwhile_is_fine_when_ours_and_an_error_when_a_strangers() -> None:
     text = "name: m\nnetworks: {n: {}}\napp: {image: x, networks: n}\n"
     desired = desired_of(text)
-    engine = RecordingEngine(synthesize(desired, containers=()))
+    engine = FakeEngine(synthesize(desired, containers=()))
     engine.snapshot.networks.clear()
     plan = plan_update(desired, engine.snapshot.observed()).keep(lambda a: a.resource.kind is Kind.NETWORK)
     engine.snapshot.networks.append(network_json(desired.networks["m.n"]))
@@ -667,7 +667,7 @@ def test_an_unfinished_leftover_replacement_appearing_after_the_plan_is_removed_
 
 def test_a_leftover_replacement_appearing_after_the_plan_is_removed_before_a_create() -> None:
     desired = desired_of(APP)
-    engine = RecordingEngine(synthesize(desired, containers=()))
+    engine = FakeEngine(synthesize(desired, containers=()))
     plan = plan_update(desired, engine.snapshot.observed())
     engine.snapshot.containers.append(leftover(desired))
     assert Executor(engine).run(plan).ok
@@ -678,7 +678,7 @@ def test_a_leftover_replacement_appearing_after_the_plan_is_removed_before_a_cre
 def test_a_volume_made_meanwhile_by_us_is_used_and_one_by_a_stranger_refused_with_a_reason() -> None:
     text = "name: m\napp: {image: x, attaches: data}\nvolumes: {data: /d}\n"
     desired = desired_of(text)
-    engine = RecordingEngine(synthesize(desired, containers=()))
+    engine = FakeEngine(synthesize(desired, containers=()))
     engine.snapshot.volumes.clear()
     engine.snapshot.containers.clear()
     plan = plan_update(desired, engine.snapshot.observed()).keep(lambda a: a.resource.kind is Kind.VOLUME)
@@ -697,7 +697,7 @@ def test_a_volume_made_meanwhile_by_us_is_used_and_one_by_a_stranger_refused_wit
 
 def test_refusals_name_what_they_refused() -> None:
     desired = desired_of(VOLUMES)
-    engine = RecordingEngine()
+    engine = FakeEngine()
     engine.snapshot.volumes.append(volume_json(desired.volumes["m.data"], labelled=False))
     action = Action(ResourceId(Kind.VOLUME, "m.data"), Op.REMOVE, (Op.REMOVE,), (), "m.data")
     result = Executor(engine).run(Plan(waves=((action,),)))
@@ -717,7 +717,7 @@ def test_refusals_name_what_they_refused() -> None:
 # --- scheduling: each action as soon as its own predecessors are done --------------------------------------
 
 
-class SlowToCreate(RecordingEngine):
+class SlowToCreate(FakeEngine):
     """Creating `m.slow` waits until `m.app` has been created (or 5 s): a wave scheduler could never get
     there, because `m.app` is in the wave after `m.slow`'s."""
 
@@ -751,7 +751,7 @@ def test_a_dependent_starts_once_its_own_dependency_is_done_not_the_slowest_of_t
 
 def test_a_dependent_of_a_failed_action_is_skipped_while_the_rest_goes_on() -> None:
     desired = desired_of("name: m\nslow: {image: x}\nbase: {image: x}\napp: {image: x, links: [[base, db]]}\n")
-    engine = RecordingEngine(synthesize(desired, containers=()))
+    engine = FakeEngine(synthesize(desired, containers=()))
     engine.fail_create.add("m.base")
     done = converge(engine, desired, concurrency=4)
     assert result_of(done, "m.base")[0] is Outcome.FAILED

@@ -28,8 +28,7 @@ from reconciler.plan.observed import parse_container
 from reconciler.plan.planner import Action, Op, Plan, plan_update
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import ContainerSpec, DesiredState, Kind, ResourceId, VolumeInitSpec
-from tests.enginefake import RecordingEngine
-from tests.planfakes import container_json, state_json, stranger_container_json, synthesize
+from reconciler.testing import FakeEngine, container_json, state_json, stranger_container_json, synthesize
 
 Json = dict[str, Any]
 
@@ -191,10 +190,10 @@ def test_pull_errors_are_classified(message: str, status: int | None, kind: type
 # --- executor against a fake engine port ---------------------------------------------------------------------
 
 
-class FakePort(RecordingEngine):
+class FakePort(FakeEngine):
     """An engine port holding containers as inspect JSON; `fail` maps a method name to an error raised once
     per listed call. It overrides what the recreate and init paths call (recording `(call, name)` only for
-    those); the rest of the port is `RecordingEngine`'s over an empty engine, so it is a whole `Engine`.
+    those); the rest of the port is `FakeEngine`'s over an empty engine, so it is a whole `Engine`.
     `polls_to_exit`: each container created from now on exits after that many looks (a long volume init)."""
 
     def __init__(self) -> None:

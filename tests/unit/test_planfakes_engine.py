@@ -20,15 +20,9 @@ from reconciler.model import combine_maps, load_map_text
 from reconciler.plan.desired import desired_state
 from reconciler.plan.planner import plan_update
 from reconciler.plan.render import render_plan
-from tests.planfakes import (
-    container_json,
-    engine_container,
-    fixture,
-    image_json,
-    merged_healthcheck,
-    synthesize,
-    top_lines,
-)
+from reconciler.testing import container_json, engine_container, image_json, synthesize, top_lines
+from reconciler.testing.normalise import merged_healthcheck
+from tests.recorded import fixture
 
 RECORDED = fixture("normalisations")
 CASES = sorted(RECORDED["cases"])

@@ -21,8 +21,7 @@ from reconciler.plan.observed import ObservedState
 from reconciler.plan.planner import Action, Op, Plan, PlanOptions, plan_down, plan_update
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
-from tests.planfakes import (
-    SEED_MAP,
+from reconciler.testing import (
     EngineSnapshot,
     container_json,
     image_json,
@@ -32,6 +31,7 @@ from tests.planfakes import (
     synthesize,
     volume_json,
 )
+from tests.recorded import SEED_MAP
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,7 @@ from reconciler.plan.graph import closure, dependents
 from reconciler.plan.planner import Op, Plan, plan_down, plan_update
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
-from tests.planfakes import EngineSnapshot, state_json, synthesize
+from reconciler.testing import EngineSnapshot, state_json, synthesize
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CHANGES = ("same", "missing", "stopped", "stopped-for-good", "env", "limits")

@@ -16,7 +16,7 @@ from reconciler.plan.drift import Drift, Fix, Reason
 from reconciler.plan.planner import Op, PlanOptions, plan_down, plan_update
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
-from tests.planfakes import container_id, init_json, network_json, stranger_container_json, synthesize, volume_json
+from reconciler.testing import container_id, init_json, network_json, stranger_container_json, synthesize, volume_json
 
 
 def desired_of(text: str) -> DesiredState:

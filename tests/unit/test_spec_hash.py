@@ -14,7 +14,7 @@ from reconciler.plan.desired import desired_state
 from reconciler.plan.planner import plan_update
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import ContainerSpec, EndpointSpec, Mount, PortSpec
-from tests.planfakes import synthesize
+from reconciler.testing import synthesize
 
 RICH = ContainerSpec(
     name="m.app",

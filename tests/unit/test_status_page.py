@@ -16,7 +16,7 @@ from reconciler.model import combine_maps, load_map_text
 from reconciler.plan.desired import desired_state
 from reconciler.plan.planner import Action, Op, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
-from tests.planfakes import state_json, synthesize
+from reconciler.testing import state_json, synthesize
 from tests.unit.test_http_server import LIMITS, TOKEN, Client, call
 
 pytestmark = pytest.mark.timeout(60)

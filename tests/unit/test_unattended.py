@@ -24,8 +24,8 @@ from reconciler.plan.observed import ObservedState
 from reconciler.plan.planner import Op, PlanOptions, plan_update
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import DesiredState
+from reconciler.testing import image_json
 from reconciler.watch.git import GitError, GitRepo
-from tests.planfakes import image_json
 from tests.unit.test_planner import c, desired, ops, single
 
 MAP = """\
@@ -316,15 +316,15 @@ def test_git_calls_time_out_and_bad_paths_are_refused(tmp_path: Path) -> None:
 def test_engine_lost_past_the_grace_period_and_recovery_are_notified_once() -> None:
     from reconciler.daemon.controller import Controller
     from reconciler.daemon.settings import Settings
+    from reconciler.testing import FakeEngine
     from reconciler.watch.maps import MapSource
-    from tests.enginefake import RecordingEngine
 
     now = [1000.0]
     target = Target()
     alerts = Alerts(targets=[target], interval=0)
     ctl = Controller(
         Settings(paths=[], state_dir="off", engine_grace=60),
-        RecordingEngine(),
+        FakeEngine(),
         MapSource([]),
         alerts=alerts,
         clock=lambda: now[0],
@@ -352,7 +352,7 @@ def test_rollbacks_and_crash_loops_are_notified_in_one_batch_and_a_crash_loop_on
     from datetime import UTC
 
     from reconciler.executor.apply import ActionResult, Outcome
-    from tests.planfakes import synthesize
+    from reconciler.testing import synthesize
     from tests.unit.test_daemon_logic import HEALTHY, controller
 
     target = Target()
@@ -479,8 +479,8 @@ def test_a_secret_quoted_by_an_error_never_reaches_a_message() -> None:
 def test_a_broken_map_is_one_message_for_all_clients_and_news_again_once_fixed(tmp_path: Path) -> None:
     from reconciler.daemon.controller import Controller
     from reconciler.daemon.settings import Settings
+    from reconciler.testing import FakeEngine
     from reconciler.watch.maps import MapSource
-    from tests.enginefake import RecordingEngine
 
     site = tmp_path / "site.yaml"
     broken = "name: s\napp:\n  image: [not, an, image]\n"
@@ -489,7 +489,7 @@ def test_a_broken_map_is_one_message_for_all_clients_and_news_again_once_fixed(t
     alerts = Alerts(targets=[target], interval=0)
     alerts.start()
     settings = Settings(paths=[], state_dir="off")
-    controllers = [Controller(settings, RecordingEngine(), MapSource([site]), alerts=alerts) for _ in range(2)]
+    controllers = [Controller(settings, FakeEngine(), MapSource([site]), alerts=alerts) for _ in range(2)]
     for ctl in controllers:
         ctl.load_maps()
         ctl.load_maps()  # a reload: not news
