@@ -11,8 +11,8 @@ Everything it creates is named `fixture-rec.*`, labelled like reconciler's own o
 `--normalisations` records only `normalisations.json`: for each case the create arguments (in the shape of
 reconciler's `executor/translate.py`: docker-py `create_container` kwargs, `host_config` kwargs) and what the
 engine stored for them, where it differs from what was sent (cleaned paths, the image's HEALTHCHECK merged
-field by field, link lists, `container:<name>` stored as `container:<id>`). `tests/planfakes.py` models these;
-`tests/unit/test_planfakes_engine.py` checks the fake against this file. Needs `reconciler-test/rich`.
+field by field, link lists, `container:<name>` stored as `container:<id>`). `reconciler/testing/` models these;
+`tests/unit/test_testing_normalisations.py` checks the fake against this file. Needs `reconciler-test/rich`.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@
 pull, …) in Engine API terms: plain JSON dicts in and out. `DockerEngine` implements it over docker-py's
 low-level `APIClient`, with a timeout on every call (a hung engine must never hang us), errors classified
 into retryable and permanent ones, and retries for the retryable ones — all in `errors.retrying`. The
-connection pool is sized to the worker count. Tests of the daemon's logic use an in-memory fake of this
-protocol; the real engine is never mocked in integration tests.
+connection pool is sized to the worker count. Unit tests (and users testing their maps) use the in-memory
+fake of this protocol shipped as `reconciler.testing.FakeEngine`; the real engine is never mocked in
+integration tests.
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ raises a retryable one), `fail_wait` (wait raises a retryable one, the container
 started, with that code), `after_start` (a hook called after each start); `fail_pull` by reference.
 Recorded besides `calls`: `stop_timeouts`, `wait_timeouts` and `configs` (create arguments).
 
-`FakeEngine` is checked against the `Engine` protocol by mypy (see `_: type[Engine]` below).
+`FakeEngine` is checked against the `Engine` protocol (as a `CountingEngine`, which the daemon takes) by mypy
+(see `_: type[CountingEngine]` below).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from reconciler.executor.engine import PULL_IDLE_TIMEOUT, PULL_TIMEOUT, Engine, EventStream, Json
+from reconciler.executor.engine import PULL_IDLE_TIMEOUT, PULL_TIMEOUT, CountingEngine, EventStream, Json
 from reconciler.executor.errors import Conflict, NotFound, PermanentEngineError, RetryableEngineError
 from reconciler.plan import naming
 
@@ -533,7 +534,7 @@ class FakeEngine:
         return _NoEvents()
 
 
-_: type[Engine] = FakeEngine  # mypy: the fake implements the whole port
+_: type[CountingEngine] = FakeEngine  # mypy: the fake implements the whole port (and counts its calls)
 
 
 def _one_shot(found: Json) -> bool:

@@ -1,6 +1,6 @@
 """What the engine does to what it is sent: the normalisations the fake models (recorded by
 `scripts/record-fixtures.py --normalisations`, and checked against that recording by
-`tests/unit/test_planfakes_engine.py`).
+`tests/unit/test_testing_normalisations.py`).
 
 - environment: the image's variables in their order, replaced by the container's, then the new ones;
 - healthcheck: merged with the image's field by field (an empty or zero field comes from the image);

@@ -1,5 +1,5 @@
 """Adopt, start ordering and external volumes without an engine: the planner on synthesised engine JSON
-(tests/planfakes.py), the executor against the recording fake of our engine port (tests/enginefake.py),
+(reconciler.testing), the executor against the recording fake of our engine port (reconciler.testing.FakeEngine),
 the model's integrity rules for the new keys.
 
 - a foreign container (docker-map's under our name, compose's for the service) is taken over only with

@@ -176,8 +176,9 @@ def test_crash_loop_backoff_holds_restarts_and_never_overflows() -> None:
 
 
 class SlowStarts(FakeEngine):
-    """The `Engine` port over a planfakes snapshot (`tests.enginefake`): reads answer from it, `start` and
-    `stop` change it. `slow` names block in `start` until `release` is set, like a long recreate or health gate."""
+    """The shipped fake (`reconciler.testing.FakeEngine`) over a synthesized snapshot: reads answer from it,
+    `start` and `stop` change it. `slow` names block in `start` until `release` is set, like a long recreate
+    or health gate."""
 
     def __init__(self, snapshot: EngineSnapshot, slow: set[str] | None = None) -> None:
         super().__init__(snapshot)

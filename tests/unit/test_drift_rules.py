@@ -189,7 +189,7 @@ def test_recorded_main_container_parses_into_typed_values() -> None:
 
 
 def test_the_fake_engine_answers_like_the_recorded_one() -> None:
-    """tests/planfakes.py synthesises inspect JSON from a spec; for main's spec it must say what the real engine
+    """reconciler.testing synthesises inspect JSON from a spec; for main's spec it must say what the real engine
     said, field by field (ids, timestamps and anonymous volume names aside)."""
     real = parse_container(recorded("main", MAIN))
     fake = parse_container(container_json(MAIN, image=fixture("image")))

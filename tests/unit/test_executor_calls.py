@@ -1,6 +1,6 @@
 """The executor's safety promises, as what the engine is asked to do and in which order.
 
-Each test runs the whole observe → plan → execute loop (`converge`) against `tests.enginefake.FakeEngine`
+Each test runs the whole observe → plan → execute loop (`converge`) against `reconciler.testing.FakeEngine`
 — our own port, never the engine itself — and asserts on the engine calls, not on the executor's internals:
 - ownership: nothing without reconciler's labels is stopped or removed, even when the plan says so;
 - recreate: the replacement exists before the old container stops, the old one stops before the replacement
@@ -59,7 +59,7 @@ def outcome(done: Converged, name: str) -> Outcome:
     return next(r.outcome for r in done.result.results if r.action.resource.name == name)
 
 
-OLD = container_id("m.app")  # the id planfakes gives the running m.app
+OLD = container_id("m.app")  # the id `synthesize` gives the running m.app
 NEXT = naming.replacement_name("m.app")
 
 

@@ -1,4 +1,4 @@
-"""The executor's remaining safety paths, by the engine calls they make (`tests.enginefake.FakeEngine`):
+"""The executor's remaining safety paths, by the engine calls they make (`reconciler.testing.FakeEngine`):
 removal (graceful stop first, by the observed id, volumes, networks), creation racing a stranger or an earlier
 run, the labels of what is created (a replacement carries its lease and nothing else of its own), the health
 gate's every outcome and its exact messages, the stop grace period, a recreate of a stopped container

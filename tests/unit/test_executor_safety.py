@@ -1,5 +1,5 @@
 """Do no harm (issue 21), without an engine: the planner's adopt and network rules on synthesised engine
-JSON (tests/planfakes.py), and the executor's recreate, restore, lease and init wait against a small fake of
+JSON (reconciler.testing), and the executor's recreate, restore, lease and init wait against a small fake of
 our own engine port (`reconciler.executor.engine.Engine`; the engine itself is never mocked)."""
 
 from __future__ import annotations

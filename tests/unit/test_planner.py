@@ -1,7 +1,8 @@
 """The planner: drift → ordered actions in parallel waves (DESIGN §4, §5), and the teardown plan.
 
-Desired states come from small maps; observed states from `tests/planfakes.py`, which plays an engine that did
-exactly what the map says (inspect JSON shaped like the recorded fixtures), then one thing is changed.
+Desired states come from small maps; observed states from `reconciler.testing.synthesize`, which plays an
+engine that did exactly what the map says (inspect JSON shaped like the recorded fixtures), then one thing
+is changed.
 """
 
 from __future__ import annotations

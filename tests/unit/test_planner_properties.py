@@ -2,7 +2,7 @@
 
 Maps have a few configs with random links, `uses` (of attached volumes and of whole containers), attached
 volumes (some prepared by an init), a network with endpoint links and `network_mode` sharing — all pointing
-only at configs earlier in the list, so there is never a cycle. Engine states start from `tests/planfakes.py`'s
+only at configs earlier in the list, so there is never a cycle. Engine states start from `reconciler.testing`'s
 faithful engine and then lose containers, stop them (with a recoverable exit code or not), change their
 environment or limits, or lose attached volumes.
 """

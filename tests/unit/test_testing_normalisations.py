@@ -1,4 +1,4 @@
-"""The fake engine (`tests/planfakes.py`) answers as the real one does, where the real one changes what it was sent.
+"""The fake engine (`reconciler.testing`) answers as the real one does, where the real one changes what it was sent.
 
 Part 1 checks the fake against recorded answers of the real engine 26.1.5 (`tests/fixtures/engine/
 normalisations.json`, made by `scripts/record-fixtures.py --normalisations`): the same create arguments, the
