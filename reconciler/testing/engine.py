@@ -24,8 +24,10 @@ ones. Knobs, by container name at the time of the call: `health` (the `State.Hea
 when it starts: "starting", "healthy", "unhealthy"), `exit_codes` (what `wait` returns; default 0),
 `fail_start` (start raises a permanent engine error), `fail_create` (create does), `fail_remove` (removing
 raises a retryable one), `fail_wait` (wait raises a retryable one, the container still running),
-`keeps_running` (a volume init that has not ended yet), `exit_on_start` (the container dies right after it
-started, with that code), `after_start` (a hook called after each start); `fail_pull` by reference.
+`keeps_running` (a volume init that has not ended yet), `exits_after` (a volume init that ends after that
+many more inspects), `exit_on_start` (the container dies right after it started, with that code),
+`after_start` (a hook called after each start); `fail_pull` by reference; and `fail_next`, by method name
+(`{"start": [error, …]}`): the next calls of that method raise those errors, one each.
 Recorded besides `calls`: `stop_timeouts`, `wait_timeouts` and `configs` (create arguments).
 
 `FakeEngine` is checked against the `Engine` protocol (as a `CountingEngine`, which the daemon takes) by mypy
@@ -103,6 +105,8 @@ class FakeEngine:
         self.configs: dict[str, Json] = {}  # name → the config it was created with
         self.fail_wait: set[str] = set()  # wait raises a retryable error (a read timeout), leaving it running
         self.keeps_running: set[str] = set()  # a volume init that does not end (a long `chown -R`)
+        self.exits_after: dict[str, int] = {}  # name → inspects a running volume init still answers running
+        self.fail_next: dict[str, list[Exception]] = {}  # method name → errors its next calls raise, one each
         self.fail_remove: set[str] = set()  # removing it raises a retryable error (the engine went away)
         self.wait_timeouts: dict[str, float] = {}  # name → the timeout of its last wait
         self.lock = threading.RLock()
@@ -189,6 +193,13 @@ class FakeEngine:
         wanted = set(kinds) or MUTATING
         return [c for c in self.calls if c[0] in wanted]
 
+    def _fail_next(self, method: str) -> None:
+        with self.lock:
+            errors = self.fail_next.get(method)
+            error = errors.pop(0) if errors else None
+        if error is not None:
+            raise error
+
     def _name(self, ident: str) -> str:
         found = self.find(ident)
         return ident if found is None else str(found["Name"]).lstrip("/")
@@ -231,6 +242,7 @@ class FakeEngine:
             found = self.find(ident)
             if found is None:
                 return None
+            self._count_down(found)
             data = copy.deepcopy(found)
             execs = self.snapshot.execs.get(found["Id"])
             if execs:
@@ -311,6 +323,7 @@ class FakeEngine:
 
     def create_container(self, name: str, config: Json) -> str:
         self._record("create", name)
+        self._fail_next("create_container")
         if name in self.fail_create:
             raise PermanentEngineError(f"refused to create {name}", 400)
         with self.lock:
@@ -347,6 +360,7 @@ class FakeEngine:
     def start(self, ident: str) -> None:
         name = self._name(ident)
         self._record("start", name)
+        self._fail_next("start")
         if name in self.fail_start:
             raise PermanentEngineError(f"cannot start {name}: port is already allocated", 500)
         with self.lock:
@@ -355,7 +369,7 @@ class FakeEngine:
             found["State"] = state_json("running", health=self.health.get(name) or _health_at_start(found))
             if name in self.exit_on_start:
                 found["State"] = state_json("exited", self.exit_on_start[name])
-            elif _one_shot(found) and name not in self.fail_wait | self.keeps_running:
+            elif _one_shot(found) and name not in self.fail_wait | self.keeps_running | set(self.exits_after):
                 # A volume init runs `chown`/`chmod` and ends: the executor polls for it, as on the engine.
                 found["State"] = state_json("exited", self.exit_codes.get(name, 0))
             if found["State"]["Running"]:
@@ -365,6 +379,7 @@ class FakeEngine:
 
     def stop(self, ident: str, timeout: int | None) -> None:
         self._record("stop", self._name(ident))
+        self._fail_next("stop")
         self.stop_timeouts[self._name(ident)] = timeout
         with self.lock:
             found = self._need(ident)
@@ -375,6 +390,7 @@ class FakeEngine:
     def restart(self, ident: str, timeout: int | None) -> None:
         name = self._name(ident)
         self._record("restart", name)
+        self._fail_next("restart")
         with self.lock:
             found = self._need(ident)
             self._forget_processes(found)
@@ -383,6 +399,7 @@ class FakeEngine:
 
     def kill(self, ident: str, signal: str | None = None) -> None:
         self._record("kill", self._name(ident), signal or "KILL")
+        self._fail_next("kill")
         with self.lock:
             found = self._need(ident)
             if signal in (None, "KILL", "SIGKILL", "9"):
@@ -392,6 +409,7 @@ class FakeEngine:
     def remove_container(self, ident: str, *, force: bool = False, volumes: bool = False) -> None:
         name = self._name(ident)
         self._record("remove", name, *(("volumes",) if volumes else ()))
+        self._fail_next("remove_container")
         if name in self.fail_remove:
             raise RetryableEngineError(f"cannot remove {name}: engine unreachable", None)
         with self.lock:
@@ -405,6 +423,7 @@ class FakeEngine:
 
     def rename(self, ident: str, name: str) -> None:
         self._record("rename", self._name(ident), name)
+        self._fail_next("rename")
         with self.lock:
             found = self._need(ident)
             if self.find(name) is not None:
@@ -414,6 +433,7 @@ class FakeEngine:
     def wait(self, ident: str, timeout: float) -> int:
         name = self._name(ident)
         self._record("wait", name)
+        self._fail_next("wait")
         self.wait_timeouts[name] = timeout
         if name in self.fail_wait:
             raise RetryableEngineError(f"read timeout waiting for {name}", None)
@@ -426,6 +446,7 @@ class FakeEngine:
 
     def update_container(self, ident: str, settings: Json) -> None:
         self._record("update", self._name(ident))
+        self._fail_next("update_container")
         with self.lock:
             host = self._need(ident).setdefault("HostConfig", {})
             for key, value in settings.items():
@@ -434,6 +455,7 @@ class FakeEngine:
 
     def exec_run(self, ident: str, cmd: list[str] | str, user: str | None) -> int:
         self._record("exec", self._name(ident), cmd if isinstance(cmd, str) else " ".join(cmd))
+        self._fail_next("exec_run")
         with self.lock:
             found = self._need(ident)
             if not found["State"]["Running"]:
@@ -442,6 +464,16 @@ class FakeEngine:
             self.snapshot.execs[found["Id"]] = (*self.snapshot.execs.get(found["Id"], ()), argv)
             self.snapshot.processes[found["Id"]] = (*self.snapshot.processes.get(found["Id"], ()), *top_lines(cmd))
         return 0
+
+    def _count_down(self, found: Json) -> None:
+        """A volume init in `exits_after` runs for that many more looks, then exits."""
+        name = str(found["Name"]).lstrip("/")
+        if name in self.exits_after and found["State"]["Running"]:
+            self.exits_after[name] -= 1
+            if self.exits_after[name] <= 0:
+                del self.exits_after[name]
+                found["State"] = state_json("exited", self.exit_codes.get(name, 0))
+                self._forget_processes(found)
 
     def _forget_processes(self, found: Json) -> None:
         """A container that stops (or starts again) has none of its old processes or exec instances."""
@@ -452,6 +484,7 @@ class FakeEngine:
 
     def create_volume(self, name: str, driver: str, options: Mapping[str, str], labels: Mapping[str, str]) -> Json:
         self._record("create_volume", name)
+        self._fail_next("create_volume")
         with self.lock:
             existing = next((v for v in self.snapshot.volumes if v["Name"] == name), None)
             if existing is not None:
@@ -470,11 +503,13 @@ class FakeEngine:
 
     def remove_volume(self, name: str) -> None:
         self._record("remove_volume", name)
+        self._fail_next("remove_volume")
         with self.lock:
             self.snapshot.volumes = [v for v in self.snapshot.volumes if v["Name"] != name]
 
     def create_network(self, name: str, config: Json) -> str:
         self._record("create_network", name)
+        self._fail_next("create_network")
         with self.lock:
             if any(n["Name"] == name for n in self.snapshot.networks):
                 raise Conflict(f"network with name {name} already exists", 409)
@@ -498,6 +533,7 @@ class FakeEngine:
 
     def remove_network(self, ident: str) -> None:
         self._record("remove_network", ident)
+        self._fail_next("remove_network")
         with self.lock:
             self.snapshot.networks = [n for n in self.snapshot.networks if ident not in (n["Id"], n["Name"])]
 
@@ -517,6 +553,7 @@ class FakeEngine:
         timeout: float = PULL_TIMEOUT,
     ) -> None:
         self._record("pull", ref)
+        self._fail_next("pull")
         if ref in self.fail_pull:
             raise PermanentEngineError(f"pull {ref}: manifest unknown", 404)
         with self.lock:

@@ -1,10 +1,10 @@
 """Do no harm (issue 21), without an engine: the planner's adopt and network rules on synthesised engine
-JSON (reconciler.testing), and the executor's recreate, restore, lease and init wait against a small fake of
-our own engine port (`reconciler.executor.engine.Engine`; the engine itself is never mocked)."""
+JSON (reconciler.testing), and the executor's recreate, restore, lease and init wait against the shipped
+fake of our own engine port (`reconciler.testing.FakeEngine`, with `fail_next` and `exits_after`; the engine
+itself is never mocked)."""
 
 from __future__ import annotations
 
-import itertools
 import socket
 import textwrap
 from typing import Any
@@ -28,7 +28,7 @@ from reconciler.plan.observed import parse_container
 from reconciler.plan.planner import Action, Op, Plan, plan_update
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import ContainerSpec, DesiredState, Kind, ResourceId, VolumeInitSpec
-from reconciler.testing import FakeEngine, container_json, state_json, stranger_container_json, synthesize
+from reconciler.testing import FakeEngine, container_json, state_json, stranger_container_json, synthesize, volume_json
 
 Json = dict[str, Any]
 
@@ -191,92 +191,10 @@ def test_pull_errors_are_classified(message: str, status: int | None, kind: type
 
 
 class FakePort(FakeEngine):
-    """An engine port holding containers as inspect JSON; `fail` maps a method name to an error raised once
-    per listed call. It overrides what the recreate and init paths call (recording `(call, name)` only for
-    those); the rest of the port is `FakeEngine`'s over an empty engine, so it is a whole `Engine`.
-    `polls_to_exit`: each container created from now on exits after that many looks (a long volume init)."""
+    """The shipped fake holding the image these tests run (`x:latest`, which declares a volume at /data)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.containers: dict[str, Json] = {}
-        self.fail: dict[str, list[EngineError]] = {}
-        self.exits_after: dict[str, int] = {}  # id → polls until an init exits
-        self.polls_to_exit: int | None = None
-        self.ids = (f"{n:064x}" for n in itertools.count(1))
-
-    def _maybe_fail(self, method: str) -> None:
-        if self.fail.get(method):
-            raise self.fail[method].pop(0)
-
-    def _find(self, ident: str) -> Json | None:
-        for data in self.containers.values():
-            if ident in (data["Id"], data["Name"].lstrip("/")):
-                return data
-        return None
-
-    def inspect_container(self, ident: str) -> Json | None:
-        data = self._find(ident)
-        if data is not None and data["Id"] in self.exits_after:
-            self.exits_after[data["Id"]] -= 1
-            if self.exits_after[data["Id"]] <= 0:
-                data["State"] = state_json("exited", 0)
-        return data
-
-    def inspect_image(self, ref: str) -> Json | None:
-        return {"Id": "sha256:" + "1" * 64, "Config": {"Volumes": {"/data": {}}}}
-
-    def create_container(self, name: str, config: Json) -> str:
-        self._maybe_fail("create_container")
-        ident = next(self.ids)
-        self.calls.append(("create", name))
-        if self.polls_to_exit is not None:
-            self.exits_after[ident] = self.polls_to_exit
-        self.containers[ident] = {
-            "Id": ident,
-            "Name": f"/{name}",
-            "Config": {"Labels": dict(config.get("labels") or {}), "StopTimeout": None},
-            "State": state_json("created"),
-            "Mounts": [],
-            "Binds": list(config.get("host_config", {}).get("binds", [])),
-        }
-        return ident
-
-    def start(self, ident: str) -> None:
-        self.calls.append(("start", self._name(ident)))
-        self._maybe_fail("start")
-        self.containers[self._id(ident)]["State"] = state_json("running")
-
-    def stop(self, ident: str, timeout: int | None) -> None:
-        self.calls.append(("stop", self._name(ident)))
-        self._maybe_fail("stop")
-        self.containers[self._id(ident)]["State"] = state_json("exited", 0)
-
-    def remove_container(self, ident: str, *, force: bool = False, volumes: bool = False) -> None:
-        self.calls.append(("remove", self._name(ident)))
-        self._maybe_fail("remove_container")
-        self.containers.pop(self._id(ident), None)
-
-    def rename(self, ident: str, name: str) -> None:
-        self.calls.append(("rename", name))
-        self.containers[self._id(ident)]["Name"] = f"/{name}"
-
-    def exec_run(self, ident: str, cmd: Any, user: str | None) -> int:
-        return 0
-
-    def logs(self, ident: str, tail: int = 20) -> str:
-        return ""
-
-    def inspect_volume(self, name: str) -> Json | None:
-        return {"Name": name, "CreatedAt": "t", "Labels": {naming.LABEL_MANAGED: "true"}}
-
-    def _id(self, ident: str) -> str:
-        found = self._find(ident)
-        assert found is not None, ident
-        return str(found["Id"])
-
-    def _name(self, ident: str) -> str:
-        found = self._find(ident)
-        return found["Name"].lstrip("/") if found else ident
+        super().__init__(images={"x:latest": {"volumes": ["/data"]}})
 
 
 APP_MAP = """
@@ -288,9 +206,10 @@ app: {image: x, shares: [/var/data], create_options: {environment: {V: "2"}}}
 def _running_old(port: FakePort, state: DesiredState, running: bool = True) -> str:
     spec = state.containers["r.app"]
     old_id = port.create_container("r.app", container_config(spec))
-    port.containers[old_id]["Config"]["Labels"][naming.LABEL_SPEC_HASH] = "old"
-    port.containers[old_id]["State"] = state_json("running" if running else "exited")
-    port.containers[old_id]["Mounts"] = [
+    old = port.container(old_id)
+    old["Config"]["Labels"][naming.LABEL_SPEC_HASH] = "old"
+    old["State"] = state_json("running" if running else "exited")
+    old["Mounts"] = [
         {"Type": "volume", "Name": "a" * 64, "Destination": "/data"},
         {"Type": "volume", "Name": "b" * 64, "Destination": "/var/data"},
     ]
@@ -316,17 +235,17 @@ def test_recreate_hands_the_anonymous_volumes_to_the_replacement_and_leases_it()
     old_id = _running_old(port, state)
     result = executor(port, state, clock=lambda: 1000.0).run(Plan(waves=((_recreate(state, old_id),),)))
     assert result.ok, result.results
-    [new] = port.containers.values()  # the replacement, under the old one's name now
+    [new] = port.snapshot.containers  # the replacement, under the old one's name now
     assert new["Id"] != old_id
-    assert sorted(new["Binds"]) == [f"{'a' * 64}:/data:rw", f"{'b' * 64}:/var/data:rw"]
+    assert sorted(new["HostConfig"]["Binds"]) == [f"{'a' * 64}:/data:rw", f"{'b' * 64}:/var/data:rw"]
     assert new["Config"]["Labels"][lease.LABEL_LEASE_OWNER] == "test/1/me"
     assert int(new["Config"]["Labels"][lease.LABEL_LEASE_EXPIRES]) == 1000 + 10 + lease.LEASE_MARGIN
-    assert port.calls == [
+    assert port.ops() == [
         ("create", "r.app..next"),
         ("stop", "r.app"),
         ("start", "r.app..next"),
         ("remove", "r.app"),
-        ("rename", "r.app"),
+        ("rename", "r.app..next", "r.app"),
     ]
 
 
@@ -334,7 +253,7 @@ def test_restore_starts_the_old_container_even_if_removing_the_replacement_fails
     state = desired(APP_MAP)
     port = FakePort()
     old_id = _running_old(port, state)
-    port.fail = {
+    port.fail_next = {
         "start": [PermanentEngineError("port is already allocated", 500)],
         "remove_container": [RetryableEngineError("engine unreachable", None)],
     }
@@ -342,7 +261,7 @@ def test_restore_starts_the_old_container_even_if_removing_the_replacement_fails
     assert outcome.outcome is Outcome.FAILED
     assert "port is already allocated" in (outcome.error or "")  # the original error
     assert "removing the replacement failed: engine unreachable" in (outcome.error or "")
-    assert port.containers[old_id]["State"]["Running"]
+    assert port.container(old_id)["State"]["Running"]
     assert ("start", "r.app") in port.calls
 
 
@@ -350,12 +269,12 @@ def test_restore_starts_an_old_container_an_interrupted_run_had_stopped() -> Non
     state = desired(APP_MAP)
     port = FakePort()
     old_id = _running_old(port, state, running=False)  # stopped by a run that crashed before its start
-    port.fail = {"start": [PermanentEngineError("bad replacement", 400)]}
+    port.fail_next = {"start": [PermanentEngineError("bad replacement", 400)]}
     [outcome] = executor(port, state).run(Plan(waves=((_recreate(state, old_id),),))).results
     assert outcome.outcome is Outcome.FAILED
     assert "the old container runs again" in (outcome.error or "")
-    assert port.containers[old_id]["State"]["Running"]
-    assert not any(d["Name"].endswith("..next") for d in port.containers.values())
+    assert port.container(old_id)["State"]["Running"]
+    assert not any(name.endswith("..next") for name in port.names())
 
 
 def test_a_replacement_leased_by_another_live_reconciler_is_left_alone() -> None:
@@ -363,7 +282,8 @@ def test_a_replacement_leased_by_another_live_reconciler_is_left_alone() -> None
     port = FakePort()
     old_id = _running_old(port, state)
     temp = port.create_container(
-        "r.app..next", {"labels": {naming.LABEL_MANAGED: "true", **lease.lease_labels("elsewhere/1/x", 2000)}}
+        "r.app..next",
+        {"image": "x:latest", "labels": {naming.LABEL_MANAGED: "true", **lease.lease_labels("elsewhere/1/x", 2000)}},
     )
     port.calls.clear()
     runner = executor(port, state, clock=lambda: 1000.0)
@@ -371,7 +291,7 @@ def test_a_replacement_leased_by_another_live_reconciler_is_left_alone() -> None
     assert outcome.outcome is Outcome.SKIPPED  # the other reconciler's work, not a failure of ours
     assert lease.IN_PROGRESS in (outcome.error or "")
     assert outcome.rolled_back is None
-    assert port.calls == []  # nothing stopped, removed or created
+    assert port.ops() == []  # nothing stopped, removed or created
     remove = Action(c("r.app..next"), Op.REMOVE, (Op.REMOVE,), (), temp)
     with pytest.raises(InProgress):
         runner.perform(remove)
@@ -386,11 +306,11 @@ def test_adopt_renames_the_replacement_into_place() -> None:
     port = FakePort()
     spec = state.containers["r.app"]
     temp = port.create_container("r.app..next", container_config(spec))
-    port.containers[temp]["State"] = state_json("running")
+    port.container(temp)["State"] = state_json("running")
     port.calls.clear()
     action = Action(c("r.app"), Op.ADOPT, (Op.ADOPT,), (), temp, state.containers["r.app"])
     assert executor(port, state).run(Plan(waves=((action,),))).ok
-    assert port.calls == [("rename", "r.app")]
+    assert port.ops() == [("rename", "r.app..next", "r.app")]
 
 
 def test_a_volume_init_is_waited_for_by_polling() -> None:
@@ -400,7 +320,8 @@ def test_a_volume_init_is_waited_for_by_polling() -> None:
     volumes: {data: /data}
     """)
     port = FakePort()
-    port.polls_to_exit = 5  # still running at the first four looks
+    port.snapshot.volumes.append(volume_json(state.volumes["v.data"]))  # created by the executor before
+    port.exits_after["v.data.init"] = 5  # still running at the first four looks
     naps: list[float] = []
     runner = Executor(port, sleep=naps.append)
     runner.perform(Action(ResourceId(Kind.VOLUME_INIT, "v.data.init"), Op.RUN, (Op.RUN,), (), None, _init(state)))
@@ -413,17 +334,19 @@ def test_a_running_init_of_the_same_preparation_is_waited_for_not_restarted() ->
     app: {image: x, attaches: data, user: 2000}
     volumes: {data: /data}
     """)
-    port = FakePort()
     from reconciler.executor.translate import init_config
 
-    ident = port.create_container("v.data.init", init_config(state.inits["v.data.init"], "t"))
-    port.containers[ident]["State"] = state_json("running")
-    port.exits_after[ident] = 3
+    port = FakePort()
+    volume = volume_json(state.volumes["v.data"])
+    port.snapshot.volumes.append(volume)
+    ident = port.create_container("v.data.init", init_config(state.inits["v.data.init"], volume["CreatedAt"]))
+    port.container(ident)["State"] = state_json("running")
+    port.exits_after["v.data.init"] = 3
     port.calls.clear()
     Executor(port, sleep=lambda _s: None).perform(
         Action(ResourceId(Kind.VOLUME_INIT, "v.data.init"), Op.RUN, (Op.RUN,), (), None, _init(state))
     )
-    assert port.calls == []  # not removed, not started again
+    assert port.ops() == []  # not removed, not started again
 
 
 def test_dependents_of_a_failed_pull_are_skipped() -> None:
@@ -450,8 +373,8 @@ def test_a_replacement_name_taken_by_a_container_being_created_is_another_reconc
     state = desired(APP_MAP)
     port = FakePort()
     old_id = _running_old(port, state)
-    port.fail = {"create_container": [Conflict('The container name "/r.app..next" is already in use', 409)]}
+    port.fail_next = {"create_container": [Conflict('The container name "/r.app..next" is already in use', 409)]}
     [outcome] = executor(port, state).run(Plan(waves=((_recreate(state, old_id),),))).results
     assert outcome.outcome is Outcome.SKIPPED
     assert f"{lease.IN_PROGRESS}: r.app..next is being created by someone else" in (outcome.error or "")
-    assert port.calls == []
+    assert port.ops() == [("create", "r.app..next")]  # the refused create only: nothing stopped or removed
