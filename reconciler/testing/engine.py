@@ -5,7 +5,8 @@ state) and behaves as the engine does for the calls the executor makes:
 - `create_container` stores what the engine would answer for what it was sent (`containers.engine_container`:
   the image's defaults merged in, paths cleaned, links and `container:<name>` stored as the engine stores
   them), so after an apply the plan is in sync — and a fake that disagreed with the engine would show up as
-  a false drift; creating from an image the engine does not have is `NotFound`, as on the engine;
+  a false drift; creating from an image or on a network the engine does not have is `NotFound`, as on the
+  engine;
 - names are unique (a second create or a rename onto a taken name is a `Conflict`), a running container
   cannot be removed without `force` (`Conflict`), an unknown object is `NotFound` (removing one is
   idempotent, as the real port makes it); `stop` leaves a container exited, `wait` runs it to its exit code;
@@ -74,6 +75,9 @@ MUTATING = frozenset(
         "pull",
     }
 )
+
+
+BUILTIN_NETWORKS = frozenset({"bridge", "host", "none"})
 
 
 class _NoEvents:
@@ -333,6 +337,10 @@ class FakeEngine:
             image = self._image(ref)
             if image is None:
                 raise NotFound(f"No such image: {ref}", 404)
+            known = {n["Name"] for n in self.snapshot.networks} | BUILTIN_NETWORKS
+            for network in config.get("networking") or {}:
+                if network not in known:
+                    raise NotFound(f"network {network} not found", 404)
             self.configs[name] = copy.deepcopy(config)
             ident = hashlib.sha256(f"fake-{next(self._ids)}-{name}".encode()).hexdigest()
             host = config.get("host_config") or {}

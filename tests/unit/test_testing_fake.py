@@ -115,7 +115,7 @@ def test_a_newer_image_under_the_same_tag_recreates_its_containers_on_update_wit
     assert engine.container("example.web")["Image"] == "sha256:" + "e" * 64
 
 
-def test_the_fake_refuses_a_taken_name_like_the_engine() -> None:
+def test_the_fake_refuses_a_taken_name_and_what_it_does_not_have_like_the_engine() -> None:
     engine, _client = deployed(load_map_file(EXAMPLE))
     with pytest.raises(Conflict, match=r'name "/example.web" is already in use'):
         engine.create_container("example.web", {"image": EXAMPLE_IMAGE})
@@ -123,6 +123,9 @@ def test_the_fake_refuses_a_taken_name_like_the_engine() -> None:
         engine.rename(engine.container("example.app")["Id"], "example.web")
     with pytest.raises(NotFound, match="No such image"):
         engine.create_container("example.other", {"image": "not-pulled:1"})
+    with pytest.raises(NotFound, match="network nowhere not found"):
+        engine.create_container("example.other", {"image": EXAMPLE_IMAGE, "networking": {"nowhere": {}}})
+    assert "example.other" not in engine.names()
 
 
 def test_the_fake_refuses_to_remove_a_running_container_without_force() -> None:
