@@ -51,8 +51,9 @@ from reconciler.plan import naming
 
 from .containers import engine_container
 from .images import DEFAULT_PATH, image_json
+from .resources import created_network_json, created_volume_json
 from .snapshot import EngineSnapshot
-from .states import state_json, top_lines
+from .states import exec_json, state_json, top_json, top_lines
 
 Call = tuple[str, ...]
 
@@ -259,8 +260,7 @@ class FakeEngine:
             found = self.find(ident)
             if found is None or not found["State"]["Running"]:
                 return None
-            lines = self.snapshot.processes.get(found["Id"], ())
-            return {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": _top(lines)}
+            return top_json(self.snapshot.processes.get(found["Id"], ()))
 
     def inspect_exec(self, exec_id: str) -> Json | None:
         self._record("inspect_exec", exec_id)
@@ -269,13 +269,7 @@ class FakeEngine:
             execs = self.snapshot.execs.get(container, ())
             if not index.isdigit() or int(index) >= len(execs):
                 return None
-            argv = execs[int(index)]
-        return {
-            "ID": exec_id,
-            "ContainerID": container,
-            "Running": True,
-            "ProcessConfig": {"entrypoint": argv[0] if argv else "", "arguments": list(argv[1:])},
-        }
+            return exec_json(exec_id, container, execs[int(index)])
 
     def list_images(self) -> list[Json]:
         self._record("list_images")
@@ -497,15 +491,7 @@ class FakeEngine:
             existing = next((v for v in self.snapshot.volumes if v["Name"] == name), None)
             if existing is not None:
                 return copy.deepcopy(existing)  # the engine answers an existing volume, as docker-py asks it
-            volume: Json = {
-                "CreatedAt": f"2026-11-28T01:00:{next(self._ids) % 60:02d}Z",
-                "Driver": driver,
-                "Labels": dict(labels),
-                "Mountpoint": f"/var/lib/docker/volumes/{name}/_data",
-                "Name": name,
-                "Options": dict(options) or None,
-                "Scope": "local",
-            }
+            volume = created_volume_json(name, driver, options, labels, f"2026-11-28T01:00:{next(self._ids) % 60:02d}Z")
             self.snapshot.volumes.append(volume)
             return copy.deepcopy(volume)
 
@@ -522,21 +508,7 @@ class FakeEngine:
             if any(n["Name"] == name for n in self.snapshot.networks):
                 raise Conflict(f"network with name {name} already exists", 409)
             ident = hashlib.sha256(f"net-{name}-{next(self._ids)}".encode()).hexdigest()
-            self.snapshot.networks.append(
-                {
-                    "Attachable": bool(config.get("attachable")),
-                    "Containers": {},
-                    "Created": "2026-11-28T01:00:00.000000000Z",
-                    "Driver": config.get("driver") or "bridge",
-                    "EnableIPv6": bool(config.get("enable_ipv6")),
-                    "Id": ident,
-                    "Internal": bool(config.get("internal")),
-                    "Labels": dict(config.get("labels") or {}),
-                    "Name": name,
-                    "Options": dict(config.get("options") or {}),
-                    "Scope": "local",
-                }
-            )
+            self.snapshot.networks.append(created_network_json(name, config, ident))
             return ident
 
     def remove_network(self, ident: str) -> None:
@@ -600,7 +572,3 @@ def _main_process(found: Json) -> str:
 
 def _exec_id(container: str, index: int) -> str:
     return f"{container}-{index}"
-
-
-def _top(lines: Iterable[str]) -> list[list[str]]:
-    return [["root", str(4242 + i), "1", "0", "00:29", "?", "00:00:00", line] for i, line in enumerate(lines)]

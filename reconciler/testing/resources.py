@@ -1,8 +1,11 @@
-"""Volume, volume-init and network inspect JSON for what the executor created from a desired state."""
+"""Volume, volume-init and network inspect JSON: for what the executor created from a desired state
+(`volume_json`, `init_json`, `network_json`: `synthesize` uses them), and for what a create call sent
+(`created_volume_json`, `created_network_json`: `FakeEngine` stores them)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from reconciler.executor.engine import Json
 from reconciler.plan import naming
@@ -87,5 +90,37 @@ def network_json(spec: NetworkSpec, *, containers: Iterable[str] = (), labelled:
         "Labels": labels,
         "Name": spec.name,
         "Options": dict(spec.driver_options),
+        "Scope": "local",
+    }
+
+
+def created_volume_json(
+    name: str, driver: str, options: Mapping[str, str], labels: Mapping[str, str], created_at: str
+) -> Json:
+    """`GET /volumes/{name}` after `POST /volumes/create` with these arguments."""
+    return {
+        "CreatedAt": created_at,
+        "Driver": driver,
+        "Labels": dict(labels),
+        "Mountpoint": f"/var/lib/docker/volumes/{name}/_data",
+        "Name": name,
+        "Options": dict(options) or None,
+        "Scope": "local",
+    }
+
+
+def created_network_json(name: str, config: Mapping[str, Any], ident: str) -> Json:
+    """`GET /networks/{id}` after docker-py's `create_network(name, **config)` (no containers attached yet)."""
+    return {
+        "Attachable": bool(config.get("attachable")),
+        "Containers": {},
+        "Created": "2026-11-28T01:00:00.000000000Z",
+        "Driver": config.get("driver") or "bridge",
+        "EnableIPv6": bool(config.get("enable_ipv6")),
+        "Id": ident,
+        "Internal": bool(config.get("internal")),
+        "Labels": dict(config.get("labels") or {}),
+        "Name": name,
+        "Options": dict(config.get("options") or {}),
         "Scope": "local",
     }

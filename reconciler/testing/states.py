@@ -1,10 +1,10 @@
-"""Container states (`State` of an inspect) and the process list `top` shows, for the fake engine."""
+"""Container states (`State` of an inspect), the process list `top` shows and exec inspects, for the fake engine."""
 
 from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from reconciler.executor.engine import Json
 
@@ -41,3 +41,19 @@ def top_lines(cmd: str | Iterable[str]) -> list[str]:
         first = script.split(";")[0].strip()
         return [" ".join(argv), *([" ".join(shlex.split(first))] if first else [])]
     return [" ".join(argv)]
+
+
+def top_json(lines: Iterable[str]) -> Json:
+    """`GET /containers/{id}/top` listing these command lines (`ps -ef`'s columns, as the engine answers)."""
+    processes = [["root", str(4242 + i), "1", "0", "00:29", "?", "00:00:00", line] for i, line in enumerate(lines)]
+    return {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": processes}
+
+
+def exec_json(exec_id: str, container: str, argv: Sequence[str]) -> Json:
+    """`GET /exec/{id}/json` of a running exec instance of `argv` (as sent: docker-py splits a string)."""
+    return {
+        "ID": exec_id,
+        "ContainerID": container,
+        "Running": True,
+        "ProcessConfig": {"entrypoint": argv[0] if argv else "", "arguments": list(argv[1:])},
+    }
