@@ -50,7 +50,7 @@ from reconciler.executor.errors import Conflict, NotFound, PermanentEngineError,
 from reconciler.plan import naming
 
 from .containers import engine_container
-from .images import DEFAULT_PATH, image_json
+from .images import DEFAULT_PATH, image_json, normal_reference
 from .resources import created_network_json, created_volume_json
 from .snapshot import EngineSnapshot
 from .states import exec_json, state_json, top_json, top_lines
@@ -142,6 +142,7 @@ class FakeEngine:
         defaults are what the engine merges into every container made from it; `healthcheck` is in Engine
         API terms (`{"Test": ["CMD", "true"], "Interval": 1_000_000_000}`). A second image under the same
         reference moves the tag (give it another `ident`)."""
+        ref = normal_reference(ref)
         image = image_json(
             ref,
             ident=ident,
@@ -216,7 +217,11 @@ class FakeEngine:
         return found
 
     def _image(self, ref: str) -> Json | None:
-        return next((i for r, i in self.snapshot.images.items() if ref in (r, i["Id"])), None)
+        """By reference (`nginx` is `nginx:latest`, as on the engine) or id."""
+        wanted = normal_reference(ref)
+        return next(
+            (i for r, i in self.snapshot.images.items() if ref == i["Id"] or wanted == normal_reference(r)), None
+        )
 
     # --- reads -----------------------------------------------------------------------------------------
 
@@ -537,10 +542,11 @@ class FakeEngine:
         if ref in self.fail_pull:
             raise PermanentEngineError(f"pull {ref}: manifest unknown", 404)
         with self.lock:
-            if ref in self.registry:
-                self.snapshot.images[ref] = copy.deepcopy(self.registry[ref])
-            else:
-                self.snapshot.images.setdefault(ref, image_json(ref))
+            tag = normal_reference(ref)
+            if tag in self.registry:
+                self.snapshot.images[tag] = copy.deepcopy(self.registry[tag])
+            elif self._image(tag) is None:
+                self.snapshot.images[tag] = image_json(tag)
 
     def registry_digest(self, ref: str) -> str | None:
         self._record("registry_digest", ref)

@@ -2,6 +2,7 @@
 
 `image_json(ref, env=…, cmd=…, healthcheck=…)` is an image as the engine answers for it, shaped like the
 recorded busybox image (only `PATH` in its environment and `/bin/sh` as its command) unless told otherwise.
+References are kept as the engine's tag list has them (`normal_reference`: `nginx` is `nginx:latest`).
 What a container inherits from its image — environment, command, entrypoint, user, exposed ports, volumes,
 healthcheck, stop signal — is merged in by `containers.engine_container`, so declaring an image's defaults
 here is what makes a fake container look like the engine's.
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from reconciler.executor.engine import Json
+from reconciler.executor.engine import Json, split_reference
 
 from .ids import hex_id, image_id
 
@@ -70,3 +71,14 @@ def image_json(
         "RootFS": {"Layers": [f"sha256:{hex_id('layer', ref)}"], "Type": "layers"},
         "Size": 1985626,
     }
+
+
+def normal_reference(ref: str) -> str:
+    """The reference as the engine's tag list holds it: `nginx` is `nginx:latest`, `docker.io/library/nginx:1`
+    is `nginx:1`; a digest stays as written."""
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"):
+        if ref.startswith(prefix):
+            ref = ref.removeprefix(prefix)
+            break
+    repository, tag = split_reference(ref)
+    return ref if tag is None else f"{repository}:{tag}"

@@ -115,6 +115,18 @@ def test_a_newer_image_under_the_same_tag_recreates_its_containers_on_update_wit
     assert engine.container("example.web")["Image"] == "sha256:" + "e" * 64
 
 
+def test_an_image_is_found_as_the_engine_finds_it_nginx_is_nginx_latest() -> None:
+    engine = FakeEngine(images={"nginx": {"env": ["NGINX_VERSION=1.27.3"], "cmd": ["nginx", "-g", "daemon off;"]}})
+    client = MappingDockerClient(
+        load_map("name: m\nweb: {image: nginx}\nold: {image: docker.io/library/nginx}\n"), engine=engine
+    )
+    assert client.startup(["web", "old"]).ok
+    assert engine.ops("pull") == []  # the engine has it: nothing pulled
+    assert "NGINX_VERSION=1.27.3" in engine.container("m.web")["Config"]["Env"]
+    assert engine.container("m.old")["Config"]["Cmd"] == ["nginx", "-g", "daemon off;"]
+    assert client.plan().plan.in_sync
+
+
 def test_the_fake_refuses_a_taken_name_and_what_it_does_not_have_like_the_engine() -> None:
     engine, _client = deployed(load_map_file(EXAMPLE))
     with pytest.raises(Conflict, match=r'name "/example.web" is already in use'):
