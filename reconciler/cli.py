@@ -1461,6 +1461,9 @@ def hoist_globals(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
+    from reconciler._lazy import defer_docker_ssh
+
+    defer_docker_ssh()  # docker-py's ssh transport costs ~110 ms of every command; only ssh:// clients need it
     try:
         app(args=hoist_globals(sys.argv[1:]))
     except KeyboardInterrupt:  # pragma: no cover - interactive

@@ -17,8 +17,8 @@ from typing import TypeVar
 import docker.constants
 import docker.errors
 import docker.tls
-import paramiko
 
+from reconciler._lazy import docker_ssh, ssh_errors
 from reconciler.model import MapSet
 from reconciler.model.clients import DEFAULT_CLIENT, ClientConfig, clients_in_use, default_clients
 from reconciler.model.errors import did_you_mean
@@ -36,6 +36,8 @@ def connect_client(client: ClientConfig, *, pool_size: int = 10, retry_for: floa
     timeout = client.timeout or DEFAULT_TIMEOUT
     if client.base_url is None and client.tls is None:
         return DockerEngine(timeout=timeout, pool_size=pool_size, retry_for=retry_for)
+    if (client.base_url or "").startswith("ssh://"):
+        docker_ssh()
     try:
         api = docker.APIClient(
             base_url=client.base_url,
@@ -49,7 +51,7 @@ def connect_client(client: ClientConfig, *, pool_size: int = 10, retry_for: floa
         raise classify(exc) from exc
     except (ValueError, OSError) as exc:
         raise PermanentEngineError(f"client '{client.name}': {exc}") from exc
-    except paramiko.SSHException as exc:  # ssh://: an unknown host key, a refused key, a failed handshake
+    except ssh_errors() as exc:  # ssh://: an unknown host key, a refused key, a failed handshake
         raise PermanentEngineError(f"client '{client.name}': ssh: {exc}") from exc
     if client.tls is not None:
         # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace a session's own CA: the client's CA would

@@ -12,6 +12,7 @@ integration tests.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +24,8 @@ import docker.types
 import requests
 import urllib3.exceptions
 from docker import auth
+
+from reconciler._lazy import docker_ssh
 
 from .errors import EngineError, NotFound, PermanentEngineError, RetryableEngineError, classify, classify_pull, retrying
 
@@ -104,6 +107,8 @@ class DockerEngine:
         sleep: Callable[[float], Any] | None = None,
     ) -> None:
         """`attempts` and `retry_for` bound the retries of a transient error (whichever ends first)."""
+        if (base_url or os.environ.get("DOCKER_HOST", "")).startswith("ssh://"):
+            docker_ssh()
         try:
             if base_url is None:
                 client = docker.from_env(timeout=int(timeout), max_pool_size=pool_size)

@@ -76,3 +76,31 @@ def test_loggers_cost_nothing_until_used() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stderr.strip().splitlines()[-1])["event"] == "first"
+
+
+def test_the_engine_commands_leave_dockers_ssh_transport_out_until_an_ssh_engine_is_made() -> None:
+    """docker-py imports paramiko (and invoke, asyncio, …: ~110 ms) at `import docker`; the command line
+    defers it to the first ssh:// engine, which still gets docker-py's ssh adapter."""
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['reconciler', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('reconciler', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "import reconciler.executor.clients, reconciler.executor.engine, docker.api.client\n"
+        "assert 'paramiko' not in sys.modules, 'paramiko imported with docker'\n"
+        "assert not hasattr(docker.api.client, 'SSHHTTPAdapter')\n"
+        "from reconciler.executor.clients import connect_client\n"
+        "from reconciler.model.clients import ClientConfig\n"
+        "try:\n"
+        "    connect_client(ClientConfig(name='far', base_url='ssh://nobody@127.0.0.1:1'), retry_for=0)\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+        "assert 'paramiko' in sys.modules and hasattr(docker.api.client, 'SSHHTTPAdapter')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Install paramiko" not in result.stdout  # the ssh:// engine had its adapter

@@ -1,0 +1,60 @@
+"""docker-py without its ssh:// transport until an ssh:// engine is used.
+
+docker-py imports paramiko at `import docker`, for its ssh:// transport, whether or not an ssh:// engine is
+ever used — and paramiko brings invoke, asyncio and unittest.mock with it: about 110 ms of every command
+that talks to an engine, and megabytes of a daemon that never uses ssh (measured with `python -X importtime`:
+`import docker` 121 ms, of it paramiko and what it imports about 110). The command line (`cli.main`) calls
+`defer_docker_ssh()` first: docker-py's `docker.transport.sshconn` then fails to import, which docker-py
+handles as "paramiko is not installed" (no ssh adapter). `docker_ssh()` — called wherever an engine is made
+for an `ssh://` URL — imports it for real and gives docker-py its adapter back. A program that imports
+reconciler as a library is not touched (it never calls `defer_docker_ssh`).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+SSHCONN = "docker.transport.sshconn"
+
+
+class _DeferSSH(importlib.abc.MetaPathFinder):
+    enabled = False
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname == SSHCONN and not self.enabled:
+            raise ImportError(f"{SSHCONN} is imported once an ssh:// engine is used (reconciler._lazy)")
+        return None  # every other import: the usual finders
+
+
+_FINDER = _DeferSSH()
+
+
+def defer_docker_ssh() -> None:
+    """Leave docker-py's ssh transport (and paramiko) out of `import docker`, until `docker_ssh()`."""
+    if SSHCONN not in sys.modules and _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
+
+
+def docker_ssh() -> None:
+    """Give docker-py its ssh:// adapter (importing paramiko), if `defer_docker_ssh` left it out."""
+    _FINDER.enabled = True
+    import docker.api.client  # noqa: PLC0415 -- the point is to import it only here
+    import docker.transport  # noqa: PLC0415
+
+    if not hasattr(docker.api.client, "SSHHTTPAdapter"):
+        from docker.transport.sshconn import SSHHTTPAdapter  # noqa: PLC0415
+
+        docker.transport.SSHHTTPAdapter = SSHHTTPAdapter
+        docker.api.client.SSHHTTPAdapter = SSHHTTPAdapter
+
+
+def ssh_errors() -> tuple[type[Exception], ...]:
+    """paramiko's error class, once it is imported (to catch what an ssh:// handshake raises)."""
+    paramiko = sys.modules.get("paramiko")
+    return (paramiko.SSHException,) if paramiko is not None else ()
