@@ -32,7 +32,7 @@ import yaml
 from reconciler.executor.apply import ActionResult, Executor, Outcome, RunResult
 from reconciler.executor.clients import connect_client, deployments
 from reconciler.executor.converge import Planner, converge, teardown, update
-from reconciler.executor.defaults import DEFAULT_HEALTH_GATE
+from reconciler.executor.defaults import DEFAULT_CONCURRENCY, DEFAULT_HEALTH_GATE
 from reconciler.executor.engine import DockerEngine, Engine
 from reconciler.executor.translate import container_config
 from reconciler.model import MapError, MapSet, ResolvedMap, combine_maps, load_map_dict, load_map_text
@@ -237,7 +237,7 @@ class MappingDockerClient:
         clients: Mapping[str, Any] | None = None,
         *,
         engine: Engine | None = None,
-        concurrency: int = 4,
+        concurrency: int = DEFAULT_CONCURRENCY,
         health_gate: float | None = DEFAULT_HEALTH_GATE,
         raise_on_error: bool = False,
     ) -> None:

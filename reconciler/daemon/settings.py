@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
+from reconciler.executor.defaults import DEFAULT_CONCURRENCY
 from reconciler.model.limits import Limits, limits_from
 from reconciler.model.window import parse_window
 from reconciler.watch.git import GitError, check_branch, check_path
@@ -44,7 +45,9 @@ class Settings(BaseSettings):
     workers: int = Field(
         4, ge=1, le=16, description="Keys reconciled at once (keys whose plans overlap never run together)."
     )
-    concurrency: int = Field(4, ge=1, le=64, description="Actions run at once (each once what it depends on is done).")
+    concurrency: int = Field(
+        DEFAULT_CONCURRENCY, ge=1, le=64, description="Actions run at once (each once what it depends on is done)."
+    )
     health_gate: float = Field(60.0, ge=0, description="Seconds a recreated container has to become healthy.")
     crash_threshold: float = Field(10.0, gt=0, description="A container that dies sooner after starting crashes.")
     crash_backoff_max: float = Field(300.0, gt=0, description="Longest wait before restarting a crashing container.")
