@@ -183,7 +183,7 @@ class Alerts:
         self._connect()
         while True:
             try:
-                alerts = self._queue.get(timeout=0.2)
+                alerts = self._queue.get(timeout=1.0)
             except queue.Empty:
                 if self._stopping.is_set():
                     return

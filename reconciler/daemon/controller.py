@@ -261,7 +261,7 @@ class Controller:
     def work(self) -> None:
         """A worker: take keys until the queue shuts down; the reconcile's `Result` says what comes next."""
         while not self.stopping.is_set():
-            key = self.queue.get(timeout=0.5)
+            key = self.queue.get(timeout=5.0)  # a shutdown wakes it at once; idle, it sleeps
             self.heartbeat()
             if key is None:
                 continue

@@ -108,7 +108,9 @@ class WorkQueue(Generic[K]):
                     self._queued.discard(key)
                     self._processing.add(key)
                     return key
-                waits = [0.05]
+                # Sleep until something can change: a token for a waiting key, a delayed key coming due, the
+                # caller's deadline; an `add` or `shutdown` wakes us sooner. Idle, nothing at all: no polling.
+                waits = [self._until_token()] if key is not None else []
                 if self._delayed:
                     waits.append(max(0.0, self._delayed[0][0] - self.clock()))
                 if deadline is not None:
@@ -116,7 +118,7 @@ class WorkQueue(Generic[K]):
                     if remaining <= 0:
                         return None
                     waits.append(remaining)
-                self._cond.wait(min(waits) if self._queue or self._delayed or deadline else None)
+                self._cond.wait(min(waits) if waits else None)
 
     def _next_eligible(self) -> K | None:
         return self._queue[0] if self._queue else None
@@ -140,6 +142,10 @@ class WorkQueue(Generic[K]):
             elif key not in self._queued:
                 self._queued.add(key)
                 self._queue.append(key)
+
+    def _until_token(self) -> float:
+        """Seconds until the bucket holds a whole token again."""
+        return max(0.0, (1.0 - self._tokens) / self.rate) if self.rate > 0 else 0.05
 
     def _take_token(self) -> bool:
         now = self.clock()
