@@ -94,7 +94,7 @@ def test_run_flags_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from reconciler import cli
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(cli, "run_daemon", lambda settings: seen.setdefault("settings", settings) and 0)
+    monkeypatch.setattr(cli.daemon, "run_daemon", lambda settings: seen.setdefault("settings", settings) and 0)
     result = CliRunner().invoke(
         cli.app,
         [
