@@ -1,9 +1,9 @@
 """`reconciler status`: each resource of the maps as its engine has it — state, health, published ports —
 and what `apply` would do about it, or why nothing will be done (blocked, held back, paused).
 
-The rows come from one plan-only converge per client (the same planner as `plan`, under the daemon's
-holds), so `status` and `plan` never disagree. The last line says what to do next, and never suggests
-`apply` for what only a hold or a pause keeps as it is (`_status_line`).
+The rows come from one plan-only converge per client (the planner `plan` runs, under the daemon's holds),
+so the drift `status` shows is what `plan` would act on. The last line says what to do next, and never
+suggests `apply` for what only a hold or a pause keeps as it is (`_status_line`).
 """
 
 from __future__ import annotations
