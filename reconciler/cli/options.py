@@ -53,7 +53,10 @@ OnlyClients = Annotated[
         "--client", help="Only this client's share of the maps (repeatable).", show_default=False, metavar="NAME"
     ),
 ]
-Parallel = Annotated[int, typer.Option("--parallel", "-j", min=1, max=64, help="Actions run at once within a wave.")]
+Parallel = Annotated[
+    int,
+    typer.Option("--parallel", "-j", min=1, max=64, help="Actions run at once (each once what it depends on is done)."),
+]
 ProgressFlag = Annotated[
     str | None,
     typer.Option(
