@@ -352,6 +352,17 @@ def _image(rid: ResourceId, observed: ObservedState, pull: bool, work: _Work) ->
         work.set(rid, Op.PULL, (Op.PULL,), [Drift(Reason.IMAGE, "pull", "newest", "local", Fix.UPDATE)], None)
 
 
+def _create(spec: ContainerSpec, work: _Work) -> None:
+    """A container the engine does not have: create it and start it."""
+    work.set(
+        spec.id,
+        Op.CREATE,
+        (Op.CREATE, Op.START),
+        [Drift(Reason.MISSING, "container", spec.name, None, Fix.CREATE)],
+        None,
+    )
+
+
 def _stranger(rid: ResourceId) -> str:
     return f"a {rid.kind.value} named '{rid.name}' exists without reconciler's labels: not touched"
 
@@ -452,13 +463,7 @@ def _container(
         work.set(spec.id, Op.ADOPT, (Op.ADOPT,), [drift], replacement.id)
         return
     if found is None:
-        work.set(
-            spec.id,
-            Op.CREATE,
-            (Op.CREATE, Op.START),
-            [Drift(Reason.MISSING, "container", spec.name, None, Fix.CREATE)],
-            None,
-        )
+        _create(spec, work)
         return
     if found.is_self:
         work.blocked[spec.id] = f"'{spec.name}' is reconciler's own container: never managed"
@@ -512,13 +517,7 @@ def _take_over(spec: ContainerSpec, foreign: ObservedContainer, adopt: bool, wor
             "`reconciler adopt` takes it over"
         )
     else:
-        work.set(
-            spec.id,
-            Op.CREATE,
-            (Op.CREATE, Op.START),
-            [Drift(Reason.MISSING, "container", spec.name, None, Fix.CREATE)],
-            None,
-        )
+        _create(spec, work)
 
 
 # --- held back (a failed health gate) -----------------------------------------------------------------
