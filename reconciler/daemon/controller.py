@@ -82,6 +82,7 @@ from .windows import UpdateWindows
 
 log = get_logger(__name__)
 LEASE_RECHECK = 5.0  # seconds before a key whose recreate another reconciler holds (a lease) looks again
+SUPPRESSED_AS_ALL = 8  # more containers than this to look at once more: one look at everything instead
 LOCK_RETRY = 0.25  # seconds before a key whose resources another key is changing looks again
 
 
@@ -296,9 +297,14 @@ class Controller:
             self.queue.forget(key)
             if result.wake_after is not None:
                 self._wake(key, result.wake_after)
+        # Events arrived while we were changing these containers: look once more (cheap, from the cache). A
+        # failed reconcile skips this — its backoff decides. After a look at everything, or many of them, one
+        # more look at everything: a key each would plan the whole desired state once per container (a cold
+        # start of 500 containers queued 500 keys behind the rate limit).
+        if suppressed and (isinstance(key, AllKey) or len(suppressed) > SUPPRESSED_AS_ALL):
+            self.queue.add(ALL)
+            return
         for name in sorted(suppressed, key=str):
-            # Events arrived while we were changing these containers: look once more (cheap, from the cache).
-            # A failed reconcile skips this — its backoff decides.
             self.queue.add(name)
 
     def _wake(self, key: Key, after: float) -> None:

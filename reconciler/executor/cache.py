@@ -49,9 +49,7 @@ class CachedEngine:
             if kind == "container":
                 self._containers = None  # names, labels and membership may change
                 self._network_inspects.clear()  # a start or destroy changes a network's endpoints
-                self._inspects.pop(actor, None)
-                for key in [k for k, v in self._inspects.items() if v is not None and v.get("Id") == actor]:
-                    self._inspects.pop(key, None)
+                self._forget_inspect(actor)
             elif kind == "image":
                 self._images = None
                 self._image_inspects.clear()  # tags moved: inspects by reference are stale
@@ -60,7 +58,18 @@ class CachedEngine:
             elif kind == "network":
                 self._networks = None
                 self._network_inspects.clear()
-                self._inspects.clear()  # endpoints live in container inspects
+                # A connect or disconnect changes the endpoints of the one container it names (they live in
+                # its inspect); create and destroy change none. Forgetting every inspect here made each
+                # container start on the host (ours or not) cost a re-inspect of all of ours.
+                member = str(((event.get("Actor") or {}).get("Attributes") or {}).get("container", ""))
+                if member:
+                    self._forget_inspect(member)
+
+    def _forget_inspect(self, ident: str) -> None:
+        """Forget the inspect of one container, cached by id or by name (the lock is held)."""
+        self._inspects.pop(ident, None)
+        for key in [k for k, v in self._inspects.items() if v is not None and v.get("Id") == ident]:
+            self._inspects.pop(key, None)
 
     def relist_names(self, names: set[str]) -> None:
         """Forget what an executor just changed: the lists, and the inspects of those names."""

@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 
@@ -119,7 +120,7 @@ class ContainerSpec:
     def env(self) -> dict[str, str]:
         return dict(self.environment)
 
-    @property
+    @cached_property
     def spec_hash(self) -> str:
         """The hash new containers are labelled with: order-free collections sorted, empty values left out
         at every depth (so reordering `binds` or adding a defaulted field to `Mount` changes nothing)."""
@@ -168,7 +169,7 @@ class VolumeSpec:
     def id(self) -> ResourceId:
         return ResourceId(Kind.VOLUME, self.name)
 
-    @property
+    @cached_property
     def spec_hash(self) -> str:
         return stable_hash(asdict(self))
 
@@ -200,7 +201,7 @@ class VolumeInitSpec:
             steps.append(f"chmod -R {self.permissions} {self.mount_path}")
         return ("sh", "-c", " && ".join(steps))
 
-    @property
+    @cached_property
     def spec_hash(self) -> str:
         # The image is only a tool to run chown/chmod: a newer one does not make the volume unprepared.
         data = asdict(self)
@@ -221,7 +222,7 @@ class NetworkSpec:
     def id(self) -> ResourceId:
         return ResourceId(Kind.NETWORK, self.name)
 
-    @property
+    @cached_property
     def spec_hash(self) -> str:
         return stable_hash(asdict(self))
 

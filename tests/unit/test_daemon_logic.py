@@ -286,11 +286,25 @@ def test_events_of_our_own_actions_do_not_requeue_a_key_past_its_backoff() -> No
 
 def test_after_a_successful_reconcile_suppressed_events_are_looked_at_once() -> None:
     ctl = controller(TWO)
-    ctl.locks.try_acquire(ALL, {"container:m.a"})
+    ctl.locks.try_acquire(ContainerKey("m.a"), {"container:m.a"})
     ctl.on_event(event("container", "die", "c1", name="m.a"))
+    ctl.locks.release_all(ContainerKey("m.a"))
+    ctl._follow_up(ContainerKey("m.a"), Result())
+    assert ctl.queue.get(timeout=0) == ContainerKey("m.a")
+    assert ctl.queue.get(timeout=0) is None
+
+
+def test_after_a_look_at_everything_its_suppressed_events_are_one_more_look_at_everything() -> None:
+    """A cold start of N containers under ALL queued N container keys, each planning the whole desired
+    state again (quadratic at 500): one more look at everything instead."""
+    ctl = controller(TWO)
+    ctl.locks.try_acquire(ALL, {"container:m.a", "container:m.b"})
+    ctl.on_event(event("container", "start", "c1", name="m.a"))
+    ctl.on_event(event("container", "start", "c2", name="m.b"))
     ctl.locks.release_all(ALL)
     ctl._follow_up(ALL, Result())
-    assert ctl.queue.get(timeout=0) == ContainerKey("m.a")
+    assert ctl.queue.get(timeout=0) == ALL
+    assert ctl.queue.get(timeout=0) is None
 
 
 def test_watchdog_tells_busy_from_stuck() -> None:
@@ -496,3 +510,27 @@ def test_an_idle_queue_sleeps_instead_of_polling() -> None:
     threading.Timer(0.1, lambda: queue.add("k")).start()
     assert queue.get() == "k"
     assert waits[0] is None  # no deadline, nothing delayed: it waits for an `add`, not for a tick
+
+
+def test_a_network_event_forgets_only_the_inspect_of_the_container_it_names() -> None:
+    """Every container start on the host connects it to a network: forgetting all inspects on each made a
+    daemon beside busy neighbours (or its own cold start) re-inspect every container it keeps, per event."""
+    from reconciler.executor.cache import CachedEngine
+    from reconciler.testing import synthesize
+
+    ctl = controller(TWO)
+    engine = FakeEngine(synthesize(ctl.desired))
+    cache = CachedEngine(engine)
+    a, b = (engine.container(name)["Id"] for name in ("m.a", "m.b"))
+    for ident in (a, b, "m.a", "m.b"):
+        cache.inspect_container(ident)
+    engine.calls.clear()
+    cache.invalidate(event("network", "connect", "n1", container="f" * 64, name="bridge"))  # a neighbour's
+    cache.invalidate(event("network", "create", "n2", name="elsewhere"))
+    for ident in (a, b, "m.a", "m.b"):
+        cache.inspect_container(ident)
+    assert engine.ops("inspect_container") == []
+    cache.invalidate(event("network", "disconnect", "n1", container=a, name="bridge"))
+    cache.inspect_container("m.a")
+    cache.inspect_container("m.b")
+    assert engine.ops("inspect_container") == [("inspect_container", "m.a")]
