@@ -83,6 +83,7 @@ from .windows import UpdateWindows
 log = get_logger(__name__)
 LEASE_RECHECK = 5.0  # seconds before a key whose recreate another reconciler holds (a lease) looks again
 SUPPRESSED_AS_ALL = 8  # more containers than this to look at once more: one look at everything instead
+BURST_AS_ALL = 8  # more container keys than this waiting: one look at everything instead
 LOCK_RETRY = 0.25  # seconds before a key whose resources another key is changing looks again
 
 
@@ -219,6 +220,9 @@ class Controller:
             owner = self._acting_on(key, event)
             if owner is None:
                 self.queue.add(key)
+                # A burst (a cold start, a host reboot, a neighbour's mass restart): one look at everything
+                # instead of a key each, every one of which would observe and plan the whole desired state.
+                self.queue.collapse(lambda k: isinstance(k, ContainerKey), ALL, above=BURST_AS_ALL)
                 continue
             # Our own stop/start/rename of a container we are changing: not a reason to look again now (a
             # rollback's events would otherwise cut the failed key's backoff short). Noted, and looked at once

@@ -64,6 +64,20 @@ class WorkQueue(Generic[K]):
                 self._queue.append(key)
             self._cond.notify()
 
+    def collapse(self, matches: Callable[[K], bool], into: K, *, above: int) -> bool:
+        """When more than `above` waiting keys match, replace them with `into` — a key whose work covers
+        theirs (the controller's look at everything, for a burst of container keys). Delayed keys keep
+        their time; keys being processed keep their dirty mark. True if it collapsed."""
+        with self._cond:
+            waiting = [k for k in self._queue if matches(k)]
+            if len(waiting) <= above:
+                return False
+            gone = set(waiting)
+            self._queue = deque(k for k in self._queue if k not in gone)
+            self._queued -= gone
+        self.add(into)
+        return True
+
     def add_after(self, key: K, delay: float) -> None:
         if delay <= 0:
             self.add(key)

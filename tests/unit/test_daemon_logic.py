@@ -534,3 +534,31 @@ def test_a_network_event_forgets_only_the_inspect_of_the_container_it_names() ->
     cache.inspect_container("m.a")
     cache.inspect_container("m.b")
     assert engine.ops("inspect_container") == [("inspect_container", "m.a")]
+
+
+def test_a_burst_of_container_events_becomes_one_look_at_everything() -> None:
+    """A cold start or a host reboot is an event per container: past a handful of waiting container keys
+    they are one ALL (each would observe and plan the whole desired state: quadratic at 500 containers)."""
+    names = [f"c{i}" for i in range(12)]
+    ctl = controller("name: m\n" + "".join(f"{n}: {{image: x}}\n" for n in names))
+    for i, n in enumerate(names[:3]):
+        ctl.on_event(event("container", "die", f"id{i}", name=f"m.{n}"))
+    assert ctl.queue.depth == 3  # a few: each its own small reconcile
+    for i, n in enumerate(names[3:], start=3):
+        ctl.on_event(event("container", "die", f"id{i}", name=f"m.{n}"))
+    taken = [ctl.queue.get(timeout=0) for _ in range(3)]
+    assert taken[0] == ALL and ALL not in taken[1:]
+    assert all(k is None or isinstance(k, ContainerKey) for k in taken[1:])
+    assert ctl.queue.depth <= 1
+
+
+def test_collapsing_keeps_delayed_keys_and_others() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    queue.add_after("c:late", 60)
+    queue.add("prune:m")
+    for i in range(5):
+        queue.add(f"c:{i}")
+    assert queue.collapse(lambda k: k.startswith("c:"), "*", above=4)
+    assert [queue.get(timeout=0), queue.get(timeout=0), queue.get(timeout=0)] == ["prune:m", "*", None]
+    assert queue.depth == 1  # the delayed key keeps its time
+    assert not queue.collapse(lambda k: k.startswith("c:"), "*", above=4)
