@@ -547,7 +547,8 @@ def test_a_burst_of_container_events_becomes_one_look_at_everything() -> None:
     for i, n in enumerate(names[3:], start=3):
         ctl.on_event(event("container", "die", f"id{i}", name=f"m.{n}"))
     taken = [ctl.queue.get(timeout=0) for _ in range(3)]
-    assert taken[0] == ALL and ALL not in taken[1:]
+    assert taken[0] == ALL
+    assert ALL not in taken[1:]
     assert all(k is None or isinstance(k, ContainerKey) for k in taken[1:])
     assert ctl.queue.depth <= 1
 
