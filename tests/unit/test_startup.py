@@ -39,10 +39,15 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
 """
 
 
-def loaded_after(*args: str) -> set[str]:
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
+def run_probe(probe: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`probe` in a fresh interpreter (this one has imported everything already)."""
+    return subprocess.run(
+        [sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
     )
+
+
+def loaded_after(*args: str) -> set[str]:
+    result = run_probe(PROBE, *args)
     assert result.returncode == 0, result.stderr
     return set(json.loads(result.stdout.strip().splitlines()[-1]))
 
@@ -71,9 +76,7 @@ def test_loggers_cost_nothing_until_used() -> None:
         "reconciler.executor.apply.log.info('first', n=1)\n"
         "assert 'structlog' in sys.modules\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
-    )
+    result = run_probe(probe)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stderr.strip().splitlines()[-1])["event"] == "first"
 
@@ -99,8 +102,6 @@ def test_the_engine_commands_leave_dockers_ssh_transport_out_until_an_ssh_engine
         "    print(type(exc).__name__, exc)\n"
         "assert 'paramiko' in sys.modules and hasattr(docker.api.client, 'SSHHTTPAdapter')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
-    )
+    result = run_probe(probe)
     assert result.returncode == 0, result.stderr
     assert "Install paramiko" not in result.stdout  # the ssh:// engine had its adapter
