@@ -109,6 +109,21 @@ def start_daemon(folder: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def settle(port: int, quiet: float = 5.0, timeout: float = 180.0) -> float:
+    """Wait until the daemon's start-up work is over: its queue empty and no engine request for `quiet`
+    seconds (at 500 containers the reconciles after the cold start take a while). Seconds waited."""
+    started = time.monotonic()
+    last, since = metric(port, "reconciler_engine_requests"), time.monotonic()
+    while time.monotonic() - started < timeout:
+        time.sleep(0.5)
+        now = metric(port, "reconciler_engine_requests")
+        if now != last or metric(port, "reconciler_queue_depth") > 0:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return time.monotonic() - started
+
+
 def idle_rows(proc: subprocess.Popen[bytes], port: int, seconds: float) -> None:
     """The daemon and an SDK events-stream holder, side by side over the same quiet spell."""
     holder = subprocess.Popen([sys.executable, "-c", HOLDER], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -241,7 +256,8 @@ def main() -> None:
             f"{TRIALS} kill trials, 5 tag moves, {idle_seconds:.0f} s idle"
         )
         print(f"  {'figure':<30} {'ours':>13} {'baseline':>13} {'ratio':>7}   baseline")
-        time.sleep(2)  # the start-up events settle before measuring idle
+        settled = settle(port)
+        print(f"  (settled {settled:.1f} s after the last container ran: queue empty, no request for 5 s)")
         idle_rows(proc, port, idle_seconds)
         resync_row(proc, port)
         kill_rows(client, api, name, n)
