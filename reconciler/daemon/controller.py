@@ -266,7 +266,7 @@ class Controller:
     def work(self) -> None:
         """A worker: take keys until the queue shuts down; the reconcile's `Result` says what comes next."""
         while not self.stopping.is_set():
-            key = self.queue.get(timeout=5.0)  # a shutdown wakes it at once; idle, it sleeps
+            key = self.queue.get()  # idle, it sleeps until a key is due; a shutdown wakes it at once
             self.heartbeat()
             if key is None:
                 continue

@@ -51,6 +51,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -148,6 +149,7 @@ async def _respond(
     extra: tuple[tuple[bytes, bytes], ...] = (),
 ) -> None:
     headers = [
+        (b"date", formatdate(usegmt=True).encode()),  # uvicorn's own is off (date_header=False): see QuietServer
         (b"content-type", content_type),
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
@@ -389,11 +391,14 @@ def _quiet_server_class() -> type[uvicorn.Server]:
 
         async def main_loop(self) -> None:
             self._wake, self._loop = asyncio.Event(), asyncio.get_running_loop()
-            counter = 0  # on_tick refreshes the Date header when counter % 10 == 0: each tick is a second
+            # uvicorn ticks ten times a second to refresh its Date header and to notice `should_exit`; here
+            # `_respond` writes the Date itself and `stop()` wakes the loop, so an idle server sleeps (the
+            # minute's tick is a safety net, not a timer anything waits for).
+            counter = 0
             while not await self.on_tick(counter):
-                counter = (counter + 10) % 864000
+                counter = (counter + 1) % 864000
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 1.0)
+                    await asyncio.wait_for(self._wake.wait(), 60.0)
 
         def wake(self) -> None:
             if self._loop is not None and self._wake is not None:
@@ -439,6 +444,7 @@ class StatusServer:
             log_config=None,
             access_log=False,
             server_header=False,
+            date_header=False,
             timeout_keep_alive=max(1, math.ceil(self.limits.idle_timeout)),
             timeout_graceful_shutdown=1,
             h11_max_incomplete_event_size=self.limits.header_limit,

@@ -130,10 +130,10 @@ class MapWatcher:
                 for changed in watchfiles.watch(
                     *folders,
                     debounce=self.debounce_ms,
-                    # watchfiles' loop wakes every `step` ms to look at `stop_event`, also when nothing
-                    # happens: 30 ms was 33 wake-ups a second of an idle daemon; a change still goes out
-                    # after `debounce`, at most a step later.
-                    step=250,
+                    # watchfiles' loop wakes every `step` ms to look at `stop_event` and for changes, also
+                    # when nothing happens: 30 ms was 33 wake-ups a second of an idle daemon, 250 ms four;
+                    # a change still goes out after `debounce`, at most a step (a second) later.
+                    step=1000,
                     stop_event=self._stop,
                     rust_timeout=1000,
                     yield_on_timeout=False,

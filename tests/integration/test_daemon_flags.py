@@ -110,7 +110,7 @@ def test_sighup_reloads_maps_the_watcher_cannot_see(docker_client: Any, tmp_path
         switched = tmp_path / "live.new"
         switched.symlink_to(v2)
         switched.rename(live)  # atomic, as kubelet does
-        time.sleep(1.5)  # the watcher's debounce is 0.15 s: it would have acted by now, if it could see this
+        time.sleep(2.5)  # debounce 0.15 s plus a step of at most 1 s: it would have acted by now, if it could see this
         assert state(docker_client, app)["Id"] == first, "the watcher saw the switch: this test proves nothing"
         daemon.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "MODE=two" in (state(docker_client, app).get("Config", {}).get("Env") or []), 30)

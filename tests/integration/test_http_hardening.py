@@ -6,6 +6,7 @@ Everything stays on 127.0.0.1; every loop is bounded in count and in time.
 
 from __future__ import annotations
 
+import email.utils
 import os
 import resource
 import signal
@@ -255,6 +256,11 @@ def test_idle_trickling_and_keep_alive_connections_are_dropped_after_their_timeo
             assert chunk, answer
             answer += chunk
         assert answer.startswith(b"HTTP/1.1 200")
+        # The server's loop sleeps while idle (no ticks): the Date it sends is still the time of the answer.
+        dates = [line for line in answer.split(b"\r\n") if line.lower().startswith(b"date:")]
+        assert len(dates) == 1, answer
+        sent_at = email.utils.parsedate_to_datetime(dates[0].split(b":", 1)[1].strip().decode()).timestamp()
+        assert abs(sent_at - time.time()) <= 2, answer
         took = wait_closed(kept, IDLE_TIMEOUT + 5)
     assert IDLE_TIMEOUT - 0.3 <= took <= IDLE_TIMEOUT + 3
     assert daemon.stop() == 0

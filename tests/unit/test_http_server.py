@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import time
 from typing import Any
 
 import pytest
@@ -159,3 +161,11 @@ def test_the_guard_never_holds_more_than_its_limit(limit: int) -> None:
     assert len(guard.open) == limit
     assert sum(not c.dropped for c in conns) == limit
     assert guard.evicted == 2000 - limit
+
+
+def test_every_answer_carries_the_time_it_was_given() -> None:
+    """uvicorn's own Date header is off (its loop would have to tick to refresh it): ours is written per answer."""
+    for path in ("/healthz", "/readyz", "/metrics", "/nope"):
+        client = call(app(), "GET", path, [], Client())
+        sent_at = email.utils.parsedate_to_datetime(client.headers[b"date"].decode()).timestamp()
+        assert abs(sent_at - time.time()) <= 2, (path, client.headers)
