@@ -31,15 +31,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from startup_bench import IMAGE, map_text  # noqa: E402 -- the same map as the no-op row, once the path is set
+from startup_bench import IMAGE, NO_SSH, compiled, map_text  # noqa: E402 -- the same map as the no-op row
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 N, OWNERS = 40, 8
 COMMAND = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 WORKERS = (4, 8, 16)
 
-FLOOR = """
-import sys
+FLOOR = (
+    NO_SSH
+    + """
 from concurrent.futures import ThreadPoolExecutor
 import docker
 name, owners, n, workers, image = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
@@ -55,6 +56,7 @@ with ThreadPoolExecutor(workers) as pool:
         return run(f"{name}.app{a}", f"{name}.data{a % owners}", {f"{name}.base{a % owners}": "db"})
     list(pool.map(app, range(n - owners)))
 """
+)
 
 
 def compose_file(name: str) -> dict[str, object]:
@@ -153,13 +155,14 @@ def has_compose() -> bool:
 
 def main() -> None:
     repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    compiled()
     with tempfile.TemporaryDirectory(prefix="cold-bench-") as folder:
         tmp = Path(folder)
         subjects: dict[str, Callable[[], float]] = {f"reconciler apply -j {w}": ours(tmp, w) for w in WORKERS}
         subjects |= {f"SDK floor, {w} workers": floor(w) for w in WORKERS}
         if has_compose():
             subjects["docker compose up -d"] = compose(tmp)
-        for run in subjects.values():  # warm-up: the engine's caches, the interpreter's bytecode
+        for run in subjects.values():  # warm-up: the engine's caches, the file system's
             run()
         times: dict[str, list[float]] = {label: [] for label in subjects}
         for _ in range(repeats):

@@ -9,7 +9,8 @@ against a baseline measured in the same run on the same engine.
 - a full resync with nothing to change (SIGHUP: reload and reconcile everything), its duration;
 - idle: the daemon's CPU share, resident memory and engine requests per minute while nothing happens,
   beside an idle Python process that holds the engine's event stream with the SDK (targets: ≤ 0.05 % CPU,
-  ≤ 45 MB, no requests).
+  ≤ 45 MB, no requests), and its memory beside the same holder with the daemon's libraries imported
+  (uvicorn, prometheus-client, the map format's pydantic models).
 
     .venv/bin/python bench/daemon_bench.py [N] [IDLE_SECONDS]    (default: 50 30; needs scripts/engine.sh)
 """
@@ -38,7 +39,14 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "reconciler-test/busybox:latest"
 TRAP = "trap 'exit 0' TERM; while :; do sleep 1; done"
 TRIALS = 10
-HOLDER = "import docker\nfor _ in docker.from_env().events():\n    pass\n"
+NO_SSH = "import sys; sys.modules['paramiko'] = None\n"  # docker-py without its ssh transport, as reconciler runs it
+EVENTS = "for _ in docker.from_env().events():\n    pass\n"
+HOLDER = NO_SSH + "import docker\n" + EVENTS
+# The same holder with what a daemon must hold beside it: its HTTP server, its metrics and the map format's
+# models (pydantic) — the memory of the libraries, so the daemon's own share is the difference.
+HOLDER_WITH_LIBRARIES = (
+    NO_SSH + "import docker, uvicorn, prometheus_client\nfrom reconciler.model import load_map_files\n" + EVENTS
+)
 
 
 def free_port() -> int:
@@ -73,8 +81,13 @@ def running(api: Any, name: str, image: str | None = None) -> bool:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """The process's CPU time to the nanosecond: the sum of its threads' run times (schedstat), where the
+    clock ticks of /proc/PID/stat (10 ms) are too coarse for an idle spell's few milliseconds."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
 
 
 def rss_mb(pid: int) -> float:
@@ -91,7 +104,8 @@ def pct(values: list[float], q: float) -> float:
 
 def row(label: str, ours: float, base: float, unit: str, baseline: str) -> None:
     ratio = f"{ours / base:>7.2f}" if base else f"{'—':>7}"
-    print(f"  {label:<30} {ours:>9.2f} {unit:<3} {base:>9.2f} {unit:<3} {ratio}   {baseline}")
+    digits = 3 if unit == "%" else 2  # an idle CPU share is a few hundredths of a per cent
+    print(f"  {label:<30} {ours:>9.{digits}f} {unit:<3} {base:>9.{digits}f} {unit:<3} {ratio}   {baseline}")
 
 
 def map_text(name: str, n: int, tag: str) -> str:
@@ -127,6 +141,13 @@ def settle(port: int, quiet: float = 5.0, timeout: float = 180.0) -> float:
 def idle_rows(proc: subprocess.Popen[bytes], port: int, seconds: float) -> None:
     """The daemon and an SDK events-stream holder, side by side over the same quiet spell."""
     holder = subprocess.Popen([sys.executable, "-c", HOLDER], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    libraries = subprocess.Popen(
+        [sys.executable, "-c", HOLDER_WITH_LIBRARIES],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         time.sleep(2)  # the holder's start-up is not idle
         requests0, t0 = metric(port, "reconciler_engine_requests"), time.monotonic()
@@ -138,10 +159,12 @@ def idle_rows(proc: subprocess.Popen[bytes], port: int, seconds: float) -> None:
         requests = (metric(port, "reconciler_engine_requests") - requests0) * 60 / elapsed
         row("idle CPU", ours_cpu, holder_cpu, "%", "an idle SDK events-stream holder")
         row("idle RSS", rss_mb(proc.pid), rss_mb(holder.pid), "MB", "the same holder")
+        row("idle RSS", rss_mb(proc.pid), rss_mb(libraries.pid), "MB", "the holder with the daemon's libraries")
         print(f"  {'idle engine requests':<30} {requests:>9.1f} /min (target 0)")
     finally:
-        holder.kill()
-        holder.wait(10)
+        for process in (holder, libraries):
+            process.kill()
+            process.wait(10)
 
 
 def deaths(client: Any, name: str) -> tuple[dict[str, float], Any]:

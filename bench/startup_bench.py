@@ -6,8 +6,11 @@ reported as the median of the pair-by-pair ratios, so the figures hold on a shar
 - `validate` of N generated containers (files of at most 1,000, the per-file limit is 2,000) against the
   same command at N = 1,000: linear means the ratio stays near N / 1,000;
 - a no-op `apply` of a 40-container map (8 volume owners, 32 dependents with links) against the docker SDK
-  floor: a process that imports docker and makes the same reads (the lists and one inspect per container),
-  plus the number of engine requests the no-op makes.
+  floor: a process that imports docker and makes the same reads (the lists and one inspect per container,
+  on a pool of 8), plus the number of engine requests the no-op makes, and the libraries' import alone
+  against that floor (what no command that uses them can go below);
+- `validate` against the import of its libraries alone (typer, PyYAML, pydantic).
+Bytecode is compiled first, as in any installed copy.
 
     .venv/bin/python bench/startup_bench.py [--quick]     (the no-op rows need scripts/engine.sh)
 """
@@ -39,16 +42,33 @@ COMMAND = "[sh, -c, \"trap 'exit 0' TERM; while :; do sleep 1; done\"]"
 PER_FILE = 1_000
 SIZES = (100, 1_000, 3_000, 10_000)
 
-SDK_FLOOR = """
-import sys, docker
+# docker-py without paramiko (its ssh transport), as reconciler runs it: the floor is the fastest way to the
+# same answers with the SDK, so its inspects run on a pool of 8, as ours do.
+NO_SSH = "import sys; sys.modules['paramiko'] = None  # docker-py then leaves its ssh transport out\n"
+SDK_FLOOR = (
+    NO_SSH
+    + """
+from concurrent.futures import ThreadPoolExecutor
+import docker
 api = docker.APIClient()
 labels = ["io.reconciler.map=" + sys.argv[1], "io.reconciler.kind=container"]
 ours = [c["Id"] for c in api.containers(all=True, filters={"label": labels})]
 api.images(); api.volumes(); api.networks()
-images = {api.inspect_container(i)["Image"] for i in ours}
-for image in images:
-    api.inspect_image(image)
+with ThreadPoolExecutor(8) as pool:
+    images = {c["Image"] for c in pool.map(api.inspect_container, ours)}
+    list(pool.map(api.inspect_image, images))
 """
+)
+# What the libraries alone cost a process: the command line's (typer), the map format's (PyYAML, pydantic's
+# BaseModel) and, for commands that talk to an engine, the docker SDK's.
+LIBRARIES = "import yaml, typer\nfrom pydantic import BaseModel\n"
+LIBRARIES_AND_SDK = NO_SSH + LIBRARIES + "import docker\n"
+
+
+def compiled() -> None:
+    """Bytecode for reconciler, as any installed copy has it (pip compiles at install): this checkout may run
+    with PYTHONDONTWRITEBYTECODE set, and every figure would then include compiling the sources."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "reconciler")], check=True)
 
 
 def run(argv: list[str]) -> tuple[float, float]:
@@ -105,6 +125,8 @@ def startup_rows(python: str, repeats: int) -> None:
     row("reconciler --help", a, b, r, "interpreter start")
     a, b, r = paired([*cli, "validate", "config/example.yaml"], floor, repeats)
     row("validate config/example.yaml", a, b, r, "interpreter start")
+    a, b, r = paired([*cli, "validate", "config/example.yaml"], [python, "-c", LIBRARIES], repeats)
+    row("validate config/example.yaml", a, b, r, "importing typer, PyYAML, pydantic")
 
 
 def scaling_rows(python: str, repeats: int, tmp: Path) -> None:
@@ -125,6 +147,15 @@ def noop_rows(python: str, repeats: int, tmp: Path) -> None:
         subprocess.run([*cli, "apply", str(path)], check=True, cwd=ROOT, env=ENV, capture_output=True)
         a, b, r = paired([*cli, "apply", str(path)], [python, "-c", SDK_FLOOR, name], repeats)
         row("no-op apply, 40 containers", a, b, r, "docker SDK floor (same reads)", f"; {noop_requests(path)} requests")
+        a, b, r = paired([python, "-c", LIBRARIES_AND_SDK], [python, "-c", SDK_FLOOR, name], repeats)
+        row(
+            "import of the libraries alone",
+            a,
+            b,
+            r,
+            "docker SDK floor (same reads)",
+            "; typer, PyYAML, pydantic, docker",
+        )
     finally:
         subprocess.run([*cli, "down", "--volumes", str(path)], check=False, cwd=ROOT, env=ENV, capture_output=True)
 
@@ -145,6 +176,7 @@ def main() -> None:
     quick = "--quick" in sys.argv
     repeats = 3 if quick else 7
     python = sys.executable
+    compiled()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, median of {repeats} paired runs")
     print(f"{'figure':<34} {'ours':>10} {'baseline':>10} {'ratio':>8}   baseline")
     sections: list[Callable[[], None]] = [

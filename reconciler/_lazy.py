@@ -1,4 +1,5 @@
-"""docker-py without its ssh:// transport until an ssh:// engine is used.
+"""Libraries without the parts a command never uses: docker-py without its ssh:// transport until an ssh://
+engine is used, and structlog without rich.
 
 docker-py imports paramiko at `import docker`, for its ssh:// transport, whether or not an ssh:// engine is
 ever used — and paramiko brings invoke, asyncio and unittest.mock with it: about 110 ms of every command
@@ -8,6 +9,12 @@ that talks to an engine, and megabytes of a daemon that never uses ssh (measured
 handles as "paramiko is not installed" (no ssh adapter). `docker_ssh()` — called wherever an engine is made
 for an `ssh://` URL — imports it for real and gives docker-py its adapter back. A program that imports
 reconciler as a library is not touched (it never calls `defer_docker_ssh`).
+
+structlog imports rich, when it is installed, for the tracebacks of its console renderer (and rich brings
+attrs): about 40 ms and 5 MB of every command that logs and of the daemon, which logs JSON lines and never
+shows such a traceback. `structlog_without_rich()` — used where the command line configures its logging —
+imports structlog with rich out of its sight (structlog then formats tracebacks plainly); rich itself stays
+importable for the terminal's live display, which imports it before anything logs.
 """
 
 from __future__ import annotations
@@ -58,3 +65,19 @@ def ssh_errors() -> tuple[type[Exception], ...]:
     """paramiko's error class, once it is imported (to catch what an ssh:// handshake raises)."""
     paramiko = sys.modules.get("paramiko")
     return (paramiko.SSHException,) if paramiko is not None else ()
+
+
+def structlog_without_rich() -> ModuleType:
+    """structlog, imported (if it is not yet) while rich looks absent to it."""
+    if "structlog" in sys.modules:
+        return sys.modules["structlog"]
+    hide = "rich" not in sys.modules
+    if hide:
+        sys.modules["rich"] = None  # type: ignore[assignment]  # `import rich` raises ImportError meanwhile
+    try:
+        import structlog  # noqa: PLC0415 -- the point is to import it only here
+
+        return structlog
+    finally:
+        if hide and sys.modules.get("rich", False) is None:
+            del sys.modules["rich"]

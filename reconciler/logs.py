@@ -8,7 +8,7 @@ unless structlog was set up by someone already, our loggers go through the stand
 under their module names (`reconciler.…`), so the host's `logging.basicConfig(level=…)`, handlers and
 filters decide what is shown — and Python's default shows only warnings and errors.
 
-structlog (and, through its console renderer, rich: together ~50 ms) is imported only once something logs:
+structlog (~60 ms; the command line's without rich, see `reconciler._lazy`) is imported only once something logs:
 `get_logger` hands out a stand-in that becomes structlog's logger at its first call, and the command line
 passes its options to `configure_on_first_use`, so a command that never logs (`validate`, a no-op `apply`)
 does not pay for it.
@@ -40,7 +40,10 @@ def configure(level: str = "info", *, json: bool | None = None) -> None:
     global _configured  # noqa: PLW0603 - logging is process-wide by nature
     import logging  # noqa: PLC0415 - see the module docstring
 
-    import structlog  # noqa: PLC0415
+    from reconciler._lazy import structlog_without_rich  # noqa: PLC0415
+
+    structlog_without_rich()  # the command line's: rich's tracebacks are not worth its 40 ms
+    import structlog  # noqa: PLC0415 - imported just now
 
     if json is None:
         json = not sys.stderr.isatty()
@@ -108,13 +111,12 @@ def get_logger(name: str) -> Any:
 
 
 def _structlog_logger(name: str) -> Any:
+    if not _configured and _wanted is not None:
+        configure(_wanted[0], json=_wanted[1])
     import structlog  # noqa: PLC0415 - see the module docstring
 
-    if not _configured:
-        if _wanted is not None:
-            configure(_wanted[0], json=_wanted[1])
-        elif not structlog.is_configured():
-            _as_a_library(structlog)
+    if not _configured and not structlog.is_configured():
+        _as_a_library(structlog)
     return structlog.get_logger(name)
 
 

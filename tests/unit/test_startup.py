@@ -105,3 +105,39 @@ def test_the_engine_commands_leave_dockers_ssh_transport_out_until_an_ssh_engine
     result = run_probe(probe)
     assert result.returncode == 0, result.stderr
     assert "Install paramiko" not in result.stdout  # the ssh:// engine had its adapter
+
+
+def test_the_command_lines_logging_leaves_rich_out_and_still_shows_tracebacks() -> None:
+    """structlog imports rich (and attrs) for its console tracebacks; the command line's logging does without:
+    the daemon and `apply` log, and rich costs them ~40 ms and 5 MB. rich stays importable for the terminal."""
+    probe = (
+        "import sys\n"
+        "from reconciler import logs\n"
+        "logs.configure_on_first_use('info', json=False)\n"
+        "log = logs.get_logger('probe')\n"
+        "try:\n"
+        "    raise ValueError('boom')\n"
+        "except ValueError:\n"
+        "    log.exception('it failed')\n"
+        "assert 'structlog' in sys.modules\n"
+        "assert 'rich' not in sys.modules and 'attr' not in sys.modules, 'rich came with structlog'\n"
+        "import rich.console\n"
+        "print('rich importable')\n"
+    )
+    result = run_probe(probe)
+    assert result.returncode == 0, result.stderr
+    assert "rich importable" in result.stdout
+    assert "it failed" in result.stderr
+    assert "ValueError: boom" in result.stderr  # the traceback, plainly
+
+
+def test_a_library_user_gets_structlog_as_installed() -> None:
+    """Used as a library, reconciler leaves the host's structlog alone: rich, when installed, is its to use."""
+    probe = (
+        "import sys\n"
+        "from reconciler import logs\n"
+        "logs.get_logger('probe').warning('hello')\n"
+        "assert 'structlog' in sys.modules and 'rich' in sys.modules\n"
+    )
+    result = run_probe(probe)
+    assert result.returncode == 0, result.stderr
