@@ -3,10 +3,10 @@
 The map is the issue's 40 containers: 8 volume owners (each attaches a volume) and 32 dependents that link
 to one owner and use its volume — three waves (8 volumes, 8 owners, 32 dependents). Every figure is a whole
 process, started cold, timed round-robin (ours, floor, compose, ours, …) and reported as medians:
-- ours: `reconciler apply MAP --progress quiet` with `-j` 4 (the default), 8 and 16;
-- the floor: a process that imports the docker SDK and makes the same engine calls in the same waves
-  (create the volumes; create and start the owners; create and start the dependents) on a thread pool of
-  4, 8 or 16 — the best of the three is the limit;
+- ours: `reconciler apply MAP --progress quiet` with `-j` 4, 8 (the default) and 16;
+- the floor: a process that imports the docker SDK (without paramiko, as reconciler runs it) and makes the
+  same engine calls in the same waves (create the volumes; create and start the owners; create and start
+  the dependents) on a thread pool of 4, 8 or 16 — the best of the three is the limit;
 - compose: `docker compose up -d` of the equivalent compose file (volumes, links, depends_on), when the
   compose plugin is there (compose's own choice of parallelism).
 Each run is removed before the next (containers and volumes; not timed).

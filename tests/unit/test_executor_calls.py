@@ -121,6 +121,40 @@ def test_creating_a_missing_container_leaves_an_unlabelled_replacement_name_alon
     assert engine.names() == {"m.app", NEXT}
 
 
+def test_a_container_just_created_is_started_by_its_id_without_being_looked_at_again() -> None:
+    """A cold apply's requests: the one look before the create (a leftover replacement?), the create, the
+    start of the id it returned — no inspect of the new container between create and start."""
+    desired = desired_of(APP)
+    engine = FakeEngine(synthesize(desired, containers=()))
+    done = run(engine, desired)
+    assert done.ok, done.result.summary()
+    created = engine.calls.index(("create", "m.app"))
+    assert engine.calls[created + 1] == ("start", "m.app")
+    assert ("inspect_container", "m.app") not in engine.calls[created:]
+    assert engine.running() == {"m.app"}
+
+
+def test_a_container_someone_else_created_meanwhile_is_looked_at_before_it_is_started() -> None:
+    """The create conflicted (another run created it with the map's spec): its id comes from a look."""
+    desired = desired_of(APP)
+    engine = FakeEngine(synthesize(desired, containers=()))
+    twin = FakeEngine(synthesize(desired, containers=()))
+    original_create = engine.create_container
+
+    def created_by_someone_else_first(name: str, config: dict[str, Any]) -> str:
+        twin_id = twin.create_container(name, config)
+        engine.snapshot.containers.append(twin.container(twin_id))
+        return original_create(name, config)  # the engine answers: Conflict
+
+    engine.create_container = created_by_someone_else_first  # type: ignore[method-assign]
+    done = run(engine, desired)
+    assert done.ok, done.result.summary()
+    created = engine.calls.index(("create", "m.app"))
+    assert engine.calls[created + 1 : created + 3] == [("inspect_container", "m.app"), ("inspect_container", "m.app")]
+    assert engine.calls[created + 3] == ("start", "m.app")
+    assert engine.running() == {"m.app"}
+
+
 def test_a_labelled_leftover_replacement_is_removed_before_the_recreate() -> None:
     engine, desired = drifted_app()
     leftover = synthesize(desired).container("m.app")
