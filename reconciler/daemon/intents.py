@@ -89,6 +89,12 @@ class PauseFile:
             self._refresh()
             return {name: p for name, p in self._pauses.items() if p.active(now)}
 
+    def next_end(self) -> float | None:
+        """Seconds until the nearest pause in force runs out (None: none has an end)."""
+        now = self.clock()
+        ends = [p.until - now for p in self.active().values() if p.until is not None]
+        return max(0.0, min(ends)) if ends else None
+
     def _refresh(self) -> None:
         if self.path is None:
             return

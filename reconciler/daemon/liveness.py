@@ -80,6 +80,18 @@ class Liveness:
             self._last_watchdog = now
             self.notifier.watchdog()
 
+    def due_in(self) -> float | None:
+        """Seconds until `heartbeat` has something to do: the watchdog's next ping, the engine-lost alert."""
+        now = self.clock()
+        dues = []
+        interval = self.notifier.watchdog_interval
+        if interval:
+            dues.append(self._last_watchdog + interval / 3 - now)
+        down = self.engine_down_since
+        if down is not None:
+            dues.append(down + self.settings.engine_grace - now)
+        return max(0.0, min(dues)) if dues else None
+
     def health(self) -> tuple[bool, str]:
         now = self.clock()
         stuck = self.stuck_for()

@@ -25,10 +25,16 @@ the per-host mode: the same maps everywhere, each host's daemon keeping its own 
 Unattended (DESIGN §7): one `Alerts` sender for the whole daemon, given to every controller (see alerts);
 with `git`, a `GitSync` (see gitsync) instead of the map watcher: the maps are read from the folder of the
 commit in force, and every client's source switches to a new good commit's folder.
+
+Idle, the daemon sleeps. Its loop (heartbeat file, pauses, systemd's watchdog, the engine-lost alert) wakes
+for its nearest deadline, at most every BEAT_EVERY seconds; a pause made or ended by the command line wakes
+it through the watcher, which watches every client's pause file beside the map files (also with `git`).
+Where a pause file's folder cannot be made, the loop looks every second instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import tempfile
@@ -62,7 +68,7 @@ from .board import Board, View, combine, status
 from .controller import Controller, holds_dir
 from .gitsync import GitSync
 from .http_auth import HttpConfigError, required_token, resolve_token
-from .intents import Presence
+from .intents import BEAT_EVERY, PAUSED_FILE, Presence
 from .metrics import Metrics
 from .notify import Notifier
 from .server import HttpLimits, StatusServer
@@ -306,22 +312,20 @@ class Daemon:
             self.git.start()  # fetching while the engines are looked for
         for one in self.runs:
             one.thread.start()
-        watcher = MapWatcher(self.source, self._each_controller(Controller.maps_changed)) if self.git is None else None
-        if watcher is not None:
-            watcher.start()
+        watcher = self._watcher()
+        watcher.start()
         git = self.git
         presence = Presence(
             holds_dir(self.settings),
             self.settings.paths,
             git=(lambda: {"url": redact(self.settings.git or ""), "commit": git.applied}) if git is not None else None,
         )
-        self._loop(presence)
+        self._loop(presence, pauses_watched=watcher.watching_also)
         log.info("stopping")
         presence.withdraw()
         self.notifier.stopping()
         finished = self._stop_all()
-        if watcher is not None:
-            watcher.stop()
+        watcher.stop()
         if self.git is not None:
             self.git.stop()
         if self.server is not None:
@@ -333,11 +337,23 @@ class Daemon:
             os._exit(0)
         return 0
 
-    def _loop(self, presence: Presence) -> None:
+    def _watcher(self) -> MapWatcher:
+        """The map files (read from git instead, they have none) and every client's pause file: a pause made
+        or ended by the command line wakes the loop, which needs no timer for it then."""
+        folders = [holds_dir(self.settings, one.client.name) for one in self.runs]
+        pause_files = [folder / PAUSED_FILE for folder in folders if folder is not None]
+        for path in pause_files:
+            with contextlib.suppress(OSError):  # not writable: the loop looks every second instead
+                path.parent.mkdir(parents=True, exist_ok=True)
+        return MapWatcher(
+            self.source, self._each_controller(Controller.maps_changed), also=dict.fromkeys(pause_files, self.wake.set)
+        )
+
+    def _loop(self, presence: Presence, *, pauses_watched: bool) -> None:
         while not self.terminate.is_set():
             presence.beat()
             self._each_controller(Controller.watch_pauses)()
-            self.wake.wait(1.0)
+            self.wake.wait(self._idle_wait(pauses_watched))
             self.wake.clear()
             self._each_controller(Controller.heartbeat)()
             if self.reload_requested.is_set():
@@ -347,6 +363,14 @@ class Daemon:
                 self._each_controller(Controller.maps_changed)()
                 self._each_controller(_say_reloaded)()
                 self.notifier.ready(self._status())
+
+    def _idle_wait(self, pauses_watched: bool) -> float:
+        """How long the loop sleeps: until its nearest deadline (a pause's end, the watchdog's ping, the
+        engine-lost alert), at most the heartbeat's BEAT_EVERY; a second when the pause files go unwatched."""
+        if not pauses_watched:
+            return 1.0
+        dues = [one.controller.due_in() for one in self.runs if one.controller is not None]
+        return max(0.05, min([BEAT_EVERY, *(d for d in dues if d is not None)]))
 
     def _each_controller(self, method: Callable[[Controller], None]) -> Callable[[], None]:
         def call() -> None:

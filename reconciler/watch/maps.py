@@ -11,7 +11,7 @@ reload, never work.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,12 +91,21 @@ class MapSource:
 
 
 class MapWatcher:
-    """Watches the maps' folders in a thread; calls `on_change` (debounced) when a map file may have changed."""
+    """Watches the maps' folders in a thread; calls `on_change` (debounced) when a map file may have changed,
+    and the callback of each file of `also` (the daemon's pause files) when that file changed."""
 
-    def __init__(self, source: MapSource, on_change: Callable[[], None], debounce_ms: int = 150) -> None:
+    def __init__(
+        self,
+        source: MapSource,
+        on_change: Callable[[], None],
+        debounce_ms: int = 150,
+        *,
+        also: Mapping[Path, Callable[[], None]] | None = None,
+    ) -> None:
         self.source = source
         self.on_change = on_change
         self.debounce_ms = debounce_ms
+        self.also = {p.resolve(): call for p, call in (also or {}).items()}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="map-watcher", daemon=True)
 
@@ -108,8 +117,13 @@ class MapWatcher:
         self._thread.join(timeout=5)
 
     def _watched(self) -> list[Path]:
-        folders = {p if p.is_dir() else p.parent for p in self.source.paths}
+        folders = {p if p.is_dir() else p.parent for p in self.source.paths} | {p.parent for p in self.also}
         return sorted(f for f in folders if f.exists())
+
+    @property
+    def watching_also(self) -> bool:
+        """Every file of `also` is watched (its folder exists): its changes need no polling."""
+        return all(p.parent.is_dir() for p in self.also)
 
     def _relevant(self, changed: set[tuple[watchfiles.Change, str]]) -> bool:
         files = {p.resolve() for p in self.source.paths if not p.is_dir()}
@@ -139,11 +153,14 @@ class MapWatcher:
                     yield_on_timeout=False,
                     recursive=False,
                 ):
-                    if self._relevant(changed):
+                    paths = {Path(raw) for _change, raw in changed}
+                    calls = [self.on_change] if self._relevant(changed) else []
+                    calls += [call for path, call in self.also.items() if path in paths]
+                    for call in calls:
                         try:
-                            self.on_change()
+                            call()
                         except Exception as exc:  # the reaction failed, not the watching: keep watching
-                            log.exception("reacting to a map change failed", error=str(exc))
+                            log.exception("reacting to a file change failed", error=str(exc))
             except Exception as exc:  # a watched folder vanished, inotify limits, …: log and watch again
                 log.warning("map watcher restarting", error=str(exc))
                 self._stop.wait(1.0)

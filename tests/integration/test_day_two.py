@@ -62,8 +62,12 @@ def test_down_beside_a_running_daemon_stays_down_until_resume(
         assert "paused" in daemon.get("/readyz")[1]
 
         resumed = run_cli("resume", str(site), env=env)
+        told = time.monotonic()
         assert resumed.returncode == 0, resumed.stderr
         assert "resumed" in resumed.stderr
+        # "at once": the watcher sees the pause file change (a second's step), the idle loop has no timer for it
+        wait_for(lambda: any(e.get("event") == "resumed: managed again" for e in daemon.logs()), 10)
+        assert time.monotonic() - told <= 3.5
         wait_for(lambda: running(docker_client, app) and running(docker_client, web), 20)
         assert daemon.stop() == 0
         assert not (maps_dir.parent / "state" / "daemon.json").exists()  # no daemon any more: the CLI knows

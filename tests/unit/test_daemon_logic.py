@@ -563,3 +563,72 @@ def test_collapsing_keeps_delayed_keys_and_others() -> None:
     assert [queue.get(timeout=0), queue.get(timeout=0), queue.get(timeout=0)] == ["prune:m", "*", None]
     assert queue.depth == 1  # the delayed key keeps its time
     assert not queue.collapse(lambda k: k.startswith("c:"), "*", above=4)
+
+
+def test_the_idle_loop_sleeps_until_a_pause_runs_out_and_otherwise_needs_no_timer(tmp_path: Path) -> None:
+    """The daemon's loop wakes for deadlines only: the nearest end of a pause in force; none without one
+    (a pause made or ended is seen by the watcher, see the next test)."""
+    ctl = controller(TWO, state_dir=str(tmp_path))
+    assert ctl.due_in() is None  # nothing paused, no watchdog, the engine up: no deadline at all
+    pauses = ctl.guards.pauses
+    now = time.time()
+    pauses.pause({"m.a": "", "m.b": ""}, now + 30, "maintenance")
+    assert 28 < (ctl.due_in() or 0) <= 30
+    pauses.resume(["m.a"])
+    pauses.pause({"m.a": ""}, now + 4, "a quick look")
+    assert 2 < (ctl.due_in() or 0) <= 4  # the nearest end
+    pauses.resume()
+    pauses.pause({"m.a": ""}, None, "until resumed")
+    assert ctl.due_in() is None  # until `resume`: the watcher sees that
+
+
+def test_the_idle_loop_wakes_for_the_watchdog_and_the_engine_lost_alert() -> None:
+    ctl = controller(TWO)
+    clock = Clock()
+    ctl.liveness.clock = clock
+    ctl.liveness.notifier.watchdog_interval = 30.0
+    ctl.liveness._last_watchdog = clock.now
+    assert ctl.due_in() == 10.0  # a ping every third of WatchdogSec
+    ctl.liveness.lost()
+    clock.now += 8
+    assert ctl.due_in() == 2.0
+    ctl.liveness.notifier.watchdog_interval = None
+    assert ctl.due_in() == ctl.settings.engine_grace - 8  # then the engine-lost alert is due
+    ctl.liveness.back()
+    assert ctl.due_in() is None
+
+
+def test_the_watcher_tells_of_a_pause_file_written_beside_the_maps(tmp_path: Path) -> None:
+    """The real watcher (watchfiles) over a maps folder and a state folder: the pause file's writer (write,
+    then rename over it) reaches its callback, and the maps' callback hears nothing of it."""
+    from reconciler.daemon.intents import PAUSED_FILE, PauseFile
+    from reconciler.watch.maps import MapWatcher
+
+    maps, state = tmp_path / "maps", tmp_path / "state"
+    maps.mkdir()
+    state.mkdir()
+    (maps / "m.yaml").write_text(TWO)
+    heard: list[str] = []
+    told = threading.Event()
+
+    def pauses_changed() -> None:
+        heard.append("pauses")
+        told.set()
+
+    watcher = MapWatcher(MapSource([maps]), lambda: heard.append("maps"), also={state / PAUSED_FILE: pauses_changed})
+    assert watcher.watching_also
+    watcher.start()
+    try:
+        time.sleep(0.5)  # watching has begun
+        PauseFile(state).pause({"m.a": ""}, None, "maintenance")
+        assert told.wait(5), heard
+        assert "maps" not in heard
+        told.clear()
+        (maps / "m.yaml").write_text(TWO.replace("b:", "c:"))
+        deadline = time.monotonic() + 5
+        while "maps" not in heard and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert heard.count("maps") == 1
+        assert not told.is_set()
+    finally:
+        watcher.stop()
