@@ -366,11 +366,15 @@ class Daemon:
 
     def _idle_wait(self, pauses_watched: bool) -> float:
         """How long the loop sleeps: until its nearest deadline (a pause's end, the watchdog's ping, the
-        engine-lost alert), at most the heartbeat's BEAT_EVERY; a second when the pause files go unwatched."""
-        if not pauses_watched:
+        engine-lost alert), at most the heartbeat's BEAT_EVERY and a third of systemd's WatchdogSec; a
+        second while a client is still connecting (it has no controller to ask yet) or the pause files go
+        unwatched."""
+        if not pauses_watched or any(one.controller is None for one in self.runs):
             return 1.0
         dues = [one.controller.due_in() for one in self.runs if one.controller is not None]
-        return max(0.05, min([BEAT_EVERY, *(d for d in dues if d is not None)]))
+        watchdog = self.notifier.watchdog_interval
+        limits = [BEAT_EVERY, *([watchdog / 3] if watchdog else [])]
+        return max(0.05, min([*limits, *(d for d in dues if d is not None)]))
 
     def _each_controller(self, method: Callable[[Controller], None]) -> Callable[[], None]:
         def call() -> None:

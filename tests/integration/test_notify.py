@@ -51,7 +51,12 @@ def test_notify_protocol(docker_client: Any, tmp_path: Path) -> None:
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "3000000"},
+        env={
+            **os.environ,
+            "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
+            "WATCHDOG_USEC": "3000000",
+            "RECONCILER_STATE_DIR": str(tmp_path / "state"),  # its daemon.json is no other test's business
+        },
     )
     try:
         ready = notify.wait_for("READY=1")

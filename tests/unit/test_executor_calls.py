@@ -122,8 +122,9 @@ def test_creating_a_missing_container_leaves_an_unlabelled_replacement_name_alon
 
 
 def test_a_container_just_created_is_started_by_its_id_without_being_looked_at_again() -> None:
-    """A cold apply's requests: the one look before the create (a leftover replacement?), the create, the
-    start of the id it returned — no inspect of the new container between create and start."""
+    """A cold apply's requests: the one look before the create (a leftover replacement? one that appeared
+    after the plan must not run beside the new container), the create, the start of the id it returned — no
+    inspect of the new container between create and start."""
     desired = desired_of(APP)
     engine = FakeEngine(synthesize(desired, containers=()))
     done = run(engine, desired)
