@@ -50,8 +50,9 @@ class Guards:
 
     def paused(self, desired: DesiredState) -> dict[str, Pause]:
         """The pauses in force, of the containers this client keeps."""
-        specs = {name: spec.spec_hash for name, spec in desired.containers.items()}
-        return {n: p for n, p in self.pauses.active().items() if n in specs and p.matches(specs[n])}
+        active = self.pauses.active()
+        containers = desired.containers
+        return {n: p for n, p in active.items() if n in containers and p.matches(containers[n].spec_hash)}
 
     def watch(self, desired: DesiredState) -> bool:
         """Log what a person paused or resumed (or what expired) and keep the gauge current; True when

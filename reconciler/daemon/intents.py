@@ -34,7 +34,8 @@ from reconciler.plan.resources import DesiredState, Kind, ResourceId
 
 PAUSED_FILE = "paused.json"
 DAEMON_FILE = "daemon.json"
-BEAT_EVERY = 5.0  # seconds between the daemon's heartbeats
+# Seconds between the daemon's heartbeats; each also wakes the map watcher (the file is beside the pauses).
+BEAT_EVERY = 10.0
 STALE_AFTER = 30.0  # a heartbeat older than this: no daemon
 
 
