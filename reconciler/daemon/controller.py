@@ -489,13 +489,9 @@ class Controller:
 
     def due_in(self) -> float | None:
         """Seconds until the daemon's loop must look again for this client: a pause's end, the watchdog, the
-        engine-lost alert (a pause made or ended is seen by the map watcher, through `pause_file`)."""
+        engine-lost alert (a pause made or ended is seen by the map watcher, which watches the pause file)."""
         dues = [d for d in (self.liveness.due_in(), self.guards.pauses.next_end()) if d is not None]
         return min(dues) if dues else None
-
-    @property
-    def pause_file(self) -> Path | None:
-        return self.guards.pauses.path
 
     def health(self) -> tuple[bool, str]:
         return self.liveness.health()

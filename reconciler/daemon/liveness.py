@@ -81,16 +81,19 @@ class Liveness:
             self.notifier.watchdog()
 
     def due_in(self) -> float | None:
-        """Seconds until `heartbeat` has something to do: the watchdog's next ping, the engine-lost alert."""
+        """Seconds until `heartbeat` has something to do: the watchdog's next ping, the engine-lost alert.
+        A deadline already past is not one: the alert is told once, and a ping withheld while a reconcile is
+        stuck is looked at again a ping's interval later (a past deadline would make the loop spin)."""
         now = self.clock()
         dues = []
         interval = self.notifier.watchdog_interval
         if interval:
-            dues.append(self._last_watchdog + interval / 3 - now)
+            ping = self._last_watchdog + interval / 3 - now
+            dues.append(ping if ping > 0 else interval / 3)
         down = self.engine_down_since
-        if down is not None:
+        if down is not None and now - down < self.settings.engine_grace:
             dues.append(down + self.settings.engine_grace - now)
-        return max(0.0, min(dues)) if dues else None
+        return min(dues) if dues else None
 
     def health(self) -> tuple[bool, str]:
         now = self.clock()

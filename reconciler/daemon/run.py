@@ -68,7 +68,7 @@ from .board import Board, View, combine, status
 from .controller import Controller, holds_dir
 from .gitsync import GitSync
 from .http_auth import HttpConfigError, required_token, resolve_token
-from .intents import BEAT_EVERY, PAUSED_FILE, Presence
+from .intents import BEAT_EVERY, PauseFile, Presence
 from .metrics import Metrics
 from .notify import Notifier
 from .server import HttpLimits, StatusServer
@@ -340,8 +340,8 @@ class Daemon:
     def _watcher(self) -> MapWatcher:
         """The map files (read from git instead, they have none) and every client's pause file: a pause made
         or ended by the command line wakes the loop, which needs no timer for it then."""
-        folders = [holds_dir(self.settings, one.client.name) for one in self.runs]
-        pause_files = [folder / PAUSED_FILE for folder in folders if folder is not None]
+        paths = [PauseFile(holds_dir(self.settings, one.client.name)).path for one in self.runs]
+        pause_files = [path for path in paths if path is not None]
         for path in pause_files:
             with contextlib.suppress(OSError):  # not writable: the loop looks every second instead
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -366,15 +366,12 @@ class Daemon:
 
     def _idle_wait(self, pauses_watched: bool) -> float:
         """How long the loop sleeps: until its nearest deadline (a pause's end, the watchdog's ping, the
-        engine-lost alert), at most the heartbeat's BEAT_EVERY and a third of systemd's WatchdogSec; a
-        second while a client is still connecting (it has no controller to ask yet) or the pause files go
-        unwatched."""
+        engine-lost alert: each controller's `due_in`), at most the heartbeat's BEAT_EVERY; a second while a
+        client is still connecting (it has no controller to ask yet) or the pause files go unwatched."""
         if not pauses_watched or any(one.controller is None for one in self.runs):
             return 1.0
         dues = [one.controller.due_in() for one in self.runs if one.controller is not None]
-        watchdog = self.notifier.watchdog_interval
-        limits = [BEAT_EVERY, *([watchdog / 3] if watchdog else [])]
-        return max(0.05, min([*limits, *(d for d in dues if d is not None)]))
+        return max(0.05, min([BEAT_EVERY, *(d for d in dues if d is not None)]))
 
     def _each_controller(self, method: Callable[[Controller], None]) -> Callable[[], None]:
         def call() -> None:

@@ -594,8 +594,23 @@ def test_the_idle_loop_wakes_for_the_watchdog_and_the_engine_lost_alert() -> Non
     assert ctl.due_in() == 2.0
     ctl.liveness.notifier.watchdog_interval = None
     assert ctl.due_in() == ctl.settings.engine_grace - 8  # then the engine-lost alert is due
+    clock.now += ctl.settings.engine_grace
+    ctl.heartbeat()  # the alert is told, once
+    assert ctl.due_in() is None  # a deadline past is none: an engine down for hours must not make the loop spin
     ctl.liveness.back()
     assert ctl.due_in() is None
+
+
+def test_a_watchdog_ping_withheld_while_stuck_is_looked_at_again_a_ping_later_not_at_once() -> None:
+    ctl = controller(TWO)
+    clock = Clock()
+    ctl.liveness.clock = clock
+    ctl.progress.clock = clock
+    ctl.liveness.notifier.watchdog_interval = 30.0
+    ctl.progress.begin("k")  # a reconcile that makes no progress
+    clock.now += ctl.settings.stuck_after + 1
+    ctl.heartbeat()  # stuck: systemd's watchdog is not pinged, so it restarts the daemon
+    assert ctl.due_in() == 10.0  # not 0: the loop would spin until systemd gave up on it
 
 
 def test_the_watcher_tells_of_a_pause_file_written_beside_the_maps(tmp_path: Path) -> None:
