@@ -1,5 +1,5 @@
 """Libraries without the parts a command never uses: docker-py without its ssh:// transport until an ssh://
-engine is used, and structlog without rich.
+engine is used, structlog without rich, and pydantic without its plugins.
 
 docker-py imports paramiko at `import docker`, for its ssh:// transport, whether or not an ssh:// engine is
 ever used — and paramiko brings invoke, asyncio and unittest.mock with it: about 110 ms of every command
@@ -15,12 +15,21 @@ attrs): about 40 ms and 5 MB of every command that logs and of the daemon, which
 shows such a traceback. `structlog_without_rich()` — used where the command line configures its logging —
 imports structlog with rich out of its sight (structlog then formats tracebacks plainly); rich itself stays
 importable for the terminal's live display, which imports it before anything logs.
+
+pydantic looks for plugins (the `pydantic` entry-point group) when it builds its first model, and its plugin
+loader imports `importlib.metadata` (and `email` with it) to do so: about 20 ms of every command, for
+instrumentation no one points at a map's model. `pydantic_without_plugins()` — called by the command line,
+unless `PYDANTIC_DISABLE_PLUGINS` is set, in which case pydantic's own handling of it applies — gives pydantic a
+loader that finds none, as `PYDANTIC_DISABLE_PLUGINS=__all__` would, without that import. Anything else
+pydantic asks of its loader is answered by the real one.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.machinery
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -81,3 +90,29 @@ def structlog_without_rich() -> ModuleType:
     finally:
         if hide and sys.modules.get("rich", False) is None:
             del sys.modules["rich"]
+
+
+PLUGIN_LOADER = "pydantic.plugin._loader"
+
+
+def pydantic_without_plugins() -> None:
+    """pydantic's models built without looking for plugins (see the module's docstring)."""
+    if PLUGIN_LOADER in sys.modules or "PYDANTIC_DISABLE_PLUGINS" in os.environ:
+        return
+    loader = ModuleType(PLUGIN_LOADER, "pydantic's plugin loader, finding none (reconciler._lazy)")
+    loader.get_plugins = _no_plugins  # type: ignore[attr-defined]
+    loader.__getattr__ = _real_loader  # type: ignore[method-assign]  # PEP 562: what this one lacks
+    sys.modules[PLUGIN_LOADER] = loader
+
+
+def _no_plugins() -> tuple[()]:
+    return ()
+
+
+def _real_loader(name: str) -> object:
+    """An attribute of pydantic's real plugin loader, which then takes this one's place (not for the import
+    system's own questions, such as whether the module is a package: `__path__`, `__spec__`)."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    del sys.modules[PLUGIN_LOADER]
+    return getattr(importlib.import_module(PLUGIN_LOADER), name)

@@ -20,7 +20,9 @@ The package, by what each module is about:
 - `daemon`: `run`, `healthcheck` · `root`: the options of `reconciler` itself.
 
 The modules define plain functions; they become commands here, in one list, because the order in which
-they are registered is the order `reconciler --help` lists them in.
+they are registered is the order `reconciler --help` lists them in. `build_app` registers them all for
+`app`, or only the one a run names (`main`): typer makes a click command of every registered one on each
+run, and a run uses one.
 """
 
 from __future__ import annotations
@@ -35,22 +37,10 @@ from reconciler.cli.converge import adopt, apply, down, plan
 from reconciler.cli.daemon import health_url, healthcheck, run
 from reconciler.cli.daytwo import parse_duration, pause, release, restart, resume, show_logs, start, stop
 from reconciler.cli.maps import deploy_problems, graph, schema, validate
-from reconciler.cli.root import hoist_globals, root_options
+from reconciler.cli.root import hoist_globals, root_options, split_globals
 from reconciler.cli.status import _status_line, status
 
 __all__ = ["_status_line", "app", "deploy_problems", "health_url", "hoist_globals", "main", "parse_duration"]
-
-app = typer.Typer(
-    name="reconciler",
-    help="Keep the containers on a Docker host exactly as container map files describe them.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    # Plain click help: it wraps to the terminal (80 columns too) without cutting flag names, and shows
-    # no `<bool>` types.
-    rich_markup_mode=None,  # and rendering it with rich costs more than the rest of start-up
-)
-app.callback()(root_options)
 
 # Every command, in the order `reconciler --help` lists them (the order they are registered in).
 COMMANDS: dict[str, Callable[..., None]] = {
@@ -72,19 +62,48 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "healthcheck": healthcheck,
     "schema": schema,
 }
-for name, command in COMMANDS.items():
-    app.command(name)(command)
+IMPORT = "import"  # the group of `import compose`
 
-import_app = typer.Typer(help="Write a map from another tool's description of the containers.", no_args_is_help=True)
-import_app.command("compose")(import_compose)
-app.add_typer(import_app, name="import")
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The command line: every command, or only the one named `only` (see `main`)."""
+    app = typer.Typer(
+        name="reconciler",
+        help="Keep the containers on a Docker host exactly as container map files describe them.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        # Plain click help: it wraps to the terminal (80 columns too) without cutting flag names, and shows
+        # no `<bool>` types.
+        rich_markup_mode=None,  # and rendering it with rich costs more than the rest of start-up
+    )
+    app.callback()(root_options)
+    for name, command in COMMANDS.items():
+        if only in (None, name):
+            app.command(name)(command)
+    if only in (None, IMPORT):
+        import_app = typer.Typer(
+            help="Write a map from another tool's description of the containers.", no_args_is_help=True
+        )
+        import_app.command("compose")(import_compose)
+        app.add_typer(import_app, name=IMPORT)
+    return app
+
+
+app = build_app()
 
 
 def main() -> None:
-    from reconciler._lazy import defer_docker_ssh
+    from reconciler._lazy import defer_docker_ssh, pydantic_without_plugins
 
     defer_docker_ssh()  # docker-py's ssh transport costs ~110 ms of every command; only ssh:// clients need it
+    pydantic_without_plugins()  # and pydantic's search for plugins ~20 ms
+    front, rest = split_globals(sys.argv[1:])
+    # typer turns every registered command into a click command on each run (~10 ms for all of them); a
+    # run that names its command gets an app of that one. `reconciler --help`, no command or a mistyped
+    # one get them all, so the help and the "No such command" error list every command as before.
+    named = rest[0] if rest and (rest[0] in COMMANDS or rest[0] == IMPORT) else None
     try:
-        app(args=hoist_globals(sys.argv[1:]))
+        (build_app(named) if named else app)(args=front + rest)
     except KeyboardInterrupt:  # pragma: no cover - interactive
         sys.exit(130)

@@ -59,6 +59,12 @@ GLOBAL_FLAGS = ("--log-json", "--log-console")
 def hoist_globals(argv: list[str]) -> list[str]:
     """`reconciler plan x.yaml --log-level debug` means `reconciler --log-level debug plan x.yaml`: the
     options of `reconciler` itself are moved before the command wherever they were written (up to `--`)."""
+    front, rest = split_globals(argv)
+    return front + rest
+
+
+def split_globals(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The options of `reconciler` itself (with their values), and the rest: the command and its arguments."""
     front: list[str] = []
     rest: list[str] = []
     i = 0
@@ -75,4 +81,4 @@ def hoist_globals(argv: list[str]) -> list[str]:
         else:
             rest.append(arg)
         i += 1
-    return front + rest
+    return front, rest

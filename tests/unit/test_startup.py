@@ -8,6 +8,7 @@ here.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,121 @@ def test_a_library_user_gets_structlog_as_installed() -> None:
     )
     result = run_probe(probe)
     assert result.returncode == 0, result.stderr
+
+
+PLUGIN = """
+import sys
+print("probe plugin loaded", file=sys.stderr)
+
+
+class _Plugin:
+    def new_schema_validator(self, *args, **kwargs):
+        return None, None, None
+
+
+plugin = _Plugin()
+"""
+
+
+def with_pydantic_plugin(tmp_path: Path) -> dict[str, str]:
+    """An environment where an installed package offers pydantic a plugin (the `pydantic` entry-point group)
+    that says so on stderr when pydantic loads it."""
+    (tmp_path / "probe_plugin.py").write_text(PLUGIN)
+    info = tmp_path / "probe_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: probe-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pydantic]\nprobe = probe_plugin:plugin\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    return {**env, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+
+
+def validate_example(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    probe = PROBE + "print('importlib.metadata' in sys.modules, file=sys.stderr)\n"
+    return subprocess.run(
+        [sys.executable, "-c", probe, "validate", "config/example.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def test_the_command_line_builds_its_models_without_looking_for_pydantic_plugins(tmp_path: Path) -> None:
+    """pydantic's search for plugins imports importlib.metadata and reads every installed package's entry
+    points (~20 ms of every command): the command line does without, unless PYDANTIC_DISABLE_PLUGINS is set."""
+    env = with_pydantic_plugin(tmp_path)
+    result = validate_example(env)
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+    assert "probe plugin loaded" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "False", "importlib.metadata was imported"
+
+    # Set (to disable some other plugin only), the variable is pydantic's to handle: the probe's plugin loads.
+    result = validate_example({**env, "PYDANTIC_DISABLE_PLUGINS": "some-other-plugin"})
+    assert result.returncode == 0, result.stderr
+    assert "probe plugin loaded" in result.stderr
+
+
+def test_a_library_user_gets_pydantics_plugins(tmp_path: Path) -> None:
+    probe = (
+        "from pathlib import Path\n"
+        "from reconciler.model import load_map_files\n"
+        "load_map_files([Path('config/example.yaml')])\n"
+    )
+    env = with_pydantic_plugin(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "probe plugin loaded" in result.stderr
+
+
+def test_whatever_else_pydantic_asks_of_its_plugin_loader_comes_from_the_real_one() -> None:
+    probe = (
+        "import sys\n"
+        "from reconciler._lazy import pydantic_without_plugins\n"
+        "pydantic_without_plugins()\n"
+        "from pydantic.plugin._loader import get_plugins\n"
+        "assert tuple(get_plugins()) == ()\n"
+        "from pydantic.plugin._loader import PYDANTIC_ENTRY_POINT_GROUP\n"
+        "assert PYDANTIC_ENTRY_POINT_GROUP == 'pydantic'\n"
+        "assert sys.modules['pydantic.plugin._loader'].__file__.endswith('_loader.py')\n"
+        "print('real loader')\n"
+    )
+    result = run_probe(probe)
+    assert result.returncode == 0, result.stderr
+    assert "real loader" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "shown"),
+    [
+        (["--log-level", "debug", "validate", "config/example.yaml"], 0, "valid"),
+        (["validate", "config/example.yaml", "--log-json"], 0, "valid"),
+        (["import", "compose", "--help"], 0, "Usage: reconciler import compose"),
+        (["valdate", "config/example.yaml"], 2, "No such command 'valdate'. Did you mean 'validate'?"),
+        (["--help"], 0, "healthcheck"),
+    ],
+)
+def test_a_run_that_names_its_command_gets_it_and_any_other_run_all_of_them(
+    args: list[str], code: int, shown: str
+) -> None:
+    """Each run builds only the command it names (typer makes a click command of each registered one): the
+    options of `reconciler` itself still go anywhere, and the help and the mistyped command still see all."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.argv[0] = 'reconciler'; from reconciler.cli import main; main()",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == code, result.stderr
+    assert shown in result.stdout + result.stderr
