@@ -57,7 +57,7 @@ from reconciler.model.clients import ClientConfig
 from reconciler.plan.desired import desired_state
 from reconciler.plan.naming import DEFAULT_CLIENT, REPLACEMENT_SUFFIX
 from reconciler.plan.observed import ObservedState
-from reconciler.plan.planner import Action, Plan, PlanOptions, held_key, plan_update
+from reconciler.plan.planner import Action, Plan, PlanOptions, held_key, observed_scope, plan_update
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
 from reconciler.watch.maps import MapSource
 
@@ -332,6 +332,9 @@ class Controller:
             desired = self.desired
         if isinstance(key, ContainerKey) and key.name not in desired.containers:
             return Result()  # no longer in any map
+        # One container's reconcile looks at what its plan reads, not at every container the maps keep.
+        targets = self._targets(key)
+        look_at = None if targets is None else observed_scope(desired, targets)
         try:
             done = converge(
                 self.engine,
@@ -342,6 +345,7 @@ class Controller:
                 refresh=self.cache.relist,
                 admit=lambda plan, replan: self._admit(key, plan, replan),
                 stop=self.stopping,
+                look_at=look_at,
             )
         except EngineError as exc:
             self.metrics.engine_errors.inc()
@@ -384,8 +388,12 @@ class Controller:
         self.log.debug("overlapping work in progress: later", key=key, busy_with=holder)
         return Result(requeue_after=LOCK_RETRY)
 
+    @staticmethod
+    def _targets(key: ContainerKey | AllKey) -> frozenset[ResourceId] | None:
+        return None if isinstance(key, AllKey) else frozenset({ResourceId(Kind.CONTAINER, key.name)})
+
     def _options(self, key: ContainerKey | AllKey) -> PlanOptions:
-        targets = None if isinstance(key, AllKey) else frozenset({ResourceId(Kind.CONTAINER, key.name)})
+        targets = self._targets(key)
         with self._lock:
             desired = self.desired
         return PlanOptions(

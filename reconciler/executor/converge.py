@@ -4,8 +4,9 @@ Every caller runs this loop — `reconciler plan/apply/down/status`, the daemon'
 Python API — and they differ only in what they pass:
 - a `Planner` (what to plan from the desired and the observed state: an update with its options and
   holds, or a teardown), built by `update(...)` / `teardown(...)` or the daemon's own wrapper of them;
-- where to look (`reader`: the engine itself, or the daemon's cached view of it) and how to make it see
-  what a pull changed (`refresh`);
+- where to look (`reader`: the engine itself, or the daemon's cached view of it), at which containers
+  (`look_at`: a targeted plan's `observed_scope`; a plan that renews a network is made again from a full
+  look), and how to make it see what a pull changed (`refresh`);
 - a gate before executing (`admit`: the daemon takes its resource locks there, and may plan once more
   under them, or decline for now);
 - whether to execute at all (`plan` and `status` only look), and the `Executor` that runs the actions.
@@ -26,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from reconciler.plan.observed import ObservedState
-from reconciler.plan.planner import Action, Op, Plan, PlanOptions, plan_down, plan_update
+from reconciler.plan.planner import Action, Op, Plan, PlanOptions, plan_down, plan_update, reaches_beyond
 from reconciler.plan.resources import DesiredState, ResourceId
 
 from .apply import Executor, RunResult
@@ -76,8 +77,10 @@ def converge(
     execute: bool = True,
     pull: bool = True,
     stop: threading.Event | None = None,
+    look_at: frozenset[str] | None = None,
 ) -> Converged:
-    """Observe, plan, (pull, observe and plan again,) admit, execute. See the module docstring."""
+    """Observe, plan, (pull, observe and plan again,) admit, execute. See the module docstring. `look_at`:
+    the containers a targeted planner reads (`observed_scope`); the look inspects only those."""
     planner = planner or update()
     executor = executor or Executor(engine)
     look = reader or engine
@@ -85,8 +88,12 @@ def converge(
     seen: list[ObservedState] = []
 
     def plan_now() -> Plan:
-        seen.append(observe(look, desired))
-        return planner(desired, seen[-1])
+        seen.append(observe(look, desired, look_at=look_at))
+        plan = planner(desired, seen[-1])
+        if look_at is not None and reaches_beyond(plan):
+            seen.append(observe(look, desired))  # it renews a network: every container on it follows
+            plan = planner(desired, seen[-1])
+        return plan
 
     plan = plan_now()
     if not execute:

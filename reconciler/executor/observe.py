@@ -14,7 +14,7 @@ each is a round trip that waits on the engine, and the engine answers them in pa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -41,10 +41,19 @@ class EngineReader(Protocol):
     def inspect_exec(self, exec_id: str) -> Json | None: ...
 
 
-def observe(engine: EngineReader, desired: DesiredState, *, all_maps: bool = False) -> ObservedState:
-    """Fetch what the engine has that the desired state cares about (`all_maps`: every object we own)."""
+def observe(
+    engine: EngineReader,
+    desired: DesiredState,
+    *,
+    all_maps: bool = False,
+    look_at: Collection[str] | None = None,
+) -> ObservedState:
+    """Fetch what the engine has that the desired state cares about (`all_maps`: every object we own).
+    `look_at`: inspect only these containers (with their replacements and whatever holds their names) —
+    what a plan of a few targets reads (`plan.planner.observed_scope`); None: all that matter."""
     summaries = engine.list_containers()
-    containers = _containers(engine, summaries, desired, all_maps)
+    looked = summaries if look_at is None else [s for s in summaries if _named(s, look_at)]
+    containers = _containers(engine, looked, desired, all_maps)
     processes: dict[str, tuple[str, ...]] = {}
     execs: dict[str, tuple[tuple[str, ...], ...]] = {}
     for container in containers:
@@ -84,6 +93,14 @@ def _containers(
             ids.append(str(summary["Id"]))
     # None: removed between list and inspect, so it is simply not there
     return [data for data in fetch_all(engine.inspect_container, ids) if data is not None]
+
+
+def _named(summary: Mapping[str, Any], names: Collection[str]) -> bool:
+    """The listed container has one of `names`, or is the replacement of one."""
+    return any(
+        n.lstrip("/") in names or n.lstrip("/").removesuffix(naming.REPLACEMENT_SUFFIX) in names
+        for n in summary.get("Names") or []
+    )
 
 
 def fetch_all(fetch: Callable[[str], Json | None], idents: Sequence[str]) -> list[Json | None]:

@@ -647,3 +647,19 @@ def test_the_watcher_tells_of_a_pause_file_written_beside_the_maps(tmp_path: Pat
         assert not told.is_set()
     finally:
         watcher.stop()
+
+
+def test_one_containers_reconcile_looks_at_what_it_reads_and_further_when_its_network_is_renewed() -> None:
+    """A die event heals that container from a look at its own neighbourhood; but when the network it joins
+    is gone, creating it again reconnects every container on it, and those are recreated too."""
+    text = (
+        "name: m\nnetworks: {net: null}\na: {image: x, networks: {net: null}}\nb: {image: x, networks: {net: null}}\n"
+    )
+    engine = FakeEngine(synthesize(controller(text).desired))
+    ctl = controller(text, engine)
+    engine.remove_network("m.net")
+    engine.calls.clear()
+    assert ctl.reconcile(ContainerKey("m.a")) == Result()
+    assert [c[1] for c in engine.ops("create_network")] == ["m.net"]
+    assert sorted(c[1] for c in engine.ops("create")) == ["m.a..next", "m.b..next"]
+    assert sorted(c[1] for c in engine.ops("rename")) == ["m.a..next", "m.b..next"]

@@ -16,14 +16,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reconciler.executor.converge import converge, update
 from reconciler.model import combine_maps, load_map_dict
 from reconciler.plan.desired import desired_state
 from reconciler.plan.drift import Reason
 from reconciler.plan.graph import closure, dependents
-from reconciler.plan.planner import Op, Plan, plan_down, plan_update
+from reconciler.plan.planner import Op, Plan, PlanOptions, observed_scope, plan_down, plan_update
 from reconciler.plan.render import render_plan
 from reconciler.plan.resources import DesiredState, Kind, ResourceId
-from reconciler.testing import EngineSnapshot, state_json, synthesize
+from reconciler.testing import EngineSnapshot, FakeEngine, state_json, synthesize
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CHANGES = ("same", "missing", "stopped", "stopped-for-good", "env", "limits")
@@ -265,3 +266,44 @@ def test_down_removes_every_container_dependents_first(data: dict[str, Any]) -> 
             if dependent in waves:
                 assert waves[dependent] < wave, f"{dependent} must go before {rid}\n{render_plan(plan)}"
     assert_starts_only_after(plan, {rid: (closure(reverse, [rid]) - {rid}) & set(waves) for rid in waves})
+
+
+@SETTINGS
+@given(scenarios(), st.booleans(), st.data())
+def test_a_plan_of_one_container_is_the_same_from_a_look_at_what_it_reads(
+    scenario: tuple[dict[str, Any], dict[str, str], set[str]], network_lost: bool, data: st.DataObject
+) -> None:
+    """The daemon heals one container from a look at its `observed_scope` (what it depends on, and who
+    depends on that), not at every container of the maps: the plan must be the one a full look gives —
+    a renewed network (every container on it follows) included."""
+    state, snapshot = observed_for(*scenario)
+    if network_lost:
+        snapshot.networks = []
+    target = ResourceId(Kind.CONTAINER, data.draw(st.sampled_from(sorted(state.containers))))
+    planner = update(PlanOptions(targets=frozenset({target})))
+    engine = FakeEngine(snapshot)
+    full = converge(engine, state, planner, execute=False)
+    narrow = converge(engine, state, planner, execute=False, look_at=observed_scope(state, [target]))
+    assert narrow.plan == full.plan, f"{render_plan(narrow.plan)}\n---- a full look:\n{render_plan(full.plan)}"
+
+
+def test_a_plan_of_one_container_that_renews_its_network_looks_at_every_container_on_it() -> None:
+    """p.a's network is gone: creating it again recreates p.b as well, which p.a's scope never looks at."""
+    net = {"networks": {"net": None}}
+    state = build({"name": "p", **net, "a": {"image": "x", **net}, "b": {"image": "x", **net}})
+    snapshot = synthesize(state)
+    snapshot.networks = []
+    target = ResourceId(Kind.CONTAINER, "p.a")
+    assert observed_scope(state, [target]) == {"p.a"}
+    plan = converge(
+        FakeEngine(snapshot),
+        state,
+        update(PlanOptions(targets=frozenset({target}))),
+        execute=False,
+        look_at=observed_scope(state, [target]),
+    ).plan
+    assert {(a.op, a.resource.name) for a in plan.actions} == {
+        (Op.CREATE, "p.net"),
+        (Op.RECREATE, "p.a"),
+        (Op.RECREATE, "p.b"),
+    }, render_plan(plan)
