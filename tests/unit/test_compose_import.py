@@ -6,9 +6,7 @@ they print as reconciler reads it: through the loader and the desired state `pla
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,21 +15,17 @@ from reconciler.model import combine_maps, load_map_text
 from reconciler.model.compose import duration_ns
 from reconciler.plan.desired import desired_state
 from reconciler.plan.resources import ContainerSpec, DesiredState, Mount
+from tests.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "compose"
 
 
+PORTS = {"WEBAPP_PORT": "18231", "PROXY_PORT": "18232", "DNS_PORT": "18233"}  # the corpus's env files ask for them
+
+
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, "WEBAPP_PORT": "18231", "PROXY_PORT": "18232", "DNS_PORT": "18233"},
-    )
+    return run_cli(*args, env=PORTS)
 
 
 def imported(project: str, *extra: str) -> tuple[str, str]:

@@ -23,6 +23,7 @@ from reconciler.model import MapProblem
 from reconciler.plan.planner import HeldBack, plan_update
 from reconciler.testing import FakeEngine, synthesize
 from reconciler.watch.maps import MapSource, ReloadResult
+from tests.cli import run_cli as run
 from tests.unit.test_daemon_logic import HEALTHY, Clock, controller
 
 APP = "name: m\napp: {image: x}\nweb: {image: x}\n"
@@ -237,18 +238,6 @@ def test_progress_lines_name_outcome_action_and_seconds(capsys: pytest.CaptureFi
     assert capsys.readouterr().out == "  ok       create    container    m.app (1.2s)\n"
     live.progress_for("quiet", typer.echo).executor_hooks()["on_event"]("done", action, None)
     assert capsys.readouterr().out == ""
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, **(env or {})},
-    )
 
 
 # --- readable reasons ---------------------------------------------------------------------------------
