@@ -124,8 +124,11 @@ class Controller:
         self.source = source
         self.client, self.clients = client, clients
         self.name = client.name if client is not None else DEFAULT_CLIENT
-        self.log = log.bind(client=self.name) if client is not None else log
-        engine_name = f"engine {self.name}" if client is not None else "engine"
+        # With a clients file every line and alert names its engine; with one engine (the daemon still
+        # passes its `__default__` client) they say "engine", as the connecting client run does.
+        several = clients is not None
+        self.log = log.bind(client=self.name) if several else log
+        engine_name = f"engine {self.name}" if several else "engine"
         self.metrics = metrics or Metrics().client(self.name)
         self.metrics.engine_requests.set_function(lambda: float(engine.request_count))
         self.notifier = notifier or Notifier()

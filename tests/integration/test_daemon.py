@@ -319,27 +319,37 @@ def test_auto_update_on_tag_move_and_rollback_of_an_unhealthy_image(
 @pytest.mark.timeout(300)
 def test_engine_restart_is_survived(docker_client: Any, maps_dir: Path, daemon_factory: Any) -> None:
     """The engine goes away (SIGTERM, no live-restore: its containers stop) and comes back: the daemon
-    reconnects, relists and converges. Against a private dockerd: stopping the main one would stop every
-    container on the host."""
+    reconnects, relists and converges, and tells (Apprise, to a local receiver) that the engine was lost
+    once it stayed away past the grace time, and that it is back. Against a private dockerd: stopping the
+    main one would stop every container on the host."""
     name = unique_map_name("restart")
     (maps_dir / "site.yaml").write_text(map_text(name, APP))
-    with private_engine(docker_client) as engine:
+    with private_engine(docker_client) as engine, Receiver() as receiver:
         client = engine.client()
         try:
-            daemon = daemon_factory(env=engine.env)
+            env = {**engine.env, "RECONCILER_NOTIFY_INTERVAL": "0.5", "RECONCILER_ENGINE_GRACE": "2"}
+            daemon = daemon_factory("--notify", receiver.url, env=env)
             daemon.wait_ready()
             app = f"{name}.app"
             wait_for(lambda: running(client, app), 30)
             assert not state(docker_client, app), "the daemon must work on the private engine only"
             engine.stop(signal.SIGTERM)
             wait_for(lambda: any(e.get("event") == "engine events disconnected" for e in daemon.logs()), 30)
+            wait_for(lambda: any(b.startswith("[engine-lost] engine: unreachable for") for b in told(receiver)), 30)
             engine.start()
             # Without live-restore the engine stopped the container; the daemon reconnects, relists, converges.
             wait_for(lambda: running(client, app), 60)
+            wait_for(lambda: any(b.startswith("[engine-back] engine: reachable again after") for b in told(receiver)), 30)
+            assert sum(b.startswith("[engine-lost]") for b in told(receiver)) == 1, receiver.bodies()  # once
             assert daemon.proc.poll() is None
             assert daemon.stop() == 0
         finally:
             client.close()
+
+
+def told(receiver: Receiver) -> list[str]:
+    """Every line of every notification received."""
+    return [line for m in receiver.messages for line in str(m.get("message", "")).splitlines()]
 
 
 def reconciles(daemon: Daemon) -> float:
