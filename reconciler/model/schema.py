@@ -363,7 +363,7 @@ class ContainerConfig(_Strict):
     @field_validator("image")
     @classmethod
     def _image(cls, value: str | None) -> str | None:
-        if value is not None and (not value.strip() or any(c.isspace() for c in value)):
+        if value is not None and value.split() != [value]:  # empty, or with whitespace anywhere
             raise ValueError(f"{value!r} is not an image name")
         return value
 

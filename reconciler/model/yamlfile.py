@@ -44,6 +44,7 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml: its Pyth
 PATH_TAGS = ("!path", "!path_lazy")
 FABRIC_TAGS = ("!env", "!env_lazy")
 _MAP_TAG = "tag:yaml.org,2002:map"
+_STR_TAG = "tag:yaml.org,2002:str"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -201,6 +202,8 @@ class _Builder:
         return None
 
     def _scalar(self, node: yaml.ScalarNode, path: KeyPath) -> Any:
+        if node.tag == _STR_TAG:
+            return node.value  # what SafeConstructor's construct_yaml_str gives, without its bookkeeping
         if node.tag in PATH_TAGS:
             return expand_path(str(node.value))
         if node.tag.startswith("tag:yaml.org,2002:") and node.tag in self.loader.yaml_constructors:

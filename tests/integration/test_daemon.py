@@ -339,7 +339,9 @@ def test_engine_restart_is_survived(docker_client: Any, maps_dir: Path, daemon_f
             engine.start()
             # Without live-restore the engine stopped the container; the daemon reconnects, relists, converges.
             wait_for(lambda: running(client, app), 60)
-            wait_for(lambda: any(b.startswith("[engine-back] engine: reachable again after") for b in told(receiver)), 30)
+            wait_for(
+                lambda: any(b.startswith("[engine-back] engine: reachable again after") for b in told(receiver)), 30
+            )
             assert sum(b.startswith("[engine-lost]") for b in told(receiver)) == 1, receiver.bodies()  # once
             assert daemon.proc.poll() is None
             assert daemon.stop() == 0

@@ -262,3 +262,15 @@ def test_a_relative_shared_volume_path_is_an_error_at_its_line() -> None:
 def test_a_relative_container_path_of_a_volume_alias_is_an_error_at_its_line() -> None:
     msg = one_problem(BASE.replace("app_log: /var/log/app", "app_log: var/log/app") + "web:\n  image: x\n")
     assert msg == "site.yaml:4:3: volumes.app_log: volume 'app_log': container path 'var/log/app' must be absolute"
+
+
+@pytest.mark.parametrize("image", ["''", "' '", "'nginx latest'", "' nginx'", '"nginx\\t"'])
+def test_an_image_name_with_whitespace_or_empty_is_refused_where_it_was_written(image: str) -> None:
+    msg = one_problem(f"name: site\nweb:\n  image: {image}\n")
+    assert msg.startswith("site.yaml:3:"), msg
+    assert "is not an image name" in msg
+
+
+def test_an_image_name_without_whitespace_is_taken() -> None:
+    maps = combine_maps([load_map_text("name: site\nweb: {image: 'registry:5000/a/b:1.2@sha256:ab'}\n", "site.yaml")])
+    assert desired_state(maps).containers["site.web"].image == "registry:5000/a/b:1.2@sha256:ab"
