@@ -99,12 +99,18 @@ def _container_keys(event: Mapping[str, Any], desired: DesiredState) -> list[Key
 def _image_keys(event: Mapping[str, Any], desired: DesiredState) -> list[Key]:
     # `tag` names the reference in Attributes.name (the actor is the image id); `pull` names it in the
     # actor's ID (Attributes.name is the repository without the tag). Either may be ours.
-    attributes = (event.get("Actor") or {}).get("Attributes") or {}
-    refs = [str(attributes.get("name") or ""), str((event.get("Actor") or {}).get("ID") or "")]
-    used = {spec.image for spec in desired.containers.values()}
-    if action_of(event) == "delete" or any(same_ref(r, u) for r in refs if r for u in used):
+    # A tag that moved concerns the containers that run it (a recreate takes its dependents along: their
+    # keys' plans cascade), not everything: at 500 containers one look at all of them is most of an update's
+    # time. Many containers on one image are a burst, which the queue turns into one ALL anyway.
+    if action_of(event) == "delete":
         return [ALL]
-    return []
+    attributes = (event.get("Actor") or {}).get("Attributes") or {}
+    refs = [r for r in (str(attributes.get("name") or ""), str((event.get("Actor") or {}).get("ID") or "")) if r]
+    return [
+        ContainerKey(name)
+        for name, spec in sorted(desired.containers.items())
+        if any(same_ref(r, spec.image) for r in refs)
+    ]
 
 
 def same_ref(event_ref: str, wanted: str) -> bool:

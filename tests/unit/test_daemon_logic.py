@@ -102,13 +102,18 @@ def event(kind: str, action: str, actor: str, **attributes: Any) -> dict[str, An
 
 
 def test_event_keys() -> None:
-    ctl = controller("name: m\napp: {image: '127.0.0.1:5000/x/app:live'}\nweb: {image: nginx}\n")
-    # Recorded shapes (docker.io 26.1.5): a pull names the reference in the actor's ID only.
+    ctl = controller(
+        "name: m\napp: {image: '127.0.0.1:5000/x/app:live'}\nweb: {image: nginx}\nproxy: {image: 'nginx:latest'}\n"
+    )
+    # Recorded shapes (docker.io 26.1.5): a pull names the reference in the actor's ID only. A moved tag
+    # concerns the containers that run it (their plans take dependents along), not everything.
     pull = event("image", "pull", "127.0.0.1:5000/x/app:live", name="127.0.0.1:5000/x/app", g="2")
-    assert ctl.keys_for(pull) == [ALL]
+    assert ctl.keys_for(pull) == [ContainerKey("m.app")]
     tag = event("image", "tag", "sha256:9f10", name="nginx:latest")
-    assert ctl.keys_for(tag) == [ALL]
+    assert ctl.keys_for(tag) == [ContainerKey("m.proxy"), ContainerKey("m.web")]
+    assert ctl.keys_for(event("image", "untag", "sha256:9f10", name="nginx:latest")) == ctl.keys_for(tag)
     assert ctl.keys_for(event("image", "tag", "sha256:1", name="other:1")) == []
+    assert ctl.keys_for(event("image", "delete", "sha256:1", name="sha256:1")) == [ALL]
     assert ctl.keys_for(event("container", "die", "c1", name="m.app", exitCode="1")) == [ContainerKey("m.app")]
     assert ctl.keys_for(event("container", "die", "c2", name="someone-else")) == []
     assert ctl.keys_for(event("container", "die", "c3", name="m.app..next")) == []  # our own replacement
