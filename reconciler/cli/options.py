@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from reconciler.executor.defaults import MAX_PARALLEL
+
 MapsAndTargets = Annotated[
     list[Path],
     typer.Argument(help="Map files or folders, then optional targets.", show_default=False, metavar="MAP|TARGET"),
@@ -55,7 +57,9 @@ OnlyClients = Annotated[
 ]
 Parallel = Annotated[
     int,
-    typer.Option("--parallel", "-j", min=1, max=64, help="Actions run at once (each once what it depends on is done)."),
+    typer.Option(
+        "--parallel", "-j", min=1, max=MAX_PARALLEL, help="Actions run at once (each once what it depends on is done)."
+    ),
 ]
 ProgressFlag = Annotated[
     str | None,

@@ -47,6 +47,7 @@ from typing import Any
 
 from reconciler.backoff import Backoff
 from reconciler.executor.clients import connect_client
+from reconciler.executor.defaults import POOL_SIZE
 from reconciler.executor.engine import DockerEngine
 from reconciler.executor.errors import EngineError
 from reconciler.logs import get_logger
@@ -425,7 +426,7 @@ class Daemon:
 
     def pool_size(self) -> int:
         """One connection per action that may run at once (every worker runs a wave), plus events and reads."""
-        return max(10, self.settings.workers * self.settings.concurrency + 2)
+        return max(POOL_SIZE, self.settings.workers * self.settings.concurrency + 2)
 
     def health(self) -> tuple[bool, str]:
         waited = time.monotonic() - self.started

@@ -25,13 +25,14 @@ from reconciler.model.errors import did_you_mean
 from reconciler.plan.desired import desired_state
 from reconciler.plan.resources import DesiredState
 
-from .engine import DEFAULT_TIMEOUT, DockerEngine
+from .defaults import POOL_SIZE
+from .engine import DEFAULT_TIMEOUT, DockerEngine, keep_connections
 from .errors import EngineError, PermanentEngineError, classify
 
 T = TypeVar("T")
 
 
-def connect_client(client: ClientConfig, *, pool_size: int = 10, retry_for: float = 60.0) -> DockerEngine:
+def connect_client(client: ClientConfig, *, pool_size: int = POOL_SIZE, retry_for: float = 60.0) -> DockerEngine:
     """The engine of one client (its API version asked, unless the client sets one)."""
     timeout = client.timeout or DEFAULT_TIMEOUT
     if client.base_url is None and client.tls is None:
@@ -62,6 +63,7 @@ def connect_client(client: ClientConfig, *, pool_size: int = 10, retry_for: floa
             api._version = api._retrieve_server_version()  # docker-py's own "auto", now with the session ready
         except docker.errors.DockerException as exc:
             raise classify(exc) from exc
+    keep_connections(api)
     engine = DockerEngine.from_api(api, timeout=timeout)
     engine.retry_for = retry_for
     return engine

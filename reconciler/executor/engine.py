@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import docker
 import docker.errors
@@ -24,9 +25,11 @@ import docker.types
 import requests
 import urllib3.exceptions
 from docker import auth
+from docker.transport.basehttpadapter import BaseHTTPAdapter
 
 from reconciler._lazy import docker_ssh
 
+from .defaults import POOL_SIZE
 from .errors import EngineError, NotFound, PermanentEngineError, RetryableEngineError, classify, classify_pull, retrying
 
 Json = dict[str, Any]
@@ -101,7 +104,7 @@ class DockerEngine:
         base_url: str | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
-        pool_size: int = 10,
+        pool_size: int = POOL_SIZE,
         attempts: int = 5,
         retry_for: float = 60.0,
         sleep: Callable[[float], Any] | None = None,
@@ -118,6 +121,7 @@ class DockerEngine:
         except docker.errors.DockerException as exc:
             raise classify(exc) from exc
         _skip_proxy_lookup(self.api)
+        keep_connections(self.api)
         self.timeout = timeout
         self.attempts = attempts
         self.retry_for = retry_for
@@ -416,6 +420,23 @@ def _skip_proxy_lookup(api: docker.APIClient) -> None:
     environment for every request (a tenth of a no-op `apply`'s observation)."""
     if str(api.base_url).startswith("http+docker://"):
         api.trust_env = False
+
+
+def keep_connections(api: docker.APIClient) -> None:
+    """docker-py keys the connection pools of its local-socket and ssh transports by each request's whole
+    URL, so a request on a container's own path (`/containers/<id>/start`) gets a pool — and a new
+    connection — of its own, and the 25 pools it keeps close one as each new one comes: a connect and a close
+    per request (a cold apply of 40 containers: 179 connects for 183 requests). Keyed by the engine, the
+    connections are kept and reused. (requests' own adapter, for tcp:// and TLS, already keys by host.)"""
+    adapter = getattr(api, "_custom_adapter", None)
+    if not isinstance(adapter, BaseHTTPAdapter):
+        return
+
+    def by_engine(request: Any, verify: Any, proxies: Any = None, cert: Any = None) -> Any:
+        parts = urlsplit(request.url)
+        return adapter.get_connection(f"{parts.scheme}://{parts.netloc}", proxies)
+
+    adapter.get_connection_with_tls_context = by_engine
 
 
 def _events(api: docker.APIClient) -> EventStream:

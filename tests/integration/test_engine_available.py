@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import pytest
 
 from tests.conftest import TEST_IMAGE
 
@@ -33,3 +37,28 @@ def test_labelled_container_round_trip(docker_client: Any, prefix: str, test_lab
     finally:
         container.remove(v=True, force=True)
     assert not docker_client.containers.list(all=True, filters={"name": name})
+
+
+def test_the_engine_port_keeps_its_connections(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
+    """docker-py keys its local-socket pools by each request's whole URL: forty inspects of forty names
+    opened forty connections. The engine port keeps its connections, a few for the few requests at once."""
+    from reconciler.executor.engine import DockerEngine
+
+    opened: list[object] = []
+    real = socket.socket.connect
+
+    def counted(self: socket.socket, address: Any) -> None:
+        opened.append(address)
+        real(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", counted)
+    engine = DockerEngine()  # docker-py asks the engine's version here, on a connection of its own
+    opened.clear()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            found = list(pool.map(lambda i: engine.inspect_container(f"{prefix}-absent-{i}"), range(40)))
+        assert found == [None] * 40
+        assert engine.request_count == 40
+        assert 1 <= len(opened) <= 8, len(opened)
+    finally:
+        engine.close()
