@@ -6,15 +6,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """`reconciler ARGS…`; `env` is added to this process's environment."""
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, entry: Sequence[str] = ("-m", "reconciler")
+) -> subprocess.CompletedProcess[str]:
+    """`reconciler ARGS…`; `env` is added to this process's environment; `entry`: how Python starts it."""
     return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args],
+        [sys.executable, *entry, *args],
         capture_output=True,
         text=True,
         timeout=timeout,

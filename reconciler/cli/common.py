@@ -79,6 +79,9 @@ def load_maps(paths: list[Path], *, as_json: bool = False) -> MapSet:
     if not as_json:
         for warning in maps.warnings:
             typer.echo(str(warning), err=True)
+    from reconciler import _startup
+
+    _startup.done()  # the command's imports and its maps are built: the collector may look from here on
     return maps
 
 

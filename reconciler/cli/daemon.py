@@ -143,8 +143,10 @@ def _settings_problem(exc: Exception) -> str:
 
 def run_daemon(settings: Settings) -> int:
     """The daemon, imported only by the command that runs it (tests replace this function)."""
+    from reconciler import _startup
     from reconciler.daemon.run import run as run_daemon
 
+    _startup.done()  # a long-lived process: its collector runs (start-up's objects frozen out of its sight)
     return run_daemon(settings)
 
 

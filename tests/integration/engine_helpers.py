@@ -17,6 +17,7 @@ from reconciler.executor.observe import observe
 from reconciler.model import MapSet, combine_maps, load_map_text
 from reconciler.plan.desired import desired_state
 from reconciler.plan.planner import Plan, PlanOptions, plan_update
+from tests import cli
 from tests.conftest import BUILT_IMAGES, SESSION, TEST_IMAGE, TEST_LABEL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,19 +76,10 @@ def container_id(client: Any, name: str) -> str:
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120, crash_after: int | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The command line in a subprocess; `crash_after`: killed (exit 137) at that step boundary."""
-    import os
-
+    """The command line in a subprocess, logging warnings only; `crash_after`: killed (exit 137) at that step
+    boundary."""
     entry = ["-m", "reconciler"] if crash_after is None else ["-m", "tests.integration.crashing_cli", str(crash_after)]
-    return subprocess.run(
-        [sys.executable, *entry, "--log-level", "warning", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
+    return cli.run_cli("--log-level", "warning", *args, env=env, timeout=timeout, entry=entry)
 
 
 def interpreter_start_seconds() -> float:
