@@ -307,3 +307,21 @@ def test_a_plan_of_one_container_that_renews_its_network_looks_at_every_containe
         (Op.RECREATE, "p.a"),
         (Op.RECREATE, "p.b"),
     }, render_plan(plan)
+
+
+def test_a_plan_of_one_container_sees_the_replacement_an_interrupted_recreate_left() -> None:
+    """p.a's recreate was cut short after its replacement `p.a..next` ran: the narrow look must see it (by
+    its name's suffix), or the plan would make another replacement instead of taking this one."""
+    state = build({"name": "p", "a": {"image": "x"}, "b": {"image": "x"}})
+    snapshot = synthesize(state)
+    left = copy.deepcopy(snapshot.container("p.a"))
+    left["Name"], left["Id"] = "/p.a..next", "f" * 64
+    snapshot.containers.append(left)
+    snapshot.drop_container("p.a")
+    target = ResourceId(Kind.CONTAINER, "p.a")
+    planner = update(PlanOptions(targets=frozenset({target})))
+    engine = FakeEngine(snapshot)
+    full = converge(engine, state, planner, execute=False).plan
+    narrow = converge(engine, state, planner, execute=False, look_at=observed_scope(state, [target])).plan
+    assert [(a.op, a.resource.name) for a in full.actions] == [(Op.ADOPT, "p.a")], render_plan(full)
+    assert narrow == full, render_plan(narrow)

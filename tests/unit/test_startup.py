@@ -47,9 +47,15 @@ def run_probe(probe: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def loaded_after(*args: str) -> set[str]:
-    result = run_probe(PROBE, *args)
+def probe_ok(probe: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`run_probe`, which must succeed (its stderr is the message when it does not)."""
+    result = run_probe(probe, *args)
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def loaded_after(*args: str) -> set[str]:
+    result = probe_ok(PROBE, *args)
     return set(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
@@ -77,8 +83,7 @@ def test_loggers_cost_nothing_until_used() -> None:
         "reconciler.executor.apply.log.info('first', n=1)\n"
         "assert 'structlog' in sys.modules\n"
     )
-    result = run_probe(probe)
-    assert result.returncode == 0, result.stderr
+    result = probe_ok(probe)
     assert json.loads(result.stderr.strip().splitlines()[-1])["event"] == "first"
 
 
@@ -103,8 +108,7 @@ def test_the_engine_commands_leave_dockers_ssh_transport_out_until_an_ssh_engine
         "    print(type(exc).__name__, exc)\n"
         "assert 'paramiko' in sys.modules and hasattr(docker.api.client, 'SSHHTTPAdapter')\n"
     )
-    result = run_probe(probe)
-    assert result.returncode == 0, result.stderr
+    result = probe_ok(probe)
     assert "Install paramiko" not in result.stdout  # the ssh:// engine had its adapter
 
 
@@ -125,8 +129,7 @@ def test_the_command_lines_logging_leaves_rich_out_and_still_shows_tracebacks() 
         "import rich.console\n"
         "print('rich importable')\n"
     )
-    result = run_probe(probe)
-    assert result.returncode == 0, result.stderr
+    result = probe_ok(probe)
     assert "rich importable" in result.stdout
     assert "it failed" in result.stderr
     assert "ValueError: boom" in result.stderr  # the traceback, plainly
@@ -140,8 +143,7 @@ def test_a_library_user_gets_structlog_as_installed() -> None:
         "logs.get_logger('probe').warning('hello')\n"
         "assert 'structlog' in sys.modules and 'rich' in sys.modules\n"
     )
-    result = run_probe(probe)
-    assert result.returncode == 0, result.stderr
+    probe_ok(probe)
 
 
 PLUGIN = """
@@ -225,8 +227,7 @@ def test_whatever_else_pydantic_asks_of_its_plugin_loader_comes_from_the_real_on
         "assert sys.modules['pydantic.plugin._loader'].__file__.endswith('_loader.py')\n"
         "print('real loader')\n"
     )
-    result = run_probe(probe)
-    assert result.returncode == 0, result.stderr
+    result = probe_ok(probe)
     assert "real loader" in result.stdout
 
 
@@ -292,8 +293,7 @@ def test_the_command_lines_start_up_runs_without_the_garbage_collector(args: lis
     """Start-up builds objects that all live on, and the collector only scanned them (11 to 16 ms of a
     `validate`): the entry pauses it, and a command turns it back on (start-up's objects frozen) once its
     maps are loaded, the daemon before it starts."""
-    result = run_probe(COLLECTOR, *args)
-    assert result.returncode == 0, result.stderr
+    result = probe_ok(COLLECTOR, *args)
     assert shown in result.stdout, result.stdout + result.stderr
 
 
@@ -308,6 +308,5 @@ def test_a_library_user_keeps_the_garbage_collector() -> None:
         "    pass\n"
         "print('collector', gc.isenabled(), gc.get_freeze_count())\n"
     )
-    result = run_probe(probe)
-    assert result.returncode == 0, result.stderr
+    result = probe_ok(probe)
     assert "collector True 0" in result.stdout
